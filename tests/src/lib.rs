@@ -1,1 +1,21 @@
-//! lab
+//! The Capstan lab: multi-node clusters in network namespaces on one
+//! machine, with real etcd and containerd, for integration and end-to-end
+//! tests, the local cluster script and `capstan-bench`. It never changes
+//! the host namespace's links, routes or nftables.
+
+pub mod bins;
+pub mod cmd;
+pub mod containerd;
+pub mod daemon;
+pub mod error;
+pub mod etcd;
+pub mod image;
+pub mod lab;
+pub mod netns;
+pub mod privileged;
+pub mod state;
+pub mod sweep;
+
+pub use error::LabError;
+pub use lab::{Lab, LabBuilder, Node};
+pub use netns::Netns;

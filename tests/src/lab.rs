@@ -1,0 +1,490 @@
+//! A cluster of N "nodes" on one machine: each node a network namespace
+//! wired to an underlay bridge that lives in a namespace of its own, with
+//! real etcd and a real containerd per node. The host's own namespace is
+//! never touched. Everything made is recorded in the lab's state before it
+//! is made, and removed on drop (also while unwinding from a panic) or by a
+//! later lab after a crash.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::daemon::{Daemon, DaemonSpec};
+use crate::netns::Netns;
+use crate::state::{base_dir, DaemonRecord, LabState, NodeState};
+use crate::{cmd, containerd, etcd, image, sweep, LabError};
+
+/// Underlay addressing: the bridge (and etcd) at .1, node i at .(10+i).
+const UNDERLAY_NET: [u8; 3] = [192, 168, 250];
+const UNDERLAY_PREFIX_LEN: u8 = 24;
+const UNDERLAY_BRIDGE: &str = "lab0";
+
+/// Per-node directories that stand in for the node's /run/capstan,
+/// /etc/cni/net.d, ...: every component takes these as flags.
+pub const NODE_SUBDIRS: &[&str] = &[
+    "run/capstan",
+    "etc/cni/net.d",
+    "opt/cni/bin",
+    "var/lib/cni",
+    "var/lib/capstan",
+    "var/log/pods",
+    "netns",
+    "logs",
+];
+
+pub struct LabBuilder {
+    name: Option<String>,
+    nodes: usize,
+    etcd: bool,
+    containerd: bool,
+    image: bool,
+    persistent: bool,
+}
+
+impl LabBuilder {
+    pub fn nodes(mut self, n: usize) -> Self {
+        self.nodes = n;
+        self
+    }
+    pub fn etcd(mut self, on: bool) -> Self {
+        self.etcd = on;
+        self
+    }
+    /// Starts a containerd in every node (and imports the test image).
+    pub fn containerd(mut self, on: bool) -> Self {
+        self.containerd = on;
+        self
+    }
+    /// Imports the test image into every node's containerd (default: on
+    /// when containerd is on).
+    pub fn image(mut self, on: bool) -> Self {
+        self.image = on;
+        self
+    }
+    /// A fixed name (the local cluster) instead of a random one; the lab
+    /// then outlives this process until `Lab::destroy(name)`.
+    pub fn persistent(mut self, name: &str) -> Self {
+        self.name = Some(name.to_string());
+        self.persistent = true;
+        self
+    }
+
+    pub fn build(self) -> Result<Lab, LabError> {
+        sweep_crashed_labs();
+        let prefix = self.name.clone().unwrap_or_else(random_prefix);
+        let dir = base_dir().join(&prefix);
+        if self.persistent && LabState::path(&dir).exists() {
+            return Err(LabError::Other(format!(
+                "a lab named {prefix} already exists ({}); take it down first",
+                dir.display()
+            )));
+        }
+        std::fs::create_dir_all(dir.join("logs")).map_err(LabError::io("create lab dir"))?;
+        let owner = (!self.persistent).then(|| {
+            let me = std::process::id();
+            (me, sweep::process_start_time(me).unwrap_or(0))
+        });
+        let nodes = (1..=self.nodes)
+            .map(|i| {
+                let name = format!("node-{i}");
+                NodeState {
+                    netns: format!("{prefix}-{name}"),
+                    ip: Ipv4Addr::new(UNDERLAY_NET[0], UNDERLAY_NET[1], UNDERLAY_NET[2], 10 + i as u8),
+                    dir: dir.join(&name),
+                    name,
+                }
+            })
+            .collect();
+        let state = LabState {
+            underlay_netns: format!("{prefix}-lab"),
+            underlay_ip: Ipv4Addr::new(UNDERLAY_NET[0], UNDERLAY_NET[1], UNDERLAY_NET[2], 1),
+            cgroup_root: format!("capstan-lab/{prefix}"),
+            prefix,
+            dir,
+            persistent: self.persistent,
+            owner,
+            nodes,
+            daemons: Vec::new(),
+        };
+        // Recorded before anything exists, so a crash mid-build is swept too.
+        state.save()?;
+        let mut lab = Lab {
+            state: Mutex::new(state),
+            etcd: Mutex::new(None),
+            containerds: Mutex::new(Vec::new()),
+            persistent: self.persistent,
+        };
+        lab.make_network()?;
+        if self.etcd {
+            lab.etcd_start()?;
+        }
+        if self.containerd {
+            lab.start_containerds(self.image)?;
+        }
+        lab.save()?;
+        Ok(lab)
+    }
+}
+
+/// A running lab. Dropping it removes everything it made, unless it is
+/// persistent (then `Lab::destroy` does).
+pub struct Lab {
+    state: Mutex<LabState>,
+    etcd: Mutex<Option<Daemon>>,
+    containerds: Mutex<Vec<Daemon>>,
+    persistent: bool,
+}
+
+/// A node of a lab, as seen by tests.
+#[derive(Clone, Debug)]
+pub struct Node {
+    state: NodeState,
+}
+
+impl Node {
+    pub fn name(&self) -> &str {
+        &self.state.name
+    }
+    /// The node's network namespace (not owned: the lab deletes it).
+    pub fn netns(&self) -> Netns {
+        Netns::existing(&self.state.netns)
+            .unwrap_or_else(|_| panic!("netns {} of a live lab vanished", self.state.netns))
+    }
+    pub fn netns_name(&self) -> &str {
+        &self.state.netns
+    }
+    /// Underlay address, on the node's `eth0`.
+    pub fn ip(&self) -> Ipv4Addr {
+        self.state.ip
+    }
+    /// The node's private directory; `NODE_SUBDIRS` exist below it.
+    pub fn dir(&self) -> &Path {
+        &self.state.dir
+    }
+    pub fn containerd_socket(&self) -> PathBuf {
+        containerd::socket(&self.state.dir)
+    }
+    /// `ctr` talking to this node's containerd.
+    pub fn ctr(&self) -> Result<Command, LabError> {
+        containerd::ctr(&self.netns(), &self.state.dir)
+    }
+    /// A command run inside this node's network namespace.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Result<Command, LabError> {
+        self.netns().command(program)
+    }
+    /// Starts a daemon inside this node, logging to `logs/<name>.log`;
+    /// stopped when the returned handle drops (and swept with the lab).
+    pub fn spawn(&self, name: &str, program: &Path, args: &[String]) -> Result<Daemon, LabError> {
+        Daemon::start(DaemonSpec {
+            name: name.to_string(),
+            program: program.to_path_buf(),
+            args: args.to_vec(),
+            env: vec![],
+            netns: Some(self.state.netns.clone()),
+            private_mounts: false,
+            log: self.state.dir.join(format!("logs/{name}.log")),
+        })
+    }
+}
+
+impl Lab {
+    /// A lab with a random unique name, for tests.
+    pub fn builder() -> LabBuilder {
+        LabBuilder {
+            name: None,
+            nodes: 1,
+            etcd: false,
+            containerd: false,
+            image: true,
+            persistent: false,
+        }
+    }
+
+    pub fn prefix(&self) -> String {
+        self.lock().prefix.clone()
+    }
+    pub fn dir(&self) -> PathBuf {
+        self.lock().dir.clone()
+    }
+    pub fn state(&self) -> LabState {
+        self.lock().clone()
+    }
+    pub fn nodes(&self) -> Vec<Node> {
+        self.lock()
+            .nodes
+            .iter()
+            .map(|n| Node { state: n.clone() })
+            .collect()
+    }
+    /// Node by 0-based index.
+    pub fn node(&self, i: usize) -> Node {
+        Node {
+            state: self.lock().nodes[i].clone(),
+        }
+    }
+    /// The underlay namespace: outside every node, as an external client.
+    pub fn underlay(&self) -> Netns {
+        let name = self.lock().underlay_netns.clone();
+        Netns::existing(&name).unwrap_or_else(|_| panic!("underlay netns {name} vanished"))
+    }
+    pub fn underlay_ip(&self) -> Ipv4Addr {
+        self.lock().underlay_ip
+    }
+    /// etcd's client URL, reachable from every node.
+    pub fn etcd_endpoint(&self) -> String {
+        format!("http://{}:{}", self.underlay_ip(), etcd::CLIENT_PORT)
+    }
+    /// Where cgroup paths of this lab's containers must live (below every
+    /// hierarchy), so teardown can find and remove them.
+    pub fn cgroup_root(&self) -> String {
+        self.lock().cgroup_root.clone()
+    }
+
+    pub fn etcd_start(&self) -> Result<(), LabError> {
+        let (ns, ip, dir) = {
+            let s = self.lock();
+            (s.underlay_netns.clone(), s.underlay_ip, s.dir.clone())
+        };
+        let d = etcd::start(etcd::spec(&ns, ip, &dir)?, ip)?;
+        self.record("lab", &d)?;
+        *self.etcd.lock().unwrap_or_else(|e| e.into_inner()) = Some(d);
+        Ok(())
+    }
+
+    /// Stops etcd (its data stays, for outage tests and restarts).
+    pub fn etcd_stop(&self) {
+        if let Some(mut d) = self.etcd.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            d.stop(Duration::from_secs(5));
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LabState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn save(&self) -> Result<(), LabError> {
+        self.lock().save()
+    }
+
+    fn record(&self, place: &str, d: &Daemon) -> Result<(), LabError> {
+        let mut s = self.lock();
+        s.daemons
+            .retain(|r| !(r.place == place && r.spec.name == d.spec().name));
+        s.daemons.push(DaemonRecord {
+            place: place.to_string(),
+            spec: d.spec().clone(),
+            pid: d.pid(),
+        });
+        s.save()
+    }
+
+    fn make_network(&mut self) -> Result<(), LabError> {
+        let s = self.lock().clone();
+        let ul = &s.underlay_netns;
+        Netns::create(ul)?.keep();
+        let ip = |args: &[&str]| cmd::run(Command::new("ip").args(["-n", ul]).args(args));
+        ip(&["link", "add", UNDERLAY_BRIDGE, "type", "bridge"])?;
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/{UNDERLAY_PREFIX_LEN}", s.underlay_ip),
+            "dev",
+            UNDERLAY_BRIDGE,
+        ])?;
+        ip(&["link", "set", UNDERLAY_BRIDGE, "up"])?;
+        for node in &s.nodes {
+            Netns::create(&node.netns)?.keep();
+            for sub in NODE_SUBDIRS {
+                std::fs::create_dir_all(node.dir.join(sub))
+                    .map_err(LabError::io(format!("create {}/{sub}", node.name)))?;
+            }
+            // The veth is made inside the underlay namespace with its peer
+            // sent straight into the node: nothing passes through the host.
+            let port = format!("veth-{}", node.name);
+            ip(&[
+                "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns",
+                &node.netns,
+            ])?;
+            ip(&["link", "set", &port, "master", UNDERLAY_BRIDGE, "up"])?;
+            let nip = |args: &[&str]| {
+                cmd::run(Command::new("ip").args(["-n", &node.netns]).args(args))
+            };
+            nip(&[
+                "addr",
+                "add",
+                &format!("{}/{UNDERLAY_PREFIX_LEN}", node.ip),
+                "dev",
+                "eth0",
+            ])?;
+            nip(&["link", "set", "eth0", "up"])?;
+            nip(&["route", "add", "default", "via", &s.underlay_ip.to_string()])?;
+        }
+        Ok(())
+    }
+
+    fn start_containerds(&self, with_image: bool) -> Result<(), LabError> {
+        let s = self.lock().clone();
+        let archive = if with_image {
+            let testsrv = crate::bins::path("capstan-testsrv")?;
+            Some(image::build(&base_dir().join("cache"), &testsrv)?)
+        } else {
+            None
+        };
+        for node in &s.nodes {
+            let d = containerd::start(containerd::spec(&node.netns, &node.dir)?, &node.dir)?;
+            self.record(&node.name, &d)?;
+            self.containerds
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(d);
+            if let Some(archive) = &archive {
+                let ns = Netns::existing(&node.netns)?;
+                cmd::run(
+                    containerd::ctr(&ns, &node.dir)?
+                        .args(["images", "import", "--index-name", image::TEST_IMAGE])
+                        .arg(archive),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Leaves a persistent lab running when this handle drops.
+    fn release(&mut self) {
+        if let Some(d) = self.etcd.get_mut().unwrap_or_else(|e| e.into_inner()) {
+            d.keep();
+        }
+        for d in self
+            .containerds
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter_mut()
+        {
+            d.keep();
+        }
+    }
+
+    /// Removes a lab (by name or prefix) from its recorded state.
+    pub fn destroy(name: &str) -> Result<(), LabError> {
+        let dir = base_dir().join(name);
+        match LabState::load(&dir) {
+            Ok(state) => {
+                teardown(&state);
+                Ok(())
+            }
+            Err(_) if !dir.exists() => {
+                // No state: still sweep namespaces a half-made lab may have left.
+                for ns in crate::netns::list_with_prefix(&format!("{name}-")) {
+                    crate::netns::delete(&ns);
+                }
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if self.persistent {
+            self.release();
+            return;
+        }
+        let state = self.lock().clone();
+        teardown(&state);
+        // Reap our own daemons' exit status (teardown killed them).
+        self.etcd_stop();
+        for mut d in self
+            .containerds
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            d.stop(Duration::from_secs(1));
+        }
+    }
+}
+
+/// Removes everything recorded in `state`. Idempotent; never fails (what
+/// it cannot remove is left for `leftovers` to report).
+pub fn teardown(state: &LabState) {
+    for node in &state.nodes {
+        let has_containerd = state
+            .daemons
+            .iter()
+            .any(|d| d.place == node.name && d.spec.name == "containerd");
+        if has_containerd && containerd::socket(&node.dir).exists() {
+            if let Ok(ns) = Netns::existing(&node.netns) {
+                containerd::remove_all(&ns, &node.dir);
+            }
+        }
+    }
+    let netns_names = crate::netns::list_with_prefix(&state.netns_prefix());
+    let ids: Vec<(u64, u64)> = netns_names
+        .iter()
+        .filter_map(|n| Netns::existing(n).ok()?.id().ok())
+        .collect();
+    sweep::kill_lab_processes(&ids, &state.dir);
+    sweep::remove_cgroups(&state.cgroup_root);
+    sweep::unmount_under(&state.dir);
+    for ns in netns_names {
+        crate::netns::delete(&ns);
+    }
+    let _ = std::fs::remove_dir_all(&state.dir);
+}
+
+/// What is left of a lab after teardown; empty when it cleaned up fully.
+pub fn leftovers(state: &LabState) -> Vec<String> {
+    let mut left = Vec::new();
+    for ns in crate::netns::list_with_prefix(&state.netns_prefix()) {
+        left.push(format!("netns {ns}"));
+    }
+    for pid in sweep::lab_processes(&[], &state.dir) {
+        left.push(format!("process {pid}"));
+    }
+    for d in &state.daemons {
+        if crate::daemon::process_alive(d.pid) {
+            left.push(format!("{} (pid {})", d.spec.name, d.pid));
+        }
+    }
+    for m in sweep::mounts_under(&state.dir) {
+        left.push(format!("mount {m}"));
+    }
+    if let Ok(roots) = std::fs::read_dir("/sys/fs/cgroup") {
+        for root in roots.filter_map(|e| e.ok()) {
+            let p = root.path().join(&state.cgroup_root);
+            if p.exists() {
+                left.push(format!("cgroup {}", p.display()));
+            }
+        }
+    }
+    if state.dir.exists() {
+        left.push(format!("directory {}", state.dir.display()));
+    }
+    left
+}
+
+/// Tears down non-persistent labs whose owning process is gone (a test run
+/// that was killed before its drops ran).
+fn sweep_crashed_labs() {
+    let Ok(entries) = std::fs::read_dir(base_dir()) else {
+        return;
+    };
+    for e in entries.filter_map(|e| e.ok()) {
+        let Ok(state) = LabState::load(&e.path()) else {
+            continue;
+        };
+        if let Some((pid, start)) = state.owner {
+            if !state.persistent && !sweep::owner_alive(pid, start) {
+                tracing::info!(lab = %state.prefix, "removing lab left by a crashed run");
+                teardown(&state);
+            }
+        }
+    }
+}
+
+fn random_prefix() -> String {
+    format!("cl{:06x}", rand::random::<u32>() & 0xff_ffff)
+}
