@@ -1,5 +1,43 @@
-//! `capstan-cni`: the CNI plugin. Not built yet; see the CNI issue.
+//! `capstan-cni`: reads the CNI environment and stdin, runs the plugin and
+//! prints the answer. Logs go to the config's `logFile` or stderr, never
+//! stdout, which belongs to the protocol.
+
+use std::io::{Read, Write};
+
+use capstan_cni::plugin::Capstan;
+use capstan_cni::protocol::dispatch;
+
 fn main() {
-    eprintln!("capstan-cni: not built yet");
-    std::process::exit(1);
+    let mut stdin = Vec::new();
+    // An unreadable stdin is answered like malformed JSON by dispatch.
+    let _ = std::io::stdin().read_to_end(&mut stdin);
+    init_logging(&stdin);
+    let outcome = dispatch(&Capstan, |k| std::env::var(k).ok(), &stdin);
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(outcome.stdout.as_bytes());
+    let _ = out.flush();
+    std::process::exit(outcome.exit_code);
+}
+
+/// `logFile`/`logLevel` from the config, else `CAPSTAN_CNI_LOG` (an
+/// EnvFilter) on stderr, default `warn`.
+fn init_logging(stdin: &[u8]) {
+    use tracing_subscriber::EnvFilter;
+    let conf: serde_json::Value = serde_json::from_slice(stdin).unwrap_or_default();
+    let level = conf
+        .get("logLevel")
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .or_else(|| std::env::var("CAPSTAN_CNI_LOG").ok())
+        .unwrap_or_else(|| "warn".into());
+    let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let file = conf
+        .get("logFile")
+        .and_then(|v| v.as_str())
+        .and_then(|p| std::fs::OpenOptions::new().create(true).append(true).open(p).ok());
+    let _ = match file {
+        Some(f) => builder.with_ansi(false).with_writer(std::sync::Mutex::new(f)).try_init(),
+        None => builder.with_writer(std::io::stderr).try_init(),
+    };
 }

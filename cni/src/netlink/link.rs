@@ -1,0 +1,152 @@
+//! Links: the node bridge, the pod's veth pair, lookups and deletion.
+//! Must never delete a link it was not asked to by name or index.
+
+use futures::TryStreamExt;
+use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkFlags, LinkMessage};
+use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth};
+
+use super::{errno, NetlinkError};
+
+/// What the plugin needs to know about a link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkInfo {
+    pub index: u32,
+    pub name: String,
+    pub mac: Option<String>,
+    pub mtu: Option<u32>,
+    pub controller: Option<u32>,
+    pub up: bool,
+}
+
+impl LinkInfo {
+    fn from_message(msg: &LinkMessage) -> Self {
+        let mut info = LinkInfo {
+            index: msg.header.index,
+            name: String::new(),
+            mac: None,
+            mtu: None,
+            controller: None,
+            up: msg.header.flags.contains(LinkFlags::Up),
+        };
+        for attr in &msg.attributes {
+            match attr {
+                LinkAttribute::IfName(n) => info.name = n.clone(),
+                LinkAttribute::Address(a) => info.mac = Some(format_mac(a)),
+                LinkAttribute::Mtu(m) => info.mtu = Some(*m),
+                LinkAttribute::Controller(c) => info.controller = Some(*c),
+                _ => {}
+            }
+        }
+        info
+    }
+}
+
+/// A random locally administered unicast MAC.
+fn random_local_mac() -> [u8; 6] {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    let r = h.finish().to_le_bytes();
+    [(r[0] & 0xfe) | 0x02, r[1], r[2], r[3], r[4], r[5]]
+}
+
+fn format_mac(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+/// The link called `name`, or None when there is none.
+pub async fn by_name(h: &Handle, name: &str) -> Result<Option<LinkInfo>, NetlinkError> {
+    let mut stream = h.link().get().match_name(name.to_string()).execute();
+    match stream.try_next().await {
+        Ok(Some(msg)) => Ok(Some(LinkInfo::from_message(&msg))),
+        Ok(None) => Ok(None),
+        Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(None),
+        Err(e) => Err(NetlinkError::request(format!("get link {name}"))(e)),
+    }
+}
+
+/// The bridge `name`, created up with `mtu` when absent. Concurrent ADDs
+/// race to create it; the loser's EEXIST is success.
+pub async fn ensure_bridge(h: &Handle, name: &str, mtu: u32) -> Result<LinkInfo, NetlinkError> {
+    if let Some(info) = by_name(h, name).await? {
+        if !info.up {
+            set_up(h, info.index, name).await?;
+        }
+        return Ok(info);
+    }
+    // A fixed MAC: otherwise the kernel keeps switching the bridge to the
+    // lowest port MAC as pods come and go, and neighbours' caches go stale.
+    let msg = LinkBridge::new(name).mtu(mtu).address(random_local_mac().to_vec()).up().build();
+    match h.link().add(msg).execute().await {
+        Ok(()) => {}
+        Err(e) if errno(&e) == Some(libc::EEXIST) => {}
+        Err(e) => return Err(NetlinkError::request(format!("create bridge {name}"))(e)),
+    }
+    by_name(h, name).await?.ok_or_else(|| NetlinkError::Unexpected {
+        op: format!("create bridge {name}"),
+        detail: "bridge vanished right after creation".into(),
+    })
+}
+
+pub async fn set_up(h: &Handle, index: u32, name: &str) -> Result<(), NetlinkError> {
+    let msg = LinkUnspec::new_with_index(index).up().build();
+    h.link()
+        .set(msg)
+        .execute()
+        .await
+        .map_err(NetlinkError::request(format!("set {name} up")))
+}
+
+/// Parameters of one veth pair: host end on `bridge_index` in the calling
+/// namespace, peer created directly inside the namespace `peer_netns_fd`.
+pub struct VethSpec<'a> {
+    pub host_name: &'a str,
+    pub peer_name: &'a str,
+    pub mtu: u32,
+    pub bridge_index: u32,
+    pub peer_netns_fd: std::os::fd::RawFd,
+}
+
+/// Creates the pair in one request: host end up and enslaved, peer in the
+/// pod (down: the kernel cannot open a veth end before its peer exists).
+/// Returns the kernel's errno on refusal so the caller can tell a leftover
+/// (EEXIST) from a real failure.
+pub async fn create_veth(h: &Handle, spec: &VethSpec<'_>) -> Result<(), (Option<i32>, NetlinkError)> {
+    let peer = LinkMessageBuilder::<LinkUnspec>::new()
+        .name(spec.peer_name.to_string())
+        .mtu(spec.mtu)
+        .setns_by_fd(spec.peer_netns_fd)
+        .build();
+    let msg = LinkVeth::new(spec.host_name, spec.peer_name)
+        .mtu(spec.mtu)
+        .controller(spec.bridge_index)
+        .up()
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+        .build();
+    h.link().add(msg).execute().await.map_err(|e| {
+        let code = errno(&e);
+        (code, NetlinkError::request(format!("create veth {} <-> {}", spec.host_name, spec.peer_name))(e))
+    })
+}
+
+pub async fn set_hairpin(h: &Handle, index: u32, name: &str, on: bool) -> Result<(), NetlinkError> {
+    let msg = LinkBridgePort::new(index).hairpin(on).build();
+    h.link()
+        .set_port(msg)
+        .execute()
+        .await
+        .map_err(NetlinkError::request(format!("set hairpin on {name}")))
+}
+
+/// Deletes the link `name`; a missing link is success (idempotent DEL).
+/// Returns whether something was deleted.
+pub async fn delete_by_name(h: &Handle, name: &str) -> Result<bool, NetlinkError> {
+    let Some(info) = by_name(h, name).await? else {
+        return Ok(false);
+    };
+    match h.link().del(info.index).execute().await {
+        Ok(()) => Ok(true),
+        Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(false),
+        Err(e) => Err(NetlinkError::request(format!("delete link {name}"))(e)),
+    }
+}
