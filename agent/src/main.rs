@@ -1,8 +1,13 @@
-//! `capstan-agent`: parses flags and wires the node's components together.
-//! It owns no logic of its own; each component lives in its own module.
+//! `capstan-agent`: parses flags (and the config file they override) and
+//! wires the node's components together. No logic of its own.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
+use anyhow::{bail, Context};
+use capstan_agent::config_file::FileConfig;
+use capstan_agent::overlay;
 use clap::{Parser, ValueEnum};
 
 /// The parts of the agent that can be switched on independently.
@@ -13,20 +18,75 @@ enum Component {
     Proxy,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum SubnetManagerKind {
+    Etcd,
+    Kube,
+}
+
 #[derive(Parser, Debug)]
 #[command(name = "capstan-agent", version, about = "Capstan node agent")]
 struct Cli {
+    /// TOML config file; every flag is also a key there (flags win).
+    #[arg(long, env = "CAPSTAN_AGENT_CONFIG")]
+    config: Option<PathBuf>,
+
     /// Name of this node (defaults to the host name).
     #[arg(long, env = "CAPSTAN_NODE_NAME")]
     node_name: Option<String>,
 
-    /// Components to run, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "overlay")]
-    components: Vec<Component>,
+    /// Components to run, comma-separated [default: overlay].
+    #[arg(long, value_delimiter = ',')]
+    components: Option<Vec<Component>>,
+
+    /// etcd endpoints, comma-separated [default: http://127.0.0.1:2379].
+    #[arg(long, value_delimiter = ',')]
+    etcd_endpoints: Option<Vec<String>>,
+
+    /// etcd key prefix of the overlay [default: /capstan/network].
+    #[arg(long)]
+    etcd_prefix: Option<String>,
+
+    /// Underlay interface name or IPv4 address [default: default route's].
+    #[arg(long)]
+    iface: Option<String>,
+
+    /// Where the subnet file for the CNI plugin goes [default: /run/capstan/subnet.env].
+    #[arg(long)]
+    subnet_file: Option<PathBuf>,
+
+    /// Where the node's subnet comes from [default: etcd].
+    #[arg(long, value_enum)]
+    subnet_manager: Option<SubnetManagerKind>,
+
+    /// Masquerade pod traffic leaving the cluster network [default: true].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    ip_masq: Option<bool>,
+
+    /// TTL of the subnet lease in seconds [default: 86400].
+    #[arg(long)]
+    lease_ttl: Option<u64>,
+
+    /// Seconds between full kernel re-reads without lease events [default: 30].
+    #[arg(long)]
+    resync_interval: Option<u64>,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if !e.use_stderr() => {
+            // --help / --version
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let line = text.lines().next().unwrap_or("bad arguments");
+            eprintln!("capstan-agent: {}", line.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -43,17 +103,97 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    // Components land one issue at a time; asking for one that is not built
-    // yet must fail loudly rather than pretend to run it.
-    let missing: Vec<String> = cli
-        .components
+fn parse_components(names: &[String]) -> anyhow::Result<Vec<Component>> {
+    names
         .iter()
+        .map(|n| {
+            Component::from_str(n, true).map_err(|_| {
+                anyhow::anyhow!("unknown component {n:?} in config file (kubelet, overlay, proxy)")
+            })
+        })
+        .collect()
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let file = match &cli.config {
+        Some(p) => FileConfig::load(p)?,
+        None => FileConfig::default(),
+    };
+    let components = match (cli.components, &file.components) {
+        (Some(c), _) => c,
+        (None, Some(names)) => parse_components(names)?,
+        (None, None) => vec![Component::Overlay],
+    };
+    let manager = match (cli.subnet_manager, file.subnet_manager.as_deref()) {
+        (Some(m), _) => m,
+        (None, Some(s)) => SubnetManagerKind::from_str(s, true).map_err(|_| {
+            anyhow::anyhow!("unknown subnet-manager {s:?} in config file (etcd, kube)")
+        })?,
+        (None, None) => SubnetManagerKind::Etcd,
+    };
+    let missing: Vec<String> = components
+        .iter()
+        .filter(|c| **c != Component::Overlay)
         .map(|c| format!("{c:?}").to_lowercase())
         .collect();
-    anyhow::bail!(
-        "component(s) {} not built yet in this version (node {:?})",
-        missing.join(","),
-        cli.node_name
-    )
+    if !missing.is_empty() {
+        bail!(
+            "component(s) {} not built yet in this version; run with --components overlay",
+            missing.join(",")
+        );
+    }
+    if manager == SubnetManagerKind::Kube {
+        bail!("--subnet-manager kube is not built yet in this version; use --subnet-manager etcd");
+    }
+    let node_name = match cli.node_name.or(file.node_name) {
+        Some(n) => n,
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .context("no --node-name and the host name is unreadable")?
+            .trim()
+            .to_string(),
+    };
+    let opts = overlay::Options {
+        node_name,
+        etcd_endpoints: cli
+            .etcd_endpoints
+            .or(file.etcd_endpoints)
+            .unwrap_or_else(|| vec!["http://127.0.0.1:2379".into()]),
+        etcd_prefix: cli
+            .etcd_prefix
+            .or(file.etcd_prefix)
+            .unwrap_or_else(|| overlay::lease_store::DEFAULT_PREFIX.into()),
+        iface: cli.iface.or(file.iface),
+        subnet_file: cli
+            .subnet_file
+            .or(file.subnet_file)
+            .unwrap_or_else(|| overlay::subnet_file::DEFAULT_PATH.into()),
+        ip_masq: cli.ip_masq.or(file.ip_masq).unwrap_or(true),
+        lease_ttl: Duration::from_secs(cli.lease_ttl.or(file.lease_ttl).unwrap_or(86_400).max(5)),
+        resync_interval: Duration::from_secs(
+            cli.resync_interval
+                .or(file.resync_interval)
+                .unwrap_or(30)
+                .max(1),
+        ),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("start tokio runtime")?;
+    rt.block_on(async move {
+        let shutdown = async {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => return std::future::pending().await,
+                };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        };
+        overlay::run(opts, shutdown).await
+    })?;
+    Ok(())
 }

@@ -1,0 +1,149 @@
+//! The lease schema (`<prefix>/subnets/<a.b.c.d>-<len>` → JSON attributes)
+//! and the narrow `LeaseStore` trait the subnet manager is written against.
+//! The etcd implementation lives in `etcd_store.rs`; this module does no I/O.
+
+use std::future::Future;
+use std::time::Duration;
+
+use ipnetwork::Ipv4Network;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use super::config::{ConfigError, NetworkConfig};
+use super::types::{NodeIp, VtepMac};
+
+/// Default etcd key prefix.
+pub const DEFAULT_PREFIX: &str = "/capstan/network";
+
+/// The value stored at a subnet key (flannel's field names).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseAttrs {
+    #[serde(rename = "PublicIP")]
+    pub public_ip: NodeIp,
+    #[serde(rename = "BackendType")]
+    pub backend_type: String,
+    #[serde(rename = "BackendData", default)]
+    pub backend_data: BackendData,
+    #[serde(rename = "NodeName", default, skip_serializing_if = "String::is_empty")]
+    pub node_name: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendData {
+    #[serde(rename = "VtepMAC", default, skip_serializing_if = "Option::is_none")]
+    pub vtep_mac: Option<VtepMac>,
+}
+
+/// Store-side identity of a lease (an etcd lease ID).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LeaseId(pub i64);
+
+/// One node's subnet lease as read from the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub subnet: Ipv4Network,
+    pub attrs: LeaseAttrs,
+    pub id: LeaseId,
+    pub mod_revision: i64,
+}
+
+/// Every lease at one store revision.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeaseList {
+    pub leases: Vec<Lease>,
+    pub revision: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LeaseEvent {
+    Put(Lease),
+    /// Deleted or expired.
+    Delete(Ipv4Network),
+}
+
+/// What a watch delivers: incremental events, or (after the watch fell
+/// below the store's compaction) a fresh full list to diff against.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WatchItem {
+    Events {
+        events: Vec<LeaseEvent>,
+        revision: i64,
+    },
+    Resync(LeaseList),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("etcd unavailable during {op}: {source}")]
+    Unavailable {
+        op: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("lease {key} holds a malformed value: {reason}")]
+    BadLease { key: String, reason: String },
+}
+
+/// The key-value operations the overlay needs, and nothing more.
+pub trait LeaseStore: Send + Sync + 'static {
+    /// Reads and parses `<prefix>/config`.
+    fn network_config(&self) -> impl Future<Output = Result<NetworkConfig, StoreError>> + Send;
+    /// Lists every lease. Malformed values are skipped with a warning.
+    fn list(&self) -> impl Future<Output = Result<LeaseList, StoreError>> + Send;
+    /// Grants a store lease with `ttl`.
+    fn grant(&self, ttl: Duration) -> impl Future<Output = Result<LeaseId, StoreError>> + Send;
+    /// Creates the subnet key bound to `id` only if it does not exist.
+    /// `Ok(None)` means somebody else holds it.
+    fn create(
+        &self,
+        subnet: Ipv4Network,
+        attrs: &LeaseAttrs,
+        id: LeaseId,
+    ) -> impl Future<Output = Result<Option<Lease>, StoreError>> + Send;
+    /// Rewrites the attributes of `lease` if nobody changed it since it was read.
+    fn update(
+        &self,
+        lease: &Lease,
+        attrs: &LeaseAttrs,
+    ) -> impl Future<Output = Result<Option<Lease>, StoreError>> + Send;
+    /// Renews `id` once; `Ok(None)` means the lease no longer exists.
+    fn keep_alive(
+        &self,
+        id: LeaseId,
+    ) -> impl Future<Output = Result<Option<Duration>, StoreError>> + Send;
+    /// Watches the subnet prefix from `revision` (inclusive). The stream ends
+    /// (or yields an error) when the store goes away; the caller re-watches.
+    fn watch(
+        &self,
+        revision: i64,
+    ) -> impl Future<Output = Result<mpsc::Receiver<Result<WatchItem, StoreError>>, StoreError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_value_uses_the_documented_json() {
+        let a = LeaseAttrs {
+            public_ip: NodeIp("192.168.250.11".parse().unwrap()),
+            backend_type: "vxlan".into(),
+            backend_data: BackendData {
+                vtep_mac: Some("02:00:00:00:00:01".parse().unwrap()),
+            },
+            node_name: "node-1".into(),
+        };
+        let j = serde_json::to_string(&a).unwrap();
+        assert_eq!(
+            j,
+            r#"{"PublicIP":"192.168.250.11","BackendType":"vxlan","BackendData":{"VtepMAC":"02:00:00:00:00:01"},"NodeName":"node-1"}"#
+        );
+        let back: LeaseAttrs = serde_json::from_str(&j).unwrap();
+        assert_eq!(back, a);
+        let flannel: LeaseAttrs =
+            serde_json::from_str(r#"{"PublicIP":"10.0.0.1","BackendType":"host-gw"}"#).unwrap();
+        assert_eq!(flannel.backend_data, BackendData::default());
+    }
+}

@@ -1,0 +1,384 @@
+//! Subnet acquisition and renewal on top of a `LeaseStore`: reuse this
+//! node's lease if it still exists, else try the previous subnet, else pick a
+//! free one and create it with put-if-absent, retrying when another node wins
+//! the race. A future kube subnet manager (node.spec.podCIDR) replaces this
+//! module's `SubnetManager` implementation, not the reconcile loop.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::time::Duration;
+
+use ipnetwork::Ipv4Network;
+use tokio::sync::mpsc;
+
+use super::config::NetworkConfig;
+use super::lease_store::{Lease, LeaseAttrs, LeaseList, LeaseStore, StoreError, WatchItem};
+use super::subnet;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AcquireError {
+    #[error("network {network} has no free /{subnet_len} subnet left ({taken} leased); enlarge Network or remove stale leases")]
+    Exhausted {
+        network: Ipv4Network,
+        subnet_len: u8,
+        taken: usize,
+    },
+    #[error("gave up acquiring a subnet after {attempts} lost races")]
+    TooManyRaces { attempts: usize },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What the reconcile loop needs from wherever subnets come from.
+pub trait SubnetManager: Send + Sync + 'static {
+    fn network_config(&self) -> impl Future<Output = Result<NetworkConfig, StoreError>> + Send;
+    /// Gets this node a lease (its previous one when possible).
+    fn acquire(
+        &self,
+        cfg: &NetworkConfig,
+        attrs: &LeaseAttrs,
+        previous: Option<Ipv4Network>,
+    ) -> impl Future<Output = Result<Lease, AcquireError>> + Send;
+    /// Renews `lease`; `Ok(false)` when it is gone and must be re-acquired.
+    fn renew(&self, lease: &Lease) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn list(&self) -> impl Future<Output = Result<LeaseList, StoreError>> + Send;
+    fn watch(
+        &self,
+        revision: i64,
+    ) -> impl Future<Output = Result<mpsc::Receiver<Result<WatchItem, StoreError>>, StoreError>> + Send;
+}
+
+/// The etcd-style subnet manager: any `LeaseStore` with TTL leases.
+pub struct StoreSubnetManager<S> {
+    pub store: S,
+    pub ttl: Duration,
+}
+
+const MAX_RACES: usize = 32;
+
+impl<S: LeaseStore> SubnetManager for StoreSubnetManager<S> {
+    fn network_config(&self) -> impl Future<Output = Result<NetworkConfig, StoreError>> + Send {
+        self.store.network_config()
+    }
+
+    async fn acquire(
+        &self,
+        cfg: &NetworkConfig,
+        attrs: &LeaseAttrs,
+        previous: Option<Ipv4Network>,
+    ) -> Result<Lease, AcquireError> {
+        let fits = |s: &Ipv4Network| {
+            s.prefix() == cfg.subnet_len && cfg.network.contains(s.network()) && *s != first(cfg)
+        };
+        let mut list = self.store.list().await?;
+        // 1. This node's own lease, still alive: keep it (same etcd lease).
+        if let Some(mine) = list
+            .leases
+            .iter()
+            .find(|l| l.attrs.public_ip == attrs.public_ip && fits(&l.subnet))
+            .cloned()
+        {
+            if self.store.keep_alive(mine.id).await?.is_some() {
+                if mine.attrs == *attrs {
+                    return Ok(mine);
+                }
+                if let Some(updated) = self.store.update(&mine, attrs).await? {
+                    return Ok(updated);
+                }
+            }
+            list = self.store.list().await?;
+        }
+        let id = self.store.grant(self.ttl).await?;
+        // 2. The subnet this node had before (from its subnet file), if free.
+        if let Some(prev) = previous.filter(fits) {
+            if !list.leases.iter().any(|l| l.subnet == prev) {
+                if let Some(l) = self.store.create(prev, attrs, id).await? {
+                    return Ok(l);
+                }
+            }
+        }
+        // 3. A free one; losing the put-if-absent race means re-list and retry.
+        for _ in 0..MAX_RACES {
+            let taken: BTreeSet<Ipv4Network> = list.leases.iter().map(|l| l.subnet).collect();
+            let pick: usize = rand::random::<u32>() as usize;
+            let Some(s) = subnet::choose_free(cfg.network, cfg.subnet_len, &taken, pick) else {
+                return Err(AcquireError::Exhausted {
+                    network: cfg.network,
+                    subnet_len: cfg.subnet_len,
+                    taken: taken.len(),
+                });
+            };
+            if let Some(l) = self.store.create(s, attrs, id).await? {
+                return Ok(l);
+            }
+            tracing::debug!(subnet = %s, "subnet taken concurrently; retrying");
+            list = self.store.list().await?;
+        }
+        Err(AcquireError::TooManyRaces {
+            attempts: MAX_RACES,
+        })
+    }
+
+    async fn renew(&self, lease: &Lease) -> Result<bool, StoreError> {
+        Ok(self.store.keep_alive(lease.id).await?.is_some())
+    }
+
+    fn list(&self) -> impl Future<Output = Result<LeaseList, StoreError>> + Send {
+        self.store.list()
+    }
+
+    fn watch(
+        &self,
+        revision: i64,
+    ) -> impl Future<Output = Result<mpsc::Receiver<Result<WatchItem, StoreError>>, StoreError>> + Send
+    {
+        self.store.watch(revision)
+    }
+}
+
+/// The first subnet of the network, never handed out.
+fn first(cfg: &NetworkConfig) -> Ipv4Network {
+    Ipv4Network::new(cfg.network.network(), cfg.subnet_len).unwrap_or(cfg.network)
+}
+
+#[cfg(test)]
+pub mod fake {
+    //! An in-memory `LeaseStore` with etcd's semantics where they matter
+    //! (put-if-absent, revisions, leases that can vanish).
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::overlay::lease_store::LeaseId;
+
+    #[derive(Default)]
+    pub struct MemStore {
+        pub cfg: Mutex<Option<NetworkConfig>>,
+        pub kv: Mutex<BTreeMap<Ipv4Network, Lease>>,
+        pub rev: Mutex<i64>,
+        pub next_id: Mutex<i64>,
+        pub dead_leases: Mutex<Vec<i64>>,
+        /// Subnets another node grabs just before our create lands.
+        pub steal_on_create: Mutex<Vec<Ipv4Network>>,
+    }
+
+    impl MemStore {
+        fn bump(&self) -> i64 {
+            let mut r = self.rev.lock().unwrap();
+            *r += 1;
+            *r
+        }
+    }
+
+    impl LeaseStore for MemStore {
+        async fn network_config(&self) -> Result<NetworkConfig, StoreError> {
+            self.cfg.lock().unwrap().clone().ok_or_else(|| {
+                crate::overlay::config::ConfigError::Missing {
+                    key: "/capstan/network/config".into(),
+                }
+                .into()
+            })
+        }
+        async fn list(&self) -> Result<LeaseList, StoreError> {
+            Ok(LeaseList {
+                leases: self.kv.lock().unwrap().values().cloned().collect(),
+                revision: *self.rev.lock().unwrap(),
+            })
+        }
+        async fn grant(&self, _ttl: Duration) -> Result<LeaseId, StoreError> {
+            let mut n = self.next_id.lock().unwrap();
+            *n += 1;
+            Ok(LeaseId(100 + *n))
+        }
+        async fn create(
+            &self,
+            subnet: Ipv4Network,
+            attrs: &LeaseAttrs,
+            id: LeaseId,
+        ) -> Result<Option<Lease>, StoreError> {
+            let stolen = {
+                let mut s = self.steal_on_create.lock().unwrap();
+                let hit = s.iter().position(|x| *x == subnet);
+                hit.map(|i| s.remove(i))
+            };
+            if let Some(s) = stolen {
+                let rev = self.bump();
+                let mut other = attrs.clone();
+                other.public_ip = crate::overlay::types::NodeIp("10.9.9.9".parse().unwrap());
+                self.kv.lock().unwrap().insert(
+                    s,
+                    Lease {
+                        subnet: s,
+                        attrs: other,
+                        id: LeaseId(1),
+                        mod_revision: rev,
+                    },
+                );
+            }
+            if self.kv.lock().unwrap().contains_key(&subnet) {
+                return Ok(None);
+            }
+            let rev = self.bump();
+            let l = Lease {
+                subnet,
+                attrs: attrs.clone(),
+                id,
+                mod_revision: rev,
+            };
+            self.kv.lock().unwrap().insert(subnet, l.clone());
+            Ok(Some(l))
+        }
+        async fn update(
+            &self,
+            lease: &Lease,
+            attrs: &LeaseAttrs,
+        ) -> Result<Option<Lease>, StoreError> {
+            let rev = self.bump();
+            let mut kv = self.kv.lock().unwrap();
+            match kv.get_mut(&lease.subnet) {
+                Some(l) if l.mod_revision == lease.mod_revision => {
+                    l.attrs = attrs.clone();
+                    l.mod_revision = rev;
+                    Ok(Some(l.clone()))
+                }
+                _ => Ok(None),
+            }
+        }
+        async fn keep_alive(&self, id: LeaseId) -> Result<Option<Duration>, StoreError> {
+            if self.dead_leases.lock().unwrap().contains(&id.0) {
+                return Ok(None);
+            }
+            Ok(Some(Duration::from_secs(60)))
+        }
+        async fn watch(
+            &self,
+            _revision: i64,
+        ) -> Result<mpsc::Receiver<Result<WatchItem, StoreError>>, StoreError> {
+            let (_tx, rx) = mpsc::channel(1);
+            Ok(rx)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fake::MemStore;
+    use super::*;
+    use crate::overlay::config::Backend;
+    use crate::overlay::lease_store::BackendData;
+    use crate::overlay::types::{NodeIp, Vni};
+
+    fn cfg(net: &str) -> NetworkConfig {
+        NetworkConfig {
+            network: net.parse().unwrap(),
+            subnet_len: 24,
+            ipv6_network: None,
+            backend: Backend::Vxlan {
+                vni: Vni(1),
+                port: 8472,
+                direct_routing: false,
+            },
+        }
+    }
+
+    fn attrs(ip: &str) -> LeaseAttrs {
+        LeaseAttrs {
+            public_ip: NodeIp(ip.parse().unwrap()),
+            backend_type: "vxlan".into(),
+            backend_data: BackendData {
+                vtep_mac: Some("02:00:00:00:00:01".parse().unwrap()),
+            },
+            node_name: String::new(),
+        }
+    }
+
+    fn mgr() -> StoreSubnetManager<MemStore> {
+        StoreSubnetManager {
+            store: MemStore::default(),
+            ttl: Duration::from_secs(60),
+        }
+    }
+
+    #[tokio::test]
+    async fn nodes_get_distinct_subnets_until_exhausted() {
+        let m = mgr();
+        let c = cfg("10.244.0.0/22");
+        let mut got = BTreeSet::new();
+        for i in 0..3 {
+            let l = m
+                .acquire(&c, &attrs(&format!("192.168.1.{i}")), None)
+                .await
+                .unwrap();
+            assert!(got.insert(l.subnet), "duplicate {}", l.subnet);
+        }
+        let e = m
+            .acquire(&c, &attrs("192.168.1.9"), None)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, AcquireError::Exhausted { .. }), "{e}");
+        assert!(e.to_string().contains("10.244.0.0/22"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn same_node_gets_its_lease_back() {
+        let m = mgr();
+        let c = cfg("10.244.0.0/16");
+        let a = m.acquire(&c, &attrs("192.168.1.1"), None).await.unwrap();
+        let b = m.acquire(&c, &attrs("192.168.1.1"), None).await.unwrap();
+        assert_eq!(a, b, "same lease, same etcd lease id, no rewrite");
+        // A new VTEP MAC rewrites the value but keeps the subnet.
+        let mut changed = attrs("192.168.1.1");
+        changed.backend_data.vtep_mac = Some("02:00:00:00:00:02".parse().unwrap());
+        let c2 = m.acquire(&c, &changed, None).await.unwrap();
+        assert_eq!(c2.subnet, a.subnet);
+        assert_eq!(c2.attrs, changed);
+    }
+
+    #[tokio::test]
+    async fn previous_subnet_is_preferred_when_free() {
+        let m = mgr();
+        let c = cfg("10.244.0.0/16");
+        let prev: Ipv4Network = "10.244.77.0/24".parse().unwrap();
+        let l = m
+            .acquire(&c, &attrs("192.168.1.1"), Some(prev))
+            .await
+            .unwrap();
+        assert_eq!(l.subnet, prev);
+        // Outside the network: ignored.
+        let l2 = m
+            .acquire(
+                &c,
+                &attrs("192.168.1.2"),
+                Some("10.9.0.0/24".parse().unwrap()),
+            )
+            .await
+            .unwrap();
+        assert!(c.network.contains(l2.subnet.network()));
+    }
+
+    #[tokio::test]
+    async fn lost_race_retries_with_another_subnet() {
+        let m = mgr();
+        let c = cfg("10.244.0.0/22");
+        *m.store.steal_on_create.lock().unwrap() =
+            subnet::all_subnets(c.network, 24).take(2).collect();
+        let l = m.acquire(&c, &attrs("192.168.1.1"), None).await.unwrap();
+        assert_eq!(l.subnet, "10.244.3.0/24".parse::<Ipv4Network>().unwrap());
+    }
+
+    #[tokio::test]
+    async fn expired_own_lease_is_recreated() {
+        let m = mgr();
+        let c = cfg("10.244.0.0/16");
+        let a = m.acquire(&c, &attrs("192.168.1.1"), None).await.unwrap();
+        m.store.dead_leases.lock().unwrap().push(a.id.0);
+        m.store.kv.lock().unwrap().clear();
+        assert!(!m.renew(&a).await.unwrap());
+        let b = m
+            .acquire(&c, &attrs("192.168.1.1"), Some(a.subnet))
+            .await
+            .unwrap();
+        assert_eq!(b.subnet, a.subnet);
+        assert_ne!(b.id, a.id);
+    }
+}
