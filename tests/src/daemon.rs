@@ -192,7 +192,7 @@ pub(crate) fn signal(pid: u32, sig: libc::c_int) {
     }
 }
 
-pub(crate) fn process_alive(pid: u32) -> bool {
+pub fn process_alive(pid: u32) -> bool {
     // A zombie still has a /proc entry; it counts as gone.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => stat

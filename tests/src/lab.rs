@@ -488,3 +488,59 @@ fn sweep_crashed_labs() {
 fn random_prefix() -> String {
     format!("cl{:06x}", rand::random::<u32>() & 0xff_ffff)
 }
+
+/// Stops one recorded daemon of a persistent lab and starts it again with
+/// the same spec (same data); the new pid is recorded.
+pub fn restart_daemon(state: &mut LabState, place: &str, name: &str) -> Result<u32, LabError> {
+    let record = state
+        .daemons
+        .iter_mut()
+        .find(|r| r.place == place && r.spec.name == name)
+        .ok_or_else(|| LabError::Other(format!("no daemon {name} recorded on {place}")))?;
+    crate::daemon::terminate(record.pid, Duration::from_secs(10));
+    let mut d = Daemon::start(record.spec.clone())?;
+    d.keep();
+    record.pid = d.pid();
+    let pid = record.pid;
+    state.save()?;
+    Ok(pid)
+}
+
+/// Starts a daemon in a persistent lab and records it (the local cluster's
+/// control plane and agents are started this way by cluster.sh).
+pub fn spawn_recorded(
+    state: &mut LabState,
+    place: &str,
+    netns: &str,
+    name: &str,
+    command: &[String],
+) -> Result<u32, LabError> {
+    let (program, args) = command
+        .split_first()
+        .ok_or_else(|| LabError::Other("empty command".into()))?;
+    let log_dir = match state.nodes.iter().find(|n| n.name == place) {
+        Some(n) => n.dir.join("logs"),
+        None => state.dir.join("logs"),
+    };
+    let mut d = Daemon::start(DaemonSpec {
+        name: name.to_string(),
+        program: PathBuf::from(program),
+        args: args.to_vec(),
+        env: vec![],
+        netns: Some(netns.to_string()),
+        private_mounts: false,
+        log: log_dir.join(format!("{name}.log")),
+    })?;
+    d.keep();
+    let pid = d.pid();
+    state
+        .daemons
+        .retain(|r| !(r.place == place && r.spec.name == name));
+    state.daemons.push(DaemonRecord {
+        place: place.to_string(),
+        spec: d.spec().clone(),
+        pid,
+    });
+    state.save()?;
+    Ok(pid)
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every check and test of Capstan, as root, on a Debian 12 machine with
+# the Rust toolchain: installs missing packages, then formatting, clippy, all
+# unit/integration/end-to-end tests (privileged: a missing prerequisite fails
+# instead of skipping), and the local cluster script up/down twice.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+[ "$(id -u)" = 0 ] || { echo "test.sh: run as root (the lab makes network namespaces)" >&2; exit 1; }
+
+stage() { printf '\n=== %s (%ss elapsed)\n' "$1" "$SECONDS"; }
+
+stage "dependencies"
+deploy/local/install-deps.sh
+
+stage "cargo fmt --check"
+cargo fmt --all --check
+
+stage "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+stage "cargo test (privileged)"
+export CAPSTAN_PRIVILEGED_TESTS=1
+cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/capstan-cargo-test.log
+[ "${PIPESTATUS[0]}" = 0 ] || { echo "test.sh: cargo test failed" >&2; exit 1; }
+
+stage "local cluster up/down twice"
+deploy/local/cluster-smoke.sh
+
+stage "done"
