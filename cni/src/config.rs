@@ -81,7 +81,8 @@ pub struct Network {
 
 impl PluginConfig {
     pub fn from_json(raw: &Value, name: &str) -> Result<Self> {
-        let keys: Keys = serde_json::from_value(raw.clone()).map_err(|e| Error::Config(e.to_string()))?;
+        let keys: Keys =
+            serde_json::from_value(raw.clone()).map_err(|e| Error::Config(e.to_string()))?;
         let inline = match keys.subnet {
             None => Vec::new(),
             Some(OneOrMany::One(s)) => vec![s],
@@ -91,7 +92,9 @@ impl PluginConfig {
             .iter()
             .map(|s| {
                 s.parse::<IpNetwork>().map(GatewayPrefix).map_err(|e| {
-                    Error::Config(format!("\"subnet\": {s:?} is not gateway/prefix like 10.244.1.1/24: {e}"))
+                    Error::Config(format!(
+                        "\"subnet\": {s:?} is not gateway/prefix like 10.244.1.1/24: {e}"
+                    ))
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -100,23 +103,33 @@ impl PluginConfig {
         }
         let bridge = keys.bridge.unwrap_or_else(|| DEFAULT_BRIDGE.to_string());
         if bridge.is_empty() || bridge.len() > 15 || bridge.contains(['/', ':', ' ']) {
-            return Err(Error::Config(format!("\"bridge\": {bridge:?} is not a valid interface name")));
+            return Err(Error::Config(format!(
+                "\"bridge\": {bridge:?} is not a valid interface name"
+            )));
         }
         if let Some(mtu) = keys.mtu {
             if !(576..=65535).contains(&mtu) {
-                return Err(Error::Config(format!("\"mtu\": {mtu} is outside 576..65535")));
+                return Err(Error::Config(format!(
+                    "\"mtu\": {mtu} is outside 576..65535"
+                )));
             }
         }
         if name.is_empty() || name.contains('/') {
-            return Err(Error::Config(format!("\"name\": {name:?} must be non-empty and without '/'")));
+            return Err(Error::Config(format!(
+                "\"name\": {name:?} must be non-empty and without '/'"
+            )));
         }
         Ok(PluginConfig {
             name: name.to_string(),
-            subnet_file: keys.subnet_file.unwrap_or_else(|| DEFAULT_SUBNET_FILE.into()),
+            subnet_file: keys
+                .subnet_file
+                .unwrap_or_else(|| DEFAULT_SUBNET_FILE.into()),
             inline_subnets,
             bridge,
             mtu: keys.mtu,
-            data_dir: keys.data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR).join(name)),
+            data_dir: keys
+                .data_dir
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR).join(name)),
             ip_masq: keys.ip_masq,
             hairpin_mode: keys.hairpin_mode.unwrap_or(false),
             is_default_gateway: keys.is_default_gateway.unwrap_or(true),
@@ -170,10 +183,15 @@ impl PluginConfig {
 fn validate_gateway(g: GatewayPrefix) -> Result<()> {
     let max = if g.0.is_ipv4() { 30 } else { 126 };
     if g.prefix() > max {
-        return Err(Error::Config(format!("subnet {} is too small for pods (prefix longer than /{max})", g.0)));
+        return Err(Error::Config(format!(
+            "subnet {} is too small for pods (prefix longer than /{max})",
+            g.0
+        )));
     }
     let subnet = g.subnet();
-    if g.gateway() == subnet.network() || matches!(subnet, IpNetwork::V4(n) if IpAddr::V4(n.broadcast()) == g.gateway()) {
+    if g.gateway() == subnet.network()
+        || matches!(subnet, IpNetwork::V4(n) if IpAddr::V4(n.broadcast()) == g.gateway())
+    {
         return Err(Error::Config(format!(
             "subnet {} must name the gateway address (e.g. {}/{} with the .1 host), not the network or broadcast address",
             g.0,
@@ -200,8 +218,11 @@ mod tests {
 
     #[test]
     fn inline_subnet_wins_and_validates() {
-        let raw = serde_json::json!({"subnet": "10.9.0.1/24", "mtu": 1400, "subnetFile": "/nonexistent"});
-        let n = PluginConfig::from_json(&raw, "n").and_then(|c| c.resolve()).expect("valid");
+        let raw =
+            serde_json::json!({"subnet": "10.9.0.1/24", "mtu": 1400, "subnetFile": "/nonexistent"});
+        let n = PluginConfig::from_json(&raw, "n")
+            .and_then(|c| c.resolve())
+            .expect("valid");
         assert_eq!(n.mtu, 1400);
         assert_eq!(n.families[0].gateway_ip().to_string(), "10.9.0.1");
         let raw = serde_json::json!({"subnet": "10.9.0.0/24"});

@@ -31,13 +31,21 @@ fn init_logging(stdin: &[u8]) {
         .or_else(|| std::env::var("CAPSTAN_CNI_LOG").ok())
         .unwrap_or_else(|| "warn".into());
     let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
-    let file = conf
-        .get("logFile")
-        .and_then(|v| v.as_str())
-        .and_then(|p| std::fs::OpenOptions::new().create(true).append(true).open(p).ok());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    let file = conf.get("logFile").and_then(|v| v.as_str()).and_then(|p| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .ok()
+    });
     let _ = match file {
-        Some(f) => builder.with_ansi(false).with_writer(std::sync::Mutex::new(f)).try_init(),
+        Some(f) => builder
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(f))
+            .try_init(),
         None => builder.with_writer(std::io::stderr).try_init(),
     };
 }

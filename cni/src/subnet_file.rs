@@ -16,7 +16,11 @@ pub enum SubnetFileError {
         source: std::io::Error,
     },
     #[error("subnet file {path} line {line}: {reason}")]
-    Invalid { path: PathBuf, line: usize, reason: String },
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
     #[error("subnet file {path} has no CAPSTAN_SUBNET line")]
     NoSubnet { path: PathBuf },
 }
@@ -94,10 +98,17 @@ impl SubnetFile {
                 "CAPSTAN_IPV6_NETWORK" => out.ipv6_network = Some(net(value)?),
                 "CAPSTAN_IPV6_SUBNET" => out.ipv6_subnet = Some(GatewayPrefix(net(value)?)),
                 "CAPSTAN_MTU" => {
-                    out.mtu = Some(value.parse().map_err(|_| bad(format!("CAPSTAN_MTU: {value:?} is not a number")))?)
+                    out.mtu = Some(
+                        value
+                            .parse()
+                            .map_err(|_| bad(format!("CAPSTAN_MTU: {value:?} is not a number")))?,
+                    )
                 }
                 "CAPSTAN_IPMASQ" => {
-                    out.ip_masq = Some(value.parse().map_err(|_| bad(format!("CAPSTAN_IPMASQ: {value:?} is not true/false")))?)
+                    out.ip_masq =
+                        Some(value.parse().map_err(|_| {
+                            bad(format!("CAPSTAN_IPMASQ: {value:?} is not true/false"))
+                        })?)
                 }
                 _ => {}
             }

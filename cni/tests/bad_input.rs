@@ -12,9 +12,16 @@ use serde_json::json;
 /// After a failed call: nothing reserved, no veth, stdout only the error.
 fn assert_clean(fx: &Fixture, a: &Answer) {
     let v = a.json();
-    assert!(v["details"].as_str().is_some_and(|d| !d.is_empty()), "details missing: {v}");
+    assert!(
+        v["details"].as_str().is_some_and(|d| !d.is_empty()),
+        "details missing: {v}"
+    );
     assert!(v["cniVersion"].is_string(), "{v}");
-    assert!(fx.reservations().is_empty(), "reserved: {:?}", fx.reservations());
+    assert!(
+        fx.reservations().is_empty(),
+        "reserved: {:?}",
+        fx.reservations()
+    );
     assert!(fx.node_veths().is_empty(), "veths: {:?}", fx.node_veths());
     assert!(!a.stderr.contains("panicked"), "panic: {}", a.stderr);
 }
@@ -27,10 +34,20 @@ fn malformed_json_is_code_6() {
     let fx = Fixture::new();
     let pod = fx.pod("pod");
     let netns = pod.display().to_string();
-    for stdin in [&b"{\"cniVersion\": \"1.1.0\", "[..], b"", b"[1,2]", b"\xff\xfe"] {
+    for stdin in [
+        &b"{\"cniVersion\": \"1.1.0\", "[..],
+        b"",
+        b"[1,2]",
+        b"\xff\xfe",
+    ] {
         let a = fx.exec(
             Path::new(PLUGIN),
-            &[("CNI_COMMAND", "ADD"), ("CNI_CONTAINERID", "c"), ("CNI_NETNS", &netns), ("CNI_IFNAME", "eth0")],
+            &[
+                ("CNI_COMMAND", "ADD"),
+                ("CNI_CONTAINERID", "c"),
+                ("CNI_NETNS", &netns),
+                ("CNI_IFNAME", "eth0"),
+            ],
             stdin,
         );
         assert_eq!(a.code(), 6, "{}", a.stdout);
@@ -48,16 +65,37 @@ fn missing_or_invalid_variables_are_code_4() {
     let pod = fx.pod("pod");
     let netns = pod.display().to_string();
     let conf = fx.conf("1.1.0").to_string();
-    let full = [("CNI_COMMAND", "ADD"), ("CNI_CONTAINERID", "c-env"), ("CNI_NETNS", netns.as_str()), ("CNI_IFNAME", "eth0")];
+    let full = [
+        ("CNI_COMMAND", "ADD"),
+        ("CNI_CONTAINERID", "c-env"),
+        ("CNI_NETNS", netns.as_str()),
+        ("CNI_IFNAME", "eth0"),
+    ];
     for skip in 0..full.len() {
-        let env: Vec<_> = full.iter().enumerate().filter(|(i, _)| *i != skip).map(|(_, kv)| *kv).collect();
+        let env: Vec<_> = full
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != skip)
+            .map(|(_, kv)| *kv)
+            .collect();
         let a = fx.exec(Path::new(PLUGIN), &env, conf.as_bytes());
         assert_eq!(a.code(), 4, "without {}: {}", full[skip].0, a.stdout);
-        assert!(a.stdout.contains(full[skip].0), "the error names the variable: {}", a.stdout);
+        assert!(
+            a.stdout.contains(full[skip].0),
+            "the error names the variable: {}",
+            a.stdout
+        );
         assert_clean(&fx, &a);
     }
-    for (var, bad) in [("CNI_COMMAND", "FROB"), ("CNI_IFNAME", "eth0/1"), ("CNI_CONTAINERID", "-bad")] {
-        let env: Vec<_> = full.iter().map(|(k, v)| if *k == var { (*k, bad) } else { (*k, *v) }).collect();
+    for (var, bad) in [
+        ("CNI_COMMAND", "FROB"),
+        ("CNI_IFNAME", "eth0/1"),
+        ("CNI_CONTAINERID", "-bad"),
+    ] {
+        let env: Vec<_> = full
+            .iter()
+            .map(|(k, v)| if *k == var { (*k, bad) } else { (*k, *v) })
+            .collect();
         let a = fx.exec(Path::new(PLUGIN), &env, conf.as_bytes());
         assert_eq!(a.code(), 4, "{var}={bad}: {}", a.stdout);
         assert_clean(&fx, &a);
@@ -75,7 +113,11 @@ fn unknown_cni_version_is_code_1() {
     for version in ["0.2.0", "2.0.0", "banana"] {
         let a = fx.call("ADD", "c-ver", &pod, "eth0", &fx.conf(version));
         assert_eq!(a.code(), 1, "{version}: {}", a.stdout);
-        assert!(a.stdout.contains("1.1.0"), "details list what is supported: {}", a.stdout);
+        assert!(
+            a.stdout.contains("1.1.0"),
+            "details list what is supported: {}",
+            a.stdout
+        );
         assert_clean(&fx, &a);
     }
     let mut conf = fx.conf("1.1.0");
@@ -123,7 +165,13 @@ fn unreachable_netns_is_code_3() {
     let fx = Fixture::new();
     fx.write_subnet_file(SUBNET_V4);
     let conf = fx.conf("1.1.0");
-    let a = fx.call("ADD", "c-nons", Path::new("/run/netns/capstan-does-not-exist"), "eth0", &conf);
+    let a = fx.call(
+        "ADD",
+        "c-nons",
+        Path::new("/run/netns/capstan-does-not-exist"),
+        "eth0",
+        &conf,
+    );
     assert_eq!(a.code(), 3, "{}", a.stdout);
     assert_clean(&fx, &a);
     // A path that exists but is not a network namespace: the reservation
@@ -147,18 +195,24 @@ fn exhausted_subnet_is_code_100_and_leaves_nothing() {
     let mut pods = Vec::new();
     for i in 0..5 {
         let pod = fx.pod(&format!("p{i}"));
-        fx.call("ADD", &format!("c-full-{i}"), &pod, "eth0", &conf).expect_ok();
+        fx.call("ADD", &format!("c-full-{i}"), &pod, "eth0", &conf)
+            .expect_ok();
         pods.push(pod);
     }
     let extra = fx.pod("extra");
     let a = fx.call("ADD", "c-full-extra", &extra, "eth0", &conf);
     assert_eq!(a.code(), 100, "{}", a.stdout);
-    assert!(a.stdout.contains("10.50.0.0/29"), "names the pool: {}", a.stdout);
+    assert!(
+        a.stdout.contains("10.50.0.0/29"),
+        "names the pool: {}",
+        a.stdout
+    );
     assert_eq!(fx.reservations().len(), 5);
     assert_eq!(fx.node_veths().len(), 5);
     assert!(!ip_in(&ns_name(&extra), &["link"]).contains("eth0"));
     for (i, pod) in pods.iter().enumerate() {
-        fx.call("DEL", &format!("c-full-{i}"), pod, "eth0", &conf).expect_ok();
+        fx.call("DEL", &format!("c-full-{i}"), pod, "eth0", &conf)
+            .expect_ok();
     }
     assert!(fx.reservations().is_empty());
     assert!(fx.node_veths().is_empty());
@@ -177,7 +231,11 @@ fn interface_name_taken_in_the_pod_rolls_back() {
     let a = fx.call("ADD", "c-second", &pod, "eth0", &conf);
     assert!(!a.ok);
     assert!(a.stdout.contains("eth0"), "{}", a.stdout);
-    assert_eq!(fx.reservations().len(), 1, "the failed ADD released its address");
+    assert_eq!(
+        fx.reservations().len(),
+        1,
+        "the failed ADD released its address"
+    );
     assert_eq!(fx.node_veths().len(), 1);
     fx.call("DEL", "c-first", &pod, "eth0", &conf).expect_ok();
     assert!(fx.reservations().is_empty());

@@ -18,13 +18,22 @@ fn reference(plugin: &str) -> PathBuf {
 fn chain_with_portmap_tuning_bandwidth() {
     if !capstan_lab::privileged::require(
         "chain_with_portmap_tuning_bandwidth",
-        &["ip", "iptables", "tc", "/usr/lib/cni/portmap", "/usr/lib/cni/tuning", "/usr/lib/cni/bandwidth"],
+        &[
+            "ip",
+            "iptables",
+            "tc",
+            "/usr/lib/cni/portmap",
+            "/usr/lib/cni/tuning",
+            "/usr/lib/cni/bandwidth",
+        ],
     ) {
         return;
     }
     let fx = Fixture::new();
     // Dual-stack, so portmap maps both families from capstan's result.
-    fx.write_subnet_file(&format!("{SUBNET_V4}CAPSTAN_IPV6_SUBNET=fd00:10:244:1::1/64\n"));
+    fx.write_subnet_file(&format!(
+        "{SUBNET_V4}CAPSTAN_IPV6_SUBNET=fd00:10:244:1::1/64\n"
+    ));
     let pod = fx.pod("pod");
     let netns = pod.display().to_string();
     let id = "c-chain";
@@ -70,11 +79,20 @@ fn chain_with_portmap_tuning_bandwidth() {
             None => conf.clone(),
         };
         let a = fx.exec(bin, &env("ADD"), conf.to_string().as_bytes());
-        assert!(a.ok, "ADD {} failed: {} {}", bin.display(), a.stdout, a.stderr);
+        assert!(
+            a.ok,
+            "ADD {} failed: {} {}",
+            bin.display(),
+            a.stdout,
+            a.stderr
+        );
         prev = Some(a.json());
     }
     let result = prev.expect("final result");
-    let addr = result["ips"][0]["address"].as_str().expect("address survives the chain").to_string();
+    let addr = result["ips"][0]["address"]
+        .as_str()
+        .expect("address survives the chain")
+        .to_string();
     assert!(addr.starts_with("10.244.1."), "{result}");
 
     // What the chained plugins did with capstan's result.
@@ -87,7 +105,10 @@ fn chain_with_portmap_tuning_bandwidth() {
         .expect("iptables");
     let nat = String::from_utf8_lossy(&nat.stdout);
     let pod_ip = addr.trim_end_matches("/24");
-    assert!(nat.contains(&format!("{pod_ip}:80")), "portmap DNAT to the pod: {nat}");
+    assert!(
+        nat.contains(&format!("{pod_ip}:80")),
+        "portmap DNAT to the pod: {nat}"
+    );
     let sysctl = capstan_lab::Netns::existing(&ns_name(&pod))
         .expect("pod")
         .command("cat")
@@ -95,23 +116,56 @@ fn chain_with_portmap_tuning_bandwidth() {
         .arg("/proc/sys/net/ipv4/conf/eth0/accept_redirects")
         .output()
         .expect("cat");
-    assert_eq!(String::from_utf8_lossy(&sysctl.stdout).trim(), "0", "tuning set the pod sysctl");
+    assert_eq!(
+        String::from_utf8_lossy(&sysctl.stdout).trim(),
+        "0",
+        "tuning set the pod sysctl"
+    );
     let host = result["interfaces"][1]["name"].as_str().expect("host veth");
-    let tc = fx.node.command("tc").expect("cmd").args(["qdisc", "show", "dev", host]).output().expect("tc");
-    assert!(String::from_utf8_lossy(&tc.stdout).contains("tbf"), "bandwidth shaped the host veth");
+    let tc = fx
+        .node
+        .command("tc")
+        .expect("cmd")
+        .args(["qdisc", "show", "dev", host])
+        .output()
+        .expect("tc");
+    assert!(
+        String::from_utf8_lossy(&tc.stdout).contains("tbf"),
+        "bandwidth shaped the host veth"
+    );
 
     // CHECK through the chain. portmap 1.1.1's CHECK is broken upstream (it
     // looks for its IPv4 rules in the IPv6 table and fails on any result),
     // so it is left out; the others check capstan's result.
     for (bin, conf) in plugins.iter().filter(|(b, _)| !b.ends_with("portmap")) {
-        let a = fx.exec(bin, &env("CHECK"), with_prev(conf, &result).to_string().as_bytes());
-        assert!(a.ok, "CHECK {} failed: {} {}", bin.display(), a.stdout, a.stderr);
+        let a = fx.exec(
+            bin,
+            &env("CHECK"),
+            with_prev(conf, &result).to_string().as_bytes(),
+        );
+        assert!(
+            a.ok,
+            "CHECK {} failed: {} {}",
+            bin.display(),
+            a.stdout,
+            a.stderr
+        );
     }
 
     // DEL in reverse order, all with the final result.
     for (bin, conf) in plugins.iter().rev() {
-        let a = fx.exec(bin, &env("DEL"), with_prev(conf, &result).to_string().as_bytes());
-        assert!(a.ok, "DEL {} failed: {} {}", bin.display(), a.stdout, a.stderr);
+        let a = fx.exec(
+            bin,
+            &env("DEL"),
+            with_prev(conf, &result).to_string().as_bytes(),
+        );
+        assert!(
+            a.ok,
+            "DEL {} failed: {} {}",
+            bin.display(),
+            a.stdout,
+            a.stderr
+        );
     }
     assert!(fx.reservations().is_empty());
     assert!(fx.node_veths().is_empty(), "{:?}", fx.node_veths());
@@ -132,14 +186,26 @@ fn capstan_accepts_a_prev_result_when_not_first() {
         "dns": {"nameservers": ["192.168.5.1"]}
     });
     let conf = with_prev(&fx.conf("1.0.0"), &prev);
-    let r = fx.call("ADD", "c-second", &pod, "eth0", &conf).expect_ok().json();
+    let r = fx
+        .call("ADD", "c-second", &pod, "eth0", &conf)
+        .expect_ok()
+        .json();
     let ifaces = r["interfaces"].as_array().expect("interfaces");
-    assert_eq!(ifaces.len(), 4, "previous interface kept, ours appended: {r}");
+    assert_eq!(
+        ifaces.len(),
+        4,
+        "previous interface kept, ours appended: {r}"
+    );
     assert_eq!(ifaces[0]["name"], "net0");
     assert_eq!(r["ips"][0]["address"], "192.168.5.2/24");
-    assert_eq!(r["ips"][1]["interface"], 3, "our IP points at our pod interface");
+    assert_eq!(
+        r["ips"][1]["interface"], 3,
+        "our IP points at our pod interface"
+    );
     assert_eq!(r["dns"]["nameservers"], json!(["192.168.5.1"]));
-    fx.call("CHECK", "c-second", &pod, "eth0", &with_prev(&conf, &r)).expect_ok();
-    fx.call("DEL", "c-second", &pod, "eth0", &with_prev(&conf, &r)).expect_ok();
+    fx.call("CHECK", "c-second", &pod, "eth0", &with_prev(&conf, &r))
+        .expect_ok();
+    fx.call("DEL", "c-second", &pod, "eth0", &with_prev(&conf, &r))
+        .expect_ok();
     assert!(fx.reservations().is_empty());
 }

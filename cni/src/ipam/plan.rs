@@ -124,8 +124,14 @@ mod tests {
     fn continues_after_last_and_wraps() {
         let p = pool("10.0.0.0/29", "10.0.0.1");
         let taken: HashSet<_> = [ip("10.0.0.3")].into();
-        assert_eq!(next_free(&p, &taken, Some(ip("10.0.0.6"))), Some(ip("10.0.0.2")));
-        assert_eq!(next_free(&p, &taken, Some(ip("10.0.0.2"))), Some(ip("10.0.0.4")));
+        assert_eq!(
+            next_free(&p, &taken, Some(ip("10.0.0.6"))),
+            Some(ip("10.0.0.2"))
+        );
+        assert_eq!(
+            next_free(&p, &taken, Some(ip("10.0.0.2"))),
+            Some(ip("10.0.0.4"))
+        );
     }
 
     #[test]
@@ -133,7 +139,10 @@ mod tests {
         let p = [pool("10.0.0.0/30", "10.0.0.1")];
         let a = Owner::new("a", "eth0");
         let reserved: HashMap<_, _> = [(ip("10.0.0.2"), a.clone())].into();
-        assert_eq!(plan_allocation(&p, &reserved, &[None], &a).ok(), Some(vec![ip("10.0.0.2")]));
+        assert_eq!(
+            plan_allocation(&p, &reserved, &[None], &a).ok(),
+            Some(vec![ip("10.0.0.2")])
+        );
         let b = Owner::new("b", "eth0");
         let err = plan_allocation(&p, &reserved, &[None], &b);
         assert!(matches!(err, Err(IpamError::Exhausted { reserved: 1, .. })));

@@ -39,10 +39,12 @@ impl Store {
 
     /// Blocks until this process holds the store's exclusive lock.
     pub fn lock(&self) -> Result<Locked<'_>, IpamError> {
-        let io = |what| move |source| IpamError::Io {
-            path: self.dir.clone(),
-            what,
-            source,
+        let io = |what| {
+            move |source| IpamError::Io {
+                path: self.dir.clone(),
+                what,
+                source,
+            }
         };
         fs::create_dir_all(&self.dir).map_err(io("create directory"))?;
         let file = OpenOptions::new()
@@ -74,7 +76,9 @@ impl Locked<'_> {
     /// A temp file seen while we hold the lock was left by a writer that
     /// died before its rename: it never became a reservation.
     fn sweep_temp_files(&self) {
-        let Ok(entries) = fs::read_dir(self.dir) else { return };
+        let Ok(entries) = fs::read_dir(self.dir) else {
+            return;
+        };
         for entry in entries.flatten() {
             if entry.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
                 let _ = fs::remove_file(entry.path());

@@ -23,7 +23,9 @@ pub async fn ensure(h: &Handle, index: u32, addr: IpNetwork) -> Result<(), Netli
     match req.execute().await {
         Ok(()) => Ok(()),
         Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(()),
-        Err(e) => Err(NetlinkError::request(format!("add address {addr} to link {index}"))(e)),
+        Err(e) => Err(NetlinkError::request(format!(
+            "add address {addr} to link {index}"
+        ))(e)),
     }
 }
 
@@ -34,7 +36,9 @@ pub async fn list(h: &Handle, index: u32) -> Result<Vec<IpNetwork>, NetlinkError
     while let Some(msg) = stream
         .try_next()
         .await
-        .map_err(NetlinkError::request(format!("list addresses of link {index}")))?
+        .map_err(NetlinkError::request(format!(
+            "list addresses of link {index}"
+        )))?
     {
         let ip = msg.attributes.iter().find_map(|a| match a {
             AddressAttribute::Address(ip) => Some(*ip),

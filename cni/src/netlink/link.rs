@@ -51,7 +51,11 @@ fn random_local_mac() -> [u8; 6] {
 }
 
 fn format_mac(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// The link called `name`, or None when there is none.
@@ -76,16 +80,22 @@ pub async fn ensure_bridge(h: &Handle, name: &str, mtu: u32) -> Result<LinkInfo,
     }
     // A fixed MAC: otherwise the kernel keeps switching the bridge to the
     // lowest port MAC as pods come and go, and neighbours' caches go stale.
-    let msg = LinkBridge::new(name).mtu(mtu).address(random_local_mac().to_vec()).up().build();
+    let msg = LinkBridge::new(name)
+        .mtu(mtu)
+        .address(random_local_mac().to_vec())
+        .up()
+        .build();
     match h.link().add(msg).execute().await {
         Ok(()) => {}
         Err(e) if errno(&e) == Some(libc::EEXIST) => {}
         Err(e) => return Err(NetlinkError::request(format!("create bridge {name}"))(e)),
     }
-    by_name(h, name).await?.ok_or_else(|| NetlinkError::Unexpected {
-        op: format!("create bridge {name}"),
-        detail: "bridge vanished right after creation".into(),
-    })
+    by_name(h, name)
+        .await?
+        .ok_or_else(|| NetlinkError::Unexpected {
+            op: format!("create bridge {name}"),
+            detail: "bridge vanished right after creation".into(),
+        })
 }
 
 pub async fn set_up(h: &Handle, index: u32, name: &str) -> Result<(), NetlinkError> {
@@ -111,7 +121,10 @@ pub struct VethSpec<'a> {
 /// pod (down: the kernel cannot open a veth end before its peer exists).
 /// Returns the kernel's errno on refusal so the caller can tell a leftover
 /// (EEXIST) from a real failure.
-pub async fn create_veth(h: &Handle, spec: &VethSpec<'_>) -> Result<(), (Option<i32>, NetlinkError)> {
+pub async fn create_veth(
+    h: &Handle,
+    spec: &VethSpec<'_>,
+) -> Result<(), (Option<i32>, NetlinkError)> {
     let peer = LinkMessageBuilder::<LinkUnspec>::new()
         .name(spec.peer_name.to_string())
         .mtu(spec.mtu)
@@ -125,7 +138,13 @@ pub async fn create_veth(h: &Handle, spec: &VethSpec<'_>) -> Result<(), (Option<
         .build();
     h.link().add(msg).execute().await.map_err(|e| {
         let code = errno(&e);
-        (code, NetlinkError::request(format!("create veth {} <-> {}", spec.host_name, spec.peer_name))(e))
+        (
+            code,
+            NetlinkError::request(format!(
+                "create veth {} <-> {}",
+                spec.host_name, spec.peer_name
+            ))(e),
+        )
     })
 }
 

@@ -59,10 +59,16 @@ where
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()
-        .map_err(|source| NetlinkError::Setup { what: "tokio runtime", source })?;
+        .map_err(|source| NetlinkError::Setup {
+            what: "tokio runtime",
+            source,
+        })?;
     rt.block_on(async move {
-        let (conn, handle, _) = rtnetlink::new_connection()
-            .map_err(|source| NetlinkError::Setup { what: "netlink socket", source })?;
+        let (conn, handle, _) =
+            rtnetlink::new_connection().map_err(|source| NetlinkError::Setup {
+                what: "netlink socket",
+                source,
+            })?;
         let conn = tokio::spawn(conn);
         let out = work(handle).await;
         conn.abort();
@@ -83,11 +89,18 @@ where
         let joined = std::thread::Builder::new()
             .name("cni-netns".into())
             .spawn_scoped(scope, move || {
-                nix::sched::setns(netns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-                    .map_err(|e| NetlinkError::Setup { what: "setns", source: e.into() })?;
+                nix::sched::setns(netns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).map_err(
+                    |e| NetlinkError::Setup {
+                        what: "setns",
+                        source: e.into(),
+                    },
+                )?;
                 run_here(work)
             })
-            .map_err(|source| NetlinkError::Setup { what: "netns thread", source })?
+            .map_err(|source| NetlinkError::Setup {
+                what: "netns thread",
+                source,
+            })?
             .join();
         match joined {
             Ok(out) => out,

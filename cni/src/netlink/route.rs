@@ -19,7 +19,12 @@ pub struct RouteEntry {
     pub oif: Option<u32>,
 }
 
-pub async fn ensure(h: &Handle, dst: IpNetwork, gw: Option<IpAddr>, oif: u32) -> Result<(), NetlinkError> {
+pub async fn ensure(
+    h: &Handle,
+    dst: IpNetwork,
+    gw: Option<IpAddr>,
+    oif: u32,
+) -> Result<(), NetlinkError> {
     let op = || format!("add route {dst} via {gw:?} dev {oif}");
     fn invalid<E: std::fmt::Display>(op: String) -> impl FnOnce(E) -> NetlinkError {
         move |e| NetlinkError::Unexpected {
@@ -48,10 +53,18 @@ pub async fn list(h: &Handle, v6: bool) -> Result<Vec<RouteEntry>, NetlinkError>
     } else {
         RouteMessageBuilder::<std::net::Ipv4Addr>::new().build()
     };
-    query.header.address_family = if v6 { AddressFamily::Inet6 } else { AddressFamily::Inet };
+    query.header.address_family = if v6 {
+        AddressFamily::Inet6
+    } else {
+        AddressFamily::Inet
+    };
     let mut stream = h.route().get(query).execute();
     let mut out = Vec::new();
-    while let Some(msg) = stream.try_next().await.map_err(NetlinkError::request("list routes"))? {
+    while let Some(msg) = stream
+        .try_next()
+        .await
+        .map_err(NetlinkError::request("list routes"))?
+    {
         if let Some(entry) = entry(&msg) {
             out.push(entry);
         }
@@ -85,6 +98,10 @@ fn entry(msg: &RouteMessage) -> Option<RouteEntry> {
     } else {
         IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
     };
-    let dst = IpNetwork::new(dst.unwrap_or(unspecified), msg.header.destination_prefix_length).ok()?;
+    let dst = IpNetwork::new(
+        dst.unwrap_or(unspecified),
+        msg.header.destination_prefix_length,
+    )
+    .ok()?;
     Some(RouteEntry { dst, gw, oif })
 }

@@ -8,8 +8,8 @@ use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 
-use super::undo::AddUndo;
 use super::host_veth_name;
+use super::undo::AddUndo;
 use crate::config::{Family, Network, PluginConfig};
 use crate::error::{Error, Result};
 use crate::ipam::{plan_allocation, Owner, Pool, Store};
@@ -156,7 +156,9 @@ fn node_side(
                 // for this same attachment: remove it and try once more.
                 if netlink::link::delete_by_name(&h, host_veth).await? {
                     tracing::warn!(veth = host_veth, "removed a leftover host veth");
-                    netlink::link::create_veth(&h, &spec).await.map_err(|(_, e)| e)?;
+                    netlink::link::create_veth(&h, &spec)
+                        .await
+                        .map_err(|(_, e)| e)?;
                 } else {
                     return Err(NetlinkError::Unexpected {
                         op: format!("create veth {host_veth} <-> {ifname}"),
@@ -166,10 +168,12 @@ fn node_side(
             }
             Err((_, e)) => return Err(e),
         }
-        let host = netlink::link::by_name(&h, host_veth).await?.ok_or_else(|| NetlinkError::Unexpected {
-            op: format!("create veth {host_veth}"),
-            detail: "host end missing right after creation".into(),
-        })?;
+        let host = netlink::link::by_name(&h, host_veth)
+            .await?
+            .ok_or_else(|| NetlinkError::Unexpected {
+                op: format!("create veth {host_veth}"),
+                detail: "host end missing right after creation".into(),
+            })?;
         if conf.hairpin_mode {
             netlink::link::set_hairpin(&h, host.index, host_veth, true).await?;
         }
@@ -202,7 +206,11 @@ fn pod_routes(families: &[Family], default_gateway: bool) -> Vec<(IpNetwork, IpA
         .iter()
         .filter_map(|f| {
             let dst = if default_gateway {
-                let any = if f.gateway.0.is_ipv4() { "0.0.0.0/0" } else { "::/0" };
+                let any = if f.gateway.0.is_ipv4() {
+                    "0.0.0.0/0"
+                } else {
+                    "::/0"
+                };
                 any.parse().ok()?
             } else {
                 f.cluster?
@@ -212,12 +220,20 @@ fn pod_routes(families: &[Family], default_gateway: bool) -> Vec<(IpNetwork, IpA
         .collect()
 }
 
-fn pod_side(netns: &File, ifname: &str, addrs: &[IpNetwork], routes: &[(IpNetwork, IpAddr)]) -> Result<LinkInfo> {
+fn pod_side(
+    netns: &File,
+    ifname: &str,
+    addrs: &[IpNetwork],
+    routes: &[(IpNetwork, IpAddr)],
+) -> Result<LinkInfo> {
     let pod = netlink::run_in_netns(netns, |h| async move {
-        let link = netlink::link::by_name(&h, ifname).await?.ok_or_else(|| NetlinkError::Unexpected {
-            op: format!("configure {ifname}"),
-            detail: "the pod end of the veth is not in the netns".into(),
-        })?;
+        let link =
+            netlink::link::by_name(&h, ifname)
+                .await?
+                .ok_or_else(|| NetlinkError::Unexpected {
+                    op: format!("configure {ifname}"),
+                    detail: "the pod end of the veth is not in the netns".into(),
+                })?;
         for a in addrs {
             netlink::addr::ensure(&h, link.index, *a).await?;
         }
@@ -261,7 +277,10 @@ mod tests {
 
     #[test]
     fn routes_follow_is_default_gateway() {
-        let f = [fam("10.244.1.1/24", Some("10.244.0.0/16")), fam("fd00::1/64", None)];
+        let f = [
+            fam("10.244.1.1/24", Some("10.244.0.0/16")),
+            fam("fd00::1/64", None),
+        ];
         let r = pod_routes(&f, true);
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].0.to_string(), "0.0.0.0/0");

@@ -21,19 +21,26 @@ pub fn check(req: &Request) -> Result<()> {
         .netns
         .clone()
         .ok_or_else(|| Error::Config("CNI_NETNS is required for CHECK".into()))?;
-    let prev = req
-        .header
-        .prev_result
-        .as_ref()
-        .ok_or_else(|| Error::Config("CHECK needs prevResult (the result of the ADD)".into()))?;
+    let prev =
+        req.header.prev_result.as_ref().ok_or_else(|| {
+            Error::Config("CHECK needs prevResult (the result of the ADD)".into())
+        })?;
     let sandbox = netns_path.display().to_string();
     let pod_index = prev
         .interfaces
         .iter()
         .position(|i| i.name == ifname && i.sandbox.as_deref() == Some(sandbox.as_str()))
-        .ok_or_else(|| Error::Check(format!("prevResult lists no interface {ifname} in sandbox {sandbox}")))?;
+        .ok_or_else(|| {
+            Error::Check(format!(
+                "prevResult lists no interface {ifname} in sandbox {sandbox}"
+            ))
+        })?;
     let pod_iface = &prev.interfaces[pod_index];
-    let expected_ips: Vec<_> = prev.ips.iter().filter(|ip| ip.interface == Some(pod_index)).collect();
+    let expected_ips: Vec<_> = prev
+        .ips
+        .iter()
+        .filter(|ip| ip.interface == Some(pod_index))
+        .collect();
     let gateways: Vec<IpAddr> = net.families.iter().map(|f| f.gateway_ip()).collect();
     let expected_routes: Vec<_> = prev
         .routes
@@ -45,7 +52,10 @@ pub fn check(req: &Request) -> Result<()> {
     let held = Store::new(&conf.data_dir).lock()?.held_by(&owner)?;
     for ip in &expected_ips {
         if !held.contains(&ip.address.ip()) {
-            return Err(Error::Check(format!("address {} is not reserved for {owner} in IPAM", ip.address.ip())));
+            return Err(Error::Check(format!(
+                "address {} is not reserved for {owner} in IPAM",
+                ip.address.ip()
+            )));
         }
     }
 
@@ -58,8 +68,10 @@ pub fn check(req: &Request) -> Result<()> {
     let problems = netlink::run_in_netns(&netns, |h| async move {
         let (ifname, sandbox, net) = (ifname_ref, sandbox_ref, net_ref);
         let mut problems = Vec::new();
-        let Some(link) = netlink::link::by_name(&h, &ifname).await? else {
-            return Ok(vec![format!("interface {ifname} is missing from {sandbox}")]);
+        let Some(link) = netlink::link::by_name(&h, ifname).await? else {
+            return Ok(vec![format!(
+                "interface {ifname} is missing from {sandbox}"
+            )]);
         };
         if let (Some(want), Some(have)) = (&pod_iface.mac, &link.mac) {
             if !want.eq_ignore_ascii_case(have) {
@@ -67,7 +79,10 @@ pub fn check(req: &Request) -> Result<()> {
             }
         }
         if link.mtu != Some(net.mtu) {
-            problems.push(format!("{ifname} has MTU {:?}, the network's is {}", link.mtu, net.mtu));
+            problems.push(format!(
+                "{ifname} has MTU {:?}, the network's is {}",
+                link.mtu, net.mtu
+            ));
         }
         if !link.up {
             problems.push(format!("{ifname} is down"));
@@ -80,7 +95,10 @@ pub fn check(req: &Request) -> Result<()> {
         }
         for r in routes_ref {
             let routes = netlink::route::list(&h, r.dst.is_ipv6()).await?;
-            if !routes.iter().any(|have| have.dst == r.dst && have.gw == r.gw) {
+            if !routes
+                .iter()
+                .any(|have| have.dst == r.dst && have.gw == r.gw)
+            {
                 problems.push(format!("route {} via {:?} is missing", r.dst, r.gw));
             }
         }
@@ -103,7 +121,9 @@ pub fn check(req: &Request) -> Result<()> {
             (Some(b), Some(v)) if v.controller == Some(b.index) => None,
             (None, _) => Some(format!("bridge {bridge_name} is missing")),
             (_, None) => Some(format!("host veth {host} is missing")),
-            (Some(_), Some(_)) => Some(format!("host veth {host} is not attached to {bridge_name}")),
+            (Some(_), Some(_)) => {
+                Some(format!("host veth {host} is not attached to {bridge_name}"))
+            }
         })
     })?;
     match host_ok {

@@ -20,16 +20,23 @@ pub fn del(req: &Request) -> Result<()> {
         match File::open(path) {
             Ok(netns) => {
                 let name = ifname.clone();
-                match netlink::run_in_netns(&netns, |h| async move { netlink::link::delete_by_name(&h, &name).await }) {
+                match netlink::run_in_netns(&netns, |h| async move {
+                    netlink::link::delete_by_name(&h, &name).await
+                }) {
                     Ok(deleted) => pair_gone = deleted,
                     // Not a network namespace (any more): nothing to remove there.
-                    Err(NetlinkError::Setup { what: "setns", source }) => {
+                    Err(NetlinkError::Setup {
+                        what: "setns",
+                        source,
+                    }) => {
                         tracing::info!(netns = %path.display(), error = %source, "netns not enterable; skipping pod side")
                     }
                     Err(e) => return Err(e.into()),
                 }
             }
-            Err(e) => tracing::info!(netns = %path.display(), error = %e, "netns gone; skipping pod side"),
+            Err(e) => {
+                tracing::info!(netns = %path.display(), error = %e, "netns gone; skipping pod side")
+            }
         }
     }
     if !pair_gone {

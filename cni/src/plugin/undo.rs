@@ -34,12 +34,16 @@ impl Drop for AddUndo<'_> {
             return;
         }
         let name = self.host_veth.to_string();
-        if let Err(e) = netlink::run_here(|h| async move { netlink::link::delete_by_name(&h, &name).await }) {
+        if let Err(e) =
+            netlink::run_here(|h| async move { netlink::link::delete_by_name(&h, &name).await })
+        {
             tracing::error!(veth = self.host_veth, error = %e, "rollback: cannot delete host veth");
         }
         match self.store.lock().and_then(|l| l.release(self.owner)) {
             Ok(ips) => tracing::info!(owner = %self.owner, ?ips, "rollback: released addresses"),
-            Err(e) => tracing::error!(owner = %self.owner, error = %e, "rollback: cannot release addresses"),
+            Err(e) => {
+                tracing::error!(owner = %self.owner, error = %e, "rollback: cannot release addresses")
+            }
         }
     }
 }

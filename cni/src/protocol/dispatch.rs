@@ -41,7 +41,10 @@ pub struct Outcome {
 
 impl Outcome {
     fn ok(stdout: String) -> Self {
-        Outcome { stdout, exit_code: 0 }
+        Outcome {
+            stdout,
+            exit_code: 0,
+        }
     }
 
     fn error(err: &CniError, version: &str) -> Self {
@@ -52,7 +55,11 @@ impl Outcome {
     }
 }
 
-pub fn dispatch(plugin: &dyn Plugin, env: impl Fn(&str) -> Option<String>, stdin: &[u8]) -> Outcome {
+pub fn dispatch(
+    plugin: &dyn Plugin,
+    env: impl Fn(&str) -> Option<String>,
+    stdin: &[u8],
+) -> Outcome {
     // The version for error answers: the config's own, when we speak it.
     let parsed: Result<Value, serde_json::Error> = serde_json::from_slice(stdin);
     let answer_version = parsed
@@ -121,13 +128,19 @@ fn run(
             format!("got {}", short(&raw)),
         ));
     }
-    let version_text = raw.get("cniVersion").and_then(Value::as_str).ok_or_else(|| {
-        CniError::new(
-            ErrorCode::INCOMPATIBLE_VERSION,
-            "network configuration has no cniVersion",
-            format!("set \"cniVersion\" to one of {}", CniVersion::supported_list().join(", ")),
-        )
-    })?;
+    let version_text = raw
+        .get("cniVersion")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            CniError::new(
+                ErrorCode::INCOMPATIBLE_VERSION,
+                "network configuration has no cniVersion",
+                format!(
+                    "set \"cniVersion\" to one of {}",
+                    CniVersion::supported_list().join(", ")
+                ),
+            )
+        })?;
     let version = CniVersion::parse(version_text)?;
     let header: NetConfHeader = serde_json::from_value(raw.clone()).map_err(|e| {
         CniError::new(
@@ -228,21 +241,37 @@ mod tests {
 
     #[test]
     fn unknown_version_is_code_1() {
-        let o = dispatch(&Fake, env("ADD"), br#"{"cniVersion":"0.9.9","name":"n","type":"capstan"}"#);
+        let o = dispatch(
+            &Fake,
+            env("ADD"),
+            br#"{"cniVersion":"0.9.9","name":"n","type":"capstan"}"#,
+        );
         assert_eq!((o.exit_code, code(&o)), (1, 1));
     }
 
     #[test]
     fn check_before_0_4_0_is_refused() {
-        let o = dispatch(&Fake, env("CHECK"), br#"{"cniVersion":"0.3.1","name":"n","type":"capstan"}"#);
+        let o = dispatch(
+            &Fake,
+            env("CHECK"),
+            br#"{"cniVersion":"0.3.1","name":"n","type":"capstan"}"#,
+        );
         assert_eq!(code(&o), 1);
-        let o = dispatch(&Fake, env("GC"), br#"{"cniVersion":"1.0.0","name":"n","type":"capstan"}"#);
+        let o = dispatch(
+            &Fake,
+            env("GC"),
+            br#"{"cniVersion":"1.0.0","name":"n","type":"capstan"}"#,
+        );
         assert_eq!(code(&o), 1);
     }
 
     #[test]
     fn a_panic_becomes_an_error_answer() {
-        let o = dispatch(&Fake, env("DEL"), br#"{"cniVersion":"1.1.0","name":"n","type":"capstan"}"#);
+        let o = dispatch(
+            &Fake,
+            env("DEL"),
+            br#"{"cniVersion":"1.1.0","name":"n","type":"capstan"}"#,
+        );
         assert_eq!((o.exit_code, code(&o)), (1, 102));
     }
 

@@ -72,7 +72,9 @@ impl IfName {
             && text.len() < 16
             && text != "."
             && text != ".."
-            && !text.chars().any(|c| c == '/' || c == ':' || c.is_whitespace());
+            && !text
+                .chars()
+                .any(|c| c == '/' || c == ':' || c.is_whitespace());
         if ok {
             Ok(IfName(text.to_string()))
         } else {
@@ -112,7 +114,10 @@ impl Invocation {
     pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Self, CniError> {
         let raw = get("CNI_COMMAND").filter(|s| !s.is_empty());
         let Some(raw) = raw else {
-            return Err(missing("CNI_COMMAND", "one of ADD, DEL, CHECK, VERSION, GC, STATUS"));
+            return Err(missing(
+                "CNI_COMMAND",
+                "one of ADD, DEL, CHECK, VERSION, GC, STATUS",
+            ));
         };
         let command = Command::parse(&raw).ok_or_else(|| {
             CniError::new(
@@ -136,20 +141,34 @@ impl Invocation {
         let netns = match non_empty("CNI_NETNS") {
             Some(p) => Some(PathBuf::from(p)),
             None if need_netns => {
-                return Err(missing("CNI_NETNS", "the path of the container's network namespace"))
+                return Err(missing(
+                    "CNI_NETNS",
+                    "the path of the container's network namespace",
+                ))
             }
             None => None,
         };
         let ifname = match non_empty("CNI_IFNAME") {
             Some(n) => Some(IfName::parse(&n)?),
             None if need_ifname => {
-                return Err(missing("CNI_IFNAME", "the interface name to create in the container, e.g. eth0"))
+                return Err(missing(
+                    "CNI_IFNAME",
+                    "the interface name to create in the container, e.g. eth0",
+                ))
             }
             None => None,
         };
-        let args = non_empty("CNI_ARGS").map(|a| parse_args(&a)).transpose()?.unwrap_or_default();
+        let args = non_empty("CNI_ARGS")
+            .map(|a| parse_args(&a))
+            .transpose()?
+            .unwrap_or_default();
         let path = non_empty("CNI_PATH")
-            .map(|p| p.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect())
+            .map(|p| {
+                p.split(':')
+                    .filter(|s| !s.is_empty())
+                    .map(PathBuf::from)
+                    .collect()
+            })
             .unwrap_or_default();
         Ok(Invocation {
             command,
@@ -195,8 +214,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| map.get(k).cloned()
     }
 
@@ -223,7 +244,9 @@ mod tests {
             ("CNI_ARGS", "A=1;B=2"),
         ]));
         let inv = inv.ok();
-        assert!(inv.as_ref().is_some_and(|i| i.netns.is_none() && i.args.len() == 2));
+        assert!(inv
+            .as_ref()
+            .is_some_and(|i| i.netns.is_none() && i.args.len() == 2));
     }
 
     #[test]

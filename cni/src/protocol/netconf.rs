@@ -19,7 +19,11 @@ pub struct NetConfHeader {
     pub dns: Option<Dns>,
     /// GC (1.1.0): attachments the runtime still knows; anything else is
     /// garbage. `cni.dev/attachments` is the name an early 1.1 draft used.
-    #[serde(default, rename = "cni.dev/valid-attachments", alias = "cni.dev/attachments")]
+    #[serde(
+        default,
+        rename = "cni.dev/valid-attachments",
+        alias = "cni.dev/attachments"
+    )]
     pub valid_attachments: Option<Vec<Attachment>>,
 }
 

@@ -96,7 +96,11 @@ impl CniResult {
     pub fn to_json(&self, version: CniVersion) -> Value {
         let mut out = Map::new();
         out.insert("cniVersion".into(), json!(version.as_str()));
-        let interfaces: Vec<Value> = self.interfaces.iter().map(|i| interface_json(i, version)).collect();
+        let interfaces: Vec<Value> = self
+            .interfaces
+            .iter()
+            .map(|i| interface_json(i, version))
+            .collect();
         if !interfaces.is_empty() {
             out.insert("interfaces".into(), Value::Array(interfaces));
         }
@@ -108,7 +112,10 @@ impl CniResult {
         if !routes.is_empty() {
             out.insert("routes".into(), Value::Array(routes));
         }
-        out.insert("dns".into(), serde_json::to_value(&self.dns).unwrap_or_else(|_| json!({})));
+        out.insert(
+            "dns".into(),
+            serde_json::to_value(&self.dns).unwrap_or_else(|_| json!({})),
+        );
         Value::Object(out)
     }
 }

@@ -28,7 +28,11 @@ fn unique_prefix() -> String {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("cni-{:x}{:x}{n:x}-", std::process::id() & 0xffff, nanos & 0xfffff)
+    format!(
+        "cni-{:x}{:x}{n:x}-",
+        std::process::id() & 0xffff,
+        nanos & 0xfffff
+    )
 }
 
 pub struct Fixture {
@@ -48,20 +52,33 @@ pub struct Answer {
 
 impl Answer {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {:?}; stderr: {}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}): {:?}; stderr: {}",
+                self.stdout, self.stderr
+            )
+        })
     }
 
     /// The spec error code; panics when the call succeeded.
     pub fn code(&self) -> u64 {
         assert!(!self.ok, "expected a failure, got success: {}", self.stdout);
         let v = self.json();
-        assert!(v["msg"].as_str().is_some_and(|m| !m.is_empty()), "error without msg: {v}");
-        v["code"].as_u64().unwrap_or_else(|| panic!("error without code: {v}"))
+        assert!(
+            v["msg"].as_str().is_some_and(|m| !m.is_empty()),
+            "error without msg: {v}"
+        );
+        v["code"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("error without code: {v}"))
     }
 
     pub fn expect_ok(&self) -> &Self {
-        assert!(self.ok, "plugin failed: stdout {} stderr {}", self.stdout, self.stderr);
+        assert!(
+            self.ok,
+            "plugin failed: stdout {} stderr {}",
+            self.stdout, self.stderr
+        );
         self
     }
 }
@@ -138,7 +155,14 @@ impl Fixture {
         child.wait_with_output().expect("wait for plugin").into()
     }
 
-    pub fn call(&self, command: &str, id: &str, netns: &Path, ifname: &str, conf: &Value) -> Answer {
+    pub fn call(
+        &self,
+        command: &str,
+        id: &str,
+        netns: &Path,
+        ifname: &str,
+        conf: &Value,
+    ) -> Answer {
         let netns = netns.display().to_string();
         self.exec(
             Path::new(PLUGIN),
@@ -193,7 +217,9 @@ pub fn ip_in(netns: &str, args: &[&str]) -> String {
 
 /// Name of the netns at a /run/netns path.
 pub fn ns_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 impl Drop for Fixture {
