@@ -19,3 +19,4 @@ pub mod sweep;
 pub use error::LabError;
 pub use lab::{Lab, LabBuilder, Node};
 pub use netns::Netns;
+pub mod bench;

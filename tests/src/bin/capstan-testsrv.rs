@@ -1,13 +1,18 @@
-//! `capstan-testsrv`: the small server carried in the lab's test image and
-//! used by tests and benchmarks: an HTTP responder (GET / answers the host
-//! name; /healthz; /status/<code>), a TCP echo and a UDP echo. Std only, so
-//! the binary stays small and needs nothing but libc inside the image.
+//! `capstan-testsrv`: the small server and load generator carried in the
+//! lab's test image and used by tests and `capstan-bench`: an HTTP responder
+//! (GET / answers the host name; /healthz; /status/<code>), TCP and UDP
+//! echo, a TCP sink; and clients measuring request/response latency,
+//! connection rate and stream throughput, printing one JSON line. Std only,
+//! so the binary stays small and needs nothing but libc inside the image.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+#[path = "capstan-testsrv/client.rs"]
+mod client;
 
 #[derive(Parser)]
 #[command(name = "capstan-testsrv", version, about = "Capstan lab test server")]
@@ -29,11 +34,29 @@ enum Cmd {
         /// UDP echo listen address.
         #[arg(long)]
         udp_echo: Option<SocketAddr>,
+        /// TCP sink (reads and discards) listen address, for stream tests.
+        #[arg(long)]
+        tcp_sink: Option<SocketAddr>,
+        /// Pin to this CPU.
+        #[arg(long)]
+        cpu: Option<usize>,
     },
+    /// Measure something against a server and print one JSON line.
+    Client(client::ClientArgs),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        // --help and --version go to stdout and succeed.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let msg = e.render().to_string();
+            let first = msg.lines().next().unwrap_or("bad arguments");
+            eprintln!("capstan-testsrv: {} (see --help)", first.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -44,15 +67,23 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> std::io::Result<()> {
-    let Cmd::Serve {
-        http,
-        tcp_echo,
-        udp_echo,
-    } = cli.command;
-    if http.is_none() && tcp_echo.is_none() && udp_echo.is_none() {
+    let (http, tcp_echo, udp_echo, tcp_sink, cpu) = match cli.command {
+        Cmd::Client(args) => return client::run(&args),
+        Cmd::Serve {
+            http,
+            tcp_echo,
+            udp_echo,
+            tcp_sink,
+            cpu,
+        } => (http, tcp_echo, udp_echo, tcp_sink, cpu),
+    };
+    if http.is_none() && tcp_echo.is_none() && udp_echo.is_none() && tcp_sink.is_none() {
         return Err(std::io::Error::other(
-            "nothing to serve: give --http, --tcp-echo or --udp-echo",
+            "nothing to serve: give --http, --tcp-echo, --udp-echo or --tcp-sink",
         ));
+    }
+    if let Some(cpu) = cpu {
+        client::pin_to_cpu(cpu)?;
     }
     let mut threads = Vec::new();
     if let Some(addr) = http {
@@ -62,6 +93,10 @@ fn run(cli: Cli) -> std::io::Result<()> {
     if let Some(addr) = tcp_echo {
         let l = bind_tcp(addr)?;
         threads.push(std::thread::spawn(move || accept_loop(l, echo_tcp)));
+    }
+    if let Some(addr) = tcp_sink {
+        let l = bind_tcp(addr)?;
+        threads.push(std::thread::spawn(move || accept_loop(l, sink_tcp)));
     }
     if let Some(addr) = udp_echo {
         let s = UdpSocket::bind(addr)
@@ -96,6 +131,12 @@ fn echo_tcp(mut s: TcpStream) -> std::io::Result<()> {
         }
         s.write_all(&buf[..n])?;
     }
+}
+
+fn sink_tcp(mut s: TcpStream) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 256 * 1024];
+    while s.read(&mut buf)? > 0 {}
+    Ok(())
 }
 
 fn echo_udp(s: UdpSocket) {

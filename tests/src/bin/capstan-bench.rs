@@ -1,0 +1,98 @@
+//! `capstan-bench`: Capstan's benchmarks, each measured beside its anchor
+//! in one run (see the README's performance section).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use capstan_lab::bench::pod_latency;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "capstan-bench", version, about = "Capstan benchmarks (root; builds its own lab)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Pod-to-pod latency and throughput: underlay, flannel-style reference, Capstan.
+    PodLatency {
+        /// Measured seconds per cell.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Rounds the cells are interleaved in.
+        #[arg(long, default_value_t = 5)]
+        rounds: u32,
+        /// Unmeasured seconds before each measurement.
+        #[arg(long, default_value_t = 0.2)]
+        warmup: f64,
+        /// Leave out the Capstan rows (reference and underlay only).
+        #[arg(long)]
+        no_capstan: bool,
+        /// Write the report as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Draw latency CDFs as SVG.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let msg = e.render().to_string();
+            let first = msg.lines().next().unwrap_or("bad arguments");
+            eprintln!("capstan-bench: {} (see --help)", first.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("capstan-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        anyhow::bail!("must run as root (it builds network namespaces)");
+    }
+    match cli.command {
+        Cmd::PodLatency {
+            duration,
+            rounds,
+            warmup,
+            no_capstan,
+            json,
+            plot,
+        } => {
+            if !(duration > 0.0) {
+                anyhow::bail!("--duration must be positive");
+            }
+            let report = pod_latency::run(&pod_latency::Options {
+                duration,
+                rounds,
+                warmup,
+                capstan: !no_capstan,
+                json,
+                plot,
+            })?;
+            print!("{report}");
+            Ok(())
+        }
+    }
+}
