@@ -36,7 +36,9 @@ impl EtcdStore {
         let opts = ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(2))
             .with_timeout(Duration::from_secs(5))
-            .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
+            // etcd's server rejects pings more often than every 5 s
+            // (--grpc-keepalive-min-time) with GOAWAY "too_many_pings".
+            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
             .with_keep_alive_while_idle(true);
         let client = Client::connect(endpoints, Some(opts))
             .await

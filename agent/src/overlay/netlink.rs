@@ -384,6 +384,10 @@ impl Dataplane for NetlinkDataplane {
                 for a in &n.attributes {
                     match a {
                         NeighbourAttribute::Destination(NeighbourAddress::Inet(i)) => ip = Some(*i),
+                        // AF_BRIDGE dumps carry the VXLAN remote as raw bytes.
+                        NeighbourAttribute::Destination(NeighbourAddress::Other(b)) => {
+                            ip = <[u8; 4]>::try_from(b.as_slice()).ok().map(Ipv4Addr::from)
+                        }
                         NeighbourAttribute::LinkLayerAddress(b) => mac = VtepMac::from_slice(b),
                         _ => {}
                     }

@@ -1,0 +1,922 @@
+//! The overlay component in the lab: 3 nodes (network namespaces on one
+//! underlay bridge), real etcd, one `capstan-agent --components overlay` per
+//! node, pods made with the `capstan-cni` plugin. One lab is shared by the
+//! whole suite (harness = false); tests run in order because later ones
+//! reuse the agents and pods the earlier ones checked.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use capstan_agent::overlay::config::NetworkConfig;
+use capstan_agent::overlay::etcd_store::EtcdStore;
+use capstan_agent::overlay::lease_store::{
+    BackendData, LeaseAttrs, LeaseEvent, LeaseStore, WatchItem,
+};
+use capstan_agent::overlay::manager::{StoreSubnetManager, SubnetManager};
+use capstan_agent::overlay::types::NodeIp;
+use capstan_lab::daemon::Daemon;
+use capstan_lab::{cmd, privileged, Lab, Netns};
+use libtest_mimic::{Arguments, Failed, Trial};
+
+const AGENT: &str = env!("CARGO_BIN_EXE_capstan-agent");
+const NODES: usize = 3;
+const CONFIG: &str = r#"{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan","VNI":1,"Port":8472,"DirectRouting":false}}"#;
+const ECHO_PORT: u16 = 7777;
+
+struct Pod {
+    ns: Netns,
+    ip: Ipv4Addr,
+}
+
+struct Suite {
+    lab: Lab,
+    agents: Mutex<Vec<Option<Daemon>>>,
+    pods: Vec<Pod>,
+    cni: PathBuf,
+}
+
+fn main() {
+    let mut args = Arguments::from_args();
+    args.test_threads = Some(1);
+    if !privileged::require(
+        "overlay_lab",
+        &["ip", "bridge", "etcd", "etcdctl", "nft", "ping"],
+    ) {
+        return;
+    }
+    let cni = match capstan_lab::bins::path("capstan-cni") {
+        Ok(p) => p,
+        Err(e) => panic!("{e}; build it first: cargo build -p capstan-cni"),
+    };
+    let lab = Lab::builder()
+        .nodes(NODES)
+        .etcd(true)
+        .containerd(false)
+        .build()
+        .expect("build lab");
+    etcdctl(&lab, &["put", "/capstan/network/config", CONFIG]);
+    // All agents start at the same instant: they race for subnets.
+    let agents: Vec<Option<Daemon>> = (0..NODES)
+        .map(|i| Some(spawn_agent(&lab, i, &[])))
+        .collect();
+    let suite = Suite {
+        lab,
+        agents: Mutex::new(agents),
+        pods: Vec::new(),
+        cni,
+    };
+    for i in 0..NODES {
+        wait_for(
+            &format!("node {i} fully meshed"),
+            Duration::from_secs(20),
+            || meshed(&suite.lab, i),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}\nagent log:\n{}", agent_log(&suite.lab, i)));
+    }
+    let pods: Vec<Pod> = (0..NODES).map(|i| make_pod(&suite, i)).collect();
+    for p in &pods {
+        start_echo(p);
+    }
+    let suite = Arc::new(Suite { pods, ..suite });
+
+    let t = |name: &'static str, f: fn(&Suite) -> Result<(), Failed>| {
+        let s = suite.clone();
+        Trial::test(name, move || f(&s))
+    };
+    let trials = vec![
+        t(
+            "keys_in_documented_layout_and_distinct_subnets",
+            keys_and_subnets,
+        ),
+        t("subnet_file_and_vxlan_device", subnet_file_and_device),
+        t(
+            "pods_reach_each_other_tcp_udp_both_directions",
+            pods_reach_each_other,
+        ),
+        t("masquerade_lives_in_its_own_table", masquerade_table),
+        t("agent_restart_loses_no_packet", restart_loses_nothing),
+        t(
+            "deleted_lease_is_removed_on_peers_within_2s",
+            deleted_lease_removed,
+        ),
+        t(
+            "etcd_outage_loses_no_packet_and_lease_is_renewed",
+            etcd_outage,
+        ),
+        t("malformed_config_is_a_clear_error", malformed_config),
+        t("exhausted_network_is_a_clear_error", exhausted_network),
+        t(
+            "concurrent_acquire_gets_distinct_subnets",
+            concurrent_acquire,
+        ),
+        t(
+            "watch_recovers_from_compaction",
+            watch_recovers_from_compaction,
+        ),
+    ];
+    let conclusion = libtest_mimic::run(&args, trials);
+    // Stop agents before the lab goes.
+    if let Ok(mut a) = suite.agents.lock() {
+        a.clear();
+    }
+    drop(suite);
+    conclusion.exit();
+}
+
+// ---------- helpers ----------
+
+fn subnet_file(lab: &Lab, i: usize) -> PathBuf {
+    lab.node(i).dir().join("run/capstan/subnet.env")
+}
+
+fn agent_args(lab: &Lab, i: usize, extra: &[&str]) -> Vec<String> {
+    let n = lab.node(i);
+    let mut v: Vec<String> = vec![
+        "--node-name".into(),
+        n.name().into(),
+        "--etcd-endpoints".into(),
+        lab.etcd_endpoint(),
+        "--iface".into(),
+        "eth0".into(),
+        "--components".into(),
+        "overlay".into(),
+        "--subnet-file".into(),
+        subnet_file(lab, i).display().to_string(),
+        "--lease-ttl".into(),
+        "60".into(),
+        "--resync-interval".into(),
+        "5".into(),
+    ];
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+fn spawn_agent(lab: &Lab, i: usize, extra: &[&str]) -> Daemon {
+    lab.node(i)
+        .spawn("overlay", Path::new(AGENT), &agent_args(lab, i, extra))
+        .expect("spawn agent")
+}
+
+fn agent_log(lab: &Lab, i: usize) -> String {
+    std::fs::read_to_string(lab.node(i).dir().join("logs/overlay.log")).unwrap_or_default()
+}
+
+fn etcdctl(lab: &Lab, args: &[&str]) -> String {
+    cmd::stdout(
+        lab.node(0)
+            .command("etcdctl")
+            .expect("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", lab.etcd_endpoint()))
+            .args(args),
+    )
+    .unwrap_or_else(|e| panic!("etcdctl {args:?}: {e}"))
+}
+
+fn ip_in(ns: &str, args: &[&str]) -> String {
+    let out = Command::new("ip")
+        .arg("-n")
+        .arg(ns)
+        .args(args)
+        .output()
+        .expect("run ip");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fdb_in(ns: &str, dev: &str) -> String {
+    let out = Command::new("bridge")
+        .args(["-n", ns, "fdb", "show", "dev", dev])
+        .output()
+        .expect("run bridge");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn wait_for(
+    what: &str,
+    timeout: Duration,
+    mut f: impl FnMut() -> bool,
+) -> Result<Duration, Failed> {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(5);
+    loop {
+        if f() {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > timeout {
+            return Err(format!("timed out after {timeout:?} waiting for {what}").into());
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+fn check(cond: bool, msg: impl Into<String>) -> Result<(), Failed> {
+    if cond {
+        Ok(())
+    } else {
+        Err(msg.into().into())
+    }
+}
+
+/// The node's subnet from its subnet file (10.244.X.0/24).
+fn node_subnet(lab: &Lab, i: usize) -> Option<ipnetwork::Ipv4Network> {
+    let text = std::fs::read_to_string(subnet_file(lab, i)).ok()?;
+    let v = text
+        .lines()
+        .find_map(|l| l.strip_prefix("CAPSTAN_SUBNET="))?;
+    let n: ipnetwork::Ipv4Network = v.parse().ok()?;
+    ipnetwork::Ipv4Network::new(n.network(), n.prefix()).ok()
+}
+
+/// Node `i` has route + neighbour + FDB entry for every other node.
+fn meshed(lab: &Lab, i: usize) -> bool {
+    let ns = lab.node(i).netns_name().to_string();
+    (0..NODES)
+        .filter(|j| *j != i)
+        .all(|j| has_peer(lab, &ns, j))
+}
+
+fn has_peer(lab: &Lab, ns: &str, j: usize) -> bool {
+    let Some(s) = node_subnet(lab, j) else {
+        return false;
+    };
+    let routes = ip_in(ns, &["route", "show", "proto", "67"]);
+    let neigh = ip_in(ns, &["neigh", "show", "dev", "capstan.1"]);
+    let fdb = fdb_in(ns, "capstan.1");
+    let vtep = s.network().to_string();
+    routes.contains(&format!("{s} via {vtep} dev capstan.1 onlink"))
+        && neigh.contains(&format!("{vtep} lladdr"))
+        && neigh.contains("PERMANENT")
+        && fdb.contains(&format!("dst {}", lab.node(j).ip()))
+}
+
+fn lacks_peer(lab: &Lab, ns: &str, subnet: ipnetwork::Ipv4Network, peer_ip: Ipv4Addr) -> bool {
+    let routes = ip_in(ns, &["route", "show", "proto", "67"]);
+    let neigh = ip_in(ns, &["neigh", "show", "dev", "capstan.1"]);
+    let fdb = fdb_in(ns, "capstan.1");
+    let _ = lab;
+    !routes.contains(&subnet.to_string())
+        && !neigh.contains(&format!("{} ", subnet.network()))
+        && !fdb.contains(&format!("dst {peer_ip}"))
+}
+
+/// A pod in node `i`, made by capstan-cni ADD.
+fn make_pod(s: &Suite, i: usize) -> Pod {
+    let node = s.lab.node(i);
+    let name = format!("{}-pod{i}", s.lab.prefix());
+    let ns = Netns::create(&name).expect("pod netns");
+    let conf = serde_json::json!({
+        "cniVersion": "1.0.0",
+        "name": "capstan",
+        "type": "capstan-cni",
+        "subnetFile": subnet_file(&s.lab, i),
+        "dataDir": node.dir().join("var/lib/cni/networks"),
+    });
+    let mut c = node.command(&s.cni).expect("cni command");
+    c.env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("CNI_COMMAND", "ADD")
+        .env("CNI_CONTAINERID", format!("overlay-pod-{i}"))
+        .env("CNI_NETNS", ns.path())
+        .env("CNI_IFNAME", "eth0")
+        .env("CNI_PATH", "/usr/lib/cni")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("spawn capstan-cni");
+    if let Some(mut w) = child.stdin.take() {
+        let _ = w.write_all(conf.to_string().as_bytes());
+    }
+    let out = child.wait_with_output().expect("capstan-cni");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "capstan-cni ADD on node {i}: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).expect("CNI result JSON");
+    let addr = v["ips"][0]["address"].as_str().expect("address");
+    let ip: Ipv4Addr = addr
+        .split('/')
+        .next()
+        .and_then(|a| a.parse().ok())
+        .expect("pod ip");
+    Pod { ns, ip }
+}
+
+/// TCP and UDP echo servers inside the pod (sockets bound in its netns).
+fn start_echo(p: &Pod) {
+    let (tcp, udp) =
+        p.ns.run_in(|| {
+            let any = SocketAddr::from(([0, 0, 0, 0], ECHO_PORT));
+            (TcpListener::bind(any), UdpSocket::bind(any))
+        })
+        .expect("enter pod netns");
+    let tcp = tcp.expect("bind tcp echo");
+    let udp = udp.expect("bind udp echo");
+    std::thread::spawn(move || {
+        for mut c in tcp.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 512];
+                while let Ok(n) = c.read(&mut buf) {
+                    if n == 0 || c.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((n, from)) = udp.recv_from(&mut buf) {
+            let _ = udp.send_to(&buf[..n], from);
+        }
+    });
+}
+
+fn tcp_echo(from: &Pod, to: Ipv4Addr) -> Result<(), String> {
+    from.ns
+        .run_in(move || -> Result<(), String> {
+            let addr = SocketAddr::from((to, ECHO_PORT));
+            let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+                .map_err(|e| format!("tcp connect {addr}: {e}"))?;
+            c.set_read_timeout(Some(Duration::from_secs(3))).ok();
+            let msg = format!("hello {to}");
+            c.write_all(msg.as_bytes()).map_err(|e| e.to_string())?;
+            let mut buf = vec![0u8; msg.len()];
+            c.read_exact(&mut buf)
+                .map_err(|e| format!("tcp read {addr}: {e}"))?;
+            (buf == msg.as_bytes())
+                .then_some(())
+                .ok_or("tcp echo mismatch".into())
+        })
+        .map_err(|e| e.to_string())?
+}
+
+fn udp_echo(from: &Pod, to: Ipv4Addr) -> Result<(), String> {
+    from.ns
+        .run_in(move || -> Result<(), String> {
+            let s = UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
+            s.set_read_timeout(Some(Duration::from_secs(1))).ok();
+            let addr = SocketAddr::from((to, ECHO_PORT));
+            let msg = format!("dgram {to}");
+            for _ in 0..3 {
+                s.send_to(msg.as_bytes(), addr).map_err(|e| e.to_string())?;
+                let mut buf = [0u8; 512];
+                if let Ok((n, _)) = s.recv_from(&mut buf) {
+                    return (buf[..n] == *msg.as_bytes())
+                        .then_some(())
+                        .ok_or("udp echo mismatch".into());
+                }
+            }
+            Err(format!("no udp echo from {addr}"))
+        })
+        .map_err(|e| e.to_string())?
+}
+
+/// Runs a fast ping from pod `from` to pod `to` while `during` runs;
+/// returns (sent, received).
+fn ping_during(s: &Suite, from: usize, to: usize, count: u32, during: impl FnOnce()) -> (u32, u32) {
+    let mut cmd = s.pods[from].ns.command("ping").expect("ping cmd");
+    cmd.args([
+        "-q",
+        "-i",
+        "0.01",
+        "-W",
+        "2",
+        "-c",
+        &count.to_string(),
+        &s.pods[to].ip.to_string(),
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let child = cmd.spawn().expect("spawn ping");
+    during();
+    let out = child.wait_with_output().expect("ping");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or_default();
+    let nums: Vec<u32> = line
+        .split(',')
+        .filter_map(|p| p.split_whitespace().next()?.parse().ok())
+        .collect();
+    (
+        nums.first().copied().unwrap_or(0),
+        nums.get(1).copied().unwrap_or(0),
+    )
+}
+
+/// Runs an async block on a current-thread runtime inside node `i`'s netns.
+fn in_node<T: Send + 'static>(
+    lab: &Lab,
+    i: usize,
+    f: impl FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = T>>> + Send + 'static,
+) -> T {
+    lab.node(i)
+        .netns()
+        .run_in(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(f())
+        })
+        .expect("enter node netns")
+}
+
+/// Runs the agent with `extra` args to completion (it must exit within 20 s).
+fn agent_exit(lab: &Lab, i: usize, extra: &[&str], subnet_file_path: &Path) -> (bool, String) {
+    let mut args = agent_args(lab, i, extra);
+    if let Some(p) = args.iter().position(|a| a == "--subnet-file") {
+        args[p + 1] = subnet_file_path.display().to_string();
+    }
+    let mut c = lab.node(i).command(AGENT).expect("agent cmd");
+    c.args(&args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = c.spawn().expect("spawn agent");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("agent output");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+// ---------- tests ----------
+
+fn keys_and_subnets(s: &Suite) -> Result<(), Failed> {
+    let keys = etcdctl(
+        &s.lab,
+        &["get", "--prefix", "--keys-only", "/capstan/network/"],
+    );
+    let keys: Vec<&str> = keys.lines().filter(|l| !l.is_empty()).collect();
+    check(
+        keys.contains(&"/capstan/network/config"),
+        format!("config key: {keys:?}"),
+    )?;
+    let subnets: Vec<&str> = keys
+        .iter()
+        .filter_map(|k| k.strip_prefix("/capstan/network/subnets/"))
+        .collect();
+    check(
+        subnets.len() == NODES,
+        format!("one lease per node: {keys:?}"),
+    )?;
+    let mut mine = Vec::new();
+    for i in 0..NODES {
+        let sn = node_subnet(&s.lab, i).ok_or("subnet file")?;
+        let key = format!("{}-{}", sn.network(), sn.prefix());
+        check(
+            subnets.contains(&key.as_str()),
+            format!("node {i} key {key} in {subnets:?}"),
+        )?;
+        mine.push(sn);
+        // Value: public IP, backend type, VTEP MAC; bound to a lease.
+        let v = etcdctl(
+            &s.lab,
+            &[
+                "get",
+                "--print-value-only",
+                &format!("/capstan/network/subnets/{key}"),
+            ],
+        );
+        let attrs: serde_json::Value = serde_json::from_str(v.trim())?;
+        check(
+            attrs["PublicIP"] == s.lab.node(i).ip().to_string()
+                && attrs["BackendType"] == "vxlan"
+                && attrs["BackendData"]["VtepMAC"]
+                    .as_str()
+                    .is_some_and(|m| m.len() == 17),
+            format!("lease value {attrs}"),
+        )?;
+        let json = etcdctl(
+            &s.lab,
+            &[
+                "get",
+                "-w",
+                "json",
+                &format!("/capstan/network/subnets/{key}"),
+            ],
+        );
+        let j: serde_json::Value = serde_json::from_str(json.trim())?;
+        check(
+            j["kvs"][0]["lease"].as_i64().is_some_and(|l| l != 0),
+            format!("bound to a lease: {j}"),
+        )?;
+    }
+    mine.sort();
+    mine.dedup();
+    check(
+        mine.len() == NODES,
+        "agents started at the same instant got distinct subnets",
+    )
+}
+
+fn subnet_file_and_device(s: &Suite) -> Result<(), Failed> {
+    let text = std::fs::read_to_string(subnet_file(&s.lab, 0))?;
+    let sn = node_subnet(&s.lab, 0).ok_or("subnet")?;
+    let gw = Ipv4Addr::from(u32::from(sn.network()) + 1);
+    check(
+        text == format!(
+            "CAPSTAN_NETWORK=10.244.0.0/16\nCAPSTAN_SUBNET={gw}/24\nCAPSTAN_MTU=1450\nCAPSTAN_IPMASQ=true\n"
+        ),
+        format!("subnet file: {text:?}"),
+    )?;
+    let ns = s.lab.node(0).netns_name().to_string();
+    let link = ip_in(&ns, &["-d", "link", "show", "capstan.1"]);
+    check(
+        link.contains("mtu 1450")
+            && link.contains("vxlan id 1")
+            && link.contains("dstport 8472")
+            && link.contains("nolearning")
+            && link.contains("UP"),
+        format!("device: {link}"),
+    )?;
+    let addr = ip_in(&ns, &["-o", "addr", "show", "dev", "capstan.1"]);
+    check(
+        addr.contains(&format!("inet {}/32", sn.network())),
+        format!("address: {addr}"),
+    )
+}
+
+fn pods_reach_each_other(s: &Suite) -> Result<(), Failed> {
+    let mut errors = Vec::new();
+    for a in 0..NODES {
+        for b in 0..NODES {
+            if a == b {
+                continue;
+            }
+            if let Err(e) = tcp_echo(&s.pods[a], s.pods[b].ip) {
+                errors.push(format!("tcp pod{a}->pod{b}: {e}"));
+            }
+            if let Err(e) = udp_echo(&s.pods[a], s.pods[b].ip) {
+                errors.push(format!("udp pod{a}->pod{b}: {e}"));
+            }
+        }
+    }
+    check(errors.is_empty(), errors.join("; "))
+}
+
+fn masquerade_table(s: &Suite) -> Result<(), Failed> {
+    let out = s
+        .lab
+        .node(0)
+        .command("nft")?
+        .args(["list", "table", "ip", "capstan-overlay"])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    check(
+        text.contains("hook postrouting")
+            && text.contains("masquerade")
+            && text.contains("10.244.0.0/16"),
+        format!("table: {text}"),
+    )
+}
+
+fn restart_loses_nothing(s: &Suite) -> Result<(), Failed> {
+    let lab = &s.lab;
+    let before = ip_in(
+        lab.node(0).netns_name(),
+        &["-d", "link", "show", "capstan.1"],
+    );
+    let (sent, got) = ping_during(s, 0, 1, 600, || {
+        std::thread::sleep(Duration::from_millis(1500));
+        let mut agents = s.agents.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(mut d) = agents[0].take() {
+            d.kill();
+        }
+        if let Some(mut d) = agents[1].take() {
+            d.kill();
+        }
+        agents[0] = Some(spawn_agent(lab, 0, &[]));
+        agents[1] = Some(spawn_agent(lab, 1, &[]));
+    });
+    check(
+        sent >= 600 && got == sent,
+        format!("ping across agent restarts: {got}/{sent}"),
+    )?;
+    wait_for("mesh after restart", Duration::from_secs(10), || {
+        meshed(lab, 0) && meshed(lab, 1)
+    })?;
+    let after = ip_in(
+        lab.node(0).netns_name(),
+        &["-d", "link", "show", "capstan.1"],
+    );
+    let ifindex = |t: &str| t.split(':').next().unwrap_or_default().to_string();
+    check(
+        ifindex(&before) == ifindex(&after),
+        "device kept (not recreated)",
+    )?;
+    let log = agent_log(lab, 0);
+    let last_start = log.rfind("underlay").unwrap_or(0);
+    check(
+        !log[last_start..].contains("applied"),
+        format!(
+            "restarted agent changed nothing in the kernel:\n{}",
+            &log[last_start..]
+        ),
+    )
+}
+
+fn deleted_lease_removed(s: &Suite) -> Result<(), Failed> {
+    let lab = &s.lab;
+    let victim = 2;
+    let sn = node_subnet(lab, victim).ok_or("subnet")?;
+    let peer_ip = lab.node(victim).ip();
+    // Stop the victim's agent so it does not re-create its lease at once.
+    {
+        let mut agents = s.agents.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(mut d) = agents[victim].take() {
+            d.stop(Duration::from_secs(5));
+        }
+    }
+    let key = format!("/capstan/network/subnets/{}-{}", sn.network(), sn.prefix());
+    etcdctl(lab, &["del", &key]);
+    let t0 = Instant::now();
+    for i in 0..NODES {
+        if i == victim {
+            continue;
+        }
+        let ns = lab.node(i).netns_name().to_string();
+        wait_for(
+            &format!("node {i} drops {sn}"),
+            Duration::from_secs(2) - t0.elapsed().min(Duration::from_secs(2)),
+            || lacks_peer(lab, &ns, sn, peer_ip),
+        )?;
+    }
+    eprintln!(
+        "    lease deletion applied on both peers in {:?}",
+        t0.elapsed()
+    );
+    // The victim comes back with the same subnet (from its subnet file).
+    {
+        let mut agents = s.agents.lock().unwrap_or_else(|e| e.into_inner());
+        agents[victim] = Some(spawn_agent(lab, victim, &[]));
+    }
+    for i in 0..NODES {
+        wait_for(
+            &format!("node {i} re-meshed"),
+            Duration::from_secs(10),
+            || meshed(lab, i),
+        )?;
+    }
+    check(
+        node_subnet(lab, victim) == Some(sn),
+        "victim got its subnet back",
+    )
+}
+
+fn etcd_outage(s: &Suite) -> Result<(), Failed> {
+    let lab = &s.lab;
+    let log_len: Vec<usize> = (0..NODES).map(|i| agent_log(lab, i).len()).collect();
+    let (sent, got) = ping_during(s, 0, 2, 2000, || {
+        std::thread::sleep(Duration::from_millis(1000));
+        lab.etcd_stop();
+        std::thread::sleep(Duration::from_secs(15));
+        lab.etcd_start().expect("restart etcd");
+    });
+    check(
+        sent >= 2000 && got == sent,
+        format!("ping across etcd outage: {got}/{sent}"),
+    )?;
+    for i in 0..NODES {
+        wait_for(
+            &format!("node {i} renews after outage"),
+            Duration::from_secs(15),
+            || {
+                let log = agent_log(lab, i);
+                let new = &log[log_len[i].min(log.len())..];
+                new.contains("etcd unreachable")
+                    && new.contains("etcd reachable again")
+                    && new.rfind("lease renewed") > new.find("etcd unreachable")
+            },
+        )?;
+        let log = agent_log(lab, i);
+        let new = &log[log_len[i].min(log.len())..];
+        check(
+            new.matches("etcd unreachable").count() == 1,
+            format!("node {i}: outage logged once, not per retry:\n{new}"),
+        )?;
+    }
+    // The watch is live again: a lease change still propagates.
+    let victim = 1;
+    let sn = node_subnet(lab, victim).ok_or("subnet")?;
+    {
+        let mut agents = s.agents.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(mut d) = agents[victim].take() {
+            d.stop(Duration::from_secs(5));
+        }
+    }
+    etcdctl(
+        lab,
+        &[
+            "del",
+            &format!("/capstan/network/subnets/{}-{}", sn.network(), sn.prefix()),
+        ],
+    );
+    let ns0 = lab.node(0).netns_name().to_string();
+    wait_for("watch resumed after outage", Duration::from_secs(2), || {
+        lacks_peer(lab, &ns0, sn, lab.node(victim).ip())
+    })?;
+    {
+        let mut agents = s.agents.lock().unwrap_or_else(|e| e.into_inner());
+        agents[victim] = Some(spawn_agent(lab, victim, &[]));
+    }
+    for i in 0..NODES {
+        wait_for(
+            &format!("node {i} re-meshed"),
+            Duration::from_secs(10),
+            || meshed(lab, i),
+        )?;
+    }
+    Ok(())
+}
+
+fn malformed_config(s: &Suite) -> Result<(), Failed> {
+    let lab = &s.lab;
+    etcdctl(
+        lab,
+        &[
+            "put",
+            "/capstan/bad/config",
+            r#"{"Network":"10.244.0.0/16","SubnetLen":"x"}"#,
+        ],
+    );
+    let tmp = lab.node(0).dir().join("run/capstan/bad.env");
+    let (ok, err) = agent_exit(lab, 0, &["--etcd-prefix", "/capstan/bad"], &tmp);
+    check(!ok, "agent fails on malformed config")?;
+    check(
+        err.contains("/capstan/bad/config") && err.contains("malformed"),
+        format!("error names the key: {err}"),
+    )?;
+    let (ok, err) = agent_exit(lab, 0, &["--etcd-prefix", "/capstan/missing"], &tmp);
+    check(
+        !ok && err.contains("/capstan/missing/config") && err.contains("missing"),
+        format!("missing config: {err}"),
+    )?;
+    check(!tmp.exists(), "no subnet file written")
+}
+
+fn exhausted_network(s: &Suite) -> Result<(), Failed> {
+    let lab = &s.lab;
+    etcdctl(
+        lab,
+        &[
+            "put",
+            "/capstan/tiny/config",
+            r#"{"Network":"10.252.0.0/23","SubnetLen":24,"Backend":{"Type":"vxlan","VNI":9}}"#,
+        ],
+    );
+    etcdctl(
+        lab,
+        &[
+            "put",
+            "/capstan/tiny/subnets/10.252.1.0-24",
+            r#"{"PublicIP":"192.168.250.99","BackendType":"vxlan","BackendData":{"VtepMAC":"02:00:00:00:00:99"}}"#,
+        ],
+    );
+    let tmp = lab.node(0).dir().join("run/capstan/tiny.env");
+    let (ok, err) = agent_exit(lab, 0, &["--etcd-prefix", "/capstan/tiny"], &tmp);
+    check(!ok, "agent fails on an exhausted network")?;
+    check(
+        err.contains("10.252.0.0/23") && err.contains("no free"),
+        format!("clear exhaustion error: {err}"),
+    )?;
+    check(
+        err.trim().lines().count() == 1
+            || err
+                .lines()
+                .last()
+                .is_some_and(|l| l.starts_with("capstan-agent:")),
+        "one-line error",
+    )
+}
+
+fn concurrent_acquire(s: &Suite) -> Result<(), Failed> {
+    let ep = s.lab.etcd_endpoint();
+    let failures = in_node(&s.lab, 0, move || {
+        Box::pin(async move {
+            let mut failures = Vec::new();
+            for round in 0..10 {
+                let prefix = format!("/capstan/race-{round}");
+                let a = EtcdStore::connect(std::slice::from_ref(&ep), &prefix)
+                    .await
+                    .expect("connect");
+                let b = EtcdStore::connect(std::slice::from_ref(&ep), &prefix)
+                    .await
+                    .expect("connect");
+                let cfg =
+                    NetworkConfig::parse("x", br#"{"Network":"10.253.0.0/22","SubnetLen":24}"#)
+                        .expect("cfg");
+                let attrs = |n: u8| LeaseAttrs {
+                    public_ip: NodeIp(Ipv4Addr::new(192, 168, 9, n)),
+                    backend_type: "vxlan".into(),
+                    backend_data: BackendData::default(),
+                    node_name: format!("racer-{n}"),
+                };
+                let (ma, mb) = (
+                    StoreSubnetManager {
+                        store: a,
+                        ttl: Duration::from_secs(30),
+                    },
+                    StoreSubnetManager {
+                        store: b,
+                        ttl: Duration::from_secs(30),
+                    },
+                );
+                let (a1, a2) = (attrs(1), attrs(2));
+                let (ra, rb) =
+                    tokio::join!(ma.acquire(&cfg, &a1, None), mb.acquire(&cfg, &a2, None));
+                match (ra, rb) {
+                    (Ok(x), Ok(y)) if x.subnet != y.subnet => {}
+                    other => failures.push(format!("round {round}: {other:?}")),
+                }
+            }
+            failures
+        })
+    });
+    check(failures.is_empty(), failures.join("; "))
+}
+
+fn watch_recovers_from_compaction(s: &Suite) -> Result<(), Failed> {
+    let ep = s.lab.etcd_endpoint();
+    let result: Result<(), String> = in_node(&s.lab, 0, move || {
+        Box::pin(async move {
+            let store = EtcdStore::connect(&[ep], "/capstan/compact")
+                .await
+                .map_err(|e| e.to_string())?;
+            let attrs = LeaseAttrs {
+                public_ip: NodeIp(Ipv4Addr::new(192, 168, 9, 1)),
+                backend_type: "vxlan".into(),
+                backend_data: BackendData::default(),
+                node_name: String::new(),
+            };
+            let id = store
+                .grant(Duration::from_secs(60))
+                .await
+                .map_err(|e| e.to_string())?;
+            let s1: ipnetwork::Ipv4Network = "10.254.1.0/24".parse().map_err(|e| format!("{e}"))?;
+            let s2: ipnetwork::Ipv4Network = "10.254.2.0/24".parse().map_err(|e| format!("{e}"))?;
+            let s3: ipnetwork::Ipv4Network = "10.254.3.0/24".parse().map_err(|e| format!("{e}"))?;
+            store
+                .create(s1, &attrs, id)
+                .await
+                .map_err(|e| e.to_string())?;
+            let old = store.list().await.map_err(|e| e.to_string())?.revision;
+            store
+                .create(s2, &attrs, id)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut c = store.client();
+            c.delete(store.subnet_key(s1), None)
+                .await
+                .map_err(|e| e.to_string())?;
+            let now = store.list().await.map_err(|e| e.to_string())?.revision;
+            c.compact(now, None).await.map_err(|e| e.to_string())?;
+            // Watching from below the compaction: a full re-list first.
+            let mut rx = store.watch(old + 1).await.map_err(|e| e.to_string())?;
+            let first = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+                .await
+                .map_err(|_| "no watch item")?;
+            match first {
+                Some(Ok(WatchItem::Resync(list))) => {
+                    let subnets: Vec<_> = list.leases.iter().map(|l| l.subnet).collect();
+                    if subnets != vec![s2] {
+                        return Err(format!("resync list {subnets:?}"));
+                    }
+                }
+                other => return Err(format!("expected a resync, got {other:?}")),
+            }
+            // ...then it resumes with live events.
+            store
+                .create(s3, &attrs, id)
+                .await
+                .map_err(|e| e.to_string())?;
+            let next = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+                .await
+                .map_err(|_| "no event after resync")?;
+            match next {
+                Some(Ok(WatchItem::Events { events, .. })) if matches!(events.as_slice(), [LeaseEvent::Put(l)] if l.subnet == s3) => {
+                    Ok(())
+                }
+                other => Err(format!("expected put of {s3}, got {other:?}")),
+            }
+        })
+    });
+    result.map_err(Failed::from)
+}
