@@ -4,10 +4,9 @@
 //! whole suite (harness = false); tests run in order because later ones
 //! reuse the agents and pods the earlier ones checked.
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,18 +18,14 @@ use capstan_agent::overlay::lease_store::{
 use capstan_agent::overlay::manager::{StoreSubnetManager, SubnetManager};
 use capstan_agent::overlay::types::NodeIp;
 use capstan_lab::daemon::Daemon;
-use capstan_lab::{cmd, privileged, Lab, Netns};
+use capstan_lab::{privileged, Lab};
 use libtest_mimic::{Arguments, Failed, Trial};
 
-const AGENT: &str = env!("CARGO_BIN_EXE_capstan-agent");
+mod common;
+use common::*;
+
 const NODES: usize = 3;
 const CONFIG: &str = r#"{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan","VNI":1,"Port":8472,"DirectRouting":false}}"#;
-const ECHO_PORT: u16 = 7777;
-
-struct Pod {
-    ns: Netns,
-    ip: Ipv4Addr,
-}
 
 struct Suite {
     lab: Lab,
@@ -77,7 +72,9 @@ fn main() {
         )
         .unwrap_or_else(|e| panic!("{e:?}\nagent log:\n{}", agent_log(&suite.lab, i)));
     }
-    let pods: Vec<Pod> = (0..NODES).map(|i| make_pod(&suite, i)).collect();
+    let pods: Vec<Pod> = (0..NODES)
+        .map(|i| make_pod(&suite.lab, &suite.cni, i))
+        .collect();
     for p in &pods {
         start_echo(p);
     }
@@ -127,257 +124,6 @@ fn main() {
     conclusion.exit();
 }
 
-// ---------- helpers ----------
-
-fn subnet_file(lab: &Lab, i: usize) -> PathBuf {
-    lab.node(i).dir().join("run/capstan/subnet.env")
-}
-
-fn agent_args(lab: &Lab, i: usize, extra: &[&str]) -> Vec<String> {
-    let n = lab.node(i);
-    let mut v: Vec<String> = vec![
-        "--node-name".into(),
-        n.name().into(),
-        "--etcd-endpoints".into(),
-        lab.etcd_endpoint(),
-        "--iface".into(),
-        "eth0".into(),
-        "--components".into(),
-        "overlay".into(),
-        "--subnet-file".into(),
-        subnet_file(lab, i).display().to_string(),
-        "--lease-ttl".into(),
-        "60".into(),
-        "--resync-interval".into(),
-        "5".into(),
-    ];
-    v.extend(extra.iter().map(|s| s.to_string()));
-    v
-}
-
-fn spawn_agent(lab: &Lab, i: usize, extra: &[&str]) -> Daemon {
-    lab.node(i)
-        .spawn("overlay", Path::new(AGENT), &agent_args(lab, i, extra))
-        .expect("spawn agent")
-}
-
-fn agent_log(lab: &Lab, i: usize) -> String {
-    std::fs::read_to_string(lab.node(i).dir().join("logs/overlay.log")).unwrap_or_default()
-}
-
-fn etcdctl(lab: &Lab, args: &[&str]) -> String {
-    cmd::stdout(
-        lab.node(0)
-            .command("etcdctl")
-            .expect("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={}", lab.etcd_endpoint()))
-            .args(args),
-    )
-    .unwrap_or_else(|e| panic!("etcdctl {args:?}: {e}"))
-}
-
-fn ip_in(ns: &str, args: &[&str]) -> String {
-    let out = Command::new("ip")
-        .arg("-n")
-        .arg(ns)
-        .args(args)
-        .output()
-        .expect("run ip");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn fdb_in(ns: &str, dev: &str) -> String {
-    let out = Command::new("bridge")
-        .args(["-n", ns, "fdb", "show", "dev", dev])
-        .output()
-        .expect("run bridge");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn wait_for(
-    what: &str,
-    timeout: Duration,
-    mut f: impl FnMut() -> bool,
-) -> Result<Duration, Failed> {
-    let start = Instant::now();
-    let mut pause = Duration::from_millis(5);
-    loop {
-        if f() {
-            return Ok(start.elapsed());
-        }
-        if start.elapsed() > timeout {
-            return Err(format!("timed out after {timeout:?} waiting for {what}").into());
-        }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(50));
-    }
-}
-
-fn check(cond: bool, msg: impl Into<String>) -> Result<(), Failed> {
-    if cond {
-        Ok(())
-    } else {
-        Err(msg.into().into())
-    }
-}
-
-/// The node's subnet from its subnet file (10.244.X.0/24).
-fn node_subnet(lab: &Lab, i: usize) -> Option<ipnetwork::Ipv4Network> {
-    let text = std::fs::read_to_string(subnet_file(lab, i)).ok()?;
-    let v = text
-        .lines()
-        .find_map(|l| l.strip_prefix("CAPSTAN_SUBNET="))?;
-    let n: ipnetwork::Ipv4Network = v.parse().ok()?;
-    ipnetwork::Ipv4Network::new(n.network(), n.prefix()).ok()
-}
-
-/// Node `i` has route + neighbour + FDB entry for every other node.
-fn meshed(lab: &Lab, i: usize) -> bool {
-    let ns = lab.node(i).netns_name().to_string();
-    (0..NODES)
-        .filter(|j| *j != i)
-        .all(|j| has_peer(lab, &ns, j))
-}
-
-fn has_peer(lab: &Lab, ns: &str, j: usize) -> bool {
-    let Some(s) = node_subnet(lab, j) else {
-        return false;
-    };
-    let routes = ip_in(ns, &["route", "show", "proto", "67"]);
-    let neigh = ip_in(ns, &["neigh", "show", "dev", "capstan.1"]);
-    let fdb = fdb_in(ns, "capstan.1");
-    let vtep = s.network().to_string();
-    routes.contains(&format!("{s} via {vtep} dev capstan.1 onlink"))
-        && neigh.contains(&format!("{vtep} lladdr"))
-        && neigh.contains("PERMANENT")
-        && fdb.contains(&format!("dst {}", lab.node(j).ip()))
-}
-
-fn lacks_peer(lab: &Lab, ns: &str, subnet: ipnetwork::Ipv4Network, peer_ip: Ipv4Addr) -> bool {
-    let routes = ip_in(ns, &["route", "show", "proto", "67"]);
-    let neigh = ip_in(ns, &["neigh", "show", "dev", "capstan.1"]);
-    let fdb = fdb_in(ns, "capstan.1");
-    let _ = lab;
-    !routes.contains(&subnet.to_string())
-        && !neigh.contains(&format!("{} ", subnet.network()))
-        && !fdb.contains(&format!("dst {peer_ip}"))
-}
-
-/// A pod in node `i`, made by capstan-cni ADD.
-fn make_pod(s: &Suite, i: usize) -> Pod {
-    let node = s.lab.node(i);
-    let name = format!("{}-pod{i}", s.lab.prefix());
-    let ns = Netns::create(&name).expect("pod netns");
-    let conf = serde_json::json!({
-        "cniVersion": "1.0.0",
-        "name": "capstan",
-        "type": "capstan-cni",
-        "subnetFile": subnet_file(&s.lab, i),
-        "dataDir": node.dir().join("var/lib/cni/networks"),
-    });
-    let mut c = node.command(&s.cni).expect("cni command");
-    c.env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("CNI_COMMAND", "ADD")
-        .env("CNI_CONTAINERID", format!("overlay-pod-{i}"))
-        .env("CNI_NETNS", ns.path())
-        .env("CNI_IFNAME", "eth0")
-        .env("CNI_PATH", "/usr/lib/cni")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().expect("spawn capstan-cni");
-    if let Some(mut w) = child.stdin.take() {
-        let _ = w.write_all(conf.to_string().as_bytes());
-    }
-    let out = child.wait_with_output().expect("capstan-cni");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "capstan-cni ADD on node {i}: {stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_str(&stdout).expect("CNI result JSON");
-    let addr = v["ips"][0]["address"].as_str().expect("address");
-    let ip: Ipv4Addr = addr
-        .split('/')
-        .next()
-        .and_then(|a| a.parse().ok())
-        .expect("pod ip");
-    Pod { ns, ip }
-}
-
-/// TCP and UDP echo servers inside the pod (sockets bound in its netns).
-fn start_echo(p: &Pod) {
-    let (tcp, udp) =
-        p.ns.run_in(|| {
-            let any = SocketAddr::from(([0, 0, 0, 0], ECHO_PORT));
-            (TcpListener::bind(any), UdpSocket::bind(any))
-        })
-        .expect("enter pod netns");
-    let tcp = tcp.expect("bind tcp echo");
-    let udp = udp.expect("bind udp echo");
-    std::thread::spawn(move || {
-        for mut c in tcp.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 512];
-                while let Ok(n) = c.read(&mut buf) {
-                    if n == 0 || c.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 512];
-        while let Ok((n, from)) = udp.recv_from(&mut buf) {
-            let _ = udp.send_to(&buf[..n], from);
-        }
-    });
-}
-
-fn tcp_echo(from: &Pod, to: Ipv4Addr) -> Result<(), String> {
-    from.ns
-        .run_in(move || -> Result<(), String> {
-            let addr = SocketAddr::from((to, ECHO_PORT));
-            let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
-                .map_err(|e| format!("tcp connect {addr}: {e}"))?;
-            c.set_read_timeout(Some(Duration::from_secs(3))).ok();
-            let msg = format!("hello {to}");
-            c.write_all(msg.as_bytes()).map_err(|e| e.to_string())?;
-            let mut buf = vec![0u8; msg.len()];
-            c.read_exact(&mut buf)
-                .map_err(|e| format!("tcp read {addr}: {e}"))?;
-            (buf == msg.as_bytes())
-                .then_some(())
-                .ok_or("tcp echo mismatch".into())
-        })
-        .map_err(|e| e.to_string())?
-}
-
-fn udp_echo(from: &Pod, to: Ipv4Addr) -> Result<(), String> {
-    from.ns
-        .run_in(move || -> Result<(), String> {
-            let s = UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
-            s.set_read_timeout(Some(Duration::from_secs(1))).ok();
-            let addr = SocketAddr::from((to, ECHO_PORT));
-            let msg = format!("dgram {to}");
-            for _ in 0..3 {
-                s.send_to(msg.as_bytes(), addr).map_err(|e| e.to_string())?;
-                let mut buf = [0u8; 512];
-                if let Ok((n, _)) = s.recv_from(&mut buf) {
-                    return (buf[..n] == *msg.as_bytes())
-                        .then_some(())
-                        .ok_or("udp echo mismatch".into());
-                }
-            }
-            Err(format!("no udp echo from {addr}"))
-        })
-        .map_err(|e| e.to_string())?
-}
-
 /// Runs a fast ping from pod `from` to pod `to` while `during` runs;
 /// returns (sent, received).
 fn ping_during(s: &Suite, from: usize, to: usize, count: u32, during: impl FnOnce()) -> (u32, u32) {
@@ -409,51 +155,6 @@ fn ping_during(s: &Suite, from: usize, to: usize, count: u32, during: impl FnOnc
     (
         nums.first().copied().unwrap_or(0),
         nums.get(1).copied().unwrap_or(0),
-    )
-}
-
-/// Runs an async block on a current-thread runtime inside node `i`'s netns.
-fn in_node<T: Send + 'static>(
-    lab: &Lab,
-    i: usize,
-    f: impl FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = T>>> + Send + 'static,
-) -> T {
-    lab.node(i)
-        .netns()
-        .run_in(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime")
-                .block_on(f())
-        })
-        .expect("enter node netns")
-}
-
-/// Runs the agent with `extra` args to completion (it must exit within 20 s).
-fn agent_exit(lab: &Lab, i: usize, extra: &[&str], subnet_file_path: &Path) -> (bool, String) {
-    let mut args = agent_args(lab, i, extra);
-    if let Some(p) = args.iter().position(|a| a == "--subnet-file") {
-        args[p + 1] = subnet_file_path.display().to_string();
-    }
-    let mut c = lab.node(i).command(AGENT).expect("agent cmd");
-    c.args(&args).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = c.spawn().expect("spawn agent");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().expect("agent output");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
 
