@@ -54,7 +54,10 @@ fn backend_suite(config: &str, vxlan_device: bool, mtu: u32) -> Result<(), Faile
         .containerd(false)
         .build()?;
     etcdctl(&lab, &["put", "/capstan/network/config", config]);
-    let _agents: Vec<Daemon> = (0..NODES).map(|i| spawn_agent(&lab, i, &[])).collect();
+    // The underlay is named by address here (by name in the other suite).
+    let _agents: Vec<Daemon> = (0..NODES)
+        .map(|i| spawn_agent(&lab, i, &["--iface", &lab.node(i).ip().to_string()]))
+        .collect();
     for i in 0..NODES {
         let j = 1 - i;
         let ns = lab.node(i).netns_name().to_string();

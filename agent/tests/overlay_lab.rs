@@ -280,13 +280,29 @@ fn masquerade_table(s: &Suite) -> Result<(), Failed> {
         .command("nft")?
         .args(["list", "table", "ip", "capstan-overlay"])
         .output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
     check(
         text.contains("hook postrouting")
             && text.contains("masquerade")
             && text.contains("10.244.0.0/16"),
         format!("table: {text}"),
-    )
+    )?;
+    // Removed behind the agent's back: restored by the periodic resync.
+    let node = s.lab.node(0);
+    node.command("nft")?
+        .args(["delete", "table", "ip", "capstan-overlay"])
+        .output()?;
+    wait_for("masquerade table restored", Duration::from_secs(10), || {
+        node.command("nft")
+            .ok()
+            .and_then(|mut c| {
+                c.args(["list", "table", "ip", "capstan-overlay"])
+                    .output()
+                    .ok()
+            })
+            .is_some_and(|o| String::from_utf8_lossy(&o.stdout) == text)
+    })?;
+    Ok(())
 }
 
 fn restart_loses_nothing(s: &Suite) -> Result<(), Failed> {

@@ -280,7 +280,12 @@ async fn run_with<M: SubnetManager, D: Dataplane>(
                     }
                 }
             }
-            _ = resync.tick() => need_pass = true,
+            _ = resync.tick() => {
+                need_pass = true;
+                if opts.ip_masq {
+                    keep_masquerade(cfg.network, lease.subnet).await;
+                }
+            }
             _ = pass_timer => { pass_retry_at = None; need_pass = true; }
             _ = reconnect_timer => {
                 match resume(&mgr, &cfg, &attrs, &mut lease, &mut rec, &opts, &underlay).await {
@@ -433,6 +438,21 @@ fn publish_local(
         masquerade::remove()?;
     }
     Ok(())
+}
+
+/// Re-installs the masquerade table if something removed or changed it.
+async fn keep_masquerade(network: ipnetwork::Ipv4Network, subnet: ipnetwork::Ipv4Network) {
+    match tokio::task::spawn_blocking(move || masquerade::ensure(network, subnet)).await {
+        Ok(Ok(true)) => tracing::warn!(
+            table = masquerade::TABLE,
+            "masquerade rules were missing or changed; restored"
+        ),
+        Ok(Ok(false)) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "masquerade rules could not be restored; will retry")
+        }
+        Err(e) => tracing::warn!(error = %e, "masquerade check panicked"),
+    }
 }
 
 fn enable_forwarding() -> Result<(), OverlayError> {

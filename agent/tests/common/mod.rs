@@ -32,8 +32,6 @@ pub fn agent_args(lab: &Lab, i: usize, extra: &[&str]) -> Vec<String> {
         n.name().into(),
         "--etcd-endpoints".into(),
         lab.etcd_endpoint(),
-        "--iface".into(),
-        "eth0".into(),
         "--components".into(),
         "overlay".into(),
         "--subnet-file".into(),
@@ -43,6 +41,9 @@ pub fn agent_args(lab: &Lab, i: usize, extra: &[&str]) -> Vec<String> {
         "--resync-interval".into(),
         "5".into(),
     ];
+    if !extra.contains(&"--iface") {
+        v.extend(["--iface".to_string(), "eth0".to_string()]);
+    }
     v.extend(extra.iter().map(|s| s.to_string()));
     v
 }
