@@ -38,6 +38,28 @@ build() {
 
 need_lab_binary() { [ -x "$BIN/capstan-lab" ] || build; }
 
+ETCD=http://192.168.250.1:2379
+NETWORK_CONFIG='{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan","VNI":1,"Port":8472}}'
+
+# The overlay network config goes into etcd, then one agent per node (overlay
+# component; the kubelet and proxy components join as they are built).
+start_agents() {
+  "${LAB[@]}" exec node-1 etcdctl --endpoints="$ETCD" put /capstan/network/config "$NETWORK_CONFIG" >/dev/null
+  local i dir
+  for i in $(seq 1 "$NODES"); do
+    dir="/var/lib/capstan-lab/$NAME/node-$i"
+    "${LAB[@]}" spawn "node-$i" agent "$BIN/capstan-agent" --components=overlay \
+      --node-name="node-$i" --etcd-endpoints="$ETCD" --iface=eth0 \
+      --subnet-file="$dir/run/capstan/subnet.env" >/dev/null
+  done
+  for i in $(seq 1 "$NODES"); do
+    dir="/var/lib/capstan-lab/$NAME/node-$i"
+    for _ in $(seq 1 300); do [ -s "$dir/run/capstan/subnet.env" ] && break; sleep 0.1; done
+    [ -s "$dir/run/capstan/subnet.env" ] || die "agent on node-$i wrote no subnet file; see $dir/logs/agent.log"
+    echo "node-$i: $(grep CAPSTAN_SUBNET "$dir/run/capstan/subnet.env")"
+  done
+}
+
 up() {
   need_root
   "$ROOT/deploy/local/install-deps.sh"
@@ -48,6 +70,7 @@ up() {
   # A half-made cluster from an interrupted run is removed first.
   "${LAB[@]}" down
   "${LAB[@]}" up --nodes "$NODES" --etcd --containerd
+  start_agents
   cat <<MSG
 
 Capstan local cluster "$NAME" is up with $NODES node(s): $(seq -s ' ' -f 'node-%g' 1 "$NODES").
@@ -55,7 +78,9 @@ Capstan local cluster "$NAME" is up with $NODES node(s): $(seq -s ' ' -f 'node-%
   etcd (from nodes):   deploy/local/cluster.sh exec node-1 etcdctl --endpoints=http://192.168.250.1:2379 endpoint health
   status and logs:     deploy/local/cluster.sh status
   remove it:           deploy/local/cluster.sh down
-The control plane (capstan-control) and the agents join this script as they are built.
+Each node runs capstan-agent (overlay): its pod subnet is in
+/var/lib/capstan-lab/$NAME/node-N/run/capstan/subnet.env, for capstan-cni.
+The control plane (capstan-control) and the kubelet join this script as they are built.
 MSG
 }
 
