@@ -22,6 +22,7 @@ fn main() {
 /// `logFile`/`logLevel` from the config, else `CAPSTAN_CNI_LOG` (an
 /// EnvFilter) on stderr, default `warn`.
 fn init_logging(stdin: &[u8]) {
+    use tracing_subscriber::filter::LevelFilter;
     use tracing_subscriber::EnvFilter;
     let conf: serde_json::Value = serde_json::from_slice(stdin).unwrap_or_default();
     let level = conf
@@ -30,7 +31,12 @@ fn init_logging(stdin: &[u8]) {
         .map(str::to_string)
         .or_else(|| std::env::var("CAPSTAN_CNI_LOG").ok())
         .unwrap_or_else(|| "warn".into());
-    let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("warn"));
+    // A plain level needs no directive parsing; `capstan_cni=debug` and
+    // the like still get a full EnvFilter.
+    let filter = match level.parse::<LevelFilter>() {
+        Ok(l) => EnvFilter::default().add_directive(l.into()),
+        Err(_) => EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("warn")),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false);

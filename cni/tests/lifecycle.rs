@@ -343,7 +343,16 @@ fn leftovers_of_a_crashed_add_are_recoverable() {
         std::fs::create_dir_all(fx.data_dir()).expect("dir");
         std::fs::write(fx.data_dir().join("10.244.1.9"), "c-crash\neth0\n").expect("record");
         std::fs::write(fx.data_dir().join(".tmp-10.244.1.10"), "c-other").expect("tmp");
-        fx.node_ip(&["link", "add", &host, "type", "veth", "peer", "name", "crashpeer"]);
+        fx.node_ip(&[
+            "link",
+            "add",
+            &host,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "crashpeer",
+        ]);
         assert_eq!(fx.node_veths().len(), 2);
     };
 
@@ -351,11 +360,20 @@ fn leftovers_of_a_crashed_add_are_recoverable() {
     fx.call("DEL", "c-crash", &pod, "eth0", &conf).expect_ok();
     assert!(fx.reservations().is_empty(), "{:?}", fx.reservations());
     assert!(fx.node_veths().is_empty(), "{:?}", fx.node_veths());
-    assert!(!fx.data_dir().join(".tmp-10.244.1.10").exists(), "temp record swept");
+    assert!(
+        !fx.data_dir().join(".tmp-10.244.1.10").exists(),
+        "temp record swept"
+    );
 
     leave_debris();
-    let r = fx.call("ADD", "c-crash", &pod, "eth0", &conf).expect_ok().json();
-    assert_eq!(r["ips"][0]["address"], "10.244.1.9/24", "the retried ADD keeps its address");
+    let r = fx
+        .call("ADD", "c-crash", &pod, "eth0", &conf)
+        .expect_ok()
+        .json();
+    assert_eq!(
+        r["ips"][0]["address"], "10.244.1.9/24",
+        "the retried ADD keeps its address"
+    );
     assert_eq!(fx.node_veths(), vec![host.clone()]);
     fx.call("DEL", "c-crash", &pod, "eth0", &conf).expect_ok();
     assert!(fx.reservations().is_empty());

@@ -46,20 +46,27 @@ impl Store {
                 source,
             }
         };
-        fs::create_dir_all(&self.dir).map_err(io("create directory"))?;
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.dir.join(LOCK_FILE))
-            .map_err(io("open lock file"))?;
+        let path = self.dir.join(LOCK_FILE);
+        // Fast path: the store exists (every ADD but a node's first).
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                fs::create_dir_all(&self.dir).map_err(io("create directory"))?;
+                OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&path)
+                    .map_err(io("open lock file"))?
+            }
+            Err(e) => return Err(io("open lock file")(e)),
+        };
         let lock = Flock::lock(file, FlockArg::LockExclusive)
             .map_err(|(_, errno)| io("flock")(std::io::Error::from(errno)))?;
         let locked = Locked {
             _lock: lock,
             dir: &self.dir,
         };
-        locked.sweep_temp_files();
         Ok(locked)
     }
 }
@@ -73,27 +80,21 @@ impl Locked<'_> {
         }
     }
 
-    /// A temp file seen while we hold the lock was left by a writer that
-    /// died before its rename: it never became a reservation.
-    fn sweep_temp_files(&self) {
-        let Ok(entries) = fs::read_dir(self.dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
-                let _ = fs::remove_file(entry.path());
-            }
-        }
-    }
-
     /// Every reservation; a record that cannot be read is kept with an empty
-    /// owner so the address is not handed out twice (GC removes it).
+    /// owner so the address is not handed out twice (GC removes it). A temp
+    /// file seen while we hold the lock was left by a writer that died
+    /// before its rename: it never became a reservation, so it goes.
     pub fn reservations(&self) -> Result<HashMap<IpAddr, Owner>, IpamError> {
         let mut out = HashMap::new();
         for entry in fs::read_dir(self.dir).map_err(self.io("list reservations"))? {
             let entry = entry.map_err(self.io("list reservations"))?;
             let name = entry.file_name();
-            let Some(ip) = name.to_str().and_then(|n| n.parse::<IpAddr>().ok()) else {
+            let Some(name) = name.to_str() else { continue };
+            if name.starts_with(TMP_PREFIX) {
+                let _ = fs::remove_file(entry.path());
+                continue;
+            }
+            let Ok(ip) = name.parse::<IpAddr>() else {
                 continue;
             };
             let owner = fs::read_to_string(entry.path())
@@ -129,9 +130,9 @@ impl Locked<'_> {
                     return Err(e);
                 }
             }
-            // The cursor is a hint; losing it only changes which free
-            // address comes next.
-            let _ = self.write_atomic(&format!("{LAST_PREFIX}{i}"), &ip.to_string());
+            // The cursor is only a hint (a torn write just changes which
+            // free address comes next), so it skips the temp-and-rename.
+            let _ = fs::write(self.dir.join(format!("{LAST_PREFIX}{i}")), ip.to_string());
         }
         Ok(())
     }
@@ -212,6 +213,7 @@ mod tests {
             fs::write(dir.join(".tmp-10.0.0.9"), "x").expect("write");
         }
         let l = store.lock().expect("lock again");
+        assert_eq!(l.reservations().expect("list").len(), 1);
         assert!(!dir.join(".tmp-10.0.0.9").exists(), "stale temp file swept");
         let keep: HashSet<Owner> = HashSet::new();
         assert_eq!(l.release_all_except(&keep).expect("gc"), vec![ip_b]);

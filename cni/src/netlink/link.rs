@@ -41,16 +41,18 @@ impl LinkInfo {
     }
 }
 
-/// A random locally administered unicast MAC.
-fn random_local_mac() -> [u8; 6] {
+/// A random locally administered unicast MAC (`salt` tells apart several
+/// drawn by one process).
+pub fn random_local_mac(salt: u32) -> [u8; 6] {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u32(std::process::id());
+    h.write_u32(salt);
     let r = h.finish().to_le_bytes();
     [(r[0] & 0xfe) | 0x02, r[1], r[2], r[3], r[4], r[5]]
 }
 
-fn format_mac(bytes: &[u8]) -> String {
+pub fn format_mac(bytes: &[u8]) -> String {
     bytes
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -82,7 +84,7 @@ pub async fn ensure_bridge(h: &Handle, name: &str, mtu: u32) -> Result<LinkInfo,
     // lowest port MAC as pods come and go, and neighbours' caches go stale.
     let msg = LinkBridge::new(name)
         .mtu(mtu)
-        .address(random_local_mac().to_vec())
+        .address(random_local_mac(0).to_vec())
         .up()
         .build();
     match h.link().add(msg).execute().await {
@@ -115,6 +117,9 @@ pub struct VethSpec<'a> {
     pub mtu: u32,
     pub bridge_index: u32,
     pub peer_netns_fd: std::os::fd::RawFd,
+    /// Chosen here rather than read back: saves a round trip per end.
+    pub host_mac: [u8; 6],
+    pub peer_mac: [u8; 6],
 }
 
 /// Creates the pair in one request: host end up and enslaved, peer in the
@@ -128,10 +133,12 @@ pub async fn create_veth(
     let peer = LinkMessageBuilder::<LinkUnspec>::new()
         .name(spec.peer_name.to_string())
         .mtu(spec.mtu)
+        .address(spec.peer_mac.to_vec())
         .setns_by_fd(spec.peer_netns_fd)
         .build();
     let msg = LinkVeth::new(spec.host_name, spec.peer_name)
         .mtu(spec.mtu)
+        .address(spec.host_mac.to_vec())
         .controller(spec.bridge_index)
         .up()
         .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
@@ -148,8 +155,13 @@ pub async fn create_veth(
     })
 }
 
-pub async fn set_hairpin(h: &Handle, index: u32, name: &str, on: bool) -> Result<(), NetlinkError> {
-    let msg = LinkBridgePort::new(index).hairpin(on).build();
+/// Hairpin on a bridge port, found by name (index 0 makes the kernel look
+/// the name up, which saves reading the link back after creating it).
+pub async fn set_hairpin(h: &Handle, name: &str, on: bool) -> Result<(), NetlinkError> {
+    let msg = LinkBridgePort::new(0)
+        .hairpin(on)
+        .append_extra_attribute(LinkAttribute::IfName(name.to_string()))
+        .build();
     h.link()
         .set_port(msg)
         .execute()

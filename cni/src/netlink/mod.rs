@@ -56,6 +56,45 @@ where
     F: FnOnce(Handle) -> Fut,
     Fut: Future<Output = Result<T, NetlinkError>>,
 {
+    run_with_foreign(None, |node, _| work(node))
+}
+
+/// A netlink socket opened inside another network namespace. A socket stays
+/// bound to the namespace it was created in, so the thread can go back home
+/// at once and still configure the other namespace through it; no extra
+/// thread or runtime is needed.
+pub struct ForeignSocket(rtnetlink::sys::Socket);
+
+impl ForeignSocket {
+    /// Enters `netns`, opens the socket and returns to the thread's own
+    /// namespace. Call it before making any change: should the way back
+    /// fail, the caller gets an error with nothing half-done.
+    pub fn open_in(netns: &File) -> Result<Self, NetlinkError> {
+        use nix::sched::{setns, CloneFlags};
+        let setup = |what| move |source| NetlinkError::Setup { what, source };
+        let home = File::open("/proc/thread-self/ns/net").map_err(setup("open own netns"))?;
+        setns(netns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| setup("setns")(e.into()))?;
+        let socket = rtnetlink::sys::Socket::new(rtnetlink::sys::protocols::NETLINK_ROUTE);
+        setns(home.as_fd(), CloneFlags::CLONE_NEWNET)
+            .map_err(|e| setup("setns back home")(e.into()))?;
+        let socket = socket.map_err(setup("netlink socket in netns"))?;
+        socket
+            .set_non_blocking(true)
+            .map_err(setup("netlink socket in netns"))?;
+        Ok(ForeignSocket(socket))
+    }
+}
+
+/// Like `run_here`, plus a handle on `foreign` (a socket in another netns),
+/// both served by the same runtime on this thread.
+pub fn run_with_foreign<T, F, Fut>(
+    foreign: Option<ForeignSocket>,
+    work: F,
+) -> Result<T, NetlinkError>
+where
+    F: FnOnce(Handle, Option<Handle>) -> Fut,
+    Fut: Future<Output = Result<T, NetlinkError>>,
+{
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()
@@ -69,43 +108,25 @@ where
                 what: "netlink socket",
                 source,
             })?;
-        let conn = tokio::spawn(conn);
-        let out = work(handle).await;
-        conn.abort();
-        out
-    })
-}
-
-/// Runs `work` on a dedicated thread that has entered the network namespace
-/// `netns` first: setns(2) changes only the calling thread, and tokio must
-/// be started after it so the socket is opened inside.
-pub fn run_in_netns<T, F, Fut>(netns: &File, work: F) -> Result<T, NetlinkError>
-where
-    T: Send,
-    F: FnOnce(Handle) -> Fut + Send,
-    Fut: Future<Output = Result<T, NetlinkError>>,
-{
-    std::thread::scope(|scope| {
-        let joined = std::thread::Builder::new()
-            .name("cni-netns".into())
-            .spawn_scoped(scope, move || {
-                nix::sched::setns(netns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).map_err(
-                    |e| NetlinkError::Setup {
-                        what: "setns",
-                        source: e.into(),
-                    },
-                )?;
-                run_here(work)
-            })
-            .map_err(|source| NetlinkError::Setup {
-                what: "netns thread",
-                source,
-            })?
-            .join();
-        match joined {
-            Ok(out) => out,
-            // Re-raise so dispatch's catch_unwind reports it as a bug.
-            Err(panic) => std::panic::resume_unwind(panic),
+        let mut conns = vec![tokio::spawn(conn)];
+        let foreign = match foreign {
+            Some(ForeignSocket(socket)) => {
+                use std::os::fd::{FromRawFd, IntoRawFd};
+                // SAFETY: the descriptor comes from a socket we own and give
+                // up here; it is non-blocking already, and we are inside the
+                // runtime, where from_raw_fd registers it.
+                let tokio_socket =
+                    unsafe { rtnetlink::sys::TokioSocket::from_raw_fd(socket.into_raw_fd()) };
+                let (conn, h, _) = rtnetlink::from_socket(tokio_socket);
+                conns.push(tokio::spawn(conn));
+                Some(h)
+            }
+            None => None,
+        };
+        let out = work(handle, foreign).await;
+        for c in conns {
+            c.abort();
         }
+        out
     })
 }

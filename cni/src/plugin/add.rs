@@ -13,8 +13,12 @@ use super::undo::AddUndo;
 use crate::config::{Family, Network, PluginConfig};
 use crate::error::{Error, Result};
 use crate::ipam::{plan_allocation, Owner, Pool, Store};
-use crate::netlink::link::VethSpec;
-use crate::netlink::{self, LinkInfo, NetlinkError};
+use std::os::fd::AsRawFd;
+
+use rtnetlink::Handle;
+
+use crate::netlink::link::{format_mac, random_local_mac, VethSpec};
+use crate::netlink::{self, ForeignSocket, LinkInfo, NetlinkError};
 use crate::protocol::dispatch::Request;
 use crate::protocol::{CniResult, Interface, IpConfig, Route};
 
@@ -30,12 +34,20 @@ pub fn add(req: &Request) -> Result<CniResult> {
     if net.ip_masq {
         tracing::warn!("ipMasq is set, but node-wide masquerade belongs to capstan-agent; capstan-cni installs no NAT rule");
     }
-    // Open the netns before reserving anything: an unreachable netns must
-    // fail without state to undo.
+    // Open the netns and a netlink socket inside it before reserving
+    // anything: an unreachable netns must fail with no state to undo.
     let netns = File::open(&netns_path).map_err(|source| Error::Netns {
         path: netns_path.clone(),
         source,
     })?;
+    let pod_socket = ForeignSocket::open_in(&netns).map_err(|e| match e {
+        NetlinkError::Setup { source, .. } => Error::Netns {
+            path: netns_path.clone(),
+            source,
+        },
+        other => other.into(),
+    })?;
+    enable_forwarding(&net)?;
 
     let owner = Owner::new(&container_id, &ifname);
     let store = Store::new(&conf.data_dir);
@@ -60,8 +72,6 @@ pub fn add(req: &Request) -> Result<CniResult> {
     let host_veth = host_veth_name(&container_id, &ifname);
     let undo = AddUndo::new(&store, &owner, &host_veth);
 
-    let (bridge, host) = node_side(&conf, &net, &host_veth, &ifname, &netns)?;
-    enable_forwarding(&net)?;
     let pod_addrs: Vec<IpNetwork> = ips
         .iter()
         .zip(&net.families)
@@ -69,7 +79,26 @@ pub fn add(req: &Request) -> Result<CniResult> {
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| Error::Config(format!("address/prefix: {e}")))?;
     let routes = pod_routes(&net.families, conf.is_default_gateway);
-    let pod = pod_side(&netns, &ifname, &pod_addrs, &routes)?;
+    let spec = VethSpec {
+        host_name: &host_veth,
+        peer_name: &ifname,
+        mtu: net.mtu,
+        bridge_index: 0,
+        peer_netns_fd: netns.as_raw_fd(),
+        host_mac: random_local_mac(1),
+        peer_mac: random_local_mac(2),
+    };
+    let (conf_ref, net_ref, spec_ref, addrs_ref, routes_ref) =
+        (&conf, &net, &spec, &pod_addrs, &routes);
+    let bridge = netlink::run_with_foreign(Some(pod_socket), |node, pod| async move {
+        let pod = pod.ok_or_else(|| NetlinkError::Unexpected {
+            op: "open pod netlink".into(),
+            detail: "no pod socket".into(),
+        })?;
+        let bridge = node_side(&node, conf_ref, net_ref, spec_ref).await?;
+        pod_side(&pod, spec_ref.peer_name, addrs_ref, routes_ref).await?;
+        Ok(bridge)
+    })?;
     undo.disarm();
 
     let mut ours = CniResult {
@@ -80,14 +109,14 @@ pub fn add(req: &Request) -> Result<CniResult> {
                 ..Default::default()
             },
             Interface {
-                name: host.name.clone(),
-                mac: host.mac.clone(),
+                name: host_veth.clone(),
+                mac: Some(format_mac(&spec.host_mac)),
                 mtu: Some(net.mtu),
                 ..Default::default()
             },
             Interface {
                 name: ifname.clone(),
-                mac: pod.mac.clone(),
+                mac: Some(format_mac(&spec.peer_mac)),
                 mtu: Some(net.mtu),
                 sandbox: Some(netns_path.display().to_string()),
                 ..Default::default()
@@ -125,61 +154,44 @@ pub fn add(req: &Request) -> Result<CniResult> {
 
 /// Bridge, gateway addresses, the veth pair and hairpin, in the namespace
 /// the plugin was called in.
-fn node_side(
+async fn node_side(
+    h: &Handle,
     conf: &PluginConfig,
     net: &Network,
-    host_veth: &str,
-    ifname: &str,
-    netns: &File,
-) -> Result<(LinkInfo, LinkInfo)> {
-    use std::os::fd::AsRawFd;
+    spec: &VethSpec<'_>,
+) -> std::result::Result<LinkInfo, NetlinkError> {
+    let bridge = netlink::link::ensure_bridge(h, &conf.bridge, net.mtu).await?;
+    for f in &net.families {
+        netlink::addr::ensure(h, bridge.index, f.gateway.0).await?;
+    }
     let spec = VethSpec {
-        host_name: host_veth,
-        peer_name: ifname,
-        mtu: net.mtu,
-        bridge_index: 0,
-        peer_netns_fd: netns.as_raw_fd(),
+        bridge_index: bridge.index,
+        ..*spec
     };
-    let out = netlink::run_here(|h| async move {
-        let bridge = netlink::link::ensure_bridge(&h, &conf.bridge, net.mtu).await?;
-        for f in &net.families {
-            netlink::addr::ensure(&h, bridge.index, f.gateway.0).await?;
-        }
-        let spec = VethSpec {
-            bridge_index: bridge.index,
-            ..spec
-        };
-        match netlink::link::create_veth(&h, &spec).await {
-            Ok(()) => {}
-            Err((Some(libc::EEXIST), first)) => {
-                // A host end with our name is a leftover of a crashed ADD
-                // for this same attachment: remove it and try once more.
-                if netlink::link::delete_by_name(&h, host_veth).await? {
-                    tracing::warn!(veth = host_veth, "removed a leftover host veth");
-                    netlink::link::create_veth(&h, &spec)
-                        .await
-                        .map_err(|(_, e)| e)?;
-                } else {
-                    return Err(NetlinkError::Unexpected {
-                        op: format!("create veth {host_veth} <-> {ifname}"),
-                        detail: format!("{first}; interface {ifname} probably exists already in the container's netns"),
-                    });
-                }
+    let (host_veth, ifname) = (spec.host_name, spec.peer_name);
+    match netlink::link::create_veth(h, &spec).await {
+        Ok(()) => {}
+        Err((Some(libc::EEXIST), first)) => {
+            // A host end with our name is a leftover of a crashed ADD for
+            // this same attachment: remove it and try once more.
+            if netlink::link::delete_by_name(h, host_veth).await? {
+                tracing::warn!(veth = host_veth, "removed a leftover host veth");
+                netlink::link::create_veth(h, &spec)
+                    .await
+                    .map_err(|(_, e)| e)?;
+            } else {
+                return Err(NetlinkError::Unexpected {
+                    op: format!("create veth {host_veth} <-> {ifname}"),
+                    detail: format!("{first}; interface {ifname} probably exists already in the container's netns"),
+                });
             }
-            Err((_, e)) => return Err(e),
         }
-        let host = netlink::link::by_name(&h, host_veth)
-            .await?
-            .ok_or_else(|| NetlinkError::Unexpected {
-                op: format!("create veth {host_veth}"),
-                detail: "host end missing right after creation".into(),
-            })?;
-        if conf.hairpin_mode {
-            netlink::link::set_hairpin(&h, host.index, host_veth, true).await?;
-        }
-        Ok((bridge, host))
-    })?;
-    Ok(out)
+        Err((_, e)) => return Err(e),
+    }
+    if conf.hairpin_mode {
+        netlink::link::set_hairpin(h, host_veth, true).await?;
+    }
+    Ok(bridge)
 }
 
 /// The node forwards between pods and the world; this is per netns.
@@ -220,30 +232,27 @@ fn pod_routes(families: &[Family], default_gateway: bool) -> Vec<(IpNetwork, IpA
         .collect()
 }
 
-fn pod_side(
-    netns: &File,
+async fn pod_side(
+    h: &Handle,
     ifname: &str,
     addrs: &[IpNetwork],
     routes: &[(IpNetwork, IpAddr)],
-) -> Result<LinkInfo> {
-    let pod = netlink::run_in_netns(netns, |h| async move {
-        let link =
-            netlink::link::by_name(&h, ifname)
-                .await?
-                .ok_or_else(|| NetlinkError::Unexpected {
-                    op: format!("configure {ifname}"),
-                    detail: "the pod end of the veth is not in the netns".into(),
-                })?;
-        for a in addrs {
-            netlink::addr::ensure(&h, link.index, *a).await?;
-        }
-        netlink::link::set_up(&h, link.index, ifname).await?;
-        for (dst, gw) in routes {
-            netlink::route::ensure(&h, *dst, Some(*gw), link.index).await?;
-        }
-        Ok(link)
-    })?;
-    Ok(pod)
+) -> std::result::Result<(), NetlinkError> {
+    let link =
+        netlink::link::by_name(h, ifname)
+            .await?
+            .ok_or_else(|| NetlinkError::Unexpected {
+                op: format!("configure {ifname}"),
+                detail: "the pod end of the veth is not in the netns".into(),
+            })?;
+    for a in addrs {
+        netlink::addr::ensure(h, link.index, *a).await?;
+    }
+    netlink::link::set_up(h, link.index, ifname).await?;
+    for (dst, gw) in routes {
+        netlink::route::ensure(h, *dst, Some(*gw), link.index).await?;
+    }
+    Ok(())
 }
 
 /// Chained after another plugin: keep what it reported and append ours,

@@ -9,7 +9,7 @@ use super::{attachment, host_veth_name};
 use crate::config::PluginConfig;
 use crate::error::{Error, Result};
 use crate::ipam::{Owner, Store};
-use crate::netlink;
+use crate::netlink::{self, ForeignSocket, NetlinkError};
 use crate::protocol::dispatch::Request;
 
 pub fn check(req: &Request) -> Result<()> {
@@ -65,8 +65,25 @@ pub fn check(req: &Request) -> Result<()> {
     })?;
     let (ifname_ref, sandbox_ref, net_ref) = (&ifname, &sandbox, &net);
     let (ips_ref, routes_ref) = (&expected_ips, &expected_routes);
-    let problems = netlink::run_in_netns(&netns, |h| async move {
+    let pod_socket = ForeignSocket::open_in(&netns).map_err(|e| match e {
+        NetlinkError::Setup {
+            what: "setns",
+            source,
+        } => Error::Netns {
+            path: netns_path.clone(),
+            source,
+        },
+        other => other.into(),
+    })?;
+    let host = host_veth_name(&container_id, &ifname);
+    let bridge_name = conf.bridge.clone();
+    let (host_ref, bridge_ref) = (&host, &bridge_name);
+    let problems = netlink::run_with_foreign(Some(pod_socket), |node, pod| async move {
         let (ifname, sandbox, net) = (ifname_ref, sandbox_ref, net_ref);
+        let (host, bridge_name) = (host_ref, bridge_ref);
+        let Some(h) = pod else {
+            return Ok(vec!["no netlink socket in the pod netns".to_string()]);
+        };
         let mut problems = Vec::new();
         let Some(link) = netlink::link::by_name(&h, ifname).await? else {
             return Ok(vec![format!(
@@ -102,32 +119,20 @@ pub fn check(req: &Request) -> Result<()> {
                 problems.push(format!("route {} via {:?} is missing", r.dst, r.gw));
             }
         }
+        let bridge = netlink::link::by_name(&node, bridge_name).await?;
+        let veth = netlink::link::by_name(&node, host).await?;
+        match (bridge, veth) {
+            (Some(b), Some(v)) if v.controller == Some(b.index) => {}
+            (None, _) => problems.push(format!("bridge {bridge_name} is missing")),
+            (_, None) => problems.push(format!("host veth {host} is missing")),
+            (Some(_), Some(_)) => {
+                problems.push(format!("host veth {host} is not attached to {bridge_name}"))
+            }
+        }
         Ok(problems)
     })?;
-    if let Some(first) = problems.first() {
-        return Err(Error::Check(if problems.len() == 1 {
-            first.clone()
-        } else {
-            problems.join("; ")
-        }));
-    }
-
-    let host = host_veth_name(&container_id, &ifname);
-    let bridge_name = conf.bridge.clone();
-    let host_ok = netlink::run_here(|h| async move {
-        let bridge = netlink::link::by_name(&h, &bridge_name).await?;
-        let veth = netlink::link::by_name(&h, &host).await?;
-        Ok(match (bridge, veth) {
-            (Some(b), Some(v)) if v.controller == Some(b.index) => None,
-            (None, _) => Some(format!("bridge {bridge_name} is missing")),
-            (_, None) => Some(format!("host veth {host} is missing")),
-            (Some(_), Some(_)) => {
-                Some(format!("host veth {host} is not attached to {bridge_name}"))
-            }
-        })
-    })?;
-    match host_ok {
-        Some(problem) => Err(Error::Check(problem)),
-        None => Ok(()),
+    match problems.as_slice() {
+        [] => Ok(()),
+        _ => Err(Error::Check(problems.join("; "))),
     }
 }

@@ -8,43 +8,50 @@ use super::{attachment, host_veth_name};
 use crate::config::PluginConfig;
 use crate::error::Result;
 use crate::ipam::{Owner, Store};
-use crate::netlink::{self, NetlinkError};
+use crate::netlink::{self, ForeignSocket, NetlinkError};
 use crate::protocol::dispatch::Request;
 
 pub fn del(req: &Request) -> Result<()> {
     let conf = PluginConfig::from_json(&req.raw, &req.header.name)?;
     let (container_id, ifname) = attachment(req)?;
 
-    let mut pair_gone = false;
-    if let Some(path) = &req.invocation.netns {
-        match File::open(path) {
-            Ok(netns) => {
-                let name = ifname.clone();
-                match netlink::run_in_netns(&netns, |h| async move {
-                    netlink::link::delete_by_name(&h, &name).await
-                }) {
-                    Ok(deleted) => pair_gone = deleted,
-                    // Not a network namespace (any more): nothing to remove there.
-                    Err(NetlinkError::Setup {
-                        what: "setns",
-                        source,
-                    }) => {
-                        tracing::info!(netns = %path.display(), error = %source, "netns not enterable; skipping pod side")
-                    }
-                    Err(e) => return Err(e.into()),
+    let pod_socket = match &req.invocation.netns {
+        Some(path) => match File::open(path) {
+            Ok(netns) => match ForeignSocket::open_in(&netns) {
+                Ok(socket) => Some(socket),
+                // Stranded in the wrong netns: stop before touching anything.
+                Err(
+                    e @ NetlinkError::Setup {
+                        what: "setns back home",
+                        ..
+                    },
+                ) => return Err(e.into()),
+                Err(e) => {
+                    tracing::info!(netns = %path.display(), error = %e, "netns not enterable; skipping pod side");
+                    None
                 }
-            }
+            },
             Err(e) => {
-                tracing::info!(netns = %path.display(), error = %e, "netns gone; skipping pod side")
+                tracing::info!(netns = %path.display(), error = %e, "netns gone; skipping pod side");
+                None
             }
+        },
+        None => None,
+    };
+    let host = host_veth_name(&container_id, &ifname);
+    let ifname_ref = &ifname;
+    netlink::run_with_foreign(pod_socket, |node, pod| async move {
+        let pair_gone = match pod {
+            Some(pod) => netlink::link::delete_by_name(&pod, ifname_ref).await?,
+            None => false,
+        };
+        if !pair_gone {
+            // The pod end may have been moved or its netns dropped while the
+            // host end survives: remove that by its deterministic name.
+            netlink::link::delete_by_name(&node, &host).await?;
         }
-    }
-    if !pair_gone {
-        // The pod end may have been moved or its netns path dropped while
-        // the host end survives: remove it by its deterministic name.
-        let host = host_veth_name(&container_id, &ifname);
-        netlink::run_here(|h| async move { netlink::link::delete_by_name(&h, &host).await })?;
-    }
+        Ok(())
+    })?;
 
     let owner = Owner::new(&container_id, &ifname);
     let released = Store::new(&conf.data_dir).lock()?.release(&owner)?;
