@@ -379,3 +379,42 @@ fn leftovers_of_a_crashed_add_are_recoverable() {
     assert!(fx.reservations().is_empty());
     assert!(fx.node_veths().is_empty());
 }
+
+#[test]
+fn ip_masq_installs_our_own_nat_table_once() {
+    if !capstan_lab::privileged::require("ip_masq_installs_our_own_nat_table_once", &["ip", "nft"])
+    {
+        return;
+    }
+    let fx = Fixture::new();
+    fx.write_subnet_file(SUBNET_V4);
+    let mut conf = fx.conf("1.1.0");
+    conf["ipMasq"] = json!(true);
+    let table = capstan_cni::plugin::masquerade::table_name("capstan-test");
+    let list = || {
+        let out = fx
+            .node
+            .command("nft")
+            .expect("cmd")
+            .args(["list", "table", "ip", &table])
+            .output()
+            .expect("nft");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let a = fx.pod("a");
+    fx.call("ADD", "c-masq-a", &a, "eth0", &conf).expect_ok();
+    let rules = list();
+    assert!(
+        rules.contains("ip saddr 10.244.1.0/24 ip daddr != 10.244.0.0/16")
+            && rules.contains("masquerade"),
+        "{rules}"
+    );
+    // A second pod finds the rules in place (marker) and changes nothing.
+    let b = fx.pod("b");
+    fx.call("ADD", "c-masq-b", &b, "eth0", &conf).expect_ok();
+    assert_eq!(list(), rules);
+    assert_eq!(rules.matches("masquerade").count(), 1);
+    for (id, pod) in [("c-masq-a", &a), ("c-masq-b", &b)] {
+        fx.call("DEL", id, pod, "eth0", &conf).expect_ok();
+    }
+}

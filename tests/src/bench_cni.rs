@@ -140,7 +140,11 @@ impl Subject {
         let start = Instant::now();
         let mut child = cmd.spawn().with_context(|| format!("spawn {}", self.program.display()))?;
         if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(input.as_bytes())?;
+            // A plugin may answer (VERSION) without reading its stdin.
+            match stdin.write_all(input.as_bytes()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+                _ => {}
+            }
         }
         let out = child.wait_with_output()?;
         let took = start.elapsed();
@@ -208,7 +212,9 @@ pub fn run(opts: &BenchCniOpts) -> anyhow::Result<BenchCniReport> {
 
     // Sequential, interleaved: the order alternates so neither plugin
     // always runs on a warmer cache.
-    let mut samples: [[Vec<Duration>; 2]; 2] = Default::default(); // [subject][add, del]
+    // [subject][add, del, version]; VERSION does no work, so it shows
+    // what starting the plugin process alone costs.
+    let mut samples: [[Vec<Duration>; 3]; 2] = Default::default();
     for i in 0..opts.runs {
         let order: [usize; 2] = if i % 2 == 0 { [0, 1] } else { [1, 0] };
         for s in order {
@@ -217,14 +223,21 @@ pub fn run(opts: &BenchCniOpts) -> anyhow::Result<BenchCniReport> {
             let id = format!("bench-{s}-{i}");
             let (add, _) = subject.call("ADD", &id, &pod.path())?;
             let (del, _) = subject.call("DEL", &id, &pod.path())?;
+            let (version, _) = subject.call("VERSION", &id, &pod.path())?;
             samples[s][0].push(add);
             samples[s][1].push(del);
+            samples[s][2].push(version);
         }
     }
     let [cap, refr] = samples;
-    let [cap_add, cap_del] = cap;
-    let [ref_add, ref_del] = refr;
+    let [cap_add, cap_del, cap_version] = cap;
+    let [ref_add, ref_del, ref_version] = refr;
     let rows = vec![
+        Row {
+            command: "VERSION (process start only)",
+            capstan: Stats::of(cap_version),
+            reference: Stats::of(ref_version),
+        },
         Row {
             command: "ADD",
             capstan: Stats::of(cap_add),

@@ -31,9 +31,6 @@ pub fn add(req: &Request) -> Result<CniResult> {
         .netns
         .clone()
         .ok_or_else(|| Error::Config("CNI_NETNS is required for ADD".into()))?;
-    if net.ip_masq {
-        tracing::warn!("ipMasq is set, but node-wide masquerade belongs to capstan-agent; capstan-cni installs no NAT rule");
-    }
     // Open the netns and a netlink socket inside it before reserving
     // anything: an unreachable netns must fail with no state to undo.
     let netns = File::open(&netns_path).map_err(|source| Error::Netns {
@@ -48,6 +45,9 @@ pub fn add(req: &Request) -> Result<CniResult> {
         other => other.into(),
     })?;
     enable_forwarding(&net)?;
+    if net.ip_masq {
+        super::masquerade::ensure(&conf.name, &net, &conf.data_dir)?;
+    }
 
     let owner = Owner::new(&container_id, &ifname);
     let store = Store::new(&conf.data_dir);

@@ -6,6 +6,7 @@ mod add;
 mod check;
 mod del;
 mod gc;
+pub mod masquerade;
 mod names;
 mod status;
 mod undo;
