@@ -138,6 +138,22 @@ impl PluginConfig {
         })
     }
 
+    /// Where DEL finds the IPAM store. DEL must not fail because the config
+    /// was edited into something invalid since ADD, so only `dataDir` is
+    /// read, leniently.
+    pub fn cleanup_data_dir(raw: &Value, name: &str) -> PathBuf {
+        match Self::from_json(raw, name) {
+            Ok(c) => c.data_dir,
+            Err(e) => {
+                tracing::warn!(error = %e, "config invalid; cleaning up with its dataDir only");
+                raw.get("dataDir")
+                    .and_then(Value::as_str)
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR).join(name))
+            }
+        }
+    }
+
     /// Inline `subnet` wins; otherwise the subnet file decides.
     pub fn resolve(&self) -> Result<Network> {
         if !self.inline_subnets.is_empty() {

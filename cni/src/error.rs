@@ -27,6 +27,9 @@ pub enum Error {
     Netlink(#[from] NetlinkError),
     #[error("CHECK failed: {0}")]
     Check(String),
+    /// Already a wire error (e.g. an unreadable prevResult).
+    #[error("{}", .0.msg)]
+    Protocol(CniError),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -52,6 +55,7 @@ impl Error {
             Error::Netlink(_) => ErrorCode::IO_FAILURE,
             Error::Check(_) => ErrorCode::CHECK_FAILED,
             Error::Io { .. } => ErrorCode::IO_FAILURE,
+            Error::Protocol(e) => e.code,
         }
     }
 
@@ -71,12 +75,16 @@ impl Error {
             Error::Netlink(_) => "the kernel refused a network change; see the plugin log for the operation".into(),
             Error::Check(_) => "the attachment no longer matches what ADD made; recreate the pod".into(),
             Error::Io { .. } => "check permissions and free space".into(),
+            Error::Protocol(e) => e.details.clone(),
         }
     }
 }
 
 impl From<Error> for CniError {
     fn from(e: Error) -> Self {
+        if let Error::Protocol(inner) = e {
+            return inner;
+        }
         let hint = e.hint();
         CniError::new(e.code(), e.to_string(), hint)
     }

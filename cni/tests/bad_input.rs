@@ -240,3 +240,28 @@ fn interface_name_taken_in_the_pod_rolls_back() {
     fx.call("DEL", "c-first", &pod, "eth0", &conf).expect_ok();
     assert!(fx.reservations().is_empty());
 }
+
+#[test]
+fn unreadable_prev_result_fails_add_but_not_del() {
+    if !may_run("unreadable_prev_result_fails_add_but_not_del") {
+        return;
+    }
+    let fx = Fixture::new();
+    fx.write_subnet_file(SUBNET_V4);
+    let pod = fx.pod("pod");
+    let conf = fx.conf("1.0.0");
+    let garbage = with_prev(&conf, &json!({"ips": "not-a-list"}));
+    let a = fx.call("ADD", "c-prev", &pod, "eth0", &garbage);
+    assert_eq!(a.code(), 7, "{}", a.stdout);
+    assert_clean(&fx, &a);
+
+    fx.call("ADD", "c-prev", &pod, "eth0", &conf).expect_ok();
+    assert_eq!(fx.reservations().len(), 1);
+    // The config was since edited into something invalid, and the runtime
+    // hands back junk: DEL still cleans up.
+    let mut broken = garbage.clone();
+    broken["subnet"] = json!("nonsense");
+    fx.call("DEL", "c-prev", &pod, "eth0", &broken).expect_ok();
+    assert!(fx.reservations().is_empty());
+    assert!(fx.node_veths().is_empty());
+}

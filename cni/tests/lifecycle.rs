@@ -306,6 +306,9 @@ fn inline_subnet_and_options() {
     conf["hairpinMode"] = json!(true);
     conf["isDefaultGateway"] = json!(false);
     conf["dns"] = json!({"nameservers": ["10.96.0.10"], "search": ["svc.cluster.local"]});
+    let log = fx.dir.join("cni.log");
+    conf["logFile"] = json!(log);
+    conf["logLevel"] = json!("debug");
     let r = fx
         .call("ADD", "c-inline", &pod, "eth0", &conf)
         .expect_ok()
@@ -324,6 +327,12 @@ fn inline_subnet_and_options() {
         "{detail}"
     );
     fx.call("DEL", "c-inline", &pod, "eth0", &conf).expect_ok();
+    // Logs went to the file (stdout was pure protocol: it parsed as JSON).
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        logged.contains("added") && logged.contains("deleted"),
+        "{logged}"
+    );
 }
 
 /// What a crashed ADD can leave (its reservation, the host end of its veth,

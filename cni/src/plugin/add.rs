@@ -26,6 +26,8 @@ pub fn add(req: &Request) -> Result<CniResult> {
     let conf = PluginConfig::from_json(&req.raw, &req.header.name)?;
     let net = conf.resolve()?;
     let (container_id, ifname) = super::attachment(req)?;
+    // Decoded before any change, so a bad one fails with nothing to undo.
+    let prev = req.header.prev_result().map_err(Error::Protocol)?;
     let netns_path = req
         .invocation
         .netns
@@ -145,7 +147,7 @@ pub fn add(req: &Request) -> Result<CniResult> {
             .collect(),
         dns: req.header.dns.clone().unwrap_or_default(),
     };
-    if let Some(prev) = &req.header.prev_result {
+    if let Some(prev) = &prev {
         ours = merge_after(prev, ours);
     }
     tracing::info!(%owner, ?ips, veth = %host_veth, "added");

@@ -21,10 +21,12 @@ pub fn check(req: &Request) -> Result<()> {
         .netns
         .clone()
         .ok_or_else(|| Error::Config("CNI_NETNS is required for CHECK".into()))?;
-    let prev =
-        req.header.prev_result.as_ref().ok_or_else(|| {
-            Error::Config("CHECK needs prevResult (the result of the ADD)".into())
-        })?;
+    let prev = req
+        .header
+        .prev_result()
+        .map_err(Error::Protocol)?
+        .ok_or_else(|| Error::Config("CHECK needs prevResult (the result of the ADD)".into()))?;
+    let prev = &prev;
     let sandbox = netns_path.display().to_string();
     let pod_index = prev
         .interfaces

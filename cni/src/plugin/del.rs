@@ -12,7 +12,7 @@ use crate::netlink::{self, ForeignSocket, NetlinkError};
 use crate::protocol::dispatch::Request;
 
 pub fn del(req: &Request) -> Result<()> {
-    let conf = PluginConfig::from_json(&req.raw, &req.header.name)?;
+    let data_dir = PluginConfig::cleanup_data_dir(&req.raw, &req.header.name);
     let (container_id, ifname) = attachment(req)?;
 
     let pod_socket = match &req.invocation.netns {
@@ -54,7 +54,7 @@ pub fn del(req: &Request) -> Result<()> {
     })?;
 
     let owner = Owner::new(&container_id, &ifname);
-    let released = Store::new(&conf.data_dir).lock()?.release(&owner)?;
+    let released = Store::new(&data_dir).lock()?.release(&owner)?;
     tracing::info!(%owner, ?released, "deleted");
     Ok(())
 }
