@@ -2,7 +2,10 @@
 //! Must never delete a link it was not asked to by name or index.
 
 use futures::TryStreamExt;
-use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkFlags, LinkMessage};
+use rtnetlink::packet_route::link::{
+    InfoData, InfoVeth, LinkAttribute, LinkExtentMask, LinkFlags, LinkMessage,
+};
+use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth};
 
 use super::{errno, NetlinkError};
@@ -62,7 +65,13 @@ pub fn format_mac(bytes: &[u8]) -> String {
 
 /// The link called `name`, or None when there is none.
 pub async fn by_name(h: &Handle, name: &str) -> Result<Option<LinkInfo>, NetlinkError> {
-    let mut stream = h.link().get().match_name(name.to_string()).execute();
+    // Without stats the kernel builds, and we parse, a much smaller answer.
+    let mut stream = h
+        .link()
+        .get()
+        .match_name(name.to_string())
+        .set_filter_mask(AddressFamily::Unspec, vec![LinkExtentMask::SkipStats])
+        .execute();
     match stream.try_next().await {
         Ok(Some(msg)) => Ok(Some(LinkInfo::from_message(&msg))),
         Ok(None) => Ok(None),
@@ -135,10 +144,17 @@ pub async fn create_veth(
         .mtu(spec.mtu)
         .address(spec.peer_mac.to_vec())
         .setns_by_fd(spec.peer_netns_fd)
+        .append_extra_attribute(LinkAttribute::NumTxQueues(1))
+        .append_extra_attribute(LinkAttribute::NumRxQueues(1))
         .build();
     let msg = LinkVeth::new(spec.host_name, spec.peer_name)
         .mtu(spec.mtu)
         .address(spec.host_mac.to_vec())
+        // One queue each way, said up front. Left unsaid, the kernel makes
+        // one per CPU and then trims the live device back to one, paying a
+        // synchronize_rcu_expedited per end (~0.3 ms each); same result.
+        .append_extra_attribute(LinkAttribute::NumTxQueues(1))
+        .append_extra_attribute(LinkAttribute::NumRxQueues(1))
         .controller(spec.bridge_index)
         .up()
         .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
