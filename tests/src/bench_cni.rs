@@ -108,9 +108,23 @@ impl fmt::Display for BenchCniReport {
         writeln!(f)?;
         writeln!(f, "| {} concurrent pods | capstan | reference |", c.pods)?;
         writeln!(f, "|---|---|---|")?;
-        writeln!(f, "| all ADDs done (wall) | {} | {} |", ms(c.capstan_add_wall), ms(c.reference_add_wall))?;
-        writeln!(f, "| all DELs done (wall) | {} | {} |", ms(c.capstan_del_wall), ms(c.reference_del_wall))?;
-        writeln!(f, "| distinct addresses (capstan) | {} of {} | |", c.distinct_addresses, c.pods)
+        writeln!(
+            f,
+            "| all ADDs done (wall) | {} | {} |",
+            ms(c.capstan_add_wall),
+            ms(c.reference_add_wall)
+        )?;
+        writeln!(
+            f,
+            "| all DELs done (wall) | {} | {} |",
+            ms(c.capstan_del_wall),
+            ms(c.reference_del_wall)
+        )?;
+        writeln!(
+            f,
+            "| distinct addresses (capstan) | {} of {} | |",
+            c.distinct_addresses, c.pods
+        )
     }
 }
 
@@ -138,7 +152,9 @@ impl Subject {
             .stderr(Stdio::piped());
         let input = self.conf.to_string();
         let start = Instant::now();
-        let mut child = cmd.spawn().with_context(|| format!("spawn {}", self.program.display()))?;
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("spawn {}", self.program.display()))?;
         if let Some(mut stdin) = child.stdin.take() {
             // A plugin may answer (VERSION) without reading its stdin.
             match stdin.write_all(input.as_bytes()) {
@@ -250,15 +266,24 @@ pub fn run(opts: &BenchCniOpts) -> anyhow::Result<BenchCniReport> {
         },
     ];
 
-    let (cap_add_wall, cap_del_wall, distinct) = concurrent(&capstan, &prefix, "c", opts.concurrent)?;
+    let (cap_add_wall, cap_del_wall, distinct) =
+        concurrent(&capstan, &prefix, "c", opts.concurrent)?;
     let (ref_add_wall, ref_del_wall, _) = concurrent(&reference, &prefix, "r", opts.concurrent)?;
     if distinct != opts.concurrent {
-        bail!("capstan handed out {distinct} distinct addresses to {} pods", opts.concurrent);
+        bail!(
+            "capstan handed out {distinct} distinct addresses to {} pods",
+            opts.concurrent
+        );
     }
     let leftover = std::fs::read_dir(&capstan.data_dir)
         .map(|d| {
             d.filter_map(|e| e.ok())
-                .filter(|e| e.file_name().to_string_lossy().parse::<std::net::IpAddr>().is_ok())
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .parse::<std::net::IpAddr>()
+                        .is_ok()
+                })
                 .count()
         })
         .unwrap_or(0);
@@ -280,7 +305,12 @@ pub fn run(opts: &BenchCniOpts) -> anyhow::Result<BenchCniReport> {
 
 /// `n` ADDs at once, then `n` DELs at once; wall times and how many
 /// distinct addresses the ADDs returned.
-fn concurrent(subject: &Subject, prefix: &str, tag: &str, n: usize) -> anyhow::Result<(Duration, Duration, usize)> {
+fn concurrent(
+    subject: &Subject,
+    prefix: &str,
+    tag: &str,
+    n: usize,
+) -> anyhow::Result<(Duration, Duration, usize)> {
     let pods = (0..n)
         .map(|i| Netns::create(&format!("{prefix}{tag}{i}")))
         .collect::<Result<Vec<_>, _>>()?;
@@ -297,7 +327,10 @@ fn concurrent(subject: &Subject, prefix: &str, tag: &str, n: usize) -> anyhow::R
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().map_err(|_| anyhow::anyhow!("worker thread panicked"))?)
+                .map(|h| {
+                    h.join()
+                        .map_err(|_| anyhow::anyhow!("worker thread panicked"))?
+                })
                 .collect::<anyhow::Result<Vec<_>>>()
         })?;
         Ok((start.elapsed(), results))
