@@ -1,6 +1,7 @@
 //! Capstan's CNI plugin as a library: the CNI protocol (`protocol`) kept apart
-//! from the plugin's work (config, subnet file, IPAM, netlink). The binary in
-//! main.rs only wires these; nothing here writes to stdout except `protocol::dispatch`.
+//! from the plugin's work (config, subnet file, IPAM, netlink). Nothing in
+//! the library writes to stdout: `protocol::dispatch` returns the answer and
+//! main.rs, which only wires, prints it.
 
 pub mod config;
 pub mod error;

@@ -1,7 +1,8 @@
 //! Kernel network configuration over rtnetlink: one socket per namespace,
-//! opened on a thread that is already in that namespace. Owns the
-//! thread/runtime plumbing and the link/address/route/sysctl operations;
-//! must never decide *what* to configure (the plugin does).
+//! all served by one current-thread runtime on the calling thread (a socket
+//! for another netns is opened there by a brief setns, see `ForeignSocket`).
+//! Owns that plumbing and the link/address/route/sysctl operations; must
+//! never decide *what* to configure (the plugin does).
 
 pub mod addr;
 pub mod link;
