@@ -278,11 +278,11 @@ pub fn run(opts: &BenchCniOpts) -> anyhow::Result<BenchCniReport> {
     let leftover = std::fs::read_dir(&capstan.data_dir)
         .map(|d| {
             d.filter_map(|e| e.ok())
+                // Reservation records are `<ip>@<owner hash>`.
                 .filter(|e| {
-                    e.file_name()
-                        .to_string_lossy()
-                        .parse::<std::net::IpAddr>()
-                        .is_ok()
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let ip = name.split('@').next().unwrap_or_default();
+                    ip.parse::<std::net::IpAddr>().is_ok()
                 })
                 .count()
         })

@@ -17,6 +17,22 @@ impl Owner {
         }
     }
 
+    /// FNV-1a over `container_id \0 ifname`: short, stable across
+    /// processes and versions (unlike std's hasher), never secret.
+    pub fn key_hash(&self) -> u64 {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in self
+            .container_id
+            .bytes()
+            .chain([0])
+            .chain(self.ifname.bytes())
+        {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        hash
+    }
+
     /// The reservation file's content.
     pub fn to_record(&self) -> String {
         format!("{}\n{}\n", self.container_id, self.ifname)

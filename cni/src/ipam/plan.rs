@@ -2,12 +2,12 @@
 //! reserved, so allocation is unit-tested without files or locks. Must
 //! never return the network, broadcast or gateway address.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnetwork::IpNetwork;
 
-use super::{IpamError, Owner};
+use super::IpamError;
 
 /// One family's range: the subnet and its gateway (never handed out).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,29 +16,24 @@ pub struct Pool {
     pub gateway: IpAddr,
 }
 
-/// Addresses for `owner`, one per pool, in pool order. An owner that already
-/// holds an address in a pool keeps it (a retried ADD gets the same one).
-/// Otherwise the search starts after that pool's last reserved address so
-/// released addresses are not reused at once.
+/// Addresses for an owner, one per pool, in pool order. `held` are the
+/// addresses the owner already has (a retried ADD keeps them); otherwise
+/// the search starts after that pool's last reserved address so released
+/// addresses are not reused at once.
 pub fn plan_allocation(
     pools: &[Pool],
-    reserved: &HashMap<IpAddr, Owner>,
+    taken: &HashSet<IpAddr>,
+    held: &[IpAddr],
     last_reserved: &[Option<IpAddr>],
-    owner: &Owner,
 ) -> Result<Vec<IpAddr>, IpamError> {
-    let taken: HashSet<IpAddr> = reserved.keys().copied().collect();
     pools
         .iter()
         .enumerate()
         .map(|(i, pool)| {
-            if let Some(ip) = reserved
-                .iter()
-                .find(|(ip, o)| *o == owner && pool.subnet.contains(**ip))
-                .map(|(ip, _)| *ip)
-            {
-                return Ok(ip);
+            if let Some(ip) = held.iter().find(|ip| pool.subnet.contains(**ip)) {
+                return Ok(*ip);
             }
-            next_free(pool, &taken, last_reserved.get(i).copied().flatten()).ok_or_else(|| {
+            next_free(pool, taken, last_reserved.get(i).copied().flatten()).ok_or_else(|| {
                 IpamError::Exhausted {
                     pool: pool.subnet.to_string(),
                     reserved: taken.iter().filter(|ip| pool.subnet.contains(**ip)).count(),
@@ -135,16 +130,12 @@ mod tests {
     }
 
     #[test]
-    fn same_owner_keeps_its_address_and_exhaustion_is_reported() {
+    fn held_address_is_kept_and_exhaustion_is_reported() {
         let p = [pool("10.0.0.0/30", "10.0.0.1")];
-        let a = Owner::new("a", "eth0");
-        let reserved: HashMap<_, _> = [(ip("10.0.0.2"), a.clone())].into();
-        assert_eq!(
-            plan_allocation(&p, &reserved, &[None], &a).ok(),
-            Some(vec![ip("10.0.0.2")])
-        );
-        let b = Owner::new("b", "eth0");
-        let err = plan_allocation(&p, &reserved, &[None], &b);
+        let taken: HashSet<_> = [ip("10.0.0.2")].into();
+        let kept = plan_allocation(&p, &taken, &[ip("10.0.0.2")], &[None]);
+        assert_eq!(kept.ok(), Some(vec![ip("10.0.0.2")]));
+        let err = plan_allocation(&p, &taken, &[], &[None]);
         assert!(matches!(err, Err(IpamError::Exhausted { reserved: 1, .. })));
     }
 

@@ -63,9 +63,9 @@ pub fn add(req: &Request) -> Result<CniResult> {
         .collect();
     let ips = {
         let locked = store.lock()?;
-        let reserved = locked.reservations()?;
+        let (taken, held) = locked.taken_and_held(&owner)?;
         let last = locked.last_reserved(pools.len());
-        let ips = plan_allocation(&pools, &reserved, &last, &owner)?;
+        let ips = plan_allocation(&pools, &taken, &held, &last)?;
         locked.reserve(&ips, &owner)?;
         ips
     };

@@ -2,13 +2,12 @@
 //! from (container ID, ifname) alone, even when the pod's netns is gone.
 //! Must never produce a name longer than 15 bytes.
 
-/// `cap` + 12 hex digits of FNV-1a over `container_id \0 ifname`.
+use crate::ipam::Owner;
+
+/// `cap` + 12 hex digits of the owner's key hash (FNV-1a over
+/// `container_id \0 ifname`).
 pub fn host_veth_name(container_id: &str, ifname: &str) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in container_id.bytes().chain([0]).chain(ifname.bytes()) {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
+    let hash = Owner::new(container_id, ifname).key_hash();
     format!("cap{:012x}", hash & 0xffff_ffff_ffff)
 }
 

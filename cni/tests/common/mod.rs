@@ -198,7 +198,9 @@ impl Fixture {
         let mut v: Vec<String> = dir
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
+            // Records are `<ip>@<owner hash>` (or a bare `<ip>`).
+            .filter_map(|n| n.split('@').next().map(str::to_string))
+            .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
             .collect();
         v.sort();
         v
