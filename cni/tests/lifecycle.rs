@@ -16,6 +16,13 @@ fn add_check_del_round_trip() {
     fx.write_subnet_file(SUBNET_V4);
     let pod = fx.pod("pod");
     let conf = fx.conf("1.1.0");
+    // Other links in the pod first, so eth0 does not get a predictable index.
+    ip_in(
+        &ns_name(&pod),
+        &[
+            "link", "add", "pre0", "type", "veth", "peer", "name", "pre1",
+        ],
+    );
 
     let add = fx.call("ADD", "c-roundtrip", &pod, "eth0", &conf);
     let result = add.expect_ok().json();

@@ -1,11 +1,15 @@
 //! Links: the node bridge, the pod's veth pair, lookups and deletion.
 //! Must never delete a link it was not asked to by name or index.
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
+use rtnetlink::packet_core::{
+    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL, NLM_F_REQUEST,
+};
 use rtnetlink::packet_route::link::{
     InfoData, InfoVeth, LinkAttribute, LinkExtentMask, LinkFlags, LinkMessage,
 };
 use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth};
 
 use super::{errno, NetlinkError};
@@ -133,12 +137,14 @@ pub struct VethSpec<'a> {
 
 /// Creates the pair in one request: host end up and enslaved, peer in the
 /// pod (down: the kernel cannot open a veth end before its peer exists).
-/// Returns the kernel's errno on refusal so the caller can tell a leftover
-/// (EEXIST) from a real failure.
+/// Asks for the new link back (NLM_F_ECHO), whose IFLA_LINK is the pod
+/// end's index in the pod netns: that saves looking it up there. Returns
+/// that index when the kernel echoed it, or the kernel's errno on refusal
+/// so the caller can tell a leftover (EEXIST) from a real failure.
 pub async fn create_veth(
     h: &Handle,
     spec: &VethSpec<'_>,
-) -> Result<(), (Option<i32>, NetlinkError)> {
+) -> Result<Option<u32>, (Option<i32>, NetlinkError)> {
     let peer = LinkMessageBuilder::<LinkUnspec>::new()
         .name(spec.peer_name.to_string())
         .mtu(spec.mtu)
@@ -159,16 +165,30 @@ pub async fn create_veth(
         .up()
         .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
         .build();
-    h.link().add(msg).execute().await.map_err(|e| {
-        let code = errno(&e);
-        (
-            code,
-            NetlinkError::request(format!(
-                "create veth {} <-> {}",
-                spec.host_name, spec.peer_name
-            ))(e),
-        )
-    })
+    let op = || format!("create veth {} <-> {}", spec.host_name, spec.peer_name);
+    let mut req = NetlinkMessage::from(RouteNetlinkMessage::NewLink(msg));
+    req.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO;
+    let mut handle = h.clone();
+    let mut responses = handle
+        .request(req)
+        .map_err(|e| (errno(&e), NetlinkError::request(op())(e)))?;
+    let mut peer_index = None;
+    while let Some(reply) = responses.next().await {
+        match reply.payload {
+            NetlinkPayload::Error(err) if err.code.is_some() => {
+                let e = rtnetlink::Error::NetlinkError(err);
+                return Err((errno(&e), NetlinkError::request(op())(e)));
+            }
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => {
+                peer_index = link.attributes.iter().find_map(|a| match a {
+                    LinkAttribute::Link(i) => Some(*i),
+                    _ => None,
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(peer_index)
 }
 
 /// Hairpin on a bridge port, found by name (index 0 makes the kernel look

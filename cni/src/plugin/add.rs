@@ -97,8 +97,8 @@ pub fn add(req: &Request) -> Result<CniResult> {
             op: "open pod netlink".into(),
             detail: "no pod socket".into(),
         })?;
-        let bridge = node_side(&node, conf_ref, net_ref, spec_ref).await?;
-        pod_side(&pod, spec_ref.peer_name, addrs_ref, routes_ref).await?;
+        let (bridge, pod_index) = node_side(&node, conf_ref, net_ref, spec_ref).await?;
+        pod_side(&pod, spec_ref.peer_name, pod_index, addrs_ref, routes_ref).await?;
         Ok(bridge)
     })?;
     undo.disarm();
@@ -155,13 +155,14 @@ pub fn add(req: &Request) -> Result<CniResult> {
 }
 
 /// Bridge, gateway addresses, the veth pair and hairpin, in the namespace
-/// the plugin was called in.
+/// the plugin was called in. Returns the bridge and, when the kernel told
+/// us, the pod end's index in the pod netns.
 async fn node_side(
     h: &Handle,
     conf: &PluginConfig,
     net: &Network,
     spec: &VethSpec<'_>,
-) -> std::result::Result<LinkInfo, NetlinkError> {
+) -> std::result::Result<(LinkInfo, Option<u32>), NetlinkError> {
     let bridge = netlink::link::ensure_bridge(h, &conf.bridge, net.mtu).await?;
     for f in &net.families {
         netlink::addr::ensure(h, bridge.index, f.gateway.0).await?;
@@ -171,8 +172,8 @@ async fn node_side(
         ..*spec
     };
     let (host_veth, ifname) = (spec.host_name, spec.peer_name);
-    match netlink::link::create_veth(h, &spec).await {
-        Ok(()) => {}
+    let pod_index = match netlink::link::create_veth(h, &spec).await {
+        Ok(index) => index,
         Err((Some(libc::EEXIST), first)) => {
             // A host end with our name is a leftover of a crashed ADD for
             // this same attachment: remove it and try once more.
@@ -180,7 +181,7 @@ async fn node_side(
                 tracing::warn!(veth = host_veth, "removed a leftover host veth");
                 netlink::link::create_veth(h, &spec)
                     .await
-                    .map_err(|(_, e)| e)?;
+                    .map_err(|(_, e)| e)?
             } else {
                 return Err(NetlinkError::Unexpected {
                     op: format!("create veth {host_veth} <-> {ifname}"),
@@ -189,11 +190,11 @@ async fn node_side(
             }
         }
         Err((_, e)) => return Err(e),
-    }
+    };
     if conf.hairpin_mode {
         netlink::link::set_hairpin(h, host_veth, true).await?;
     }
-    Ok(bridge)
+    Ok((bridge, pod_index))
 }
 
 /// The node forwards between pods and the world; this is per netns.
@@ -237,22 +238,28 @@ fn pod_routes(families: &[Family], default_gateway: bool) -> Vec<(IpNetwork, IpA
 async fn pod_side(
     h: &Handle,
     ifname: &str,
+    known_index: Option<u32>,
     addrs: &[IpNetwork],
     routes: &[(IpNetwork, IpAddr)],
 ) -> std::result::Result<(), NetlinkError> {
-    let link =
-        netlink::link::by_name(h, ifname)
-            .await?
-            .ok_or_else(|| NetlinkError::Unexpected {
-                op: format!("configure {ifname}"),
-                detail: "the pod end of the veth is not in the netns".into(),
-            })?;
+    let index = match known_index {
+        Some(index) => index,
+        None => {
+            netlink::link::by_name(h, ifname)
+                .await?
+                .ok_or_else(|| NetlinkError::Unexpected {
+                    op: format!("configure {ifname}"),
+                    detail: "the pod end of the veth is not in the netns".into(),
+                })?
+                .index
+        }
+    };
     for a in addrs {
-        netlink::addr::ensure(h, link.index, *a).await?;
+        netlink::addr::ensure(h, index, *a).await?;
     }
-    netlink::link::set_up(h, link.index, ifname).await?;
+    netlink::link::set_up(h, index, ifname).await?;
     for (dst, gw) in routes {
-        netlink::route::ensure(h, *dst, Some(*gw), link.index).await?;
+        netlink::route::ensure(h, *dst, Some(*gw), index).await?;
     }
     Ok(())
 }
