@@ -15,7 +15,11 @@ use capstan_cni::plugin::Capstan;
 use capstan_cni::protocol::dispatch;
 
 #[no_mangle]
-pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
+pub extern "C" fn main(argc: c_int, _argv: *const *const c_char) -> c_int {
+    // Runtimes call a CNI plugin without arguments; arguments mean a person.
+    if argc > 1 {
+        return answer_person();
+    }
     let mut stdin = Vec::new();
     // An unreadable stdin is answered like malformed JSON by dispatch.
     let _ = std::io::stdin().read_to_end(&mut stdin);
@@ -58,4 +62,29 @@ fn init_logging(stdin: &[u8]) {
             .try_init(),
         None => builder.with_writer(std::io::stderr).try_init(),
     };
+}
+
+/// `--help`, `--version`, or a one-line error for anything else.
+fn answer_person() -> c_int {
+    let arg = std::env::args().nth(1).unwrap_or_default();
+    match arg.as_str() {
+        "--version" | "-V" => {
+            println!("capstan-cni {}", env!("CARGO_PKG_VERSION"));
+            println!("CNI protocol versions supported: 0.3.1, 0.4.0, 1.0.0, 1.1.0");
+            0
+        }
+        "--help" | "-h" => {
+            println!(
+                "capstan-cni {}: the Capstan CNI plugin (type \"capstan\")\n\n\
+                 Usage: CNI_COMMAND=ADD|DEL|CHECK|VERSION|GC|STATUS [CNI_* ...] capstan-cni < netconf.json\n\n\
+                 Install as /opt/cni/bin/capstan; see the README for the network config keys.",
+                env!("CARGO_PKG_VERSION")
+            );
+            0
+        }
+        other => {
+            eprintln!("capstan-cni: unexpected argument '{other}': a CNI plugin takes its input from CNI_* variables and stdin (see --help)");
+            2
+        }
+    }
 }

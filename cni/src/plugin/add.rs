@@ -5,22 +5,21 @@
 
 use std::fs::File;
 use std::net::IpAddr;
+use std::os::fd::AsRawFd;
 
 use ipnetwork::IpNetwork;
+use rtnetlink::Handle;
 
 use super::host_veth_name;
+use super::result::{merge_after, Attached};
 use super::undo::AddUndo;
 use crate::config::{Family, Network, PluginConfig};
 use crate::error::{Error, Result};
 use crate::ipam::{plan_allocation, Owner, Pool, Store};
-use std::os::fd::AsRawFd;
-
-use rtnetlink::Handle;
-
-use crate::netlink::link::{format_mac, random_local_mac, VethSpec};
+use crate::netlink::link::{random_local_mac, VethSpec};
 use crate::netlink::{self, ForeignSocket, LinkInfo, NetlinkError};
 use crate::protocol::dispatch::Request;
-use crate::protocol::{CniResult, Interface, IpConfig, Route};
+use crate::protocol::CniResult;
 
 pub fn add(req: &Request) -> Result<CniResult> {
     let conf = PluginConfig::from_json(&req.raw, &req.header.name)?;
@@ -103,50 +102,20 @@ pub fn add(req: &Request) -> Result<CniResult> {
     })?;
     undo.disarm();
 
-    let mut ours = CniResult {
-        interfaces: vec![
-            Interface {
-                name: bridge.name.clone(),
-                mac: bridge.mac.clone(),
-                ..Default::default()
-            },
-            Interface {
-                name: host_veth.clone(),
-                mac: Some(format_mac(&spec.host_mac)),
-                mtu: Some(net.mtu),
-                ..Default::default()
-            },
-            Interface {
-                name: ifname.clone(),
-                mac: Some(format_mac(&spec.peer_mac)),
-                mtu: Some(net.mtu),
-                sandbox: Some(netns_path.display().to_string()),
-                ..Default::default()
-            },
-        ],
-        ips: pod_addrs
-            .iter()
-            .zip(&net.families)
-            .map(|(addr, f)| IpConfig {
-                address: *addr,
-                gateway: Some(f.gateway_ip()),
-                interface: Some(2),
-            })
-            .collect(),
-        routes: routes
-            .iter()
-            .map(|(dst, gw)| Route {
-                dst: *dst,
-                gw: Some(*gw),
-                mtu: None,
-                advmss: None,
-                priority: None,
-                table: None,
-                scope: None,
-            })
-            .collect(),
+    let attached = Attached {
+        bridge: &bridge,
+        host_veth: &host_veth,
+        host_mac: spec.host_mac,
+        ifname: &ifname,
+        pod_mac: spec.peer_mac,
+        sandbox: &netns_path,
+        mtu: net.mtu,
+        addrs: &pod_addrs,
+        families: &net.families,
+        routes: &routes,
         dns: req.header.dns.clone().unwrap_or_default(),
     };
+    let mut ours = attached.to_result();
     if let Some(prev) = &prev {
         ours = merge_after(prev, ours);
     }
@@ -264,23 +233,6 @@ async fn pod_side(
     Ok(())
 }
 
-/// Chained after another plugin: keep what it reported and append ours,
-/// re-pointing our IPs' interface indexes past its interfaces.
-fn merge_after(prev: &CniResult, mut ours: CniResult) -> CniResult {
-    let offset = prev.interfaces.len();
-    for ip in &mut ours.ips {
-        ip.interface = ip.interface.map(|i| i + offset);
-    }
-    let mut merged = prev.clone();
-    merged.interfaces.extend(ours.interfaces);
-    merged.ips.extend(ours.ips);
-    merged.routes.extend(ours.routes);
-    if !ours.dns.is_empty() {
-        merged.dns = ours.dns;
-    }
-    merged
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,28 +258,5 @@ mod tests {
         let r = pod_routes(&f, false);
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].0.to_string(), "10.244.0.0/16");
-    }
-
-    #[test]
-    fn merge_offsets_interface_indexes() {
-        let prev = CniResult {
-            interfaces: vec![Interface {
-                name: "x".into(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        };
-        let ours = CniResult {
-            interfaces: vec![Interface::default(); 3],
-            ips: vec![IpConfig {
-                address: "10.0.0.2/24".parse().expect("literal"),
-                gateway: None,
-                interface: Some(2),
-            }],
-            ..Default::default()
-        };
-        let m = merge_after(&prev, ours);
-        assert_eq!(m.interfaces.len(), 4);
-        assert_eq!(m.ips[0].interface, Some(3));
     }
 }

@@ -8,6 +8,7 @@ mod del;
 mod gc;
 pub mod masquerade;
 mod names;
+mod result;
 mod status;
 mod undo;
 

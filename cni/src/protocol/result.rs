@@ -69,6 +69,21 @@ pub struct Route {
     pub scope: Option<u32>,
 }
 
+impl Route {
+    /// A plain route: `dst` via `gw`, no 1.1.0 extras.
+    pub fn via(dst: IpNetwork, gw: IpAddr) -> Self {
+        Route {
+            dst,
+            gw: Some(gw),
+            mtu: None,
+            advmss: None,
+            priority: None,
+            table: None,
+            scope: None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Dns {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
