@@ -21,7 +21,10 @@ fn main() -> ExitCode {
         Err(e) => {
             let msg = e.render().to_string();
             let first = msg.lines().next().unwrap_or("bad arguments");
-            eprintln!("capstan-control: {} (see --help)", first.trim_start_matches("error: "));
+            eprintln!(
+                "capstan-control: {} (see --help)",
+                first.trim_start_matches("error: ")
+            );
             return ExitCode::from(2);
         }
     };

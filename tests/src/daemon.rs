@@ -44,9 +44,7 @@ impl Daemon {
             .append(true)
             .open(&spec.log)
             .map_err(LabError::io(format!("open log {}", spec.log.display())))?;
-        let log2 = log
-            .try_clone()
-            .map_err(LabError::io("clone log handle"))?;
+        let log2 = log.try_clone().map_err(LabError::io("clone log handle"))?;
         let mut cmd = Command::new(&spec.program);
         cmd.args(&spec.args)
             .envs(spec.env.iter().map(|(k, v)| (k, v)))

@@ -58,8 +58,7 @@ fn healthy(ip: Ipv4Addr) -> bool {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s
-        .write_all(b"GET /health HTTP/1.0\r\nHost: etcd\r\n\r\n")
+    if s.write_all(b"GET /health HTTP/1.0\r\nHost: etcd\r\n\r\n")
         .is_err()
     {
         return false;

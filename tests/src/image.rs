@@ -40,27 +40,31 @@ pub fn build(cache_dir: &Path, testsrv: &Path) -> Result<PathBuf, LabError> {
         return Ok(out);
     }
     std::fs::create_dir_all(cache_dir).map_err(LabError::io("create image cache dir"))?;
-    let config = blob(serde_json::to_vec(&serde_json::json!({
-        "architecture": "amd64",
-        "os": "linux",
-        "config": {
-            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-            "Cmd": ["/bin/sh"],
-            "WorkingDir": "/"
-        },
-        "rootfs": {"type": "layers", "diff_ids": [layer.digest]},
-        "history": [{"created_by": "capstan-lab test image"}]
-    }))
-    .map_err(|e| LabError::Other(e.to_string()))?);
-    let manifest = blob(serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   "digest": config.digest, "size": config.size},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                    "digest": layer.digest, "size": layer.size}]
-    }))
-    .map_err(|e| LabError::Other(e.to_string()))?);
+    let config = blob(
+        serde_json::to_vec(&serde_json::json!({
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {
+                "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+                "Cmd": ["/bin/sh"],
+                "WorkingDir": "/"
+            },
+            "rootfs": {"type": "layers", "diff_ids": [layer.digest]},
+            "history": [{"created_by": "capstan-lab test image"}]
+        }))
+        .map_err(|e| LabError::Other(e.to_string()))?,
+    );
+    let manifest = blob(
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": config.digest, "size": config.size},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                        "digest": layer.digest, "size": layer.size}]
+        }))
+        .map_err(|e| LabError::Other(e.to_string()))?,
+    );
     let index = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,
         "manifests": [{
@@ -131,7 +135,12 @@ fn layer_tar(testsrv: &Path) -> Result<Vec<u8>, LabError> {
     // Parent directories first: the layer must be complete on its own.
     let parents: std::collections::BTreeSet<PathBuf> = libs
         .iter()
-        .flat_map(|l| l.ancestors().skip(1).map(Path::to_path_buf).collect::<Vec<_>>())
+        .flat_map(|l| {
+            l.ancestors()
+                .skip(1)
+                .map(Path::to_path_buf)
+                .collect::<Vec<_>>()
+        })
         .filter(|d| d.as_os_str().len() > 1)
         .collect();
     for dir in parents {
@@ -151,7 +160,10 @@ fn layer_tar(testsrv: &Path) -> Result<Vec<u8>, LabError> {
         add_file(&mut ar, &lib, &inside, 0o755)?;
     }
     for (path, text) in [
-        ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"),
+        (
+            "etc/passwd",
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+        ),
         ("etc/group", "root:x:0:\nnogroup:x:65534:\n"),
     ] {
         let mut h = tar::Header::new_ustar();

@@ -91,7 +91,12 @@ impl LabBuilder {
                 let name = format!("node-{i}");
                 NodeState {
                     netns: format!("{prefix}-{name}"),
-                    ip: Ipv4Addr::new(UNDERLAY_NET[0], UNDERLAY_NET[1], UNDERLAY_NET[2], 10 + i as u8),
+                    ip: Ipv4Addr::new(
+                        UNDERLAY_NET[0],
+                        UNDERLAY_NET[1],
+                        UNDERLAY_NET[2],
+                        10 + i as u8,
+                    ),
                     dir: dir.join(&name),
                     name,
                 }
@@ -304,13 +309,20 @@ impl Lab {
             // sent straight into the node: nothing passes through the host.
             let port = format!("veth-{}", node.name);
             ip(&[
-                "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns",
+                "link",
+                "add",
+                &port,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
                 &node.netns,
             ])?;
             ip(&["link", "set", &port, "master", UNDERLAY_BRIDGE, "up"])?;
-            let nip = |args: &[&str]| {
-                cmd::run(Command::new("ip").args(["-n", &node.netns]).args(args))
-            };
+            let nip =
+                |args: &[&str]| cmd::run(Command::new("ip").args(["-n", &node.netns]).args(args));
             nip(&[
                 "addr",
                 "add",

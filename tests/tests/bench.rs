@@ -20,7 +20,15 @@ fn pod_latency_reports_every_row_with_traffic() {
     let svg = dir.join("report.svg");
     let before = netns::list_with_prefix("");
     let out = Command::new(bins::path("capstan-bench").expect("capstan-bench built"))
-        .args(["pod-latency", "--duration", "1", "--rounds", "1", "--warmup", "0.1"])
+        .args([
+            "pod-latency",
+            "--duration",
+            "1",
+            "--rounds",
+            "1",
+            "--warmup",
+            "0.1",
+        ])
         .arg("--json")
         .arg(&json)
         .arg("--plot")
@@ -68,18 +76,40 @@ fn pod_latency_reports_every_row_with_traffic() {
                 assert!(v > 0.0, "{name}: {key}.{p} measured ({v})");
             }
         }
-        assert!(r["tcp_crr_per_s"].as_f64().unwrap_or(0.0) > 0.0, "{name}: crr measured");
-        assert!(r["tcp_stream_gbit_s"].as_f64().unwrap_or(0.0) > 0.0, "{name}: stream measured");
-        assert!(r["ratio_to_underlay_p50"].as_f64().unwrap_or(0.0) > 0.0, "{name}: ratio");
+        assert!(
+            r["tcp_crr_per_s"].as_f64().unwrap_or(0.0) > 0.0,
+            "{name}: crr measured"
+        );
+        assert!(
+            r["tcp_stream_gbit_s"].as_f64().unwrap_or(0.0) > 0.0,
+            "{name}: stream measured"
+        );
+        assert!(
+            r["ratio_to_underlay_p50"].as_f64().unwrap_or(0.0) > 0.0,
+            "{name}: ratio"
+        );
     }
     let plot = std::fs::read_to_string(&svg).expect("svg written");
-    assert!(plot.contains("<svg") && plot.contains("capstan"), "svg has the rows");
+    assert!(
+        plot.contains("<svg") && plot.contains("capstan"),
+        "svg has the rows"
+    );
 
     let after = netns::list_with_prefix("");
-    let new: Vec<_> = after.iter().filter(|n| !before.contains(n)).filter(|n| n.starts_with("cl")).collect();
+    let new: Vec<_> = after
+        .iter()
+        .filter(|n| !before.contains(n))
+        .filter(|n| n.starts_with("cl"))
+        .collect();
     // Other tests' labs may come and go meanwhile; the bench's own lab is gone
     // once it returns, so no namespace of a lab it made may remain.
-    let bench_labs: Vec<_> = new.iter().filter(|n| n.contains("-ref-") || n.contains("-cap-")).collect();
-    assert!(bench_labs.is_empty(), "bench left namespaces: {bench_labs:?}");
+    let bench_labs: Vec<_> = new
+        .iter()
+        .filter(|n| n.contains("-ref-") || n.contains("-cap-"))
+        .collect();
+    assert!(
+        bench_labs.is_empty(),
+        "bench left namespaces: {bench_labs:?}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -57,7 +57,10 @@ fn a_bad_flag_is_one_line_and_non_zero() {
         assert!(!out.status.success(), "{name} fails on a bad flag");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.trim().lines().count(), 1, "{name}: one line: {err:?}");
-        assert!(err.contains("--no-such-flag"), "{name} names the flag: {err:?}");
+        assert!(
+            err.contains("--no-such-flag"),
+            "{name} names the flag: {err:?}"
+        );
         assert!(!err.contains("panicked"), "{name} does not panic: {err:?}");
     }
 }

@@ -8,7 +8,16 @@ use capstan_lab::lab::{leftovers, teardown};
 use capstan_lab::state::LabState;
 use capstan_lab::{cmd, image, privileged, Lab};
 
-const PREREQS: &[&str] = &["ip", "etcd", "etcdctl", "containerd", "ctr", "runc", "busybox", "ping"];
+const PREREQS: &[&str] = &[
+    "ip",
+    "etcd",
+    "etcdctl",
+    "containerd",
+    "ctr",
+    "runc",
+    "busybox",
+    "ping",
+];
 
 fn etcdctl(lab: &Lab, node: usize, args: &[&str]) -> String {
     let out = cmd::stdout(
@@ -38,17 +47,24 @@ fn three_node_lab_runs_etcd_and_containerd() {
     // etcd: written from one node, read from the others.
     etcdctl(&lab, 0, &["put", "/capstan/lab-test", "hello"]);
     for node in [1, 2] {
-        let got = etcdctl(&lab, node, &["get", "--print-value-only", "/capstan/lab-test"]);
-        assert_eq!(got.trim(), "hello", "node {node} reads the key node 0 wrote");
+        let got = etcdctl(
+            &lab,
+            node,
+            &["get", "--print-value-only", "/capstan/lab-test"],
+        );
+        assert_eq!(
+            got.trim(),
+            "hello",
+            "node {node} reads the key node 0 wrote"
+        );
     }
 
     // The underlay joins the nodes.
-    cmd::run(
-        lab.node(0)
-            .command("ping")
-            .expect("ping")
-            .args(["-c1", "-W2", &lab.node(2).ip().to_string()]),
-    )
+    cmd::run(lab.node(0).command("ping").expect("ping").args([
+        "-c1",
+        "-W2",
+        &lab.node(2).ip().to_string(),
+    ]))
     .expect("node-1 reaches node-3 over the underlay");
 
     // containerd: the test image runs to completion, and its exit code and
@@ -70,8 +86,15 @@ fn three_node_lab_runs_etcd_and_containerd() {
         "container output: {stdout:?} stderr: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("capstan-testsrv"), "test server runs: {stdout:?}");
-    assert_eq!(out.status.code(), Some(7), "container's exit code is reported");
+    assert!(
+        stdout.contains("capstan-testsrv"),
+        "test server runs: {stdout:?}"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "container's exit code is reported"
+    );
 
     drop(lab);
     assert_eq!(leftovers(&state), Vec::<String>::new(), "lab cleaned up");
@@ -106,7 +129,11 @@ fn lab_is_removed_when_the_test_body_panics() {
     }));
     assert!(result.is_err(), "the body panicked");
     let state = seen.expect("the lab was built before the panic");
-    assert_eq!(leftovers(&state), Vec::<String>::new(), "lab cleaned up after panic");
+    assert_eq!(
+        leftovers(&state),
+        Vec::<String>::new(),
+        "lab cleaned up after panic"
+    );
 }
 
 /// Run by `a_crashed_run_is_swept_by_the_next_lab` in a child process, which
@@ -163,5 +190,9 @@ fn a_crashed_run_is_swept_by_the_next_lab() {
     if !left.is_empty() {
         teardown(&state);
     }
-    assert_eq!(left, Vec::<String>::new(), "crashed lab swept by the next one");
+    assert_eq!(
+        left,
+        Vec::<String>::new(),
+        "crashed lab swept by the next one"
+    );
 }

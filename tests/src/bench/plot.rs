@@ -18,7 +18,10 @@ pub fn cdf(path: &Path, report: &Report) -> Result<(), LabError> {
     let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("TCP 1-byte request/response latency (CDF)", ("sans-serif", 20))
+        .caption(
+            "TCP 1-byte request/response latency (CDF)",
+            ("sans-serif", 20),
+        )
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(50)
@@ -40,7 +43,9 @@ pub fn cdf(path: &Path, report: &Report) -> Result<(), LabError> {
             .draw_series(LineSeries::new(points, color.stroke_width(2)))
             .map_err(|e| err(&e))?
             .label(format!("{} {}", row.dataplane, row.path))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
     }
     chart
         .configure_series_labels()

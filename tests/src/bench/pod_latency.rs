@@ -71,7 +71,12 @@ struct Cell {
 }
 
 impl Cell {
-    fn new(dataplane: &'static str, path: &'static str, client: &Endpoint, server: &Endpoint) -> Self {
+    fn new(
+        dataplane: &'static str,
+        path: &'static str,
+        client: &Endpoint,
+        server: &Endpoint,
+    ) -> Self {
         Cell {
             dataplane,
             path,
@@ -85,7 +90,13 @@ impl Cell {
     }
 }
 
-fn client(ns: &str, mode: &str, target: std::net::SocketAddr, secs: f64, warmup: f64) -> Result<serde_json::Value, LabError> {
+fn client(
+    ns: &str,
+    mode: &str,
+    target: std::net::SocketAddr,
+    secs: f64,
+    warmup: f64,
+) -> Result<serde_json::Value, LabError> {
     let bin = crate::bins::path("capstan-testsrv")?;
     let out = cmd::stdout(
         Netns::existing(ns)?
@@ -96,7 +107,8 @@ fn client(ns: &str, mode: &str, target: std::net::SocketAddr, secs: f64, warmup:
             .arg(format!("--warmup={warmup}"))
             .arg("--cpu=0"),
     )?;
-    serde_json::from_str(out.trim()).map_err(|e| LabError::Other(format!("client {mode} printed {out:?}: {e}")))
+    serde_json::from_str(out.trim())
+        .map_err(|e| LabError::Other(format!("client {mode} printed {out:?}: {e}")))
 }
 
 fn latency(v: serde_json::Value) -> Result<LatencyRun, LabError> {
@@ -114,13 +126,28 @@ pub fn run(opts: &Options) -> Result<Report, LabError> {
     let mut cells = Vec::new();
 
     servers.push(pods::start_server(&n2, &under(&n2), 1)?);
-    cells.push(Cell::new("underlay", "cross-node", &under(&n1), &under(&n2)));
+    cells.push(Cell::new(
+        "underlay",
+        "cross-node",
+        &under(&n1),
+        &under(&n2),
+    ));
 
     let reference = pods::reference(&lab)?;
     servers.push(pods::start_server(&n1, &reference.a2, 1)?);
     servers.push(pods::start_server(&n2, &reference.b1, 1)?);
-    cells.push(Cell::new("reference", "same-node", &reference.a1, &reference.a2));
-    cells.push(Cell::new("reference", "cross-node", &reference.a1, &reference.b1));
+    cells.push(Cell::new(
+        "reference",
+        "same-node",
+        &reference.a1,
+        &reference.a2,
+    ));
+    cells.push(Cell::new(
+        "reference",
+        "cross-node",
+        &reference.a1,
+        &reference.b1,
+    ));
 
     let mut _agents = Vec::new();
     if opts.capstan {
@@ -138,11 +165,35 @@ pub fn run(opts: &Options) -> Result<Report, LabError> {
         tracing::info!(round, "benchmark round");
         for c in &mut cells {
             let at = |port| std::net::SocketAddr::from((c.target, port));
-            c.tcp_rr.add(&latency(client(&c.client_ns, "tcp-rr", at(TCP_ECHO_PORT), slice, opts.warmup)?)?);
-            c.udp_rr.add(&latency(client(&c.client_ns, "udp-rr", at(UDP_ECHO_PORT), slice, opts.warmup)?)?);
-            let crr = client(&c.client_ns, "tcp-crr", at(TCP_ECHO_PORT), slice, opts.warmup)?;
+            c.tcp_rr.add(&latency(client(
+                &c.client_ns,
+                "tcp-rr",
+                at(TCP_ECHO_PORT),
+                slice,
+                opts.warmup,
+            )?)?);
+            c.udp_rr.add(&latency(client(
+                &c.client_ns,
+                "udp-rr",
+                at(UDP_ECHO_PORT),
+                slice,
+                opts.warmup,
+            )?)?);
+            let crr = client(
+                &c.client_ns,
+                "tcp-crr",
+                at(TCP_ECHO_PORT),
+                slice,
+                opts.warmup,
+            )?;
             c.crr.add(crr["per_s"].as_f64().unwrap_or(0.0));
-            let st = client(&c.client_ns, "tcp-stream", at(TCP_SINK_PORT), slice, opts.warmup)?;
+            let st = client(
+                &c.client_ns,
+                "tcp-stream",
+                at(TCP_SINK_PORT),
+                slice,
+                opts.warmup,
+            )?;
             c.stream.add(st["gbit_s"].as_f64().unwrap_or(0.0));
         }
     }
@@ -176,7 +227,9 @@ pub fn run(opts: &Options) -> Result<Report, LabError> {
     let noisy = rounds > 1 && rows.iter().any(|r| r.tcp_rr_round_spread > NOISE_BOUND);
     let report = Report {
         machine: Machine {
-            cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            cpus: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(0),
             kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
                 .unwrap_or_default()
                 .trim()
@@ -188,7 +241,8 @@ pub fn run(opts: &Options) -> Result<Report, LabError> {
         noisy,
     };
     if let Some(path) = &opts.json {
-        let text = serde_json::to_vec_pretty(&report).map_err(|e| LabError::Other(e.to_string()))?;
+        let text =
+            serde_json::to_vec_pretty(&report).map_err(|e| LabError::Other(e.to_string()))?;
         std::fs::write(path, text).map_err(LabError::io(format!("write {}", path.display())))?;
     }
     if let Some(path) = &opts.plot {

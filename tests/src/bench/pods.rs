@@ -66,18 +66,42 @@ pub fn reference(lab: &Lab) -> Result<PodSet, LabError> {
         let ns = node.netns_name();
         let n = i + 1;
         ip(ns, &["link", "add", "cni0", "type", "bridge"])?;
-        ip(ns, &["addr", "add", &format!("10.245.{n}.1/24"), "dev", "cni0"])?;
+        ip(
+            ns,
+            &["addr", "add", &format!("10.245.{n}.1/24"), "dev", "cni0"],
+        )?;
         ip(ns, &["link", "set", "cni0", "mtu", POD_MTU, "up"])?;
         sysctl(ns, "net.ipv4.ip_forward", "1")?;
         ip(
             ns,
             &[
-                "link", "add", "flannel.2", "type", "vxlan", "id", "2", "local",
-                &node.ip().to_string(), "dev", "eth0", "dstport", "8473", "nolearning",
+                "link",
+                "add",
+                "flannel.2",
+                "type",
+                "vxlan",
+                "id",
+                "2",
+                "local",
+                &node.ip().to_string(),
+                "dev",
+                "eth0",
+                "dstport",
+                "8473",
+                "nolearning",
             ],
         )?;
         ip(ns, &["link", "set", "flannel.2", "up"])?;
-        ip(ns, &["addr", "add", &format!("10.245.{n}.0/32"), "dev", "flannel.2"])?;
+        ip(
+            ns,
+            &[
+                "addr",
+                "add",
+                &format!("10.245.{n}.0/32"),
+                "dev",
+                "flannel.2",
+            ],
+        )?;
         macs.push(link_mac(ns, "flannel.2")?);
     }
     for (i, node) in nodes.iter().enumerate() {
@@ -87,19 +111,39 @@ pub fn reference(lab: &Lab) -> Result<PodSet, LabError> {
         ip(
             ns,
             &[
-                "route", "add", &format!("10.245.{peer}.0/24"), "via",
-                &format!("10.245.{peer}.0"), "dev", "flannel.2", "onlink",
+                "route",
+                "add",
+                &format!("10.245.{peer}.0/24"),
+                "via",
+                &format!("10.245.{peer}.0"),
+                "dev",
+                "flannel.2",
+                "onlink",
             ],
         )?;
         ip(
             ns,
             &[
-                "neigh", "add", &format!("10.245.{peer}.0"), "lladdr", &macs[j], "dev",
-                "flannel.2", "nud", "permanent",
+                "neigh",
+                "add",
+                &format!("10.245.{peer}.0"),
+                "lladdr",
+                &macs[j],
+                "dev",
+                "flannel.2",
+                "nud",
+                "permanent",
             ],
         )?;
         cmd::run(Command::new("bridge").args([
-            "-n", ns, "fdb", "add", &macs[j], "dev", "flannel.2", "dst",
+            "-n",
+            ns,
+            "fdb",
+            "add",
+            &macs[j],
+            "dev",
+            "flannel.2",
+            "dst",
             &nodes[j].ip().to_string(),
         ]))?;
     }
@@ -108,13 +152,25 @@ pub fn reference(lab: &Lab) -> Result<PodSet, LabError> {
         Netns::create(&netns)?.keep();
         let ns = nodes[node].netns_name();
         let veth = format!("vref{name}");
-        ip(ns, &["link", "add", &veth, "mtu", POD_MTU, "type", "veth", "peer", "name", "eth0", "netns", &netns])?;
+        ip(
+            ns,
+            &[
+                "link", "add", &veth, "mtu", POD_MTU, "type", "veth", "peer", "name", "eth0",
+                "netns", &netns,
+            ],
+        )?;
         ip(ns, &["link", "set", &veth, "master", "cni0", "up"])?;
         let n = node + 1;
         let addr = Ipv4Addr::new(10, 245, n as u8, host);
-        ip(&netns, &["addr", "add", &format!("{addr}/24"), "dev", "eth0"])?;
+        ip(
+            &netns,
+            &["addr", "add", &format!("{addr}/24"), "dev", "eth0"],
+        )?;
         ip(&netns, &["link", "set", "eth0", "mtu", POD_MTU, "up"])?;
-        ip(&netns, &["route", "add", "default", "via", &format!("10.245.{n}.1")])?;
+        ip(
+            &netns,
+            &["route", "add", "default", "via", &format!("10.245.{n}.1")],
+        )?;
         Ok(Endpoint { netns, ip: addr })
     };
     Ok(PodSet {
@@ -159,8 +215,15 @@ pub fn capstan(lab: &Lab) -> Result<(PodSet, Vec<Daemon>), LabError> {
         let ns = nodes[i].netns_name().to_string();
         agent.wait_ready(Duration::from_secs(30), || {
             file.exists()
-                && cmd::stdout(Command::new("ip").args(["-n", &ns, "route", "show", "dev", "capstan.1"]))
-                    .is_ok_and(|r| r.contains("10.244."))
+                && cmd::stdout(Command::new("ip").args([
+                    "-n",
+                    &ns,
+                    "route",
+                    "show",
+                    "dev",
+                    "capstan.1",
+                ]))
+                .is_ok_and(|r| r.contains("10.244."))
         })?;
     }
     let prefix = lab.prefix();
@@ -180,7 +243,13 @@ pub fn capstan(lab: &Lab) -> Result<(PodSet, Vec<Daemon>), LabError> {
 }
 
 /// One CNI ADD of capstan-cni, run in the node's namespace; the pod's IPv4.
-fn cni_add(bin: &Path, node_ns: &str, node_dir: &Path, pod_ns: &str, id: &str) -> Result<Ipv4Addr, LabError> {
+fn cni_add(
+    bin: &Path,
+    node_ns: &str,
+    node_dir: &Path,
+    pod_ns: &str,
+    id: &str,
+) -> Result<Ipv4Addr, LabError> {
     use std::io::Write;
     let conf = serde_json::json!({
         "cniVersion": "1.0.0",
@@ -206,9 +275,15 @@ fn cni_add(bin: &Path, node_ns: &str, node_dir: &Path, pod_ns: &str, id: &str) -
             .write_all(conf.to_string().as_bytes())
             .map_err(LabError::io("write CNI config"))?;
     }
-    let out = child.wait_with_output().map_err(LabError::io("wait for capstan-cni"))?;
-    let result: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .map_err(|e| LabError::Other(format!("capstan-cni ADD answered non-JSON ({e}): {}", String::from_utf8_lossy(&out.stderr))))?;
+    let out = child
+        .wait_with_output()
+        .map_err(LabError::io("wait for capstan-cni"))?;
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        LabError::Other(format!(
+            "capstan-cni ADD answered non-JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    })?;
     if !out.status.success() {
         return Err(LabError::Other(format!("capstan-cni ADD failed: {result}")));
     }
@@ -236,13 +311,17 @@ pub fn start_server(lab_node: &crate::Node, ep: &Endpoint, cpu: usize) -> Result
         env: vec![],
         netns: Some(ep.netns.clone()),
         private_mounts: false,
-        log: lab_node.dir().join(format!("logs/testsrv-{}.log", ep.netns)),
+        log: lab_node
+            .dir()
+            .join(format!("logs/testsrv-{}.log", ep.netns)),
     })?;
     let ns = Netns::existing(&ep.netns)?;
     let addr = std::net::SocketAddr::from((ep.ip, TCP_ECHO_PORT));
     d.wait_ready(Duration::from_secs(10), || {
-        ns.run_in(move || std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok())
-            .unwrap_or(false)
+        ns.run_in(move || {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+        })
+        .unwrap_or(false)
     })?;
     Ok(d)
 }

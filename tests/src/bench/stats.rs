@@ -55,7 +55,11 @@ impl Merged {
 
     /// (max - min) / min of the per-round medians.
     pub fn spread(&self) -> f64 {
-        let min = self.round_p50s.iter().copied().fold(f64::INFINITY, f64::min);
+        let min = self
+            .round_p50s
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min);
         let max = self.round_p50s.iter().copied().fold(0.0, f64::max);
         if min.is_finite() && min > 0.0 {
             (max - min) / min

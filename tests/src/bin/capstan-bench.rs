@@ -8,7 +8,11 @@ use capstan_lab::bench::pod_latency;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "capstan-bench", version, about = "Capstan benchmarks (root; builds its own lab)")]
+#[command(
+    name = "capstan-bench",
+    version,
+    about = "Capstan benchmarks (root; builds its own lab)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -46,7 +50,10 @@ fn main() -> ExitCode {
         Err(e) => {
             let msg = e.render().to_string();
             let first = msg.lines().next().unwrap_or("bad arguments");
-            eprintln!("capstan-bench: {} (see --help)", first.trim_start_matches("error: "));
+            eprintln!(
+                "capstan-bench: {} (see --help)",
+                first.trim_start_matches("error: ")
+            );
             return ExitCode::from(2);
         }
     };
@@ -80,7 +87,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             json,
             plot,
         } => {
-            if !(duration > 0.0) {
+            if duration.is_nan() || duration <= 0.0 {
                 anyhow::bail!("--duration must be positive");
             }
             let report = pod_latency::run(&pod_latency::Options {

@@ -11,7 +11,11 @@ use capstan_lab::Netns;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "capstan-lab", version, about = "Capstan lab: clusters in network namespaces")]
+#[command(
+    name = "capstan-lab",
+    version,
+    about = "Capstan lab: clusters in network namespaces"
+)]
 struct Cli {
     /// Name of the lab (namespaces are named `<name>-node-1`, ...).
     #[arg(long, default_value = "capstan", global = true)]
@@ -76,7 +80,10 @@ fn main() -> ExitCode {
         Err(e) => {
             let msg = e.render().to_string();
             let first = msg.lines().next().unwrap_or("bad arguments");
-            eprintln!("capstan-lab: {} (see --help)", first.trim_start_matches("error: "));
+            eprintln!(
+                "capstan-lab: {} (see --help)",
+                first.trim_start_matches("error: ")
+            );
             return ExitCode::from(2);
         }
     };
@@ -161,7 +168,10 @@ fn netns_of(state: &LabState, node: &str) -> anyhow::Result<String> {
 
 fn print_status(state: &LabState) {
     println!("lab {} ({})", state.prefix, state.dir.display());
-    println!("  lab (underlay) netns {} {}", state.underlay_netns, state.underlay_ip);
+    println!(
+        "  lab (underlay) netns {} {}",
+        state.underlay_netns, state.underlay_ip
+    );
     for n in &state.nodes {
         println!("  {} netns {} {}", n.name, n.netns, n.ip);
     }

@@ -54,8 +54,7 @@ pub fn pin_to_cpu(cpu: usize) -> std::io::Result<()> {
 }
 
 fn secs(s: f64) -> std::io::Result<Duration> {
-    Duration::try_from_secs_f64(s)
-        .map_err(|_| std::io::Error::other(format!("bad duration {s}")))
+    Duration::try_from_secs_f64(s).map_err(|_| std::io::Error::other(format!("bad duration {s}")))
 }
 
 pub fn run(args: &ClientArgs) -> std::io::Result<()> {
@@ -99,7 +98,9 @@ fn latency_json(mut rtts: Vec<u64>) -> String {
         let i = ((rtts.len() - 1) as f64 * p).round() as usize;
         rtts[i] as f64 / 1000.0
     };
-    let mut quantiles: Vec<String> = (0..100).map(|i| format!("{:.2}", q(i as f64 / 100.0))).collect();
+    let mut quantiles: Vec<String> = (0..100)
+        .map(|i| format!("{:.2}", q(i as f64 / 100.0)))
+        .collect();
     quantiles.push(format!("{:.2}", q(0.999)));
     quantiles.push(format!("{:.2}", q(1.0)));
     format!(
@@ -150,7 +151,10 @@ fn udp_rr(t: SocketAddr, warmup: Duration, duration: Duration) -> std::io::Resul
         s.send(&[1])?;
         match s.recv(&mut b) {
             Ok(_) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
                 lost += 1;
                 if lost > 20 {
                     return Err(std::io::Error::other("more than 20 UDP requests lost"));
@@ -178,7 +182,11 @@ fn udp_rr(t: SocketAddr, warmup: Duration, duration: Duration) -> std::io::Resul
     Ok(rtts)
 }
 
-fn tcp_crr(t: SocketAddr, warmup: Duration, duration: Duration) -> std::io::Result<(u64, Duration)> {
+fn tcp_crr(
+    t: SocketAddr,
+    warmup: Duration,
+    duration: Duration,
+) -> std::io::Result<(u64, Duration)> {
     let once = || -> std::io::Result<()> {
         let mut s = TcpStream::connect_timeout(&t, Duration::from_secs(2))?;
         s.set_nodelay(true)?;
@@ -201,7 +209,11 @@ fn tcp_crr(t: SocketAddr, warmup: Duration, duration: Duration) -> std::io::Resu
     Ok((n, start.elapsed()))
 }
 
-fn tcp_stream(t: SocketAddr, warmup: Duration, duration: Duration) -> std::io::Result<(u64, Duration)> {
+fn tcp_stream(
+    t: SocketAddr,
+    warmup: Duration,
+    duration: Duration,
+) -> std::io::Result<(u64, Duration)> {
     let mut s = TcpStream::connect(t)?;
     let buf = vec![0x5au8; 128 * 1024];
     let end = Instant::now() + warmup;
