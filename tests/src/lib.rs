@@ -20,3 +20,4 @@ pub use error::LabError;
 pub use lab::{Lab, LabBuilder, Node};
 pub use netns::Netns;
 pub mod bench;
+pub mod bench_cni;

@@ -41,6 +41,15 @@ enum Cmd {
         #[arg(long)]
         plot: Option<PathBuf>,
     },
+    /// CNI ADD/DEL time: capstan-cni against the reference bridge + host-local.
+    Cni {
+        /// ADD+DEL pairs per plugin, interleaved.
+        #[arg(long, default_value_t = 50)]
+        runs: usize,
+        /// Pods added at once in the concurrent round.
+        #[arg(long, default_value_t = 64)]
+        concurrent: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -97,6 +106,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 capstan: !no_capstan,
                 json,
                 plot,
+            })?;
+            print!("{report}");
+            Ok(())
+        }
+        Cmd::Cni { runs, concurrent } => {
+            let report = capstan_lab::bench_cni::run(&capstan_lab::bench_cni::BenchCniOpts {
+                runs,
+                concurrent,
+                ..Default::default()
             })?;
             print!("{report}");
             Ok(())
