@@ -66,11 +66,18 @@ fn init_logging(stdin: &[u8]) {
 
 /// `--help`, `--version`, or a one-line error for anything else.
 fn answer_person() -> c_int {
-    let arg = std::env::args().nth(1).unwrap_or_default();
+    // args_os: a non-UTF-8 argument must not panic.
+    let arg = std::env::args_os()
+        .nth(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_default();
     match arg.as_str() {
         "--version" | "-V" => {
             println!("capstan-cni {}", env!("CARGO_PKG_VERSION"));
-            println!("CNI protocol versions supported: 0.3.1, 0.4.0, 1.0.0, 1.1.0");
+            println!(
+                "CNI protocol versions supported: {}",
+                capstan_cni::protocol::CniVersion::supported_list().join(", ")
+            );
             0
         }
         "--help" | "-h" => {
