@@ -4,6 +4,7 @@
 //! the host namespace's links, routes or nftables.
 
 pub mod bins;
+pub mod cli;
 pub mod cmd;
 pub mod containerd;
 pub mod daemon;

@@ -4,7 +4,6 @@
 //! noise lands on every row alike.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use serde::Serialize;
 
@@ -248,7 +247,6 @@ pub fn run(opts: &Options) -> Result<Report, LabError> {
     if let Some(path) = &opts.plot {
         super::plot::cdf(path, &report)?;
     }
-    let _ = Duration::ZERO;
     Ok(report)
 }
 

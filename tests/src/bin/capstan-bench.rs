@@ -53,18 +53,9 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match capstan_lab::cli::parse::<Cli>("capstan-bench") {
         Ok(c) => c,
-        Err(e) if !e.use_stderr() => e.exit(),
-        Err(e) => {
-            let msg = e.render().to_string();
-            let first = msg.lines().next().unwrap_or("bad arguments");
-            eprintln!(
-                "capstan-bench: {} (see --help)",
-                first.trim_start_matches("error: ")
-            );
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

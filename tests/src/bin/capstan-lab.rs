@@ -73,19 +73,9 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    let cli = match Cli::try_parse() {
+    let cli = match capstan_lab::cli::parse::<Cli>("capstan-lab") {
         Ok(c) => c,
-        // --help and --version go to stdout and succeed.
-        Err(e) if !e.use_stderr() => e.exit(),
-        Err(e) => {
-            let msg = e.render().to_string();
-            let first = msg.lines().next().unwrap_or("bad arguments");
-            eprintln!(
-                "capstan-lab: {} (see --help)",
-                first.trim_start_matches("error: ")
-            );
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

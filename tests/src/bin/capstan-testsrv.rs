@@ -46,19 +46,9 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match capstan_lab::cli::parse::<Cli>("capstan-testsrv") {
         Ok(c) => c,
-        // --help and --version go to stdout and succeed.
-        Err(e) if !e.use_stderr() => e.exit(),
-        Err(e) => {
-            let msg = e.render().to_string();
-            let first = msg.lines().next().unwrap_or("bad arguments");
-            eprintln!(
-                "capstan-testsrv: {} (see --help)",
-                first.trim_start_matches("error: ")
-            );
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
