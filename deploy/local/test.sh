@@ -19,6 +19,9 @@ cargo fmt --all --check
 stage "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+stage "cargo build (every binary: tests of one package run the others' binaries)"
+cargo build --workspace --bins
+
 stage "cargo test (privileged)"
 export CAPSTAN_PRIVILEGED_TESTS=1
 cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/capstan-cargo-test.log
