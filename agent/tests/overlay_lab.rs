@@ -418,15 +418,15 @@ fn etcd_outage(s: &Suite) -> Result<(), Failed> {
             || {
                 let log = agent_log(lab, i);
                 let new = &log[log_len[i].min(log.len())..];
-                new.contains("etcd unreachable")
-                    && new.contains("etcd reachable again")
-                    && new.rfind("lease renewed") > new.find("etcd unreachable")
+                new.contains("subnet store unreachable")
+                    && new.contains("subnet store reachable again")
+                    && new.rfind("lease renewed") > new.find("subnet store unreachable")
             },
         )?;
         let log = agent_log(lab, i);
         let new = &log[log_len[i].min(log.len())..];
         check(
-            new.matches("etcd unreachable").count() == 1,
+            new.matches("subnet store unreachable").count() == 1,
             format!("node {i}: outage logged once, not per retry:\n{new}"),
         )?;
     }

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod dataplane;
 pub mod etcd_store;
+pub mod kube_manager;
 pub mod lease_store;
 pub mod manager;
 pub mod masquerade;
@@ -93,7 +94,8 @@ async fn timed<T>(
         .unwrap_or_else(|_| Err(timeout_err(op)))
 }
 
-/// Logs etcd reachability once per change of state, never per retry.
+/// Logs the subnet store's reachability (etcd, or the API server in kube
+/// mode) once per change of state, never per retry.
 struct EtcdHealth {
     up: bool,
 }
@@ -101,13 +103,13 @@ struct EtcdHealth {
 impl EtcdHealth {
     fn down(&mut self, e: &dyn std::fmt::Display) {
         if self.up {
-            tracing::warn!(error = %e, "etcd unreachable; dataplane keeps its current state; retrying with backoff");
+            tracing::warn!(error = %e, "subnet store unreachable; dataplane keeps its current state; retrying with backoff");
             self.up = false;
         }
     }
     fn up(&mut self, what: &str) {
         if !self.up {
-            tracing::info!(what, "etcd reachable again");
+            tracing::info!(what, "subnet store reachable again");
             self.up = true;
         }
     }
@@ -140,14 +142,34 @@ where
     }
 }
 
-/// Runs the overlay with the etcd subnet manager until `shutdown` resolves.
-pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<(), OverlayError> {
+async fn open_dataplane(
+    opts: &Options,
+) -> Result<(netlink::NetlinkDataplane, vxlan::Underlay), OverlayError> {
     let dp = netlink::NetlinkDataplane::open()?;
     let underlay = dp
         .find_underlay(opts.iface.as_deref())
         .await
         .map_err(OverlayError::Underlay)?;
     tracing::info!(iface = %underlay.name, public_ip = %underlay.public_ip(), mtu = underlay.mtu, "underlay");
+    Ok((dp, underlay))
+}
+
+/// Runs the overlay with the kube subnet manager (subnets from
+/// `node.spec.podCIDR`, network config from `net_conf`) until `shutdown`.
+pub async fn run_kube(
+    opts: Options,
+    client: kube::Client,
+    net_conf: PathBuf,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), OverlayError> {
+    let (dp, underlay) = open_dataplane(&opts).await?;
+    let mgr = kube_manager::KubeSubnetManager::new(client, opts.node_name.clone(), net_conf);
+    run_with(opts, mgr, dp, underlay, EtcdHealth { up: true }, shutdown).await
+}
+
+/// Runs the overlay with the etcd subnet manager until `shutdown` resolves.
+pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<(), OverlayError> {
+    let (dp, underlay) = open_dataplane(&opts).await?;
     let mut health = EtcdHealth { up: true };
     let store = {
         let eps = opts.etcd_endpoints.clone();

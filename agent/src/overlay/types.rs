@@ -29,6 +29,13 @@ impl fmt::Display for NodeIp {
     }
 }
 
+impl FromStr for NodeIp {
+    type Err = std::net::AddrParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(NodeIp)
+    }
+}
+
 /// MAC address of a VXLAN tunnel endpoint device.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct VtepMac(pub [u8; 6]);
