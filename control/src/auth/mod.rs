@@ -2,6 +2,20 @@
 //! and whether they may (`Authorizer`). The API server asks the authorizer
 //! before every verb; it never looks at certificates or tokens itself.
 
+pub mod authorizer;
+pub mod node;
+pub mod token_file;
+pub mod x509;
+
+pub use authorizer::ClusterAuthorizer;
+
+/// Members may do everything (Kubernetes' superuser group).
+pub const MASTERS_GROUP: &str = "system:masters";
+/// Every authenticated user is in this group as well, as in Kubernetes.
+pub const AUTHENTICATED_GROUP: &str = "system:authenticated";
+/// Members may read (get, list, watch) everything: for dashboards and
+/// monitoring without write access. A Capstan group, not a Kubernetes one.
+pub const READERS_GROUP: &str = "capstan:readers";
 /// The group every node's credentials carry, as in Kubernetes.
 pub const NODES_GROUP: &str = "system:nodes";
 /// Node user names are `system:node:<nodeName>`.
@@ -36,6 +50,27 @@ pub enum Verb {
     Patch,
     Delete,
     DeleteCollection,
+}
+
+impl Verb {
+    /// get, list and watch: the verbs that change nothing.
+    pub fn is_read(self) -> bool {
+        matches!(self, Verb::Get | Verb::List | Verb::Watch)
+    }
+
+    /// The lower-case name Kubernetes uses in messages and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Get => "get",
+            Verb::List => "list",
+            Verb::Watch => "watch",
+            Verb::Create => "create",
+            Verb::Update => "update",
+            Verb::Patch => "patch",
+            Verb::Delete => "delete",
+            Verb::DeleteCollection => "deletecollection",
+        }
+    }
 }
 
 /// What a request wants to do, as the authorizer sees it.
