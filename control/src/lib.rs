@@ -8,4 +8,5 @@ pub mod apiserver;
 pub mod auth;
 pub mod kubeconfig;
 pub mod pki;
+pub mod scheduler;
 pub mod server;
