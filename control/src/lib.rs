@@ -6,6 +6,7 @@
 
 pub mod apiserver;
 pub mod auth;
+pub mod controllers;
 pub mod kubeconfig;
 pub mod pki;
 pub mod scheduler;

@@ -1,0 +1,140 @@
+//! The controllers of capstan-control: level-triggered loops that read
+//! the cluster through kube-rs reflectors (like any other API client, never
+//! etcd) and write only the difference between desired and stored state.
+//! One loop runs every controller's pass on any change, coalescing bursts.
+
+pub mod endpoints;
+pub mod endpoints_sync;
+pub mod pods;
+pub mod replicas;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::{Endpoints, Pod, ReplicationController, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::Api;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use tokio::sync::Notify;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error("initial list of {what} never completed")]
+    NotReady { what: &'static str },
+}
+
+/// Which controllers run (all by default).
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub replicas: bool,
+    pub endpoints: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            replicas: true,
+            endpoints: true,
+        }
+    }
+}
+
+pub(crate) fn spawn_reflector<K>(api: Api<K>, notify: Arc<Notify>) -> Store<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store::<K>();
+    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+        .default_backoff()
+        .touched_objects();
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(item) = stream.next().await {
+            if let Err(e) = item {
+                tracing::warn!(error = %e, kind = %K::kind(&()), "controller watch error; retrying");
+            }
+            notify.notify_one();
+        }
+    });
+    reader
+}
+
+async fn ready<K: kube::Resource<DynamicType = ()> + Clone>(
+    s: &Store<K>,
+    what: &'static str,
+) -> Result<(), ControllerError> {
+    s.wait_until_ready()
+        .await
+        .map_err(|_| ControllerError::NotReady { what })
+}
+
+/// Runs the enabled controllers until `shutdown` resolves.
+pub async fn run(
+    client: kube::Client,
+    opts: Options,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ControllerError> {
+    let notify = Arc::new(Notify::new());
+    let pods = spawn_reflector(Api::<Pod>::all(client.clone()), notify.clone());
+    let rs = spawn_reflector(Api::<ReplicaSet>::all(client.clone()), notify.clone());
+    let rc = spawn_reflector(
+        Api::<ReplicationController>::all(client.clone()),
+        notify.clone(),
+    );
+    let services = spawn_reflector(Api::<Service>::all(client.clone()), notify.clone());
+    let eps = spawn_reflector(Api::<Endpoints>::all(client.clone()), notify.clone());
+    let slices = spawn_reflector(Api::<EndpointSlice>::all(client.clone()), notify.clone());
+    ready(&pods, "pods").await?;
+    ready(&rs, "replicasets").await?;
+    ready(&rc, "replicationcontrollers").await?;
+    ready(&services, "services").await?;
+    ready(&eps, "endpoints").await?;
+    ready(&slices, "endpointslices").await?;
+    tracing::info!(?opts, "controllers started");
+
+    let mut rs_inflight = HashMap::new();
+    let mut rc_inflight = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => {
+                tracing::info!("controllers stopping");
+                return Ok(());
+            }
+            _ = notify.notified() => {}
+            _ = tick.tick() => {}
+        }
+        let mut by_ns: HashMap<String, Vec<Arc<Pod>>> = HashMap::new();
+        for p in pods.state() {
+            by_ns
+                .entry(p.metadata.namespace.clone().unwrap_or_default())
+                .or_default()
+                .push(p);
+        }
+        let mut failed = 0;
+        if opts.replicas {
+            failed += replicas::pass(&client, &rs, &by_ns, &mut rs_inflight).await;
+            failed += replicas::pass(&client, &rc, &by_ns, &mut rc_inflight).await;
+        }
+        if opts.endpoints {
+            failed += endpoints_sync::pass(&client, &services, &eps, &slices, &by_ns).await;
+        }
+        if failed > 0 {
+            // Retry soon without waiting for the next event.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            notify.notify_one();
+        }
+    }
+}
