@@ -24,6 +24,9 @@ pub const MANAGED_BY: &str = "endpointslice-controller.k8s.io";
 /// The most endpoints one slice holds, as Kubernetes' default.
 pub const MAX_PER_SLICE: usize = 100;
 
+/// A service port resolved on one pod: (name, port, protocol).
+type ResolvedPort = (String, i32, String);
+
 /// The pods a service's selector picks (services without a selector are
 /// managed by their users, not by this controller).
 pub fn selected<'a>(svc: &Service, pods: &'a [Arc<Pod>]) -> Option<Vec<&'a Arc<Pod>>> {
@@ -102,7 +105,7 @@ pub fn build_endpoints(svc: &Service, pods: &[&Arc<Pod>]) -> Endpoints {
         .unwrap_or(false);
     // ports → (ready, not ready) addresses
     type Group = (Vec<EndpointAddress>, Vec<EndpointAddress>);
-    let mut groups: BTreeMap<Vec<(String, i32, String)>, Group> = BTreeMap::new();
+    let mut groups: BTreeMap<Vec<ResolvedPort>, Group> = BTreeMap::new();
     for p in pods.iter().filter(|p| !is_terminating(p)) {
         let Some(ip) = pod_ip(p) else { continue };
         let mut ports = Vec::new();
@@ -179,8 +182,7 @@ fn family(ip: &str) -> &'static str {
 /// same objects and a sync rewrites only what changed.
 pub fn build_slices(svc: &Service, pods: &[&Arc<Pod>]) -> Vec<EndpointSlice> {
     let svc_name = svc.metadata.name.clone().unwrap_or_default();
-    let mut groups: BTreeMap<(&'static str, Vec<(String, i32, String)>), Vec<Endpoint>> =
-        BTreeMap::new();
+    let mut groups: BTreeMap<(&'static str, Vec<ResolvedPort>), Vec<Endpoint>> = BTreeMap::new();
     for p in pods {
         let Some(ip) = pod_ip(p) else { continue };
         let mut ports = Vec::new();
@@ -227,7 +229,7 @@ pub fn build_slices(svc: &Service, pods: &[&Arc<Pod>]) -> Vec<EndpointSlice> {
     // A service with no endpoints still gets one empty slice, so that
     // watchers can tell "no endpoints" from "not synced yet".
     if out.is_empty() {
-        let ports: Vec<(String, i32, String)> = Vec::new();
+        let ports: Vec<ResolvedPort> = Vec::new();
         out.push(slice(svc, &labels, "IPv4", 0, &ports, Vec::new()));
     }
     out
@@ -238,7 +240,7 @@ fn slice(
     labels: &BTreeMap<String, String>,
     fam: &'static str,
     idx: usize,
-    ports: &[(String, i32, String)],
+    ports: &[ResolvedPort],
     endpoints: Vec<Endpoint>,
 ) -> EndpointSlice {
     let svc_name = svc.metadata.name.clone().unwrap_or_default();
