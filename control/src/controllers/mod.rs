@@ -3,6 +3,7 @@
 //! etcd) and write only the difference between desired and stored state.
 //! One loop runs every controller's pass on any change, coalescing bursts.
 
+pub mod deployment;
 pub mod endpoints;
 pub mod endpoints_sync;
 pub mod pods;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Endpoints, Pod, ReplicationController, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::Api;
@@ -32,6 +33,7 @@ pub enum ControllerError {
 #[derive(Clone, Debug)]
 pub struct Options {
     pub replicas: bool,
+    pub deployments: bool,
     pub endpoints: bool,
 }
 
@@ -39,6 +41,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             replicas: true,
+            deployments: true,
             endpoints: true,
         }
     }
@@ -92,12 +95,14 @@ pub async fn run(
         Api::<ReplicationController>::all(client.clone()),
         notify.clone(),
     );
+    let deployments = spawn_reflector(Api::<Deployment>::all(client.clone()), notify.clone());
     let services = spawn_reflector(Api::<Service>::all(client.clone()), notify.clone());
     let eps = spawn_reflector(Api::<Endpoints>::all(client.clone()), notify.clone());
     let slices = spawn_reflector(Api::<EndpointSlice>::all(client.clone()), notify.clone());
     ready(&pods, "pods").await?;
     ready(&rs, "replicasets").await?;
     ready(&rc, "replicationcontrollers").await?;
+    ready(&deployments, "deployments").await?;
     ready(&services, "services").await?;
     ready(&eps, "endpoints").await?;
     ready(&slices, "endpointslices").await?;
@@ -128,6 +133,9 @@ pub async fn run(
             failed += replicas::pass(&client, &rs, &by_ns, &mut rs_inflight).await;
             failed += replicas::pass(&client, &rc, &by_ns, &mut rc_inflight).await;
         }
+        if opts.deployments {
+            failed += deployments_pass(&client, &deployments, &rs).await;
+        }
         if opts.endpoints {
             failed += endpoints_sync::pass(&client, &services, &eps, &slices, &by_ns).await;
         }
@@ -137,4 +145,34 @@ pub async fn run(
             notify.notify_one();
         }
     }
+}
+
+async fn deployments_pass(
+    client: &kube::Client,
+    deployments: &Store<Deployment>,
+    rs: &Store<ReplicaSet>,
+) -> usize {
+    let mut owned: HashMap<String, Vec<Arc<ReplicaSet>>> = HashMap::new();
+    for r in rs.state() {
+        if let Some(o) = r
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.controller == Some(true) && o.kind == "Deployment")
+        {
+            owned.entry(o.uid.clone()).or_default().push(r.clone());
+        }
+    }
+    let mut failed = 0;
+    for d in deployments.state() {
+        if d.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let uid = d.metadata.uid.clone().unwrap_or_default();
+        let mine = owned.remove(&uid).unwrap_or_default();
+        let p = deployment::plan(&d, &mine);
+        failed += deployment::apply(client, &d, &p).await;
+    }
+    failed
 }
