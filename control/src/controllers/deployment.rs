@@ -511,7 +511,7 @@ mod tests {
             3,
         );
         let v2 = deploy(3, "v2", 1, 0);
-        let p = plan(&v2, &[old.clone()]);
+        let p = plan(&v2, std::slice::from_ref(&old));
         // One surge pod for the new template; no old pod removed yet.
         assert_eq!(
             p.create.as_ref().unwrap().spec.as_ref().unwrap().replicas,
