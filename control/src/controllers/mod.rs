@@ -3,9 +3,12 @@
 //! etcd) and write only the difference between desired and stored state.
 //! One loop runs every controller's pass on any change, coalescing bursts.
 
+pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod endpoints_sync;
+pub mod gc;
+pub mod node_lifecycle;
 pub mod pods;
 pub mod replicas;
 
@@ -15,8 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Endpoints, Pod, ReplicationController, Service};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, ReplicationController, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::Api;
 use kube::runtime::reflector::{self, Store};
@@ -34,7 +38,12 @@ pub enum ControllerError {
 pub struct Options {
     pub replicas: bool,
     pub deployments: bool,
+    pub daemonsets: bool,
     pub endpoints: bool,
+    pub node_lifecycle: bool,
+    pub garbage_collector: bool,
+    /// How long a node may stay silent before it is Ready=Unknown.
+    pub node_monitor_grace: Duration,
 }
 
 impl Default for Options {
@@ -42,7 +51,11 @@ impl Default for Options {
         Options {
             replicas: true,
             deployments: true,
+            daemonsets: true,
             endpoints: true,
+            node_lifecycle: true,
+            garbage_collector: true,
+            node_monitor_grace: node_lifecycle::DEFAULT_GRACE,
         }
     }
 }
@@ -96,6 +109,12 @@ pub async fn run(
         notify.clone(),
     );
     let deployments = spawn_reflector(Api::<Deployment>::all(client.clone()), notify.clone());
+    let daemonsets = spawn_reflector(Api::<DaemonSet>::all(client.clone()), notify.clone());
+    let nodes = spawn_reflector(Api::<Node>::all(client.clone()), notify.clone());
+    let leases = spawn_reflector(
+        Api::<Lease>::namespaced(client.clone(), node_lifecycle::LEASE_NAMESPACE),
+        notify.clone(),
+    );
     let services = spawn_reflector(Api::<Service>::all(client.clone()), notify.clone());
     let eps = spawn_reflector(Api::<Endpoints>::all(client.clone()), notify.clone());
     let slices = spawn_reflector(Api::<EndpointSlice>::all(client.clone()), notify.clone());
@@ -103,6 +122,9 @@ pub async fn run(
     ready(&rs, "replicasets").await?;
     ready(&rc, "replicationcontrollers").await?;
     ready(&deployments, "deployments").await?;
+    ready(&daemonsets, "daemonsets").await?;
+    ready(&nodes, "nodes").await?;
+    ready(&leases, "leases").await?;
     ready(&services, "services").await?;
     ready(&eps, "endpoints").await?;
     ready(&slices, "endpointslices").await?;
@@ -135,6 +157,47 @@ pub async fn run(
         }
         if opts.deployments {
             failed += deployments_pass(&client, &deployments, &rs).await;
+        }
+        if opts.daemonsets {
+            for ds in daemonsets.state() {
+                if ds.metadata.deletion_timestamp.is_some() {
+                    continue;
+                }
+                let ns = ds.metadata.namespace.clone().unwrap_or_default();
+                let empty = Vec::new();
+                let p = daemonset::plan(&ds, &nodes.state(), by_ns.get(&ns).unwrap_or(&empty));
+                failed += daemonset::apply(&client, &ds, &p).await;
+            }
+        }
+        if opts.node_lifecycle {
+            let now = k8s_openapi::jiff::Timestamp::now();
+            for n in nodes.state() {
+                let name = n.metadata.name.clone().unwrap_or_default();
+                let lease = leases.get(
+                    &kube::runtime::reflector::ObjectRef::new(&name)
+                        .within(node_lifecycle::LEASE_NAMESPACE),
+                );
+                let p =
+                    node_lifecycle::plan_node(&n, lease.as_deref(), now, opts.node_monitor_grace);
+                if p != node_lifecycle::NodePlan::default() {
+                    failed += node_lifecycle::apply_node(&client, &n, &p, now).await;
+                }
+            }
+            failed += node_lifecycle::evict(&client, &nodes.state(), &pods.state(), now).await;
+        }
+        if opts.garbage_collector {
+            let rs_now = rs.state();
+            let mut live = std::collections::HashSet::new();
+            let uid =
+                |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| m.uid.clone();
+            live.extend(rs_now.iter().filter_map(|o| uid(&o.metadata)));
+            live.extend(rc.state().iter().filter_map(|o| uid(&o.metadata)));
+            live.extend(deployments.state().iter().filter_map(|o| uid(&o.metadata)));
+            live.extend(daemonsets.state().iter().filter_map(|o| uid(&o.metadata)));
+            live.extend(services.state().iter().filter_map(|o| uid(&o.metadata)));
+            failed += gc::collect(&client, &pods.state(), &live).await;
+            failed += gc::collect(&client, &rs_now, &live).await;
+            failed += gc::collect(&client, &slices.state(), &live).await;
         }
         if opts.endpoints {
             failed += endpoints_sync::pass(&client, &services, &eps, &slices, &by_ns).await;
