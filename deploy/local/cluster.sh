@@ -106,7 +106,7 @@ Capstan local cluster "$NAME" is up with $NODES node(s): $(seq -s ' ' -f 'node-%
 Each node runs capstan-agent (overlay): its pod subnet is in
 /var/lib/capstan-lab/$NAME/node-N/run/capstan/subnet.env, for capstan-cni.
 capstan-control serves the API at https://$CONTROL_IP:6443 (reachable from the
-nodes and from `cluster.sh exec lab ...`). The kubelet joins as it is built.
+nodes and from "cluster.sh exec lab ..."). The kubelet joins as it is built.
 MSG
 }
 

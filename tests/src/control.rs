@@ -63,15 +63,23 @@ impl ControlPlane {
     /// Issues credentials (for every node of the lab), starts the server
     /// and returns once `/readyz` answers ok (etcd reachable).
     pub fn start(lab: &Lab) -> Result<Self, LabError> {
+        Self::start_with(lab, &lab.etcd_endpoint(), &[])
+    }
+
+    /// As `start`, against another etcd endpoint and with extra flags
+    /// (etcd over TLS: `--etcd-cafile=...`).
+    pub fn start_with(lab: &Lab, etcd: &str, extra: &[String]) -> Result<Self, LabError> {
         let program = crate::bins::path("capstan-control")?;
         let pki = pki_dir(&lab.dir());
         let ip = lab.underlay_ip();
         let nodes: Vec<String> = lab.nodes().iter().map(|n| n.name().to_string()).collect();
         init(&program, &pki, ip, &nodes)?;
+        let mut args = serve_args(&pki, ip, etcd);
+        args.extend(extra.iter().cloned());
         let spec = DaemonSpec {
             name: "control".into(),
             program,
-            args: serve_args(&pki, ip, &lab.etcd_endpoint()),
+            args,
             env: vec![("RUST_LOG".into(), "info".into())],
             netns: Some(lab.underlay().name().to_string()),
             private_mounts: false,
