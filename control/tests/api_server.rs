@@ -26,6 +26,9 @@ struct Suite {
     app: Router,
     /// Plain-HTTP address of the same router (for kube-rs).
     addr: std::net::SocketAddr,
+    /// Compaction erases every test's history: the compaction test holds
+    /// this exclusively, all others shared.
+    history: std::sync::RwLock<()>,
 }
 
 fn admin() -> User {
@@ -87,6 +90,7 @@ fn main() {
             api,
             app,
             addr,
+            history: std::sync::RwLock::new(()),
         });
         let tests: Vec<(&str, TestFn)> = vec![
             ("discovery_documents", discovery),
@@ -116,7 +120,14 @@ fn main() {
             .into_iter()
             .map(|(name, f)| {
                 let s = suite.clone();
-                Trial::test(name, move || f(&s))
+                Trial::test(name, move || {
+                    let exclusive = name.contains("compaction");
+                    let _shared =
+                        (!exclusive).then(|| s.history.read().unwrap_or_else(|e| e.into_inner()));
+                    let _alone =
+                        exclusive.then(|| s.history.write().unwrap_or_else(|e| e.into_inner()));
+                    f(&s)
+                })
             })
             .collect();
         libtest_mimic::run(&args, trials)
@@ -500,6 +511,9 @@ impl Authorizer for DenySecrets {
     fn authorize(&self, _u: &User, a: &Attributes<'_>) -> Decision {
         if a.resource == "secrets" {
             Decision::Deny("secrets are off limits".into())
+        } else if a.name == Some("forbidden-name") {
+            // A create is authorized with the body's name.
+            Decision::Deny("that name is taken by policy".into())
         } else {
             Decision::Allow
         }

@@ -177,6 +177,7 @@ fn authorize(
     user: Option<&User>,
     verb: Verb,
     t: &ResourceTarget,
+    name: Option<&str>,
     pod_node: Option<&str>,
 ) -> Result<(), ApiError> {
     let Some(user) = user else {
@@ -188,7 +189,7 @@ fn authorize(
         resource: t.res.plural,
         subresource: t.sub.map(Sub::name),
         namespace: t.namespace.as_deref(),
-        name: t.name.as_deref(),
+        name,
         pod_node_name: pod_node,
     };
     match api.authorizer.authorize(user, &attrs) {
@@ -207,7 +208,7 @@ fn authorize(
                 Some(ns) => format!(" in the namespace \"{ns}\""),
                 None => " at the cluster scope".into(),
             };
-            let verb = format!("{verb:?}").to_lowercase();
+            let verb = verb.as_str();
             Err(ApiError::Forbidden(format!(
                 "{what} is forbidden: User \"{}\" cannot {verb} resource \"{}\" in API group {group}{scope}: {reason}",
                 user.name, what
@@ -225,33 +226,40 @@ async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Respo
         ));
     }
     let ns = t.namespace.as_deref();
-    // The node authorizer needs the pod's node: from storage for an
-    // existing pod, from the body for a new one.
+    // The node authorizer needs the object's name (from the body for a
+    // create) and a pod's node: from storage for an existing pod, from the
+    // body for a new one.
     let is_pod = t.res.kind == "Pod";
-    let mut body_bytes = None;
     let mut raw_body = Some(req.body);
-    let pod_node: Option<String> = match (&t.name, verb) {
-        (Some(name), _) if is_pod => match rest::get(&api, t.res, ns, name).await {
-            Ok(s) => s
+    let mut body_bytes = None;
+    let mut body_name = None;
+    let mut pod_node: Option<String> = None;
+    if verb == Verb::Create && t.name.is_none() {
+        let b = read_body(&api, &req.headers, raw_body.take().unwrap_or_default()).await?;
+        if let Ok(v) = read_object(&req.headers, &b) {
+            body_name = v
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            if is_pod {
+                pod_node = v
+                    .pointer("/spec/nodeName")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+            }
+        }
+        body_bytes = Some(b);
+    } else if let (Some(name), true) = (&t.name, is_pod) {
+        if let Ok(s) = rest::get(&api, t.res, ns, name).await {
+            pod_node = s
                 .value
                 .pointer("/spec/nodeName")
                 .and_then(Value::as_str)
-                .map(str::to_string),
-            Err(_) => None,
-        },
-        (None, Verb::Create) if is_pod => {
-            let b = read_body(&api, &req.headers, raw_body.take().unwrap_or_default()).await?;
-            let node = serde_json::from_slice::<Value>(&b).ok().and_then(|v| {
-                v.pointer("/spec/nodeName")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            });
-            body_bytes = Some(b);
-            node
+                .map(str::to_string);
         }
-        _ => None,
-    };
-    authorize(&api, req.user.as_ref(), verb, &t, pod_node.as_deref())?;
+    }
+    let name = t.name.as_deref().or(body_name.as_deref());
+    authorize(&api, req.user.as_ref(), verb, &t, name, pod_node.as_deref())?;
     let body = match body_bytes {
         Some(b) => b,
         None if matches!(
