@@ -83,6 +83,9 @@ pub struct Attributes<'a> {
     pub resource: &'a str,
     pub subresource: Option<&'a str>,
     pub namespace: Option<&'a str>,
+    /// The object's name: from the path, or for a create from the body's
+    /// `metadata.name` (the node authorizer needs it to let a node create
+    /// its own Node and Lease but no other).
     pub name: Option<&'a str>,
     /// For a request on an existing pod (or a pod being created), the node
     /// it is bound to: the API server fills it from storage (or the body) so

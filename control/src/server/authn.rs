@@ -16,7 +16,7 @@ use crate::auth::token_file::TokenFile;
 use crate::auth::{User, AUTHENTICATED_GROUP};
 
 /// Paths anyone may read, as Kubernetes' `system:public-info-viewer`.
-pub const PUBLIC_PATHS: &[&str] = &["/healthz", "/livez", "/readyz"];
+pub const PUBLIC_PATHS: &[&str] = &["/healthz", "/livez", "/readyz", "/version"];
 
 /// What the TLS layer learned about the caller; put into every request of
 /// the connection by the listener.
