@@ -6,6 +6,7 @@
 
 pub mod apiserver;
 pub mod auth;
+pub mod clients;
 pub mod controllers;
 pub mod kubeconfig;
 pub mod pki;

@@ -296,13 +296,15 @@ pub async fn apply<K: ReplicaOwner>(
             tracing::warn!(owner = %name, "owner has no pod template; nothing to create");
             return failed;
         };
-        let results: Vec<_> = futures::stream::iter(0..plan.create)
+        let calls: Vec<_> = (0..plan.create)
             .map(|_| {
                 let mut pod = template.clone();
                 pod.metadata.name = Some(generate_name(&format!("{name}-")));
                 let pods = pods.clone();
                 async move { pods.create(&PostParams::default(), &pod).await }
             })
+            .collect();
+        let results: Vec<_> = futures::stream::iter(calls)
             .buffer_unordered(PARALLEL_CALLS)
             .collect()
             .await;
@@ -318,7 +320,9 @@ pub async fn apply<K: ReplicaOwner>(
         tracing::info!(owner = %name, namespace = %ns, count = plan.create, "created pods");
     }
     if !plan.delete.is_empty() {
-        let results: Vec<_> = futures::stream::iter(plan.delete.iter())
+        let calls: Vec<_> = plan
+            .delete
+            .iter()
             .map(|p| {
                 let pods = pods.clone();
                 let pname = p.metadata.name.clone().unwrap_or_default();
@@ -328,6 +332,8 @@ pub async fn apply<K: ReplicaOwner>(
                     (uid, r)
                 }
             })
+            .collect();
+        let results: Vec<_> = futures::stream::iter(calls)
             .buffer_unordered(PARALLEL_CALLS)
             .collect()
             .await;
