@@ -51,7 +51,7 @@ type TestFn = fn(&Suite) -> Result<(), Failed>;
 
 fn main() {
     let args = Arguments::from_args();
-    if !privileged::require("api_server", &["ip", "etcd"]) {
+    if !privileged::require("api_server", &["ip", "etcd", "kubectl"]) {
         return;
     }
     let lab = Lab::builder()
@@ -115,6 +115,7 @@ fn main() {
             ("objects_survive_a_new_api_server", survive_restart),
             ("namespace_missing_and_namespace_delete", namespaces),
             ("kube_rs_client_crud_watch_patch", kube_client),
+            ("kubectl_apply_get_scale_explain", kubectl),
         ];
         let trials = tests
             .into_iter()
@@ -1143,4 +1144,104 @@ fn kube_client(s: &Suite) -> Result<(), Failed> {
         }
         Ok(())
     })
+}
+
+fn kubectl_cmd(s: &Suite, dir: &std::path::Path, args: &[&str]) -> Result<(bool, String), Failed> {
+    let out = std::process::Command::new("kubectl")
+        .env("KUBECONFIG", dir.join("none"))
+        .env("HOME", dir)
+        .arg(format!("--server=http://{}", s.addr))
+        .arg(format!("--cache-dir={}", dir.join("cache").display()))
+        .args(args)
+        .output()
+        .map_err(|e| format!("run kubectl: {e}"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok((out.status.success(), text))
+}
+
+fn kubectl(s: &Suite) -> Result<(), Failed> {
+    let tmp = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
+    let dir = tmp.path();
+    let h = http(s);
+    let ns = s.run(async move { h.namespace().await })?;
+    let manifest = dir.join("web.yaml");
+    let yaml = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: {ns}\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.25\n        ports:\n        - containerPort: 80\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: {ns}\nspec:\n  type: NodePort\n  selector: {{app: web}}\n  ports:\n  - port: 80\n"
+    );
+    std::fs::write(&manifest, &yaml).map_err(|e| format!("write manifest: {e}"))?;
+    let m = manifest.display().to_string();
+    let run = |args: &[&str]| -> Result<String, Failed> {
+        let (ok, text) = kubectl_cmd(s, dir, args)?;
+        if ok {
+            Ok(text)
+        } else {
+            Err(format!("kubectl {args:?} failed:\n{text}").into())
+        }
+    };
+    // kubectl before 1.27 validates and explains only with the protobuf
+    // OpenAPI v2 document, which this server does not serve.
+    let (_, v) = kubectl_cmd(s, dir, &["version", "--client", "-o", "json"])?;
+    let minor: u32 = serde_json::from_str::<Value>(&v)
+        .ok()
+        .and_then(|v| {
+            v["clientVersion"]["minor"]
+                .as_str()
+                .and_then(|m| m.trim_end_matches('+').parse().ok())
+        })
+        .unwrap_or(0);
+    let modern = minor >= 27;
+    let validate = if modern {
+        "--validate=strict"
+    } else {
+        "--validate=false"
+    };
+    let out = run(&["apply", validate, "-f", &m])?;
+    check(
+        out.contains("deployment.apps/web created") && out.contains("service/web created"),
+        out.clone(),
+    )?;
+    // Apply again with a changed image: a strategic merge patch.
+    std::fs::write(&manifest, yaml.replace("nginx:1.25", "nginx:1.27"))
+        .map_err(|e| format!("{e}"))?;
+    let out = run(&["apply", validate, "-f", &m])?;
+    check(out.contains("deployment.apps/web configured"), out.clone())?;
+    let img = run(&[
+        "-n",
+        &ns,
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ])?;
+    check(img == "nginx:1.27", format!("image {img}"))?;
+    let out = run(&["-n", &ns, "scale", "deploy/web", "--replicas=3"])?;
+    check(out.contains("scaled"), out.clone())?;
+    let out = run(&["-n", &ns, "get", "deploy,svc"])?;
+    check(out.contains("web"), out.clone())?;
+    let out = run(&["-n", &ns, "label", "svc", "web", "tier=fe"])?;
+    check(out.contains("labeled"), out.clone())?;
+    if modern {
+        let out = run(&["explain", "pod.spec.containers.ports"])?;
+        check(out.contains("containerPort"), out.clone())?;
+    }
+    let out = run(&["api-resources"])?;
+    check(
+        out.contains("deployments") && out.contains("endpointslices"),
+        out.clone(),
+    )?;
+    // Server-side field validation: kubectl sends fieldValidation=Strict.
+    let typo = dir.join("typo.yaml");
+    std::fs::write(&typo, format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: typo\n  namespace: {ns}\ndatta:\n  k: v\n")).map_err(|e| format!("{e}"))?;
+    let (ok, out) = kubectl_cmd(s, dir, &["apply", "-f", &typo.display().to_string()])?;
+    check(
+        !ok && out.contains("unknown field \"datta\""),
+        format!("typo accepted: {out}"),
+    )?;
+    let out = run(&["-n", &ns, "delete", "-f", &m])?;
+    check(out.contains("deleted"), out)
 }

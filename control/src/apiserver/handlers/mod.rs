@@ -272,6 +272,16 @@ async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Respo
         None => bytes::Bytes::new(),
     };
     let params = &req.params;
+    let strict = params.get("fieldValidation") == Some("Strict");
+    let check_fields =
+        move |res: &'static super::resources::Resource, v: &Value| -> Result<(), ApiError> {
+            if strict {
+                let mut v = v.clone();
+                super::registry::meta::type_meta(res, &mut v)?;
+                super::registry::strict(res, &v)?;
+            }
+            Ok(())
+        };
     match verb {
         Verb::Get => get_object(&api, &t).await,
         Verb::List => {
@@ -300,6 +310,7 @@ async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Respo
                 let v = rest::bind(&api, t.res, ns, &name, &obj).await?;
                 return Ok(json_response(StatusCode::CREATED, &v));
             }
+            check_fields(t.res, &obj)?;
             let v = rest::create(&api, t.res, ns, obj).await?;
             Ok(json_response(StatusCode::CREATED, &v))
         }
@@ -320,6 +331,7 @@ async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Respo
                     scale(&api, &t, &name, replicas, precondition).await?
                 }
                 Some(Sub::Status) | None => {
+                    check_fields(t.res, &obj)?;
                     rest::update(&api, t.res, ns, &name, t.sub, Change::Replace(obj)).await?
                 }
                 Some(_) => return Err(ApiError::MethodNotAllowed),
@@ -350,7 +362,12 @@ async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Respo
                     scale(&api, &t, &name, replicas, precondition).await?
                 }
                 Some(Sub::Status) | None => {
-                    let f = move |cur: &Value| patch::apply(kind, cur, &body);
+                    let res = t.res;
+                    let f = move |cur: &Value| {
+                        let v = patch::apply(kind, cur, &body)?;
+                        check_fields(res, &v)?;
+                        Ok(v)
+                    };
                     rest::update(
                         &api,
                         t.res,
