@@ -116,6 +116,7 @@ fn main() {
             ("namespace_missing_and_namespace_delete", namespaces),
             ("kube_rs_client_crud_watch_patch", kube_client),
             ("kubectl_apply_get_scale_explain", kubectl),
+            ("pod_log_proxied_to_the_nodes_agent", pod_log),
         ];
         let trials = tests
             .into_iter()
@@ -1244,4 +1245,102 @@ fn kubectl(s: &Suite) -> Result<(), Failed> {
     )?;
     let out = run(&["-n", &ns, "delete", "-f", &m])?;
     check(out.contains("deleted"), out)
+}
+
+/// A stand-in for a node agent's log endpoint: echoes what it was asked.
+async fn fake_agent() -> Result<std::net::SocketAddr, Failed> {
+    use axum::extract::{Path, RawQuery};
+    let app = Router::new().route(
+        "/containerLogs/{ns}/{pod}/{container}",
+        axum::routing::get(
+            |Path((ns, pod, c)): Path<(String, String, String)>, RawQuery(q): RawQuery| async move {
+                format!("log of {ns}/{pod}/{c} ?{}\n", q.unwrap_or_default())
+            },
+        ),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("bind: {e}"))?;
+    let addr = l.local_addr().map_err(|e| format!("{e}"))?;
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    Ok(addr)
+}
+
+fn pod_log(s: &Suite) -> Result<(), Failed> {
+    let h = http(s);
+    s.run(async move {
+        let agent = fake_agent().await?;
+        let ns = h.namespace().await?;
+        let node = unique("lognode");
+        let n = json!({"metadata": {"name": node}, "status": {
+            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": agent.port()}}}});
+        h.post("/api/v1/nodes", &n).await?.expect(201, "node")?;
+        let pods = format!("/api/v1/namespaces/{ns}/pods");
+        let mut p = pod("lp");
+        p["spec"]["containers"] =
+            json!([{"name": "a", "image": "i:1"}, {"name": "b", "image": "i:1"}]);
+        h.post(&pods, &p).await?.expect(201, "pod")?;
+        let e = h
+            .get(&format!("{pods}/lp/log?container=b"))
+            .await?
+            .expect(400, "unscheduled")?;
+        check(
+            e["message"].as_str().is_some_and(|m| m.contains("host")),
+            format!("{e}"),
+        )?;
+        let binding = json!({"target": {"kind": "Node", "name": node}});
+        h.post(&format!("{pods}/lp/binding"), &binding)
+            .await?
+            .expect(201, "bind")?;
+        let e = h
+            .get(&format!("{pods}/lp/log"))
+            .await?
+            .expect(400, "which container")?;
+        check(
+            e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("choose one of: [a b]")),
+            format!("{e}"),
+        )?;
+        let req = Request::builder()
+            .uri(format!("{pods}/lp/log?container=b&tailLines=5&follow=true"))
+            .body(Body::empty())
+            .map_err(|e| format!("{e}"))?;
+        let resp = h.0.clone().oneshot(req).await.map_err(|e| format!("{e}"))?;
+        check(
+            resp.status() == StatusCode::OK,
+            format!("log status {}", resp.status()),
+        )?;
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .map_err(|e| format!("{e}"))?;
+        let text = String::from_utf8_lossy(&body);
+        check(
+            text.starts_with(&format!("log of {ns}/lp/b ?"))
+                && text.contains("tailLines=5")
+                && text.contains("follow=true"),
+            text.to_string(),
+        )?;
+        // A node whose agent is gone: 503 with the node named.
+        let mut down = n.clone();
+        down["metadata"]["name"] = json!(format!("{node}-down"));
+        down["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"] = json!(1);
+        h.post("/api/v1/nodes", &down)
+            .await?
+            .expect(201, "down node")?;
+        let mut q = pod("lq");
+        q["spec"]["nodeName"] = json!(format!("{node}-down"));
+        h.post(&pods, &q).await?.expect(201, "pod on down node")?;
+        let e = h
+            .get(&format!("{pods}/lq/log"))
+            .await?
+            .expect(503, "agent down")?;
+        check(
+            e["message"].as_str().is_some_and(|m| m.contains("-down")),
+            format!("{e}"),
+        )
+    })
 }

@@ -283,6 +283,10 @@ async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Respo
             Ok(())
         };
     match verb {
+        Verb::Get if t.sub == Some(Sub::Log) => {
+            let name = t.name.clone().unwrap_or_default();
+            super::logs::proxy(&api, ns, &name, &params.0).await
+        }
         Verb::Get => get_object(&api, &t).await,
         Verb::List => {
             let opts = params.list_options(t.res)?;
@@ -426,16 +430,11 @@ async fn get_object(api: &ApiServer, t: &ResourceTarget) -> Result<Response, Api
     let name = t.name.clone().unwrap_or_default();
     let s = rest::get(api, t.res, t.namespace.as_deref(), &name).await?;
     let obj = rest::with_rv(s.value, s.mod_revision);
-    let v =
-        match t.sub {
-            None | Some(Sub::Status) => obj,
-            Some(Sub::Scale) => workload::scale_of(t.res.kind, &obj),
-            Some(Sub::Log) => return Err(ApiError::BadRequest(
-                "pod logs are not served by this API server yet; read them from the node's agent"
-                    .into(),
-            )),
-            Some(Sub::Binding) => return Err(ApiError::MethodNotAllowed),
-        };
+    let v = match t.sub {
+        None | Some(Sub::Status) => obj,
+        Some(Sub::Scale) => workload::scale_of(t.res.kind, &obj),
+        Some(Sub::Log) | Some(Sub::Binding) => return Err(ApiError::MethodNotAllowed),
+    };
     Ok(json_response(StatusCode::OK, &v))
 }
 
