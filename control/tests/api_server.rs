@@ -117,6 +117,7 @@ fn main() {
             ("kube_rs_client_crud_watch_patch", kube_client),
             ("kubectl_apply_get_scale_explain", kubectl),
             ("pod_log_proxied_to_the_nodes_agent", pod_log),
+            ("measure_create_get_list_watch_latency", measure),
         ];
         let trials = tests
             .into_iter()
@@ -1342,5 +1343,74 @@ fn pod_log(s: &Suite) -> Result<(), Failed> {
             e["message"].as_str().is_some_and(|m| m.contains("-down")),
             format!("{e}"),
         )
+    })
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+/// Prints request latencies (in-process router, real etcd) so regressions
+/// are visible; checks only that everything answered.
+fn measure(s: &Suite) -> Result<(), Failed> {
+    let h = http(s);
+    s.run(async move {
+        let ns = h.namespace().await?;
+        let base = format!("/api/v1/namespaces/{ns}/pods");
+        let n = 200;
+        let (mut creates, mut gets) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            let t = std::time::Instant::now();
+            h.post(&base, &pod(&format!("m{i}"))).await?.expect(201, "create")?;
+            creates.push(t.elapsed());
+            let t = std::time::Instant::now();
+            h.get(&format!("{base}/m{i}")).await?.expect(200, "get")?;
+            gets.push(t.elapsed());
+        }
+        let t = std::time::Instant::now();
+        let l = h.get(&base).await?.expect(200, "list")?;
+        let list = t.elapsed();
+        check(l["items"].as_array().map(Vec::len) == Some(n), "all listed")?;
+        // Watch latency: create → event on an open watch.
+        let url = format!("{base}?watch=true&resourceVersion={}", rv(&l));
+        let h2 = h.clone();
+        let base2 = base.clone();
+        let writer = tokio::spawn(async move {
+            let mut at = Vec::new();
+            for i in 0..20 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                at.push(std::time::Instant::now());
+                h2.post(&base2, &pod(&format!("w{i}"))).await?.expect(201, "create")?;
+            }
+            Ok::<_, Failed>(at)
+        });
+        let mut arrivals = Vec::new();
+        let evs = h
+            .watch(&url, Duration::from_secs(10), |e| {
+                while arrivals.len() < e.len() {
+                    arrivals.push(std::time::Instant::now());
+                }
+                e.len() >= 20
+            })
+            .await?;
+        let sent = writer.await.map_err(|e| format!("{e}"))??;
+        check(evs.len() == 20, "20 events")?;
+        // The closure runs once before any event: arrivals line up with
+        // events from the first chunk on.
+        let mut lat: Vec<Duration> = sent
+            .iter()
+            .zip(arrivals.iter())
+            .map(|(s, a)| a.saturating_duration_since(*s))
+            .collect();
+        eprintln!(
+            "api latency (in-process, real etcd, debug build): create p50 {:?}, get p50 {:?}, list of {n} pods {:?}, create-request-start-to-watch-event p50 {:?}",
+            median(&mut creates),
+            median(&mut gets),
+            list,
+            median(&mut lat)
+        );
+        h.delete(&base).await?.expect(200, "cleanup")?;
+        Ok(())
     })
 }

@@ -2,6 +2,10 @@
 //! watch, patch, validation and defaulting. It trusts the `auth::User` that
 //! the server's authentication layer put in the request's extensions and
 //! asks an `auth::Authorizer` before every verb; it never parses credentials.
+//!
+//! Use: `let api = Arc::new(ApiServer::new(etcd, ApiConfig { .. }, authorizer));
+//! api.bootstrap().await?; let app = router(api);` then mount `app` behind
+//! authentication (which inserts `auth::User` into request extensions).
 
 pub mod discovery;
 pub mod handlers;
