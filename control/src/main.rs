@@ -1,16 +1,118 @@
 //! `capstan-control`: parses flags and wires the API server, scheduler and
 //! controllers. It owns no logic of its own.
+//!
+//!   capstan-control init --dir DIR --server https://IP:6443 [--node N]...
+//!   capstan-control [serve] --pki-dir DIR --etcd-endpoints URL,...
 
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-use clap::Parser;
+use anyhow::Context;
+use capstan_control::auth::token_file::TokenFile;
+use capstan_control::pki::{self, Layout};
+use capstan_control::server::{self, etcd::EtcdTls, Authenticator, Health, Metrics};
+use clap::{Args, Parser, Subcommand};
+use ipnetwork::Ipv4Network;
 
 #[derive(Parser, Debug)]
-#[command(name = "capstan-control", version, about = "Capstan control plane")]
+#[command(
+    name = "capstan-control",
+    version,
+    about = "Capstan control plane",
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Make the cluster CA, certificates, token file and kubeconfigs
+    /// (keeps whatever exists).
+    Init(InitArgs),
+    /// Serve the Kubernetes API over HTTPS (the default).
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Debug)]
+struct InitArgs {
+    /// Directory for the CA, certificates, tokens.csv and kubeconfigs.
+    #[arg(long)]
+    dir: PathBuf,
+    /// The API server's URL as clients reach it (https://HOST:PORT).
+    #[arg(long)]
+    server: String,
+    /// Extra DNS names or IPs for the serving certificate.
+    #[arg(long = "san", value_delimiter = ',')]
+    sans: Vec<String>,
+    /// Nodes to issue credentials for (certificate, token, kubeconfig).
+    #[arg(long = "node", value_delimiter = ',')]
+    nodes: Vec<String>,
+    /// Service ClusterIP range: its first address goes into the SANs.
+    #[arg(long, default_value = "10.96.0.0/12")]
+    service_cidr: Ipv4Network,
+}
+
+#[derive(Args, Debug, Clone)]
+struct ServeArgs {
     /// etcd endpoints, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:2379")]
     etcd_endpoints: Vec<String>,
+    /// CA that signed etcd's serving certificate (etcd over TLS).
+    #[arg(long)]
+    etcd_cafile: Option<PathBuf>,
+    /// Client certificate for etcd.
+    #[arg(long)]
+    etcd_certfile: Option<PathBuf>,
+    /// Key of --etcd-certfile.
+    #[arg(long)]
+    etcd_keyfile: Option<PathBuf>,
+    /// Key prefix of the API's objects in etcd.
+    #[arg(long, default_value = "/registry")]
+    etcd_prefix: String,
+    /// Directory `init` wrote; sets the four files below unless given.
+    #[arg(long)]
+    pki_dir: Option<PathBuf>,
+    #[arg(long)]
+    tls_cert_file: Option<PathBuf>,
+    #[arg(long)]
+    tls_private_key_file: Option<PathBuf>,
+    /// CA for client certificates.
+    #[arg(long)]
+    client_ca_file: Option<PathBuf>,
+    /// Bearer tokens: token,user,uid,"group1,group2" per line.
+    #[arg(long)]
+    token_auth_file: Option<PathBuf>,
+    #[arg(long, default_value = "0.0.0.0")]
+    bind_address: IpAddr,
+    #[arg(long, default_value_t = 6443)]
+    secure_port: u16,
+    #[arg(long, default_value = "10.96.0.0/12")]
+    service_cidr: Ipv4Network,
+    /// NodePort range, FIRST-LAST.
+    #[arg(long, default_value = "30000-32767", value_parser = parse_port_range)]
+    service_node_port_range: (u16, u16),
+    /// How long requests in flight may finish after SIGTERM.
+    #[arg(long, default_value_t = 5)]
+    shutdown_grace_seconds: u64,
+}
+
+fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| format!("{s:?} is not FIRST-LAST"))?;
+    let a: u16 = a.trim().parse().map_err(|_| format!("bad port {a:?}"))?;
+    let b: u16 = b.trim().parse().map_err(|_| format!("bad port {b:?}"))?;
+    if a == 0 || a > b {
+        return Err(format!("empty or zero range {s}"));
+    }
+    Ok((a, b))
 }
 
 fn main() -> ExitCode {
@@ -35,7 +137,12 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    match run(cli) {
+    let result = match cli.command {
+        Some(Cmd::Init(a)) => init(a),
+        Some(Cmd::Serve(a)) => serve(a),
+        None => serve(cli.serve),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("capstan-control: {e:#}");
@@ -44,9 +151,122 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    anyhow::bail!(
-        "the API server is not built yet in this version (etcd {:?})",
-        cli.etcd_endpoints
-    )
+fn init(a: InitArgs) -> anyhow::Result<()> {
+    let report = pki::init(&pki::InitOptions {
+        dir: a.dir.clone(),
+        server: a.server,
+        sans: a.sans,
+        nodes: a.nodes,
+        service_cidr: a.service_cidr,
+    })?;
+    for p in &report.created {
+        println!("created {}", p.display());
+    }
+    for p in &report.kept {
+        println!("kept    {}", p.display());
+    }
+    Ok(())
+}
+
+/// The four files the edge needs, from --pki-dir unless given one by one.
+struct EdgeFiles {
+    cert: PathBuf,
+    key: PathBuf,
+    client_ca: PathBuf,
+    tokens: Option<PathBuf>,
+}
+
+fn edge_files(a: &ServeArgs) -> anyhow::Result<EdgeFiles> {
+    let layout = a.pki_dir.as_ref().map(Layout::new);
+    let pick = |given: &Option<PathBuf>, from_dir: fn(&Layout) -> PathBuf, flag: &str| {
+        given
+            .clone()
+            .or_else(|| layout.as_ref().map(from_dir))
+            .with_context(|| format!("--{flag} or --pki-dir is required (HTTPS only)"))
+    };
+    let tokens = a
+        .token_auth_file
+        .clone()
+        .or_else(|| layout.as_ref().map(Layout::tokens).filter(|p| p.exists()));
+    Ok(EdgeFiles {
+        cert: pick(&a.tls_cert_file, Layout::serving_cert, "tls-cert-file")?,
+        key: pick(
+            &a.tls_private_key_file,
+            Layout::serving_key,
+            "tls-private-key-file",
+        )?,
+        client_ca: pick(&a.client_ca_file, Layout::ca_cert, "client-ca-file")?,
+        tokens,
+    })
+}
+
+fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let files = edge_files(&a)?;
+    let tls = server::tls::server_config(&files.cert, &files.key, &files.client_ca)?;
+    let tokens = match &files.tokens {
+        Some(p) => TokenFile::load(p).with_context(|| format!("token file {}", p.display()))?,
+        None => TokenFile::default(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    runtime.block_on(async move {
+        let etcd_tls = EtcdTls {
+            ca: a.etcd_cafile.clone(),
+            cert: a.etcd_certfile.clone(),
+            key: a.etcd_keyfile.clone(),
+        };
+        let etcd = server::etcd::connect(&a.etcd_endpoints, &etcd_tls).await?;
+        let addr = SocketAddr::new(a.bind_address, a.secure_port);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listen on {addr}"))?;
+        let health = Health::new(Some(etcd.clone()));
+        let metrics = Arc::new(Metrics::new());
+        let api = api_router(etcd, &a)?;
+        let app = server::app(
+            api,
+            Arc::new(Authenticator::new(tokens)),
+            health.clone(),
+            metrics,
+        );
+        tracing::info!(%addr, etcd = ?a.etcd_endpoints, "serving the Kubernetes API over HTTPS");
+        let shutdown = async move {
+            terminated().await;
+            tracing::info!("SIGTERM: no longer ready, draining");
+            health.set_shutting_down();
+        };
+        server::serve(
+            listener,
+            tls,
+            app,
+            shutdown,
+            Duration::from_secs(a.shutdown_grace_seconds),
+        )
+        .await
+        .context("serve")?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+fn api_router(_etcd: etcd_client::Client, _a: &ServeArgs) -> anyhow::Result<axum::Router> {
+    Ok(axum::Router::new())
+}
+
+async fn terminated() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no SIGTERM handler; stopping on Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }

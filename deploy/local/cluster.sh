@@ -5,6 +5,7 @@
 #   deploy/local/cluster.sh down                remove everything the cluster made
 #   deploy/local/cluster.sh status              nodes, daemons, logs
 #   deploy/local/cluster.sh kubeconfig          path of the admin kubeconfig
+#   deploy/local/cluster.sh kubectl ARGS...     kubectl as the admin (run where the API is reachable)
 #   deploy/local/cluster.sh exec NODE CMD...    run CMD inside node NODE (or `lab`: outside every node)
 #   deploy/local/cluster.sh restart etcd|control|agent NODE|containerd NODE
 #
@@ -41,6 +42,27 @@ need_lab_binary() { [ -x "$BIN/capstan-lab" ] || build; }
 ETCD=http://192.168.250.1:2379
 NETWORK_CONFIG='{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan","VNI":1,"Port":8472}}'
 
+CONTROL_IP=192.168.250.1
+PKI="/var/lib/capstan-lab/$NAME/pki"
+
+# capstan-control: credentials for the admin and every node (init keeps
+# what exists), then the API server in the underlay namespace, on the
+# bridge's address, against the cluster's etcd; up once /readyz says ok.
+start_control() {
+  local nodes=() i
+  for i in $(seq 1 "$NODES"); do nodes+=(--node "node-$i"); done
+  "$BIN/capstan-control" init --dir "$PKI" --server "https://$CONTROL_IP:6443" "${nodes[@]}" >/dev/null
+  "${LAB[@]}" spawn lab control "$BIN/capstan-control" serve --pki-dir="$PKI" \
+    --etcd-endpoints="$ETCD" --bind-address="$CONTROL_IP" --secure-port=6443 >/dev/null
+  for _ in $(seq 1 300); do
+    "${LAB[@]}" exec lab curl -sf --max-time 2 --cacert "$PKI/ca.crt" "https://$CONTROL_IP:6443/readyz" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  "${LAB[@]}" exec lab curl -sf --max-time 2 --cacert "$PKI/ca.crt" "https://$CONTROL_IP:6443/readyz" >/dev/null 2>&1 \
+    || die "capstan-control is not ready; see /var/lib/capstan-lab/$NAME/logs/control.log"
+  echo "control plane: https://$CONTROL_IP:6443 (admin kubeconfig $PKI/admin.kubeconfig)"
+}
+
 # The overlay network config goes into etcd, then one agent per node (overlay
 # component; the kubelet and proxy components join as they are built).
 start_agents() {
@@ -70,36 +92,44 @@ up() {
   # A half-made cluster from an interrupted run is removed first.
   "${LAB[@]}" down
   "${LAB[@]}" up --nodes "$NODES" --etcd --containerd
+  start_control
   start_agents
   cat <<MSG
 
 Capstan local cluster "$NAME" is up with $NODES node(s): $(seq -s ' ' -f 'node-%g' 1 "$NODES").
   run inside a node:   deploy/local/cluster.sh exec node-1 ip addr
   etcd (from nodes):   deploy/local/cluster.sh exec node-1 etcdctl --endpoints=http://192.168.250.1:2379 endpoint health
+  kubectl:             deploy/local/cluster.sh kubectl get nodes
+                       (admin kubeconfig: $PKI/admin.kubeconfig; node kubeconfigs beside it)
   status and logs:     deploy/local/cluster.sh status
   remove it:           deploy/local/cluster.sh down
 Each node runs capstan-agent (overlay): its pod subnet is in
 /var/lib/capstan-lab/$NAME/node-N/run/capstan/subnet.env, for capstan-cni.
-The control plane (capstan-control) and the kubelet join this script as they are built.
+capstan-control serves the API at https://$CONTROL_IP:6443 (reachable from the
+nodes and from "cluster.sh exec lab ..."). The kubelet joins as it is built.
 MSG
 }
 
 cmd=${1:-}
-[ -n "$cmd" ] || { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ -n "$cmd" ] || { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 shift
 case "$cmd" in
   up) up ;;
   down) need_root; need_lab_binary; "${LAB[@]}" down; echo "cluster $NAME is down" ;;
   status) need_lab_binary; "${LAB[@]}" status ;;
   kubeconfig)
-    f="/var/lib/capstan-lab/$NAME/kubeconfig"
-    [ -f "$f" ] || die "no kubeconfig: this version has no control plane yet (capstan-control is not built)"
+    f="$PKI/admin.kubeconfig"
+    [ -f "$f" ] || die "no kubeconfig at $f: is the cluster up? (deploy/local/cluster.sh up)"
     echo "$f" ;;
+  kubectl)
+    f="$PKI/admin.kubeconfig"
+    [ -f "$f" ] || die "no kubeconfig at $f: is the cluster up? (deploy/local/cluster.sh up)"
+    need_root; need_lab_binary; "${LAB[@]}" exec lab kubectl --kubeconfig "$f" "$@" ;;
   exec)
     [ $# -ge 2 ] || die "usage: exec NODE CMD..."
     need_root; need_lab_binary; "${LAB[@]}" exec "$@" ;;
   restart)
     [ $# -ge 1 ] || die "usage: restart etcd|control|agent NODE|containerd NODE"
     need_root; need_lab_binary; "${LAB[@]}" restart "$@" ;;
-  *) die "unknown command $cmd (up, down, status, kubeconfig, exec, restart)" ;;
+  *) die "unknown command $cmd (up, down, status, kubeconfig, kubectl, exec, restart)" ;;
 esac

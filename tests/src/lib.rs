@@ -7,6 +7,7 @@ pub mod bins;
 pub mod cli;
 pub mod cmd;
 pub mod containerd;
+pub mod control;
 pub mod daemon;
 pub mod error;
 pub mod etcd;

@@ -2,6 +2,20 @@
 //! and whether they may (`Authorizer`). The API server asks the authorizer
 //! before every verb; it never looks at certificates or tokens itself.
 
+pub mod authorizer;
+pub mod node;
+pub mod token_file;
+pub mod x509;
+
+pub use authorizer::ClusterAuthorizer;
+
+/// Members may do everything (Kubernetes' superuser group).
+pub const MASTERS_GROUP: &str = "system:masters";
+/// Every authenticated user is in this group as well, as in Kubernetes.
+pub const AUTHENTICATED_GROUP: &str = "system:authenticated";
+/// Members may read (get, list, watch) everything: for dashboards and
+/// monitoring without write access. A Capstan group, not a Kubernetes one.
+pub const READERS_GROUP: &str = "capstan:readers";
 /// The group every node's credentials carry, as in Kubernetes.
 pub const NODES_GROUP: &str = "system:nodes";
 /// Node user names are `system:node:<nodeName>`.
@@ -38,6 +52,27 @@ pub enum Verb {
     DeleteCollection,
 }
 
+impl Verb {
+    /// get, list and watch: the verbs that change nothing.
+    pub fn is_read(self) -> bool {
+        matches!(self, Verb::Get | Verb::List | Verb::Watch)
+    }
+
+    /// The lower-case name Kubernetes uses in messages and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Get => "get",
+            Verb::List => "list",
+            Verb::Watch => "watch",
+            Verb::Create => "create",
+            Verb::Update => "update",
+            Verb::Patch => "patch",
+            Verb::Delete => "delete",
+            Verb::DeleteCollection => "deletecollection",
+        }
+    }
+}
+
 /// What a request wants to do, as the authorizer sees it.
 #[derive(Clone, Debug, Default)]
 pub struct Attributes<'a> {
@@ -48,6 +83,9 @@ pub struct Attributes<'a> {
     pub resource: &'a str,
     pub subresource: Option<&'a str>,
     pub namespace: Option<&'a str>,
+    /// The object's name: from the path, or for a create from the body's
+    /// `metadata.name` (the node authorizer needs it to let a node create
+    /// its own Node and Lease but no other).
     pub name: Option<&'a str>,
     /// For a request on an existing pod (or a pod being created), the node
     /// it is bound to: the API server fills it from storage (or the body) so

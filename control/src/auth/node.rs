@@ -1,0 +1,221 @@
+//! What a node's credentials may do, after Kubernetes' Node authorizer and
+//! NodeRestriction admission: write its own Node (and status), the status of
+//! pods bound to it, delete those pods, its own Lease in `kube-node-lease`,
+//! and events. Reads are allowed broadly: Kubernetes limits a node's reads
+//! of secrets, configmaps and volumes to those its pods reference (a graph
+//! of pods to objects), which Capstan does not track.
+
+use super::{Attributes, Decision, Verb};
+
+/// Namespace of node heartbeat Leases, as in Kubernetes.
+pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
+
+pub fn authorize(node: &str, a: &Attributes<'_>) -> Decision {
+    let Some(verb) = a.verb else {
+        return Decision::Deny("no verb".into());
+    };
+    if verb.is_read() {
+        return Decision::Allow;
+    }
+    match (a.group, a.resource) {
+        ("", "nodes") => own_node(node, verb, a),
+        ("", "pods") => bound_pod(node, verb, a),
+        ("coordination.k8s.io", "leases") => own_lease(node, verb, a),
+        ("", "events") | ("events.k8s.io", "events") => match verb {
+            Verb::Create | Verb::Update | Verb::Patch => Decision::Allow,
+            _ => deny(node, verb, a, "nodes may only create and update events"),
+        },
+        _ => deny(node, verb, a, "no node rule allows this"),
+    }
+}
+
+fn own_node(node: &str, verb: Verb, a: &Attributes<'_>) -> Decision {
+    if !matches!(a.subresource, None | Some("status")) {
+        return deny(node, verb, a, "nodes may only write a Node and its status");
+    }
+    if verb == Verb::DeleteCollection {
+        return deny(node, verb, a, "nodes may not delete Nodes in bulk");
+    }
+    match a.name {
+        Some(name) if name == node => Decision::Allow,
+        Some(name) => deny(
+            node,
+            verb,
+            a,
+            &format!("node '{node}' cannot modify node '{name}'"),
+        ),
+        None => deny(node, verb, a, "the Node's name is unknown"),
+    }
+}
+
+fn bound_pod(node: &str, verb: Verb, a: &Attributes<'_>) -> Decision {
+    let writes_status =
+        matches!(verb, Verb::Update | Verb::Patch) && a.subresource == Some("status");
+    let deletes = verb == Verb::Delete && a.subresource.is_none();
+    if !(writes_status || deletes) {
+        return deny(
+            node,
+            verb,
+            a,
+            "nodes may only update pod status and delete pods bound to them",
+        );
+    }
+    match a.pod_node_name {
+        Some(bound) if bound == node => Decision::Allow,
+        Some(bound) => deny(
+            node,
+            verb,
+            a,
+            &format!("pod is bound to node '{bound}', not '{node}'"),
+        ),
+        None => deny(node, verb, a, "pod is not bound to this node"),
+    }
+}
+
+fn own_lease(node: &str, verb: Verb, a: &Attributes<'_>) -> Decision {
+    if a.namespace != Some(NODE_LEASE_NAMESPACE) {
+        return deny(
+            node,
+            verb,
+            a,
+            "nodes may only write Leases in the kube-node-lease namespace",
+        );
+    }
+    if verb == Verb::DeleteCollection || a.subresource.is_some() {
+        return deny(node, verb, a, "nodes may only write their own Lease");
+    }
+    match a.name {
+        Some(name) if name == node => Decision::Allow,
+        _ => deny(
+            node,
+            verb,
+            a,
+            "nodes may only write the Lease named after them",
+        ),
+    }
+}
+
+fn deny(node: &str, verb: Verb, a: &Attributes<'_>, why: &str) -> Decision {
+    let group = if a.group.is_empty() { "\"\"" } else { a.group };
+    Decision::Deny(format!(
+        "User \"system:node:{node}\" cannot {} resource \"{}{}\" in API group {group}: {why}",
+        verb.as_str(),
+        a.resource,
+        a.subresource.map(|s| format!("/{s}")).unwrap_or_default(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attrs<'a>(verb: Verb, group: &'a str, resource: &'a str) -> Attributes<'a> {
+        Attributes {
+            verb: Some(verb),
+            group,
+            resource,
+            ..Default::default()
+        }
+    }
+
+    fn allowed(d: Decision) -> bool {
+        d == Decision::Allow
+    }
+
+    #[test]
+    fn reads_are_allowed() {
+        for r in ["pods", "nodes", "services", "secrets"] {
+            assert!(allowed(authorize("n1", &attrs(Verb::List, "", r))));
+            assert!(allowed(authorize("n1", &attrs(Verb::Watch, "", r))));
+        }
+    }
+
+    #[test]
+    fn own_node_only() {
+        for verb in [Verb::Create, Verb::Update, Verb::Patch, Verb::Delete] {
+            for sub in [None, Some("status")] {
+                let mut a = attrs(verb, "", "nodes");
+                a.subresource = sub;
+                a.name = Some("n1");
+                assert!(allowed(authorize("n1", &a)), "{verb:?} {sub:?}");
+                a.name = Some("n2");
+                let d = authorize("n1", &a);
+                assert!(
+                    matches!(&d, Decision::Deny(m) if m.contains("cannot modify node 'n2'")),
+                    "{d:?}"
+                );
+            }
+        }
+        let mut a = attrs(Verb::Patch, "", "nodes");
+        a.name = None;
+        assert!(!allowed(authorize("n1", &a)));
+        a.name = Some("n1");
+        a.subresource = Some("proxy");
+        assert!(!allowed(authorize("n1", &a)));
+        assert!(!allowed(authorize(
+            "n1",
+            &attrs(Verb::DeleteCollection, "", "nodes")
+        )));
+    }
+
+    #[test]
+    fn pods_bound_to_self() {
+        let mut a = attrs(Verb::Patch, "", "pods");
+        a.subresource = Some("status");
+        a.namespace = Some("default");
+        a.name = Some("p");
+        a.pod_node_name = Some("n1");
+        assert!(allowed(authorize("n1", &a)));
+        a.pod_node_name = Some("n2");
+        assert!(!allowed(authorize("n1", &a)));
+        a.pod_node_name = None;
+        assert!(!allowed(authorize("n1", &a)));
+        // Spec updates and creates are not a node's to make.
+        let mut spec = attrs(Verb::Update, "", "pods");
+        spec.pod_node_name = Some("n1");
+        assert!(!allowed(authorize("n1", &spec)));
+        let mut create = attrs(Verb::Create, "", "pods");
+        create.pod_node_name = Some("n1");
+        assert!(!allowed(authorize("n1", &create)));
+        let mut del = attrs(Verb::Delete, "", "pods");
+        del.pod_node_name = Some("n1");
+        assert!(allowed(authorize("n1", &del)));
+        del.pod_node_name = Some("n2");
+        assert!(!allowed(authorize("n1", &del)));
+    }
+
+    #[test]
+    fn own_lease_in_node_lease_namespace() {
+        let mut a = attrs(Verb::Update, "coordination.k8s.io", "leases");
+        a.namespace = Some(NODE_LEASE_NAMESPACE);
+        a.name = Some("n1");
+        assert!(allowed(authorize("n1", &a)));
+        a.name = Some("n2");
+        assert!(!allowed(authorize("n1", &a)));
+        a.name = Some("n1");
+        a.namespace = Some("default");
+        assert!(!allowed(authorize("n1", &a)));
+    }
+
+    #[test]
+    fn events_and_nothing_else() {
+        assert!(allowed(authorize("n1", &attrs(Verb::Create, "", "events"))));
+        assert!(allowed(authorize(
+            "n1",
+            &attrs(Verb::Create, "events.k8s.io", "events")
+        )));
+        assert!(!allowed(authorize(
+            "n1",
+            &attrs(Verb::Delete, "", "events")
+        )));
+        assert!(!allowed(authorize(
+            "n1",
+            &attrs(Verb::Create, "", "services")
+        )));
+        assert!(!allowed(authorize(
+            "n1",
+            &attrs(Verb::Create, "apps", "deployments")
+        )));
+        assert!(!allowed(authorize("n1", &Attributes::default())));
+    }
+}
