@@ -127,7 +127,11 @@ impl Transaction {
     pub fn into_commands(self, table: &Table) -> Vec<Value> {
         let mut out = self.prologue;
         if !self.delete_hairpin.is_empty() {
-            out.push(cmd("delete", "element", table.hairpin_elements(&self.delete_hairpin)));
+            out.push(cmd(
+                "delete",
+                "element",
+                table.hairpin_elements(&self.delete_hairpin),
+            ));
         }
         for (map, elems) in self.delete_elements {
             // Deleting takes keys only.
@@ -143,7 +147,11 @@ impl Transaction {
             out.push(cmd("add", "element", table.elements(&map, elems)));
         }
         if !self.add_hairpin.is_empty() {
-            out.push(cmd("add", "element", table.hairpin_elements(&self.add_hairpin)));
+            out.push(cmd(
+                "add",
+                "element",
+                table.hairpin_elements(&self.add_hairpin),
+            ));
         }
         out
     }

@@ -103,6 +103,10 @@ pub enum ProxyEvent {
     ServiceDeleted(Service),
     SliceApplied(EndpointSlice),
     SliceDeleted(EndpointSlice),
+    /// A complete re-list of Services (deletes the ones not in it).
+    ServicesReplaced(Vec<Service>),
+    /// A complete re-list of EndpointSlices.
+    SlicesReplaced(Vec<EndpointSlice>),
     /// The source has delivered its initial list: syncing may start.
     InitDone,
 }
@@ -162,6 +166,8 @@ impl Proxy {
             ProxyEvent::ServiceDeleted(s) => self.tracker.service_deleted(&s),
             ProxyEvent::SliceApplied(s) => self.tracker.slice_applied(s),
             ProxyEvent::SliceDeleted(s) => self.tracker.slice_deleted(&s),
+            ProxyEvent::ServicesReplaced(l) => self.tracker.replace_services(l),
+            ProxyEvent::SlicesReplaced(l) => self.tracker.replace_slices(l),
             ProxyEvent::InitDone => self.ready = true,
         }
     }
@@ -182,7 +188,9 @@ impl Proxy {
     }
 
     fn tamper_check_due(&mut self) -> bool {
-        let due = self.last_tamper_check.is_none_or(|t| t.elapsed() >= self.tamper_every);
+        let due = self
+            .last_tamper_check
+            .is_none_or(|t| t.elapsed() >= self.tamper_every);
         if due {
             self.last_tamper_check = Some(Instant::now());
         }
@@ -283,7 +291,8 @@ impl Proxy {
                     txn.diff(&fam.table, &empty, &r);
                     programmed.insert(key.clone(), r);
                 }
-                let pairs: Vec<(&Rendered, &Rendered)> = programmed.values().map(|r| (&empty, r)).collect();
+                let pairs: Vec<(&Rendered, &Rendered)> =
+                    programmed.values().map(|r| (&empty, r)).collect();
                 let (counts, add, _) = hairpin_delta(&HashMap::new(), &pairs);
                 txn.hairpin(add, Vec::new());
                 commands.extend(txn.into_commands(&fam.table));

@@ -340,10 +340,19 @@ mod tests {
         // service, external; no per-endpoint chains without affinity
         assert_eq!(r.chains.len(), 2);
         let svc = &r.chains[&chain_name("service", "ns/web/tcp/http")];
-        assert_eq!(svc.len(), 3, "masquerade off-cluster + one rule per endpoint: {svc:?}");
+        assert_eq!(
+            svc.len(),
+            3,
+            "masquerade off-cluster + one rule per endpoint: {svc:?}"
+        );
         assert!(svc[1][0].to_string().contains("\"mod\":2"));
         assert!(svc[2].iter().any(|e| e.to_string().contains("dnat")));
-        assert!(!svc.iter().flatten().any(|e| e.to_string().contains("\"set\"")), "no anonymous sets");
+        assert!(
+            !svc.iter()
+                .flatten()
+                .any(|e| e.to_string().contains("\"set\"")),
+            "no anonymous sets"
+        );
         assert_eq!(r.hairpin.len(), 2);
         let maps: std::collections::BTreeSet<&str> =
             r.elements.keys().map(|(m, _)| m.as_str()).collect();
@@ -372,7 +381,9 @@ mod tests {
         );
         let local = &r.chains[&chain_name("local", "ns/web/tcp/http")];
         assert_eq!(local.len(), 1);
-        assert!(local[0].iter().any(|e| e.to_string().contains("10.244.1.2")));
+        assert!(local[0]
+            .iter()
+            .any(|e| e.to_string().contains("10.244.1.2")));
         let ext = &r.chains[&chain_name("external", "ns/web/tcp/http")];
         assert!(
             !ext.iter()

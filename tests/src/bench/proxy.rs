@@ -55,7 +55,11 @@ pub struct LatencyRow {
 
 fn summary(mut v: Vec<f64>) -> Summary {
     v.sort_by(f64::total_cmp);
-    let at = |q: f64| v.get(((v.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN);
+    let at = |q: f64| {
+        v.get(((v.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
     Summary {
         p50: at(0.5),
         p90: at(0.9),
@@ -151,9 +155,17 @@ fn pod(lab: &Lab, name: &str, addr: Ipv4Addr) -> Result<Endpoint, LabError> {
     let node = lab.node(0);
     let ns = node.netns_name();
     let veth = format!("vpx{name}");
-    ip(ns, &["link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &netns])?;
+    ip(
+        ns,
+        &[
+            "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &netns,
+        ],
+    )?;
     ip(ns, &["link", "set", &veth, "master", "cbr0", "up"])?;
-    ip(&netns, &["addr", "add", &format!("{addr}/24"), "dev", "eth0"])?;
+    ip(
+        &netns,
+        &["addr", "add", &format!("{addr}/24"), "dev", "eth0"],
+    )?;
     ip(&netns, &["link", "set", "eth0", "up"])?;
     ip(&netns, &["route", "add", "default", "via", "10.247.0.1"])?;
     Ok(Endpoint { netns, ip: addr })
@@ -175,7 +187,9 @@ fn crr_us(client: &Endpoint, target: SocketAddr, secs: f64) -> Result<f64, LabEr
         .map_err(|e| LabError::Other(format!("tcp-crr printed {out:?}: {e}")))?;
     let per_s = v["per_s"].as_f64().unwrap_or(0.0);
     if per_s <= 0.0 {
-        return Err(LabError::Other(format!("tcp-crr made no connection: {out}")));
+        return Err(LabError::Other(format!(
+            "tcp-crr made no connection: {out}"
+        )));
     }
     Ok(1e6 / per_s)
 }
@@ -197,15 +211,26 @@ fn sync(proxy: &mut Proxy) -> Result<f64, LabError> {
 
 pub fn run(opts: &Options) -> Result<Report, LabError> {
     if opts.services == 0 || opts.endpoints == 0 {
-        return Err(LabError::Other("--services and --endpoints must be positive".into()));
+        return Err(LabError::Other(
+            "--services and --endpoints must be positive".into(),
+        ));
     }
-    let lab = Lab::builder().nodes(1).etcd(false).containerd(false).image(false).build()?;
+    let lab = Lab::builder()
+        .nodes(1)
+        .etcd(false)
+        .containerd(false)
+        .image(false)
+        .build()?;
     let node = lab.node(0);
     let ns = node.netns_name().to_string();
     ip(&ns, &["link", "add", "cbr0", "type", "bridge"])?;
     ip(&ns, &["addr", "add", "10.247.0.1/24", "dev", "cbr0"])?;
     ip(&ns, &["link", "set", "cbr0", "up"])?;
-    cmd::run(Netns::existing(&ns)?.command("sysctl")?.args(["-qw", "net.ipv4.ip_forward=1"]))?;
+    cmd::run(
+        Netns::existing(&ns)?
+            .command("sysctl")?
+            .args(["-qw", "net.ipv4.ip_forward=1"]),
+    )?;
     let client = pod(&lab, "c", CLIENT_IP)?;
     let server = pod(&lab, "s", SERVER_IP)?;
     let _srv = pods::start_server(&node, &server, 1)?;
@@ -221,7 +246,12 @@ pub fn run(opts: &Options) -> Result<Report, LabError> {
     let feed = |proxy: &mut Proxy, range: std::ops::Range<usize>| {
         for i in range {
             proxy.handle(ProxyEvent::ServiceApplied(service(i)));
-            proxy.handle(ProxyEvent::SliceApplied(slice(i, opts.endpoints, node.name(), 0)));
+            proxy.handle(ProxyEvent::SliceApplied(slice(
+                i,
+                opts.endpoints,
+                node.name(),
+                0,
+            )));
         }
     };
     feed(&mut proxy, 0..few);
@@ -233,7 +263,11 @@ pub fn run(opts: &Options) -> Result<Report, LabError> {
         let (mut d, mut c) = (0.0, 0.0);
         for _ in 0..opts.rounds {
             d += crr_us(&client, direct, opts.duration)?;
-            c += crr_us(&client, SocketAddr::from((cluster_ip(0), 80)), opts.duration)?;
+            c += crr_us(
+                &client,
+                SocketAddr::from((cluster_ip(0), 80)),
+                opts.duration,
+            )?;
         }
         let n = f64::from(opts.rounds.max(1));
         Ok(LatencyRow {
@@ -256,7 +290,12 @@ pub fn run(opts: &Options) -> Result<Report, LabError> {
     let mut changes = Vec::new();
     for k in 0..opts.changes {
         let i = 1 + (k * 7907) % (opts.services - 1).max(1);
-        proxy.handle(ProxyEvent::SliceApplied(slice(i, opts.endpoints, node.name(), k as u32 + 1)));
+        proxy.handle(ProxyEvent::SliceApplied(slice(
+            i,
+            opts.endpoints,
+            node.name(),
+            k as u32 + 1,
+        )));
         changes.push(sync(&mut proxy)?);
     }
     latency.push(measure(opts.services)?);
@@ -272,17 +311,36 @@ pub fn run(opts: &Options) -> Result<Report, LabError> {
 
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "proxy (nftables), {} services x {} endpoints", self.services, self.endpoints_per_service)?;
-        let full: Vec<String> = self.full_sync_ms.iter().map(|v| format!("{v:.0}")).collect();
+        writeln!(
+            f,
+            "proxy (nftables), {} services x {} endpoints",
+            self.services, self.endpoints_per_service
+        )?;
+        let full: Vec<String> = self
+            .full_sync_ms
+            .iter()
+            .map(|v| format!("{v:.0}"))
+            .collect();
         writeln!(f, "| what | value |\n|---|---:|")?;
         writeln!(f, "| full sync ms (runs) | {} |", full.join(", "))?;
         let c = &self.one_service_change_ms;
-        writeln!(f, "| one-service change ms p50 / p90 / max | {:.1} / {:.1} / {:.1} |", c.p50, c.p90, c.max)?;
+        writeln!(
+            f,
+            "| one-service change ms p50 / p90 / max | {:.1} / {:.1} / {:.1} |",
+            c.p50, c.p90, c.max
+        )?;
         writeln!(f, "| proxy state RSS MiB | {:.1} |", self.proxy_rss_mib)?;
         writeln!(f)?;
-        writeln!(f, "| services | direct µs | ClusterIP µs | ratio |\n|---:|---:|---:|---:|")?;
+        writeln!(
+            f,
+            "| services | direct µs | ClusterIP µs | ratio |\n|---:|---:|---:|---:|"
+        )?;
         for r in &self.latency {
-            writeln!(f, "| {} | {:.1} | {:.1} | {:.3} |", r.services, r.direct_us, r.cluster_ip_us, r.ratio)?;
+            writeln!(
+                f,
+                "| {} | {:.1} | {:.1} | {:.3} |",
+                r.services, r.direct_us, r.cluster_ip_us, r.ratio
+            )?;
         }
         Ok(())
     }
