@@ -1,0 +1,454 @@
+//! The HTTP face of the API server (axum): routes, the request → verb
+//! mapping, authorization before every verb, bodies and media types, and
+//! responses as JSON or `Status`. The verbs themselves are `rest`'s.
+
+pub mod request;
+pub mod target;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::{Extension, Router};
+use serde_json::{json, Value};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt;
+
+use super::patch::{self, PatchKind};
+use super::registry::workload;
+use super::resources::Sub;
+use super::rest::{self, Change, DeleteOptions};
+use super::status::ApiError;
+use super::{discovery, openapi, watch, ApiServer};
+use crate::auth::{Attributes, Decision, User, Verb};
+use request::{read_body, read_object, Params};
+use target::{ResourceTarget, Target};
+
+/// The API's routes; authentication is mounted around them by the server.
+pub fn router(api: Arc<ApiServer>) -> Router {
+    Router::new()
+        .route("/version", get(version))
+        .route("/api", get(core_versions))
+        .route("/apis", get(groups))
+        .route("/openapi/v2", get(openapi::v2))
+        .route("/openapi/v3", get(openapi::v3_index))
+        .route("/openapi/v3/{*gv}", get(openapi::v3_doc))
+        .route("/api/{*rest}", any(core_resource))
+        .route("/apis/{*rest}", any(group_resource))
+        .with_state(api)
+}
+
+pub(crate) fn json_response(code: StatusCode, v: &Value) -> Response {
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        v.to_string(),
+    )
+        .into_response()
+}
+
+async fn version(State(api): State<Arc<ApiServer>>) -> Response {
+    json_response(StatusCode::OK, &discovery::version(&api.config.git_version))
+}
+
+fn accept(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
+fn aggregated_response(core: bool) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, discovery::AGGREGATED_V2)],
+        discovery::aggregated(core).to_string(),
+    )
+        .into_response()
+}
+
+async fn core_versions(headers: HeaderMap) -> Response {
+    if discovery::wants_aggregated(accept(&headers)) {
+        return aggregated_response(true);
+    }
+    json_response(StatusCode::OK, &discovery::api_versions())
+}
+
+async fn groups(headers: HeaderMap) -> Response {
+    if discovery::wants_aggregated(accept(&headers)) {
+        return aggregated_response(false);
+    }
+    json_response(StatusCode::OK, &discovery::api_groups())
+}
+
+struct Req {
+    method: Method,
+    headers: HeaderMap,
+    params: Params,
+    user: Option<User>,
+    body: Body,
+}
+
+async fn core_resource(
+    State(api): State<Arc<ApiServer>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    user: Option<Extension<User>>,
+    body: Body,
+) -> Response {
+    let req = Req {
+        method,
+        headers,
+        params: Params(query),
+        user: user.map(|u| u.0),
+        body,
+    };
+    resource(api, true, uri, req).await
+}
+
+async fn group_resource(
+    State(api): State<Arc<ApiServer>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    user: Option<Extension<User>>,
+    body: Body,
+) -> Response {
+    let req = Req {
+        method,
+        headers,
+        params: Params(query),
+        user: user.map(|u| u.0),
+        body,
+    };
+    resource(api, false, uri, req).await
+}
+
+async fn resource(api: Arc<ApiServer>, core: bool, uri: Uri, req: Req) -> Response {
+    let prefix = if core { "/api/" } else { "/apis/" };
+    let path = uri.path().strip_prefix(prefix).unwrap_or_default();
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let target = match target::parse(core, &segs) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    match target {
+        Target::Group(g) => match discovery::api_group(&g) {
+            Some(doc) if req.method == Method::GET => json_response(StatusCode::OK, &doc),
+            _ => ApiError::NoRoute.into_response(),
+        },
+        Target::ResourceList { group, version } => match discovery::resource_list(&group, &version)
+        {
+            Some(doc) if req.method == Method::GET => json_response(StatusCode::OK, &doc),
+            _ => ApiError::NoRoute.into_response(),
+        },
+        Target::Resource(t) => match serve(api, t, req).await {
+            Ok(r) => r,
+            Err(e) => e.into_response(),
+        },
+    }
+}
+
+fn verb_of(method: &Method, t: &ResourceTarget, watch: bool) -> Result<Verb, ApiError> {
+    Ok(match (method.as_str(), t.name.is_some()) {
+        ("GET", false) if watch || t.watch_path => Verb::Watch,
+        ("GET", true) if watch || t.watch_path => Verb::Watch,
+        ("GET", false) => Verb::List,
+        ("GET", true) => Verb::Get,
+        ("POST", false) => Verb::Create,
+        ("POST", true) if t.sub == Some(Sub::Binding) => Verb::Create,
+        ("PUT", true) => Verb::Update,
+        ("PATCH", true) => Verb::Patch,
+        ("DELETE", false) => Verb::DeleteCollection,
+        ("DELETE", true) => Verb::Delete,
+        _ => return Err(ApiError::MethodNotAllowed),
+    })
+}
+
+fn authorize(
+    api: &ApiServer,
+    user: Option<&User>,
+    verb: Verb,
+    t: &ResourceTarget,
+    pod_node: Option<&str>,
+) -> Result<(), ApiError> {
+    let Some(user) = user else {
+        return Err(ApiError::Unauthorized);
+    };
+    let attrs = Attributes {
+        verb: Some(verb),
+        group: t.res.group,
+        resource: t.res.plural,
+        subresource: t.sub.map(Sub::name),
+        namespace: t.namespace.as_deref(),
+        name: t.name.as_deref(),
+        pod_node_name: pod_node,
+    };
+    match api.authorizer.authorize(user, &attrs) {
+        Decision::Allow => Ok(()),
+        Decision::Deny(reason) => {
+            let what = match &t.sub {
+                Some(s) => format!("{}/{}", t.res.plural, s.name()),
+                None => t.res.plural.to_string(),
+            };
+            let group = if t.res.group.is_empty() {
+                "\"\"".to_string()
+            } else {
+                format!("\"{}\"", t.res.group)
+            };
+            let scope = match &t.namespace {
+                Some(ns) => format!(" in the namespace \"{ns}\""),
+                None => " at the cluster scope".into(),
+            };
+            let verb = format!("{verb:?}").to_lowercase();
+            Err(ApiError::Forbidden(format!(
+                "{what} is forbidden: User \"{}\" cannot {verb} resource \"{}\" in API group {group}{scope}: {reason}",
+                user.name, what
+            )))
+        }
+    }
+}
+
+async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Response, ApiError> {
+    let watch = req.params.flag("watch");
+    let verb = verb_of(&req.method, &t, watch)?;
+    if req.params.get("dryRun").is_some_and(|d| !d.is_empty()) {
+        return Err(ApiError::BadRequest(
+            "dryRun is not supported by this server".into(),
+        ));
+    }
+    let ns = t.namespace.as_deref();
+    // The node authorizer needs the pod's node: from storage for an
+    // existing pod, from the body for a new one.
+    let is_pod = t.res.kind == "Pod";
+    let mut body_bytes = None;
+    let mut raw_body = Some(req.body);
+    let pod_node: Option<String> = match (&t.name, verb) {
+        (Some(name), _) if is_pod => match rest::get(&api, t.res, ns, name).await {
+            Ok(s) => s
+                .value
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            Err(_) => None,
+        },
+        (None, Verb::Create) if is_pod => {
+            let b = read_body(&api, &req.headers, raw_body.take().unwrap_or_default()).await?;
+            let node = serde_json::from_slice::<Value>(&b).ok().and_then(|v| {
+                v.pointer("/spec/nodeName")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            });
+            body_bytes = Some(b);
+            node
+        }
+        _ => None,
+    };
+    authorize(&api, req.user.as_ref(), verb, &t, pod_node.as_deref())?;
+    let body = match body_bytes {
+        Some(b) => b,
+        None if matches!(
+            verb,
+            Verb::Create | Verb::Update | Verb::Patch | Verb::Delete | Verb::DeleteCollection
+        ) =>
+        {
+            read_body(&api, &req.headers, raw_body.take().unwrap_or_default()).await?
+        }
+        None => bytes::Bytes::new(),
+    };
+    let params = &req.params;
+    match verb {
+        Verb::Get => get_object(&api, &t).await,
+        Verb::List => {
+            let opts = params.list_options(t.res)?;
+            let v = rest::list(&api, t.res, ns, &opts).await?;
+            Ok(json_response(StatusCode::OK, &v))
+        }
+        Verb::Watch => {
+            let opts = params.watch_options(t.res)?;
+            let rx = watch::start(api.clone(), t.res, t.namespace.clone(), opts).await?;
+            let stream = ReceiverStream::new(rx).map(Ok::<_, std::convert::Infallible>);
+            Ok((
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, "application/json"),
+                    (header::CACHE_CONTROL, "no-cache, private"),
+                ],
+                Body::from_stream(stream),
+            )
+                .into_response())
+        }
+        Verb::Create => {
+            let obj = read_object(&req.headers, &body)?;
+            let name = t.name.clone().unwrap_or_default();
+            if t.sub == Some(Sub::Binding) {
+                let v = rest::bind(&api, t.res, ns, &name, &obj).await?;
+                return Ok(json_response(StatusCode::CREATED, &v));
+            }
+            let v = rest::create(&api, t.res, ns, obj).await?;
+            Ok(json_response(StatusCode::CREATED, &v))
+        }
+        Verb::Update => {
+            let obj = read_object(&req.headers, &body)?;
+            let name = t.name.clone().unwrap_or_default();
+            let v = match t.sub {
+                Some(Sub::Scale) => {
+                    let replicas = obj
+                        .pointer("/spec/replicas")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0);
+                    let precondition = obj
+                        .pointer("/metadata/resourceVersion")
+                        .and_then(Value::as_str)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string);
+                    scale(&api, &t, &name, replicas, precondition).await?
+                }
+                Some(Sub::Status) | None => {
+                    rest::update(&api, t.res, ns, &name, t.sub, Change::Replace(obj)).await?
+                }
+                Some(_) => return Err(ApiError::MethodNotAllowed),
+            };
+            Ok(json_response(StatusCode::OK, &v))
+        }
+        Verb::Patch => {
+            let ct = req
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            let kind = PatchKind::from_content_type(ct)?;
+            let name = t.name.clone().unwrap_or_default();
+            let precondition = patch::precondition(kind, &body);
+            let v = match t.sub {
+                Some(Sub::Scale) => {
+                    let current = rest::get(&api, t.res, ns, &name).await?;
+                    let view = workload::scale_of(
+                        t.res.kind,
+                        &rest::with_rv(current.value, current.mod_revision),
+                    );
+                    let patched = patch::apply(kind, &view, &body)?;
+                    let replicas = patched
+                        .pointer("/spec/replicas")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0);
+                    scale(&api, &t, &name, replicas, precondition).await?
+                }
+                Some(Sub::Status) | None => {
+                    let f = move |cur: &Value| patch::apply(kind, cur, &body);
+                    rest::update(
+                        &api,
+                        t.res,
+                        ns,
+                        &name,
+                        t.sub,
+                        Change::Compute {
+                            f: Box::new(f),
+                            precondition,
+                        },
+                    )
+                    .await?
+                }
+                Some(_) => return Err(ApiError::MethodNotAllowed),
+            };
+            Ok(json_response(StatusCode::OK, &v))
+        }
+        Verb::Delete => {
+            let opts = delete_options(params, &body)?;
+            let name = t.name.clone().unwrap_or_default();
+            let (v, gone) = rest::delete(&api, t.res, ns, &name, &opts).await?;
+            let code = if gone {
+                StatusCode::OK
+            } else {
+                StatusCode::ACCEPTED
+            };
+            Ok(json_response(code, &v))
+        }
+        Verb::DeleteCollection => {
+            let opts = delete_options(params, &body)?;
+            let list = params.list_options(t.res)?;
+            let v = rest::delete_collection(&api, t.res, ns, &list, &opts).await?;
+            Ok(json_response(StatusCode::OK, &v))
+        }
+    }
+}
+
+fn delete_options(params: &Params, body: &[u8]) -> Result<DeleteOptions, ApiError> {
+    let mut opts = if body.iter().all(u8::is_ascii_whitespace) {
+        DeleteOptions::default()
+    } else {
+        let v: Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::BadRequest(format!("error decoding DeleteOptions: {e}")))?;
+        DeleteOptions::from_body(&v)
+    };
+    if let Some(g) = params.get("gracePeriodSeconds") {
+        opts.grace_period_seconds = Some(
+            g.parse()
+                .map_err(|_| ApiError::BadRequest(format!("invalid gracePeriodSeconds {g:?}")))?,
+        );
+    }
+    Ok(opts)
+}
+
+async fn get_object(api: &ApiServer, t: &ResourceTarget) -> Result<Response, ApiError> {
+    let name = t.name.clone().unwrap_or_default();
+    let s = rest::get(api, t.res, t.namespace.as_deref(), &name).await?;
+    let obj = rest::with_rv(s.value, s.mod_revision);
+    let v =
+        match t.sub {
+            None | Some(Sub::Status) => obj,
+            Some(Sub::Scale) => workload::scale_of(t.res.kind, &obj),
+            Some(Sub::Log) => return Err(ApiError::BadRequest(
+                "pod logs are not served by this API server yet; read them from the node's agent"
+                    .into(),
+            )),
+            Some(Sub::Binding) => return Err(ApiError::MethodNotAllowed),
+        };
+    Ok(json_response(StatusCode::OK, &v))
+}
+
+async fn scale(
+    api: &ApiServer,
+    t: &ResourceTarget,
+    name: &str,
+    replicas: i64,
+    precondition: Option<String>,
+) -> Result<Value, ApiError> {
+    if replicas < 0 {
+        return Err(ApiError::invalid(
+            "autoscaling",
+            "Scale",
+            name,
+            vec![super::status::Cause::invalid(
+                "spec.replicas",
+                replicas,
+                "must be greater than or equal to 0",
+            )],
+        ));
+    }
+    let f = move |cur: &Value| {
+        let mut v = cur.clone();
+        v["spec"]["replicas"] = json!(replicas);
+        Ok(v)
+    };
+    let v = rest::update(
+        api,
+        t.res,
+        t.namespace.as_deref(),
+        name,
+        None,
+        Change::Compute {
+            f: Box::new(f),
+            precondition,
+        },
+    )
+    .await?;
+    Ok(workload::scale_of(t.res.kind, &v))
+}

@@ -1,0 +1,1132 @@
+//! The REST API against real etcd in a lab: CRUD, Status errors,
+//! selectors and paging, watch (bookmarks, 410 after compaction), patches,
+//! pod deletion and binding, service allocations, subresources, restarts,
+//! and kube-rs as a client. One etcd and one server for the whole suite
+//! (harness = false); every test works in namespaces of its own.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::{Extension, Router};
+use capstan_control::apiserver::{router, ApiConfig, ApiServer};
+use capstan_control::auth::{AllowAll, Attributes, Authorizer, Decision, User};
+use capstan_lab::{privileged, Lab};
+use futures::StreamExt;
+use libtest_mimic::{Arguments, Failed, Trial};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+struct Suite {
+    rt: tokio::runtime::Runtime,
+    etcd: etcd_client::Client,
+    api: Arc<ApiServer>,
+    app: Router,
+    /// Plain-HTTP address of the same router (for kube-rs).
+    addr: std::net::SocketAddr,
+}
+
+fn admin() -> User {
+    User {
+        name: "admin".into(),
+        groups: vec!["system:masters".into()],
+    }
+}
+
+fn config() -> ApiConfig {
+    ApiConfig {
+        service_cidr: "10.96.0.0/24".parse().expect("cidr"),
+        bookmark_interval: Duration::from_millis(300),
+        max_body_bytes: 256 * 1024,
+        ..ApiConfig::default()
+    }
+}
+
+type TestFn = fn(&Suite) -> Result<(), Failed>;
+
+fn main() {
+    let args = Arguments::from_args();
+    if !privileged::require("api_server", &["ip", "etcd"]) {
+        return;
+    }
+    let lab = Lab::builder()
+        .nodes(0)
+        .etcd(true)
+        .build()
+        .expect("build lab");
+    // The whole suite runs inside the lab's underlay namespace, where etcd
+    // listens; threads made from here on inherit it.
+    let host = std::fs::File::open("/proc/self/ns/net").expect("open host netns");
+    enter(&lab.underlay().path()).expect("enter underlay netns");
+    let conclusion = {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let endpoint = lab.etcd_endpoint();
+        let etcd = rt
+            .block_on(etcd_client::Client::connect([endpoint], None))
+            .expect("connect etcd");
+        let api = Arc::new(ApiServer::new(etcd.clone(), config(), Arc::new(AllowAll)));
+        rt.block_on(api.bootstrap()).expect("bootstrap");
+        let app = router(api.clone()).layer(Extension(admin()));
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let served = app.clone();
+        rt.spawn(async move {
+            let _ = axum::serve(listener, served).await;
+        });
+        let suite = Arc::new(Suite {
+            rt,
+            etcd,
+            api,
+            app,
+            addr,
+        });
+        let tests: Vec<(&str, TestFn)> = vec![
+            ("discovery_documents", discovery),
+            ("crud_configmap_and_404_after_delete", crud_configmap),
+            ("already_exists_and_stale_update_conflict", conflicts),
+            ("malformed_inputs_answer_status", malformed),
+            ("unauthenticated_401_denied_403", auth_errors),
+            ("label_field_selectors_and_paging", selectors_and_paging),
+            ("watch_from_rv_with_bookmarks_and_selectors", watch_from_rv),
+            ("watch_and_continue_after_compaction_410", compaction_410),
+            ("merge_json_strategic_patches", patches),
+            ("graceful_pod_delete_and_binding", pod_lifecycle),
+            (
+                "service_allocation_release_and_conflicts",
+                service_allocation,
+            ),
+            (
+                "concurrent_service_creates_get_distinct_ips",
+                concurrent_services,
+            ),
+            ("status_and_scale_subresources", subresources),
+            ("objects_survive_a_new_api_server", survive_restart),
+            ("namespace_missing_and_namespace_delete", namespaces),
+            ("kube_rs_client_crud_watch_patch", kube_client),
+        ];
+        let trials = tests
+            .into_iter()
+            .map(|(name, f)| {
+                let s = suite.clone();
+                Trial::test(name, move || f(&s))
+            })
+            .collect();
+        libtest_mimic::run(&args, trials)
+    };
+    enter_fd(&host).expect("back to host netns");
+    drop(lab);
+    conclusion.exit();
+}
+
+fn enter(path: &std::path::Path) -> std::io::Result<()> {
+    let f = std::fs::File::open(path)?;
+    enter_fd(&f)
+}
+
+fn enter_fd(f: &std::fs::File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: plain syscall on a descriptor we hold open.
+    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+impl Suite {
+    /// Runs `fut` on the suite's runtime (inside the lab namespace).
+    fn run<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = Result<T, Failed>> + Send + 'static,
+    ) -> Result<T, Failed> {
+        self.rt
+            .block_on(self.rt.spawn(fut))
+            .map_err(|e| Failed::from(format!("test task: {e}")))?
+    }
+}
+
+fn check(cond: bool, msg: impl Into<String>) -> Result<(), Failed> {
+    if cond {
+        Ok(())
+    } else {
+        Err(msg.into().into())
+    }
+}
+
+/// A fresh, unique namespace name.
+fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+#[derive(Clone)]
+struct Http(Router);
+
+struct Answer {
+    code: StatusCode,
+    body: Value,
+}
+
+impl Answer {
+    fn expect(self, code: u16, what: &str) -> Result<Value, Failed> {
+        if self.code.as_u16() != code {
+            return Err(format!("{what}: want {code}, got {} {}", self.code, self.body).into());
+        }
+        Ok(self.body)
+    }
+}
+
+impl Http {
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        ct: &str,
+        body: Vec<u8>,
+    ) -> Result<Answer, Failed> {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", ct)
+            .body(Body::from(body))
+            .map_err(|e| format!("request: {e}"))?;
+        let resp = self
+            .0
+            .clone()
+            .oneshot(req)
+            .await
+            .map_err(|e| format!("{e}"))?;
+        let code = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .map_err(|e| format!("body: {e}"))?;
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).map_err(|e| {
+                format!(
+                    "{method} {path}: not JSON ({e}): {}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            })?
+        };
+        Ok(Answer { code, body })
+    }
+    async fn get(&self, path: &str) -> Result<Answer, Failed> {
+        self.send("GET", path, "application/json", Vec::new()).await
+    }
+    async fn post(&self, path: &str, v: &Value) -> Result<Answer, Failed> {
+        self.send("POST", path, "application/json", v.to_string().into_bytes())
+            .await
+    }
+    async fn put(&self, path: &str, v: &Value) -> Result<Answer, Failed> {
+        self.send("PUT", path, "application/json", v.to_string().into_bytes())
+            .await
+    }
+    async fn patch(&self, path: &str, ct: &str, v: &Value) -> Result<Answer, Failed> {
+        self.send("PATCH", path, ct, v.to_string().into_bytes())
+            .await
+    }
+    async fn delete(&self, path: &str) -> Result<Answer, Failed> {
+        self.send("DELETE", path, "application/json", Vec::new())
+            .await
+    }
+    async fn namespace(&self) -> Result<String, Failed> {
+        let ns = unique("t");
+        self.post("/api/v1/namespaces", &json!({"metadata": {"name": ns}}))
+            .await?
+            .expect(201, "create namespace")?;
+        Ok(ns)
+    }
+    /// Reads watch events until `until` says stop or the deadline passes.
+    async fn watch(
+        &self,
+        path: &str,
+        deadline: Duration,
+        mut until: impl FnMut(&[Value]) -> bool + Send,
+    ) -> Result<Vec<Value>, Failed> {
+        let req = Request::builder()
+            .uri(path)
+            .body(Body::empty())
+            .map_err(|e| format!("request: {e}"))?;
+        let resp = self
+            .0
+            .clone()
+            .oneshot(req)
+            .await
+            .map_err(|e| format!("{e}"))?;
+        if resp.status() != StatusCode::OK {
+            return Err(format!("watch {path}: {}", resp.status()).into());
+        }
+        let mut stream = resp.into_body().into_data_stream();
+        let mut buf = Vec::new();
+        let mut events = Vec::new();
+        let end = tokio::time::Instant::now() + deadline;
+        while !until(&events) {
+            let chunk = match tokio::time::timeout_at(end, stream.next()).await {
+                Err(_) => return Err(format!("watch {path}: timed out; got {events:?}").into()),
+                Ok(None) => break,
+                Ok(Some(c)) => c.map_err(|e| format!("watch body: {e}"))?,
+            };
+            buf.extend_from_slice(&chunk);
+            while let Some(i) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=i).collect();
+                let v: Value = serde_json::from_slice(&line).map_err(|e| format!("event: {e}"))?;
+                events.push(v);
+            }
+        }
+        Ok(events)
+    }
+}
+
+fn http(s: &Suite) -> Http {
+    Http(s.app.clone())
+}
+
+fn pod(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "web"}},
+           "spec": {"containers": [{"name": "c", "image": "busybox:1.36", "ports": [{"containerPort": 80}]}]}})
+}
+
+fn deployment(name: &str) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+           "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}},
+                    "template": {"metadata": {"labels": {"app": name}},
+                                 "spec": {"containers": [{"name": "a", "image": "nginx:1.25"}, {"name": "b", "image": "redis:7"}]}}}})
+}
+
+fn rv(v: &Value) -> i64 {
+    v["metadata"]["resourceVersion"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+fn discovery(s: &Suite) -> Result<(), Failed> {
+    let h = http(s);
+    s.run(async move {
+        let v = h.get("/version").await?.expect(200, "version")?;
+        check(v["major"] == "1", format!("version {v}"))?;
+        let api = h.get("/api").await?.expect(200, "/api")?;
+        check(api["versions"] == json!(["v1"]), format!("{api}"))?;
+        let apis = h.get("/apis").await?.expect(200, "/apis")?;
+        let names: Vec<&str> = apis["groups"].as_array().into_iter().flatten().filter_map(|g| g["name"].as_str()).collect();
+        for g in ["apps", "discovery.k8s.io", "coordination.k8s.io"] {
+            check(names.contains(&g), format!("{g} missing from {names:?}"))?;
+        }
+        let core = h.get("/api/v1").await?.expect(200, "/api/v1")?;
+        let pods = core["resources"].as_array().into_iter().flatten().find(|r| r["name"] == "pods").cloned().unwrap_or_default();
+        check(pods["namespaced"] == true && pods["shortNames"] == json!(["po"]), format!("{pods}"))?;
+        let apps = h.get("/apis/apps/v1").await?.expect(200, "apps/v1")?;
+        check(apps["groupVersion"] == "apps/v1", format!("{apps}"))?;
+        h.get("/apis/apps/v2").await?.expect(404, "unknown version")?;
+        // Aggregated discovery, asked for the way kubectl asks.
+        let req = Request::builder()
+            .uri("/apis")
+            .header("accept", "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json")
+            .body(Body::empty())
+            .map_err(|e| format!("{e}"))?;
+        let resp = h.0.clone().oneshot(req).await.map_err(|e| format!("{e}"))?;
+        let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        check(ct.contains("as=APIGroupDiscoveryList"), format!("content-type {ct}"))?;
+        Ok(())
+    })
+}
+
+fn crud_configmap(s: &Suite) -> Result<(), Failed> {
+    let h = http(s);
+    s.run(async move {
+        let ns = h.namespace().await?;
+        let base = format!("/api/v1/namespaces/{ns}/configmaps");
+        let cm = json!({"metadata": {"name": "cfg", "labels": {"a": "1"}}, "data": {"k": "v"}});
+        let made = h.post(&base, &cm).await?.expect(201, "create")?;
+        check(
+            made["kind"] == "ConfigMap"
+                && made["metadata"]["uid"]
+                    .as_str()
+                    .is_some_and(|u| u.len() == 36),
+            format!("{made}"),
+        )?;
+        check(
+            made["metadata"]["creationTimestamp"].is_string()
+                && made["metadata"]["namespace"] == ns.as_str(),
+            format!("{made}"),
+        )?;
+        let got = h.get(&format!("{base}/cfg")).await?.expect(200, "get")?;
+        check(got == made, format!("get {got} != create {made}"))?;
+        let list = h.get(&base).await?.expect(200, "list")?;
+        check(
+            list["kind"] == "ConfigMapList" && list["items"].as_array().map(Vec::len) == Some(1),
+            format!("{list}"),
+        )?;
+        let mut upd = got.clone();
+        upd["data"]["k"] = json!("w");
+        let after = h
+            .put(&format!("{base}/cfg"), &upd)
+            .await?
+            .expect(200, "update")?;
+        check(
+            rv(&after) > rv(&made) && after["data"]["k"] == "w",
+            format!("{after}"),
+        )?;
+        check(
+            after["metadata"]["uid"] == made["metadata"]["uid"],
+            "uid kept",
+        )?;
+        h.delete(&format!("{base}/cfg"))
+            .await?
+            .expect(200, "delete")?;
+        let nf = h
+            .get(&format!("{base}/cfg"))
+            .await?
+            .expect(404, "get after delete")?;
+        check(
+            nf["reason"] == "NotFound" && nf["kind"] == "Status",
+            format!("{nf}"),
+        )?;
+        // Stored under the documented key, as JSON without resourceVersion.
+        Ok(())
+    })?;
+    let mut kv = s.etcd.kv_client();
+    let ns = unique("key");
+    let h = http(s);
+    s.run(async move {
+        h.post("/api/v1/namespaces", &json!({"metadata": {"name": ns}}))
+            .await?
+            .expect(201, "ns")?;
+        h.post(
+            &format!("/api/v1/namespaces/{ns}/secrets"),
+            &json!({"metadata": {"name": "s"}, "stringData": {"x": "y"}}),
+        )
+        .await?
+        .expect(201, "secret")?;
+        let r = kv
+            .get(format!("/registry/secrets/{ns}/s"), None)
+            .await
+            .map_err(|e| format!("{e}"))?;
+        let stored: Value =
+            serde_json::from_slice(r.kvs().first().map(|k| k.value()).unwrap_or_default())
+                .map_err(|e| format!("{e}"))?;
+        check(
+            stored["data"]["x"] == "eQ==" && stored["metadata"].get("resourceVersion").is_none(),
+            format!("{stored}"),
+        )
+    })
+}
+
+fn conflicts(s: &Suite) -> Result<(), Failed> {
+    let h = http(s);
+    s.run(async move {
+        let ns = h.namespace().await?;
+        let base = format!("/api/v1/namespaces/{ns}/configmaps");
+        let cm = json!({"metadata": {"name": "c"}, "data": {"k": "1"}});
+        let v1 = h.post(&base, &cm).await?.expect(201, "create")?;
+        let dup = h.post(&base, &cm).await?.expect(409, "duplicate create")?;
+        check(
+            dup["reason"] == "AlreadyExists" && dup["details"]["name"] == "c",
+            format!("{dup}"),
+        )?;
+        let mut a = v1.clone();
+        a["data"]["k"] = json!("2");
+        h.put(&format!("{base}/c"), &a)
+            .await?
+            .expect(200, "first update")?;
+        let mut stale = v1.clone();
+        stale["data"]["k"] = json!("3");
+        let c = h
+            .put(&format!("{base}/c"), &stale)
+            .await?
+            .expect(409, "stale update")?;
+        check(c["reason"] == "Conflict", format!("{c}"))?;
+        let now = h.get(&format!("{base}/c")).await?.expect(200, "get")?;
+        check(now["data"]["k"] == "2", "stale update did not win")?;
+        h.put(
+            &format!("{base}/missing"),
+            &json!({"metadata": {"name": "missing"}}),
+        )
+        .await?
+        .expect(404, "update missing")?;
+        Ok(())
+    })
+}
+
+fn malformed(s: &Suite) -> Result<(), Failed> {
+    let h = http(s);
+    s.run(async move {
+        let ns = h.namespace().await?;
+        let pods = format!("/api/v1/namespaces/{ns}/pods");
+        let bad = h.send("POST", &pods, "application/json", b"{not json".to_vec()).await?.expect(400, "bad json")?;
+        check(bad["reason"] == "BadRequest", format!("{bad}"))?;
+        h.post(&pods, &json!({"kind": "Service", "metadata": {"name": "x"}})).await?.expect(400, "kind mismatch")?;
+        h.post(&pods, &json!({"metadata": {"name": "x"}, "spec": {"containers": "nope"}})).await?.expect(400, "wrong shape")?;
+        h.get("/api/v1/namespaces/default/bogus").await?.expect(404, "unknown resource")?;
+        h.send("POST", &pods, "application/vnd.kubernetes.protobuf", b"x".to_vec()).await?.expect(415, "protobuf")?;
+        h.patch(&format!("{pods}/x"), "application/apply-patch+yaml", &json!({})).await?.expect(415, "apply patch")?;
+        let big = json!({"metadata": {"name": "big"}, "data": {"k": "x".repeat(300 * 1024)}});
+        let tl = h.post(&format!("/api/v1/namespaces/{ns}/configmaps"), &big).await?.expect(413, "too large")?;
+        check(tl["reason"] == "RequestEntityTooLarge", format!("{tl}"))?;
+        let inv = json!({"metadata": {"name": "Bad_Name"}, "spec": {"containers": [{"name": "c", "ports": [{"containerPort": 0}]}]}});
+        let e = h.post(&pods, &inv).await?.expect(422, "invalid pod")?;
+        let fields: Vec<&str> = e["details"]["causes"].as_array().into_iter().flatten().filter_map(|c| c["field"].as_str()).collect();
+        for f in ["metadata.name", "spec.containers[0].image", "spec.containers[0].ports[0].containerPort"] {
+            check(fields.contains(&f), format!("cause {f} missing: {e}"))?;
+        }
+        check(e["reason"] == "Invalid" && e["details"]["kind"] == "Pod", format!("{e}"))?;
+        let svc = json!({"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}, {"port": 70000, "name": "b"}]}});
+        let e = h.post(&format!("/api/v1/namespaces/{ns}/services"), &svc).await?.expect(422, "invalid service")?;
+        let fields: Vec<&str> = e["details"]["causes"].as_array().into_iter().flatten().filter_map(|c| c["field"].as_str()).collect();
+        check(fields.contains(&"spec.ports[0].name") && fields.contains(&"spec.ports[1].port"), format!("{e}"))?;
+        let sel = h.get(&format!("{pods}?fieldSelector=spec.bogus%3Dx")).await?.expect(400, "bad field selector")?;
+        check(sel["reason"] == "BadRequest", format!("{sel}"))?;
+        h.get(&format!("{pods}?continue=garbage")).await?.expect(400, "bad continue")?;
+        Ok(())
+    })
+}
+
+struct DenySecrets;
+impl Authorizer for DenySecrets {
+    fn authorize(&self, _u: &User, a: &Attributes<'_>) -> Decision {
+        if a.resource == "secrets" {
+            Decision::Deny("secrets are off limits".into())
+        } else {
+            Decision::Allow
+        }
+    }
+}
+
+fn auth_errors(s: &Suite) -> Result<(), Failed> {
+    let etcd = s.etcd.clone();
+    s.run(async move {
+        let anon = Http(router(Arc::new(ApiServer::new(
+            etcd.clone(),
+            config(),
+            Arc::new(AllowAll),
+        ))));
+        let e = anon
+            .get("/api/v1/namespaces")
+            .await?
+            .expect(401, "anonymous")?;
+        check(e["reason"] == "Unauthorized", format!("{e}"))?;
+        let api = Arc::new(ApiServer::new(etcd, config(), Arc::new(DenySecrets)));
+        let h = Http(router(api).layer(Extension(admin())));
+        let e = h
+            .get("/api/v1/namespaces/default/secrets")
+            .await?
+            .expect(403, "denied")?;
+        check(
+            e["reason"] == "Forbidden"
+                && e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("off limits")),
+            format!("{e}"),
+        )?;
+        h.get("/api/v1/namespaces/default/configmaps")
+            .await?
+            .expect(200, "allowed")?;
+        Ok(())
+    })
+}
+
+fn selectors_and_paging(s: &Suite) -> Result<(), Failed> {
+    let h = http(s);
+    s.run(async move {
+        let ns = h.namespace().await?;
+        let pods = format!("/api/v1/namespaces/{ns}/pods");
+        for i in 0..7 {
+            let mut p = pod(&format!("p{i}"));
+            p["metadata"]["labels"] =
+                json!({"app": if i % 2 == 0 { "even" } else { "odd" }, "i": i.to_string()});
+            if i < 3 {
+                p["spec"]["nodeName"] = json!("n1");
+            }
+            h.post(&pods, &p).await?.expect(201, "create pod")?;
+        }
+        let names = |v: &Value| -> Vec<String> {
+            v["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|i| i["metadata"]["name"].as_str().map(str::to_string))
+                .collect()
+        };
+        let even = h
+            .get(&format!("{pods}?labelSelector=app%3Deven"))
+            .await?
+            .expect(200, "label")?;
+        check(
+            names(&even) == ["p0", "p2", "p4", "p6"],
+            format!("{:?}", names(&even)),
+        )?;
+        let set = h
+            .get(&format!("{pods}?labelSelector=i%20in%20(1,2),app!%3Deven"))
+            .await?
+            .expect(200, "set")?;
+        check(names(&set) == ["p1"], format!("{:?}", names(&set)))?;
+        let on = h
+            .get(&format!("{pods}?fieldSelector=spec.nodeName%3Dn1"))
+            .await?
+            .expect(200, "field")?;
+        check(
+            names(&on) == ["p0", "p1", "p2"],
+            format!("{:?}", names(&on)),
+        )?;
+        let unbound = h
+            .get(&format!("{pods}?fieldSelector=spec.nodeName%3D"))
+            .await?
+            .expect(200, "unbound")?;
+        check(names(&unbound).len() == 4, format!("{:?}", names(&unbound)))?;
+        let by_name = h
+            .get(&format!("{pods}?fieldSelector=metadata.name%3Dp5"))
+            .await?
+            .expect(200, "name")?;
+        check(names(&by_name) == ["p5"], format!("{:?}", names(&by_name)))?;
+        // Paging: 3 + 3 + 1, all at the first page's revision.
+        let mut seen = Vec::new();
+        let mut token = String::new();
+        let mut revs = Vec::new();
+        for page in 0.. {
+            let url = if token.is_empty() {
+                format!("{pods}?limit=3")
+            } else {
+                format!("{pods}?limit=3&continue={token}")
+            };
+            let v = h.get(&url).await?.expect(200, "page")?;
+            seen.extend(names(&v));
+            revs.push(v["metadata"]["resourceVersion"].clone());
+            if page == 0 {
+                check(
+                    v["metadata"]["remainingItemCount"] == 4,
+                    format!("remaining {}", v["metadata"]),
+                )?;
+                // A write between pages must not show up in later pages.
+                h.post(&pods, &pod("p9")).await?.expect(201, "late pod")?;
+            }
+            match v["metadata"]["continue"].as_str() {
+                Some(t) if !t.is_empty() => token = t.to_string(),
+                _ => break,
+            }
+        }
+        check(
+            seen == ["p0", "p1", "p2", "p3", "p4", "p5", "p6"],
+            format!("{seen:?}"),
+        )?;
+        check(
+            revs.windows(2).all(|w| w[0] == w[1]),
+            format!("revisions {revs:?}"),
+        )?;
+        // Paging with a selector fills pages with matches.
+        let v = h
+            .get(&format!("{pods}?limit=2&labelSelector=app%3Dodd"))
+            .await?
+            .expect(200, "filtered page")?;
+        check(
+            names(&v) == ["p1", "p3"] && v["metadata"]["continue"].is_string(),
+            format!("{v}"),
+        )?;
+        // All namespaces.
+        let all = h
+            .get("/api/v1/pods?labelSelector=app%3Dodd")
+            .await?
+            .expect(200, "all namespaces")?;
+        check(names(&all).len() >= 3, "cluster-wide list")?;
+        Ok(())
+    })
+}
+
+fn watch_from_rv(s: &Suite) -> Result<(), Failed> {
+    let h = http(s);
+    s.run(async move {
+        let ns = h.namespace().await?;
+        let base = format!("/api/v1/namespaces/{ns}/configmaps");
+        let a = h.post(&base, &json!({"metadata": {"name": "a", "labels": {"w": "yes"}}})).await?.expect(201, "a")?;
+        let start = rv(&a);
+        let mut b = h.post(&base, &json!({"metadata": {"name": "b", "labels": {"w": "yes"}}})).await?.expect(201, "b")?;
+        b["metadata"]["labels"]["w"] = json!("no");
+        h.put(&format!("{base}/b"), &b).await?.expect(200, "b leaves selection")?;
+        h.delete(&format!("{base}/a")).await?.expect(200, "delete a")?;
+        let url = format!("{base}?watch=true&resourceVersion={start}&allowWatchBookmarks=true&labelSelector=w%3Dyes");
+        let evs = h
+            .watch(&url, Duration::from_secs(10), |e| e.iter().any(|x| x["type"] == "BOOKMARK"))
+            .await?;
+        let kinds: Vec<(String, String)> = evs
+            .iter()
+            .filter(|e| e["type"] != "BOOKMARK")
+            .map(|e| (e["type"].as_str().unwrap_or_default().to_string(), e["object"]["metadata"]["name"].as_str().unwrap_or_default().to_string()))
+            .collect();
+        let want: Vec<(String, String)> = [("ADDED", "b"), ("DELETED", "b"), ("DELETED", "a")]
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        check(kinds == want, format!("events {kinds:?}"))?;
+        let bm = evs.iter().find(|e| e["type"] == "BOOKMARK").cloned().unwrap_or_default();
+        check(rv(&bm["object"]) >= rv(&evs[2]["object"]), format!("bookmark {bm} behind events"))?;
+        // Without a resourceVersion: the current state first, then changes.
+        let h2 = h.clone();
+        let base2 = base.clone();
+        let writer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            h2.post(&base2, &json!({"metadata": {"name": "c"}})).await
+        });
+        let evs = h
+            .watch(&format!("{base}?watch=1"), Duration::from_secs(10), |e| e.len() >= 2)
+            .await?;
+        writer.await.map_err(|e| format!("{e}"))??.expect(201, "c")?;
+        let names: Vec<&str> = evs.iter().filter_map(|e| e["object"]["metadata"]["name"].as_str()).collect();
+        check(names == ["b", "c"] && evs.iter().all(|e| e["type"] == "ADDED"), format!("{evs:?}"))?;
+        Ok(())
+    })
+}
+
+fn compaction_410(s: &Suite) -> Result<(), Failed> {
+    let h = http(s);
+    let api = s.api.clone();
+    s.run(async move {
+        let ns = h.namespace().await?;
+        let base = format!("/api/v1/namespaces/{ns}/configmaps");
+        let first = h
+            .post(&base, &json!({"metadata": {"name": "x0"}}))
+            .await?
+            .expect(201, "x0")?;
+        for i in 1..4 {
+            h.post(&base, &json!({"metadata": {"name": format!("x{i}")}}))
+                .await?
+                .expect(201, "x")?;
+        }
+        let page = h
+            .get(&format!("{base}?limit=1"))
+            .await?
+            .expect(200, "page")?;
+        let token = page["metadata"]["continue"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let last = h
+            .post(&base, &json!({"metadata": {"name": "x9"}}))
+            .await?
+            .expect(201, "x9")?;
+        api.storage()
+            .compact(rv(&last))
+            .await
+            .map_err(|e| format!("compact: {e}"))?;
+        let evs = h
+            .watch(
+                &format!("{base}?watch=true&resourceVersion={}", rv(&first)),
+                Duration::from_secs(10),
+                |e| !e.is_empty(),
+            )
+            .await?;
+        check(
+            evs[0]["type"] == "ERROR"
+                && evs[0]["object"]["code"] == 410
+                && evs[0]["object"]["reason"] == "Expired",
+            format!("{evs:?}"),
+        )?;
+        let gone = h
+            .get(&format!("{base}?limit=1&continue={token}"))
+            .await?
+            .expect(410, "continue after compaction")?;
+        check(gone["reason"] == "Expired", format!("{gone}"))?;
+        // A watch from a revision still held works.
+        let evs = h
+            .watch(
+                &format!("{base}?watch=true&resourceVersion={}", rv(&last)),
+                Duration::from_secs(5),
+                |_| true,
+            )
+            .await?;
+        check(evs.is_empty(), format!("{evs:?}"))
+    })
+}
+
+fn patches(s: &Suite) -> Result<(), Failed> {
+    let h = http(s);
+    s.run(async move {
+        let ns = h.namespace().await?;
+        let base = format!("/apis/apps/v1/namespaces/{ns}/deployments");
+        let d = h.post(&base, &deployment("web")).await?.expect(201, "deployment")?;
+        check(d["spec"]["strategy"]["type"] == "RollingUpdate" && d["metadata"]["generation"] == 1, format!("{d}"))?;
+        let url = format!("{base}/web");
+        let m = h.patch(&url, "application/merge-patch+json", &json!({"metadata": {"labels": {"x": "1"}}})).await?.expect(200, "merge")?;
+        check(m["metadata"]["labels"]["x"] == "1" && m["metadata"]["generation"] == 1, format!("{m}"))?;
+        let j = h.patch(&url, "application/json-patch+json", &json!([{"op": "replace", "path": "/spec/replicas", "value": 5}])).await?.expect(200, "json")?;
+        check(j["spec"]["replicas"] == 5 && j["metadata"]["generation"] == 2, format!("{j}"))?;
+        h.patch(&url, "application/json-patch+json", &json!([{"op": "test", "path": "/spec/replicas", "value": 1}])).await?.expect(422, "failed test op")?;
+        // As kubectl apply sends it: one container changed by name, the
+        // other untouched, the order given.
+        let sp = json!({"spec": {"template": {"spec": {
+            "$setElementOrder/containers": [{"name": "a"}, {"name": "b"}],
+            "containers": [{"name": "b", "image": "redis:7.2"}]}}}});
+        let st = h.patch(&url, "application/strategic-merge-patch+json", &sp).await?.expect(200, "strategic")?;
+        let cs = &st["spec"]["template"]["spec"]["containers"];
+        check(cs[0]["name"] == "a" && cs[0]["image"] == "nginx:1.25" && cs[1]["image"] == "redis:7.2", format!("{cs}"))?;
+        let del = json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "$patch": "delete"}]}}}});
+        let st = h.patch(&url, "application/strategic-merge-patch+json", &del).await?.expect(200, "strategic delete")?;
+        check(st["spec"]["template"]["spec"]["containers"].as_array().map(Vec::len) == Some(1), format!("{st}"))?;
+        let stale = json!({"metadata": {"resourceVersion": d["metadata"]["resourceVersion"]}, "spec": {"replicas": 1}});
+        h.patch(&url, "application/merge-patch+json", &stale).await?.expect(409, "stale patch")?;
+        let bad = json!({"spec": {"selector": {"matchLabels": {"app": "other"}}}});
+        h.patch(&url, "application/merge-patch+json", &bad).await?.expect(422, "patch to invalid")?;
+        h.patch(&format!("{base}/missing"), "application/merge-patch+json", &json!({})).await?.expect(404, "patch missing")?;
+        Ok(())
+    })
+}
+
+fn pod_lifecycle(s: &Suite) -> Result<(), Failed> {
+    let h = http(s);
+    s.run(async move {
+        let ns = h.namespace().await?;
+        let pods = format!("/api/v1/namespaces/{ns}/pods");
+        let p = h.post(&pods, &pod("p")).await?.expect(201, "pod")?;
+        check(p["status"]["phase"] == "Pending" && p["spec"]["restartPolicy"] == "Always" && p["spec"]["containers"][0]["imagePullPolicy"] == "IfNotPresent", format!("{p}"))?;
+        // An unbound pod goes at once.
+        h.delete(&format!("{pods}/p")).await?.expect(200, "delete unbound")?;
+        h.get(&format!("{pods}/p")).await?.expect(404, "unbound gone")?;
+        h.post(&pods, &pod("q")).await?.expect(201, "pod q")?;
+        let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "q"}, "target": {"kind": "Node", "name": "n1"}});
+        h.post(&format!("{pods}/q/binding"), &binding).await?.expect(201, "bind")?;
+        let q = h.get(&format!("{pods}/q")).await?.expect(200, "bound")?;
+        check(q["spec"]["nodeName"] == "n1", format!("{q}"))?;
+        let again = h.post(&format!("{pods}/q/binding"), &binding).await?.expect(409, "bind twice")?;
+        check(again["reason"] == "Conflict", format!("{again}"))?;
+        // Changing nodeName through update is forbidden.
+        let mut moved = q.clone();
+        moved["spec"]["nodeName"] = json!("n2");
+        h.put(&format!("{pods}/q"), &moved).await?.expect(422, "move pod")?;
+        // A bound pod is marked, then removed when the kubelet deletes with grace 0.
+        let marked = h.send("DELETE", &format!("{pods}/q"), "application/json", br#"{"gracePeriodSeconds": 20}"#.to_vec()).await?.expect(202, "graceful")?;
+        check(marked["metadata"]["deletionTimestamp"].is_string() && marked["metadata"]["deletionGracePeriodSeconds"] == 20, format!("{marked}"))?;
+        let still = h.get(&format!("{pods}/q")).await?.expect(200, "still there")?;
+        check(still["metadata"]["deletionTimestamp"].is_string(), "marked")?;
+        // The kubelet's status writes still work while it terminates.
+        let mut st = still.clone();
+        st["status"]["phase"] = json!("Running");
+        h.put(&format!("{pods}/q/status"), &st).await?.expect(200, "status while terminating")?;
+        h.send("DELETE", &format!("{pods}/q?gracePeriodSeconds=0"), "application/json", Vec::new()).await?.expect(200, "grace 0")?;
+        h.get(&format!("{pods}/q")).await?.expect(404, "removed")?;
+        // Finalizers hold an object until they are gone.
+        let cm = format!("/api/v1/namespaces/{ns}/configmaps");
+        h.post(&cm, &json!({"metadata": {"name": "f", "finalizers": ["example.com/hold"]}})).await?.expect(201, "cm")?;
+        h.delete(&format!("{cm}/f")).await?.expect(202, "finalized delete")?;
+        h.patch(&format!("{cm}/f"), "application/merge-patch+json", &json!({"metadata": {"finalizers": null}})).await?.expect(200, "drop finalizer")?;
+        h.get(&format!("{cm}/f")).await?.expect(404, "gone after finalizer")?;
+        // deletecollection with a selector.
+        for n in ["d1", "d2", "keep"] {
+            let mut p = pod(n);
+            p["metadata"]["labels"] = json!({"del": if n == "keep" { "no" } else { "yes" }});
+            h.post(&pods, &p).await?.expect(201, "pod")?;
+        }
+        let dc = h.delete(&format!("{pods}?labelSelector=del%3Dyes")).await?.expect(200, "deletecollection")?;
+        check(dc["items"].as_array().map(Vec::len) == Some(2), format!("{dc}"))?;
+        let left = h.get(&pods).await?.expect(200, "list")?;
+        check(left["items"].as_array().map(Vec::len) == Some(1), format!("{left}"))
+    })
+}
+
+fn service(name: &str, ty: &str, node_port: Option<i64>, ip: Option<&str>) -> Value {
+    let mut port = json!({"port": 80, "targetPort": 8080});
+    if let Some(np) = node_port {
+        port["nodePort"] = json!(np);
+    }
+    let mut s = json!({"metadata": {"name": name}, "spec": {"type": ty, "selector": {"app": name}, "ports": [port]}});
+    if let Some(ip) = ip {
+        s["spec"]["clusterIP"] = json!(ip);
+    }
+    s
+}
+
+fn service_allocation(s: &Suite) -> Result<(), Failed> {
+    let h = http(s);
+    s.run(async move {
+        let ns = h.namespace().await?;
+        let svcs = format!("/api/v1/namespaces/{ns}/services");
+        let a = h.post(&svcs, &service("a", "NodePort", None, None)).await?.expect(201, "a")?;
+        let ip = a["spec"]["clusterIP"].as_str().unwrap_or_default().to_string();
+        let np = a["spec"]["ports"][0]["nodePort"].as_i64().unwrap_or(0);
+        check(ip.starts_with("10.96.0.") && a["spec"]["clusterIPs"] == json!([ip]), format!("{a}"))?;
+        check((30000..=32767).contains(&np), format!("nodePort {np}"))?;
+        let e = h.post(&svcs, &service("b", "NodePort", Some(np), Some(&ip))).await?.expect(422, "clash")?;
+        let msg = e["message"].as_str().unwrap_or_default();
+        check(msg.contains("already allocated") && e["details"]["causes"].as_array().map(Vec::len) == Some(2), format!("{e}"))?;
+        h.post(&svcs, &service("c", "ClusterIP", None, Some("10.1.2.3"))).await?.expect(422, "out of range")?;
+        h.post(&svcs, &service("d", "ClusterIP", Some(30001), None)).await?.expect(422, "nodePort on ClusterIP")?;
+        // Updating keeps the allocations; changing the IP is refused.
+        let mut upd = a.clone();
+        upd["spec"]["ports"][0].as_object_mut().map(|p| p.remove("nodePort"));
+        upd["spec"]["clusterIP"] = json!("");
+        let kept = h.put(&format!("{svcs}/a"), &upd).await?.expect(200, "update keeps")?;
+        check(kept["spec"]["clusterIP"] == ip.as_str() && kept["spec"]["ports"][0]["nodePort"] == np, format!("{kept}"))?;
+        // NodePort → ClusterIP releases the node port.
+        let to_cip = json!({"spec": {"type": "ClusterIP", "ports": [{"port": 80, "targetPort": 8080, "nodePort": null}]}});
+        let c = h.patch(&format!("{svcs}/a"), "application/merge-patch+json", &to_cip).await?.expect(200, "to ClusterIP")?;
+        check(c["spec"]["ports"][0].get("nodePort").is_none(), format!("{c}"))?;
+        let b = h.post(&svcs, &service("b", "NodePort", Some(np), None)).await?.expect(201, "port reusable")?;
+        check(b["spec"]["ports"][0]["nodePort"] == np, format!("{b}"))?;
+        // Delete releases the IP.
+        h.delete(&format!("{svcs}/a")).await?.expect(200, "delete a")?;
+        h.post(&svcs, &service("e", "ClusterIP", None, Some(&ip))).await?.expect(201, "ip reusable")?;
+        let hl = h.post(&svcs, &json!({"metadata": {"name": "hl"}, "spec": {"clusterIP": "None", "selector": {"app": "x"}}})).await?.expect(201, "headless")?;
+        check(hl["spec"]["clusterIPs"] == json!(["None"]), format!("{hl}"))?;
+        Ok(())
+    })
+}
+
+fn concurrent_services(s: &Suite) -> Result<(), Failed> {
+    let h = http(s);
+    s.run(async move {
+        let ns = h.namespace().await?;
+        let svcs = format!("/api/v1/namespaces/{ns}/services");
+        let mut tasks = Vec::new();
+        for i in 0..24 {
+            let h = h.clone();
+            let svcs = svcs.clone();
+            tasks.push(tokio::spawn(async move {
+                h.post(&svcs, &service(&format!("s{i}"), "NodePort", None, None))
+                    .await
+            }));
+        }
+        let mut ips = std::collections::HashSet::new();
+        let mut ports = std::collections::HashSet::new();
+        for t in tasks {
+            let v = t
+                .await
+                .map_err(|e| format!("{e}"))??
+                .expect(201, "concurrent create")?;
+            ips.insert(
+                v["spec"]["clusterIP"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            );
+            ports.insert(v["spec"]["ports"][0]["nodePort"].as_i64().unwrap_or(0));
+        }
+        check(
+            ips.len() == 24 && ports.len() == 24,
+            format!("{} ips, {} ports", ips.len(), ports.len()),
+        )?;
+        h.delete(&svcs)
+            .await?
+            .expect(200, "deletecollection services")?;
+        Ok(())
+    })
+}
+
+fn subresources(s: &Suite) -> Result<(), Failed> {
+    let h = http(s);
+    s.run(async move {
+        let ns = h.namespace().await?;
+        let base = format!("/apis/apps/v1/namespaces/{ns}/deployments");
+        h.post(&base, &deployment("d")).await?.expect(201, "deployment")?;
+        let sc = h.get(&format!("{base}/d/scale")).await?.expect(200, "get scale")?;
+        check(sc["kind"] == "Scale" && sc["spec"]["replicas"] == 2 && sc["status"]["selector"] == "app=d", format!("{sc}"))?;
+        let mut want = sc.clone();
+        want["spec"]["replicas"] = json!(4);
+        let put = h.put(&format!("{base}/d/scale"), &want).await?.expect(200, "put scale")?;
+        check(put["spec"]["replicas"] == 4, format!("{put}"))?;
+        h.put(&format!("{base}/d/scale"), &want).await?.expect(409, "stale scale")?;
+        h.patch(&format!("{base}/d/scale"), "application/merge-patch+json", &json!({"spec": {"replicas": 1}})).await?.expect(200, "patch scale")?;
+        let d = h.get(&format!("{base}/d")).await?.expect(200, "get")?;
+        check(d["spec"]["replicas"] == 1 && d["metadata"]["generation"] == 3, format!("{d}"))?;
+        // Status writes touch only status; main writes keep status.
+        let mut st = d.clone();
+        st["status"] = json!({"replicas": 1, "observedGeneration": 3});
+        st["spec"]["replicas"] = json!(9);
+        let after = h.put(&format!("{base}/d/status"), &st).await?.expect(200, "status")?;
+        check(after["status"]["replicas"] == 1 && after["spec"]["replicas"] == 1, format!("{after}"))?;
+        let mut main = after.clone();
+        main["status"] = json!({"replicas": 7});
+        let m = h.put(&format!("{base}/d"), &main).await?.expect(200, "main")?;
+        check(m["status"]["replicas"] == 1, format!("{m}"))?;
+        let ps = h.patch(&format!("{base}/d/status"), "application/merge-patch+json", &json!({"status": {"availableReplicas": 1}})).await?.expect(200, "patch status")?;
+        check(ps["status"]["availableReplicas"] == 1, format!("{ps}"))?;
+        // RC scale and node status.
+        let rc = json!({"metadata": {"name": "rc"}, "spec": {"replicas": 1, "template": {"metadata": {"labels": {"app": "rc"}}, "spec": {"containers": [{"name": "c", "image": "i:1"}]}}}});
+        h.post(&format!("/api/v1/namespaces/{ns}/replicationcontrollers"), &rc).await?.expect(201, "rc")?;
+        let sc = h.get(&format!("/api/v1/namespaces/{ns}/replicationcontrollers/rc/scale")).await?.expect(200, "rc scale")?;
+        check(sc["status"]["selector"] == "app=rc", format!("{sc}"))?;
+        let node = unique("node");
+        h.post("/api/v1/nodes", &json!({"metadata": {"name": node}, "status": {"capacity": {"cpu": "2"}}})).await?.expect(201, "node")?;
+        let ns_patch = json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+        let n = h.patch(&format!("/api/v1/nodes/{node}/status"), "application/strategic-merge-patch+json", &ns_patch).await?.expect(200, "node status")?;
+        check(n["status"]["capacity"]["cpu"] == "2" && n["status"]["conditions"][0]["type"] == "Ready", format!("{n}"))?;
+        h.delete(&format!("/api/v1/nodes/{node}")).await?.expect(200, "delete node")?;
+        Ok(())
+    })
+}
+
+fn survive_restart(s: &Suite) -> Result<(), Failed> {
+    let h = http(s);
+    let etcd = s.etcd.clone();
+    s.run(async move {
+        let ns = h.namespace().await?;
+        let svcs = format!("/api/v1/namespaces/{ns}/services");
+        let a = h
+            .post(&svcs, &service("a", "NodePort", None, None))
+            .await?
+            .expect(201, "svc")?;
+        let fresh = Arc::new(ApiServer::new(etcd, config(), Arc::new(AllowAll)));
+        fresh.bootstrap().await.map_err(|e| format!("{e}"))?;
+        let h2 = Http(router(fresh).layer(Extension(admin())));
+        let got = h2
+            .get(&format!("{svcs}/a"))
+            .await?
+            .expect(200, "read through new server")?;
+        check(got == a, format!("{got} != {a}"))?;
+        // The new server knows the allocations without being told.
+        let ip = a["spec"]["clusterIP"].as_str().unwrap_or_default();
+        h2.post(&svcs, &service("b", "ClusterIP", None, Some(ip)))
+            .await?
+            .expect(422, "allocation survives")?;
+        Ok(())
+    })
+}
+
+fn namespaces(s: &Suite) -> Result<(), Failed> {
+    let h = http(s);
+    s.run(async move {
+        let e = h
+            .post(
+                "/api/v1/namespaces/nope-ns/configmaps",
+                &json!({"metadata": {"name": "x"}}),
+            )
+            .await?
+            .expect(404, "missing namespace")?;
+        check(e["details"]["kind"] == "namespaces", format!("{e}"))?;
+        let ns = h.namespace().await?;
+        let svcs = format!("/api/v1/namespaces/{ns}/services");
+        let a = h
+            .post(&svcs, &service("a", "ClusterIP", None, None))
+            .await?
+            .expect(201, "svc")?;
+        let ip = a["spec"]["clusterIP"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let n = h
+            .get(&format!("/api/v1/namespaces/{ns}"))
+            .await?
+            .expect(200, "get ns")?;
+        check(n["status"]["phase"] == "Active", format!("{n}"))?;
+        h.delete(&format!("/api/v1/namespaces/{ns}"))
+            .await?
+            .expect(200, "delete ns")?;
+        h.get(&format!("{svcs}/a"))
+            .await?
+            .expect(404, "contents gone")?;
+        let other = h.namespace().await?;
+        h.post(
+            &format!("/api/v1/namespaces/{other}/services"),
+            &service("b", "ClusterIP", None, Some(&ip)),
+        )
+        .await?
+        .expect(201, "ip released with namespace")?;
+        Ok(())
+    })
+}
+
+fn kube_client(s: &Suite) -> Result<(), Failed> {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+    let addr = s.addr;
+    let h = http(s);
+    s.run(async move {
+        let ns = h.namespace().await?;
+        let url: axum::http::Uri = format!("http://{addr}")
+            .parse()
+            .map_err(|e| format!("{e}"))?;
+        let cfg = kube::Config::new(url);
+        let client = kube::Client::try_from(cfg).map_err(|e| format!("client: {e}"))?;
+        let pods: Api<Pod> = Api::namespaced(client, &ns);
+        let p: Pod = serde_json::from_value(pod("kp")).map_err(|e| format!("{e}"))?;
+        let made = pods
+            .create(&PostParams::default(), &p)
+            .await
+            .map_err(|e| format!("create: {e}"))?;
+        let rv0 = made.metadata.resource_version.clone().unwrap_or_default();
+        let got = pods.get("kp").await.map_err(|e| format!("get: {e}"))?;
+        check(got.metadata.uid == made.metadata.uid, "same pod")?;
+        let list = pods
+            .list(&ListParams::default().labels("app=web"))
+            .await
+            .map_err(|e| format!("list: {e}"))?;
+        check(list.items.len() == 1, format!("{} pods", list.items.len()))?;
+        let patch = json!({"metadata": {"labels": {"patched": "yes"}}});
+        let patched = pods
+            .patch("kp", &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| format!("patch: {e}"))?;
+        check(
+            patched
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("patched"))
+                .map(String::as_str)
+                == Some("yes"),
+            "patched label",
+        )?;
+        let sp = json!({"spec": {"containers": [{"name": "c", "image": "busybox:1.37"}]}});
+        let sm = pods
+            .patch("kp", &PatchParams::default(), &Patch::Strategic(&sp))
+            .await
+            .map_err(|e| format!("strategic: {e}"))?;
+        check(
+            sm.spec.as_ref().map(|s| s.containers[0].image.clone())
+                == Some(Some("busybox:1.37".into())),
+            "strategic image",
+        )?;
+        let mut stream = pods
+            .watch(&WatchParams::default(), &rv0)
+            .await
+            .map_err(|e| format!("watch: {e}"))?
+            .boxed();
+        let mut seen = 0;
+        while seen < 2 {
+            match tokio::time::timeout(Duration::from_secs(5), stream.next()).await {
+                Ok(Some(Ok(WatchEvent::Modified(_)))) => seen += 1,
+                Ok(Some(Ok(_))) => {}
+                other => return Err(format!("watch ended early: {other:?}").into()),
+            }
+        }
+        let e = pods
+            .get("nope")
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        check(e.contains("not found"), format!("kube error {e}"))?;
+        // The watcher from kube-runtime (list, then watch) sees a delete.
+        use kube::runtime::watcher::{watcher, Config, Event};
+        let mut w = watcher(pods.clone(), Config::default()).boxed();
+        let mut init_done = false;
+        while !init_done {
+            match tokio::time::timeout(Duration::from_secs(5), w.next()).await {
+                Ok(Some(Ok(Event::InitDone))) => init_done = true,
+                Ok(Some(Ok(_))) => {}
+                other => return Err(format!("watcher: {other:?}").into()),
+            }
+        }
+        pods.delete("kp", &Default::default())
+            .await
+            .map_err(|e| format!("delete: {e}"))?;
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), w.next()).await {
+                Ok(Some(Ok(Event::Delete(p)))) if p.metadata.name.as_deref() == Some("kp") => break,
+                Ok(Some(Ok(_))) => {}
+                other => return Err(format!("watcher delete: {other:?}").into()),
+            }
+        }
+        Ok(())
+    })
+}
