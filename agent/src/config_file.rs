@@ -20,6 +20,21 @@ pub struct FileConfig {
     pub ip_masq: Option<bool>,
     pub lease_ttl: Option<u64>,
     pub resync_interval: Option<u64>,
+    // kubelet
+    pub node_ip: Option<std::net::IpAddr>,
+    pub containerd_socket: Option<PathBuf>,
+    pub containerd_namespace: Option<String>,
+    pub cni_conf_dir: Option<PathBuf>,
+    pub cni_bin_dir: Option<PathBuf>,
+    pub pod_manifest_path: Option<PathBuf>,
+    pub root_dir: Option<PathBuf>,
+    pub pod_log_dir: Option<PathBuf>,
+    pub netns_dir: Option<PathBuf>,
+    pub netns_prefix: Option<String>,
+    pub cluster_dns: Option<Vec<std::net::IpAddr>>,
+    pub cluster_domain: Option<String>,
+    pub cgroup_root: Option<String>,
+    pub sweep_interval: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,12 +85,28 @@ subnet-manager = "etcd"
 ip-masq = false
 lease-ttl = 60
 resync-interval = 10
+node-ip = "192.168.1.2"
+containerd-socket = "/run/c.sock"
+containerd-namespace = "k8s.io"
+cni-conf-dir = "/etc/cni/net.d"
+cni-bin-dir = "/opt/cni/bin"
+pod-manifest-path = "/etc/kubernetes/manifests"
+root-dir = "/var/lib/capstan/kubelet"
+pod-log-dir = "/var/log/pods"
+netns-dir = "/run/netns"
+netns-prefix = "capstan-"
+cluster-dns = ["10.96.0.10"]
+cluster-domain = "cluster.local"
+cgroup-root = "capstan"
+sweep-interval = 30
 "#,
         )
         .unwrap();
         assert_eq!(c.node_name.as_deref(), Some("node-1"));
         assert_eq!(c.ip_masq, Some(false));
         assert_eq!(c.lease_ttl, Some(60));
+        assert_eq!(c.cluster_dns.as_ref().map(Vec::len), Some(1));
+        assert_eq!(c.cgroup_root.as_deref(), Some("capstan"));
         let c = FileConfig::parse(Path::new("a.toml"), "ipMasq = false").unwrap();
         assert_eq!(c.ip_masq, Some(false));
         let e = FileConfig::parse(Path::new("a.toml"), "bogus = 1").unwrap_err();

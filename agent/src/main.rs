@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use capstan_agent::config_file::FileConfig;
-use capstan_agent::overlay;
+use capstan_agent::{kubelet, overlay};
 use clap::{Parser, ValueEnum};
 
 /// The parts of the agent that can be switched on independently.
@@ -70,9 +70,71 @@ struct Cli {
     /// Seconds between full kernel re-reads without lease events [default: 30].
     #[arg(long)]
     resync_interval: Option<u64>,
+
+    /// kubelet: this node's address reported as hostIP [default: first global IPv4].
+    #[arg(long)]
+    node_ip: Option<std::net::IpAddr>,
+
+    /// kubelet: containerd's gRPC socket [default: /run/containerd/containerd.sock].
+    #[arg(long)]
+    containerd_socket: Option<PathBuf>,
+
+    /// kubelet: containerd namespace for images and containers [default: k8s.io].
+    #[arg(long)]
+    containerd_namespace: Option<String>,
+
+    /// kubelet: CNI network configs; the lowest-sorted file is used [default: /etc/cni/net.d].
+    #[arg(long)]
+    cni_conf_dir: Option<PathBuf>,
+
+    /// kubelet: CNI plugin binaries [default: /opt/cni/bin].
+    #[arg(long)]
+    cni_bin_dir: Option<PathBuf>,
+
+    /// kubelet: directory of static pod manifests (YAML/JSON), watched for changes.
+    #[arg(long)]
+    pod_manifest_path: Option<PathBuf>,
+
+    /// kubelet: state directory (sandboxes, pod status files) [default: /var/lib/capstan/kubelet].
+    #[arg(long)]
+    root_dir: Option<PathBuf>,
+
+    /// kubelet: container logs, CRI format [default: /var/log/pods].
+    #[arg(long)]
+    pod_log_dir: Option<PathBuf>,
+
+    /// kubelet: where pod namespaces are bind-mounted [default: /run/netns].
+    #[arg(long)]
+    netns_dir: Option<PathBuf>,
+
+    /// kubelet: name prefix of this kubelet's namespace files [default: capstan-].
+    #[arg(long)]
+    netns_prefix: Option<String>,
+
+    /// kubelet: cluster DNS server(s) written to pods' resolv.conf, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    cluster_dns: Option<Vec<std::net::IpAddr>>,
+
+    /// kubelet: cluster domain [default: cluster.local].
+    #[arg(long)]
+    cluster_domain: Option<String>,
+
+    /// kubelet: cgroup parent of every pod (below each v1 hierarchy) [default: capstan].
+    #[arg(long)]
+    cgroup_root: Option<String>,
+
+    /// kubelet: seconds between orphan sweeps [default: 30].
+    #[arg(long)]
+    sweep_interval: Option<u64>,
 }
 
 fn main() -> ExitCode {
+    // The containerd shim runs this binary as the containers' log driver.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.len() == 3 && args[1] == capstan_agent::kubelet::logs::DRIVER_ARG {
+        let code = capstan_agent::kubelet::logs::run_driver(std::path::Path::new(&args[2]));
+        return ExitCode::from(code as u8);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => {
@@ -132,16 +194,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         })?,
         (None, None) => SubnetManagerKind::Etcd,
     };
-    let missing: Vec<String> = components
-        .iter()
-        .filter(|c| **c != Component::Overlay)
-        .map(|c| format!("{c:?}").to_lowercase())
-        .collect();
-    if !missing.is_empty() {
-        bail!(
-            "component(s) {} not built yet in this version; run with --components overlay",
-            missing.join(",")
-        );
+    if components.contains(&Component::Proxy) {
+        bail!("component proxy is not built yet in this version; run with --components overlay,kubelet");
     }
     if manager == SubnetManagerKind::Kube {
         bail!("--subnet-manager kube is not built yet in this version; use --subnet-manager etcd");
@@ -154,7 +208,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .to_string(),
     };
     let opts = overlay::Options {
-        node_name,
+        node_name: node_name.clone(),
         etcd_endpoints: cli
             .etcd_endpoints
             .or(file.etcd_endpoints)
@@ -177,6 +231,59 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .max(1),
         ),
     };
+    let kubelet_opts = kubelet::Options {
+        node_name: node_name.clone(),
+        node_ip: cli.node_ip.or(file.node_ip),
+        containerd_socket: cli
+            .containerd_socket
+            .or(file.containerd_socket)
+            .unwrap_or_else(|| kubelet::DEFAULT_CONTAINERD_SOCKET.into()),
+        containerd_namespace: cli
+            .containerd_namespace
+            .or(file.containerd_namespace)
+            .unwrap_or_else(|| kubelet::DEFAULT_CONTAINERD_NAMESPACE.into()),
+        cni_conf_dir: cli
+            .cni_conf_dir
+            .or(file.cni_conf_dir)
+            .unwrap_or_else(|| kubelet::DEFAULT_CNI_CONF_DIR.into()),
+        cni_bin_dir: cli
+            .cni_bin_dir
+            .or(file.cni_bin_dir)
+            .unwrap_or_else(|| kubelet::DEFAULT_CNI_BIN_DIR.into()),
+        pod_manifest_path: cli.pod_manifest_path.or(file.pod_manifest_path),
+        root_dir: cli
+            .root_dir
+            .or(file.root_dir)
+            .unwrap_or_else(|| kubelet::DEFAULT_ROOT_DIR.into()),
+        pod_log_dir: cli
+            .pod_log_dir
+            .or(file.pod_log_dir)
+            .unwrap_or_else(|| kubelet::DEFAULT_POD_LOG_DIR.into()),
+        netns_dir: cli
+            .netns_dir
+            .or(file.netns_dir)
+            .unwrap_or_else(|| kubelet::DEFAULT_NETNS_DIR.into()),
+        netns_prefix: cli
+            .netns_prefix
+            .or(file.netns_prefix)
+            .unwrap_or_else(|| kubelet::DEFAULT_NETNS_PREFIX.into()),
+        cluster_dns: cli.cluster_dns.or(file.cluster_dns).unwrap_or_default(),
+        cluster_domain: cli
+            .cluster_domain
+            .or(file.cluster_domain)
+            .unwrap_or_else(|| "cluster.local".into()),
+        cgroup_root: cli
+            .cgroup_root
+            .or(file.cgroup_root)
+            .unwrap_or_else(|| kubelet::DEFAULT_CGROUP_ROOT.into()),
+        sweep_interval: Duration::from_secs(
+            cli.sweep_interval
+                .or(file.sweep_interval)
+                .unwrap_or(30)
+                .max(1),
+        ),
+        manifest_poll: Duration::from_millis(500),
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -194,7 +301,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 _ = tokio::signal::ctrl_c() => {}
             }
         };
-        overlay::run(opts, shutdown).await
+        // One shutdown signal, fanned out to every component.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let signal = tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let overlay_run = async {
+            if components.contains(&Component::Overlay) {
+                overlay::run(opts, stopped(stop_rx.clone())).await?;
+            }
+            anyhow::Ok(())
+        };
+        let kubelet_run = async {
+            if components.contains(&Component::Kubelet) {
+                kubelet::run(kubelet_opts, stopped(stop_rx.clone())).await?;
+            }
+            anyhow::Ok(())
+        };
+        let r = tokio::try_join!(overlay_run, kubelet_run);
+        signal.abort();
+        r.map(|_| ())
     })?;
     Ok(())
 }

@@ -39,7 +39,7 @@ fn bad_flags_are_one_line_errors() {
 
 #[test]
 fn components_and_managers_not_built_yet_say_so() {
-    one_line_error(&["--components", "overlay,kubelet"], "kubelet");
+    one_line_error(&["--components", "overlay,proxy"], "proxy");
     one_line_error(&["--subnet-manager", "kube"], "kube");
 }
 

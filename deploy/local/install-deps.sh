@@ -7,6 +7,7 @@ PACKAGES=(
   etcd-server etcd-client          # the cluster store (lab and local cluster)
   containerd runc                  # the container runtime the kubelet drives
   iproute2 iputils-ping nftables   # lab namespaces, reachability checks, proxy/masquerade
+  conntrack                        # the proxy clears stale UDP conntrack entries
   busybox-static                   # the lab's test image
   protobuf-compiler                # etcd-client and containerd-client build their gRPC stubs
   containernetworking-plugins      # reference CNI plugins (chaining tests, CNI benchmark anchor)

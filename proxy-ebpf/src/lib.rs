@@ -1,2 +1,18 @@
-//! The service proxy: turns Services and EndpointSlices into dataplane rules
-//! (nftables or eBPF maps). Nothing is built here yet; see the proxy issues.
+//! The service proxy: turns Services and EndpointSlices into dataplane
+//! rules. The nftables backend programs one table of its own
+//! (`capstan-proxy`, one per address family) and never touches others.
+
+pub mod conntrack;
+pub mod healthcheck;
+pub mod model;
+pub mod netns;
+pub mod nft;
+pub mod plan;
+pub mod proxier;
+pub mod render;
+pub mod runner;
+pub mod source;
+pub mod tracker;
+
+pub use netns::Place;
+pub use proxier::{HealthCheck, Proxy, ProxyConfig, ProxyEvent, SyncError, SyncReport};

@@ -177,6 +177,7 @@ fn authorize(
     user: Option<&User>,
     verb: Verb,
     t: &ResourceTarget,
+    name: Option<&str>,
     pod_node: Option<&str>,
 ) -> Result<(), ApiError> {
     let Some(user) = user else {
@@ -188,7 +189,7 @@ fn authorize(
         resource: t.res.plural,
         subresource: t.sub.map(Sub::name),
         namespace: t.namespace.as_deref(),
-        name: t.name.as_deref(),
+        name,
         pod_node_name: pod_node,
     };
     match api.authorizer.authorize(user, &attrs) {
@@ -207,7 +208,7 @@ fn authorize(
                 Some(ns) => format!(" in the namespace \"{ns}\""),
                 None => " at the cluster scope".into(),
             };
-            let verb = format!("{verb:?}").to_lowercase();
+            let verb = verb.as_str();
             Err(ApiError::Forbidden(format!(
                 "{what} is forbidden: User \"{}\" cannot {verb} resource \"{}\" in API group {group}{scope}: {reason}",
                 user.name, what
@@ -225,33 +226,40 @@ async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Respo
         ));
     }
     let ns = t.namespace.as_deref();
-    // The node authorizer needs the pod's node: from storage for an
-    // existing pod, from the body for a new one.
+    // The node authorizer needs the object's name (from the body for a
+    // create) and a pod's node: from storage for an existing pod, from the
+    // body for a new one.
     let is_pod = t.res.kind == "Pod";
-    let mut body_bytes = None;
     let mut raw_body = Some(req.body);
-    let pod_node: Option<String> = match (&t.name, verb) {
-        (Some(name), _) if is_pod => match rest::get(&api, t.res, ns, name).await {
-            Ok(s) => s
+    let mut body_bytes = None;
+    let mut body_name = None;
+    let mut pod_node: Option<String> = None;
+    if verb == Verb::Create && t.name.is_none() {
+        let b = read_body(&api, &req.headers, raw_body.take().unwrap_or_default()).await?;
+        if let Ok(v) = read_object(&req.headers, &b) {
+            body_name = v
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            if is_pod {
+                pod_node = v
+                    .pointer("/spec/nodeName")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+            }
+        }
+        body_bytes = Some(b);
+    } else if let (Some(name), true) = (&t.name, is_pod) {
+        if let Ok(s) = rest::get(&api, t.res, ns, name).await {
+            pod_node = s
                 .value
                 .pointer("/spec/nodeName")
                 .and_then(Value::as_str)
-                .map(str::to_string),
-            Err(_) => None,
-        },
-        (None, Verb::Create) if is_pod => {
-            let b = read_body(&api, &req.headers, raw_body.take().unwrap_or_default()).await?;
-            let node = serde_json::from_slice::<Value>(&b).ok().and_then(|v| {
-                v.pointer("/spec/nodeName")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            });
-            body_bytes = Some(b);
-            node
+                .map(str::to_string);
         }
-        _ => None,
-    };
-    authorize(&api, req.user.as_ref(), verb, &t, pod_node.as_deref())?;
+    }
+    let name = t.name.as_deref().or(body_name.as_deref());
+    authorize(&api, req.user.as_ref(), verb, &t, name, pod_node.as_deref())?;
     let body = match body_bytes {
         Some(b) => b,
         None if matches!(
@@ -264,7 +272,21 @@ async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Respo
         None => bytes::Bytes::new(),
     };
     let params = &req.params;
+    let strict = params.get("fieldValidation") == Some("Strict");
+    let check_fields =
+        move |res: &'static super::resources::Resource, v: &Value| -> Result<(), ApiError> {
+            if strict {
+                let mut v = v.clone();
+                super::registry::meta::type_meta(res, &mut v)?;
+                super::registry::strict(res, &v)?;
+            }
+            Ok(())
+        };
     match verb {
+        Verb::Get if t.sub == Some(Sub::Log) => {
+            let name = t.name.clone().unwrap_or_default();
+            super::logs::proxy(&api, ns, &name, &params.0).await
+        }
         Verb::Get => get_object(&api, &t).await,
         Verb::List => {
             let opts = params.list_options(t.res)?;
@@ -292,6 +314,7 @@ async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Respo
                 let v = rest::bind(&api, t.res, ns, &name, &obj).await?;
                 return Ok(json_response(StatusCode::CREATED, &v));
             }
+            check_fields(t.res, &obj)?;
             let v = rest::create(&api, t.res, ns, obj).await?;
             Ok(json_response(StatusCode::CREATED, &v))
         }
@@ -312,6 +335,7 @@ async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Respo
                     scale(&api, &t, &name, replicas, precondition).await?
                 }
                 Some(Sub::Status) | None => {
+                    check_fields(t.res, &obj)?;
                     rest::update(&api, t.res, ns, &name, t.sub, Change::Replace(obj)).await?
                 }
                 Some(_) => return Err(ApiError::MethodNotAllowed),
@@ -342,7 +366,12 @@ async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Respo
                     scale(&api, &t, &name, replicas, precondition).await?
                 }
                 Some(Sub::Status) | None => {
-                    let f = move |cur: &Value| patch::apply(kind, cur, &body);
+                    let res = t.res;
+                    let f = move |cur: &Value| {
+                        let v = patch::apply(kind, cur, &body)?;
+                        check_fields(res, &v)?;
+                        Ok(v)
+                    };
                     rest::update(
                         &api,
                         t.res,
@@ -401,16 +430,11 @@ async fn get_object(api: &ApiServer, t: &ResourceTarget) -> Result<Response, Api
     let name = t.name.clone().unwrap_or_default();
     let s = rest::get(api, t.res, t.namespace.as_deref(), &name).await?;
     let obj = rest::with_rv(s.value, s.mod_revision);
-    let v =
-        match t.sub {
-            None | Some(Sub::Status) => obj,
-            Some(Sub::Scale) => workload::scale_of(t.res.kind, &obj),
-            Some(Sub::Log) => return Err(ApiError::BadRequest(
-                "pod logs are not served by this API server yet; read them from the node's agent"
-                    .into(),
-            )),
-            Some(Sub::Binding) => return Err(ApiError::MethodNotAllowed),
-        };
+    let v = match t.sub {
+        None | Some(Sub::Status) => obj,
+        Some(Sub::Scale) => workload::scale_of(t.res.kind, &obj),
+        Some(Sub::Log) | Some(Sub::Binding) => return Err(ApiError::MethodNotAllowed),
+    };
     Ok(json_response(StatusCode::OK, &v))
 }
 

@@ -1,0 +1,173 @@
+//! The kubelet component: runs the pods a pod source assigns to this node
+//! on containerd, with CNI networking. `manager` keeps one `pod_worker` per
+//! pod; workers talk to containerd only through `runtime::ContainerRuntime`.
+//! Never writes anything outside its flags' directories and its cgroup root.
+
+pub mod assemble;
+pub mod backoff;
+pub mod cni;
+pub mod command;
+pub mod env;
+pub mod error;
+pub mod gc;
+pub mod hooks;
+pub mod ids;
+pub mod logs;
+pub mod manager;
+pub mod netns;
+pub mod pod_worker;
+pub mod probes;
+pub mod runtime;
+pub mod sandbox;
+pub mod source;
+pub mod spec;
+pub mod status;
+pub mod volumes;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+
+use crate::kubelet::runtime::containerd::Containerd;
+use crate::kubelet::source::ObjectStore;
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub node_name: String,
+    pub node_ip: Option<IpAddr>,
+    pub containerd_socket: PathBuf,
+    pub containerd_namespace: String,
+    pub cni_conf_dir: PathBuf,
+    pub cni_bin_dir: PathBuf,
+    pub pod_manifest_path: Option<PathBuf>,
+    pub root_dir: PathBuf,
+    pub pod_log_dir: PathBuf,
+    pub netns_dir: PathBuf,
+    /// Prefix of the namespace files this kubelet makes in `netns_dir`
+    /// (the directory may be shared, e.g. /run/netns).
+    pub netns_prefix: String,
+    pub cluster_dns: Vec<IpAddr>,
+    pub cluster_domain: String,
+    pub cgroup_root: String,
+    pub sweep_interval: Duration,
+    pub manifest_poll: Duration,
+}
+
+pub const DEFAULT_ROOT_DIR: &str = "/var/lib/capstan/kubelet";
+pub const DEFAULT_CONTAINERD_SOCKET: &str = "/run/containerd/containerd.sock";
+pub const DEFAULT_CONTAINERD_NAMESPACE: &str = "k8s.io";
+pub const DEFAULT_CNI_CONF_DIR: &str = "/etc/cni/net.d";
+pub const DEFAULT_CNI_BIN_DIR: &str = "/opt/cni/bin";
+pub const DEFAULT_POD_LOG_DIR: &str = "/var/log/pods";
+pub const DEFAULT_NETNS_DIR: &str = "/run/netns";
+pub const DEFAULT_NETNS_PREFIX: &str = "capstan-";
+pub const DEFAULT_CGROUP_ROOT: &str = "capstan";
+
+/// What every pod worker shares: the one runtime client, CNI, objects.
+pub struct Shared<R> {
+    pub runtime: Arc<R>,
+    pub cni: cni::Cni,
+    pub objects: ObjectStore,
+    pub opts: Arc<Options>,
+    pub owner: String,
+    pub host_ip: Option<IpAddr>,
+}
+
+impl<R> Shared<R> {
+    /// `<root>/pod-status/<namespace>_<name>.json`: the pod's computed
+    /// status, for static pods (and tests, and `capstan-lab`).
+    pub fn status_path(&self, pod: &Pod) -> PathBuf {
+        status_path(
+            &self.opts.root_dir,
+            pod.metadata.namespace.as_deref().unwrap_or("default"),
+            pod.metadata.name.as_deref().unwrap_or(""),
+        )
+    }
+}
+
+pub fn status_path(root: &std::path::Path, namespace: &str, name: &str) -> PathBuf {
+    root.join("pod-status")
+        .join(format!("{namespace}_{name}.json"))
+}
+
+/// The node's address: the flag, else the first global IPv4 address.
+fn detect_host_ip() -> Option<IpAddr> {
+    let addrs = nix::ifaddrs::getifaddrs().ok()?;
+    for a in addrs {
+        if let Some(sin) = a.address.as_ref().and_then(|s| s.as_sockaddr_in()) {
+            let ip = sin.ip();
+            if !ip.is_loopback() && !ip.is_link_local() {
+                return Some(IpAddr::V4(ip));
+            }
+        }
+    }
+    None
+}
+
+/// Runs the kubelet until `shutdown` resolves. Pods keep running after.
+pub async fn run(
+    opts: Options,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow_free::Result<()> {
+    let log_driver = std::env::current_exe().map_err(|e| error::Error::Io {
+        op: "find own executable (log driver)",
+        path: PathBuf::new(),
+        source: e,
+    })?;
+    let runtime = Arc::new(
+        Containerd::connect(
+            &opts.containerd_socket,
+            &opts.containerd_namespace,
+            log_driver,
+        )
+        .await?,
+    );
+    for d in [&opts.root_dir, &opts.pod_log_dir, &opts.netns_dir] {
+        std::fs::create_dir_all(d).map_err(error::Error::io("create directory", d))?;
+    }
+    let owner = ids::owner_token(&opts.node_name, &opts.root_dir.display().to_string());
+    let host_ip = opts.node_ip.or_else(detect_host_ip);
+    let objects = ObjectStore::default();
+    let shared = Arc::new(Shared {
+        runtime,
+        cni: cni::Cni {
+            conf_dir: opts.cni_conf_dir.clone(),
+            bin_dir: opts.cni_bin_dir.clone(),
+        },
+        objects: objects.clone(),
+        owner,
+        host_ip,
+        opts: Arc::new(opts.clone()),
+    });
+    let (tx, rx) = tokio::sync::watch::channel(None);
+    let source = match &opts.pod_manifest_path {
+        Some(dir) => tokio::spawn(source::static_dir::run(
+            dir.clone(),
+            opts.node_name.clone(),
+            objects,
+            tx,
+            opts.manifest_poll,
+        )),
+        None => {
+            // No source configured: an empty, complete snapshot (the API
+            // source plugs in here).
+            let _ = tx.send(Some(Arc::new(source::Snapshot::default())));
+            tokio::spawn(async move {
+                let _keep = tx;
+                std::future::pending::<()>().await
+            })
+        }
+    };
+    tracing::info!(node = %opts.node_name, host_ip = ?host_ip, "kubelet started");
+    manager::run(shared, rx, shutdown).await;
+    source.abort();
+    Ok(())
+}
+
+/// The kubelet's own result type (no anyhow in the library).
+pub mod anyhow_free {
+    pub type Result<T> = std::result::Result<T, super::error::Error>;
+}

@@ -1,0 +1,1007 @@
+//! One task per pod: compares the pod's spec with the containers that
+//! exist and changes only the difference (level-triggered), reacting to
+//! task exits, probe results and the manager's updates. Owns the pod's
+//! sandbox, containers, restarts and status; never touches another pod's.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::kubelet::backoff::Backoff;
+use crate::kubelet::env::{self, PodFields};
+use crate::kubelet::error::{Error, Result};
+use crate::kubelet::runtime::{ContainerRuntime, CreateRequest, Exit, ImageInfo, TaskState};
+use crate::kubelet::status::{self, State};
+use crate::kubelet::{assemble, hooks, ids, logs, netns, probes, sandbox, volumes, Shared};
+
+const RESYNC: Duration = Duration::from_secs(10);
+const RETRY: Duration = Duration::from_secs(2);
+
+pub enum Command {
+    Update(Arc<Pod>),
+    Delete,
+}
+
+enum Event {
+    Exited {
+        name: String,
+        attempt: u32,
+        exit: Exit,
+        oom: bool,
+    },
+    Probe(probes::Event),
+}
+
+struct Running {
+    id: String,
+    attempt: u32,
+    started: SystemTime,
+    ready: bool,
+    startup_ok: bool,
+    killing: bool,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+#[derive(Clone)]
+struct Exited {
+    id: String,
+    code: i32,
+    reason: String,
+    started: SystemTime,
+    finished: SystemTime,
+}
+
+#[derive(Default)]
+struct Slot {
+    running: Option<Running>,
+    last: Option<Exited>,
+    prev: Option<Exited>,
+    /// Attempt number the next start uses (= restartCount after it).
+    next_attempt: u32,
+    backoff: Backoff,
+    waiting: Option<(String, Option<String>)>,
+    image: Option<ImageInfo>,
+}
+
+pub struct Worker<R: ContainerRuntime> {
+    shared: Arc<Shared<R>>,
+    pod: Arc<Pod>,
+    uid: String,
+    slots: HashMap<String, Slot>,
+    sandbox: Option<sandbox::Record>,
+    sandbox_error: Option<String>,
+    start_time: SystemTime,
+    events_tx: mpsc::Sender<Event>,
+    events_rx: mpsc::Receiver<Event>,
+    probe_tx: mpsc::Sender<probes::Event>,
+    probe_rx: mpsc::Receiver<probes::Event>,
+    last_status: Vec<u8>,
+}
+
+fn name_of(pod: &Pod) -> String {
+    format!(
+        "{}/{}",
+        pod.metadata.namespace.as_deref().unwrap_or("default"),
+        pod.metadata.name.as_deref().unwrap_or("")
+    )
+}
+
+fn restart_policy(pod: &Pod) -> String {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.restart_policy.clone())
+        .unwrap_or_else(|| "Always".into())
+}
+
+fn grace(pod: &Pod) -> Duration {
+    Duration::from_secs(
+        pod.spec
+            .as_ref()
+            .and_then(|s| s.termination_grace_period_seconds)
+            .unwrap_or(30)
+            .max(0) as u64,
+    )
+}
+
+/// Reads the OOM kill counter of the container's memory cgroup (cgroup v1;
+/// the cgroup still exists until the task is deleted).
+fn oom_killed(cgroups_path: &str) -> bool {
+    let p = PathBuf::from("/sys/fs/cgroup/memory")
+        .join(cgroups_path.trim_start_matches('/'))
+        .join("memory.oom_control");
+    std::fs::read_to_string(p)
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("oom_kill "))
+                .and_then(|n| n.trim().parse::<u64>().ok())
+        })
+        .is_some_and(|n| n > 0)
+}
+
+fn system_time_label(s: &str) -> Option<SystemTime> {
+    let secs: f64 = s.parse().ok()?;
+    SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs_f64(secs))
+}
+
+fn label_time(t: SystemTime) -> String {
+    format!(
+        "{:.3}",
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64()
+    )
+}
+
+impl<R: ContainerRuntime> Worker<R> {
+    pub fn new(shared: Arc<Shared<R>>, pod: Arc<Pod>) -> Self {
+        let (events_tx, events_rx) = mpsc::channel(64);
+        let (probe_tx, probe_rx) = mpsc::channel(64);
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        Self {
+            shared,
+            pod,
+            uid,
+            slots: HashMap::new(),
+            sandbox: None,
+            sandbox_error: None,
+            start_time: SystemTime::now(),
+            events_tx,
+            events_rx,
+            probe_tx,
+            probe_rx,
+            last_status: Vec::new(),
+        }
+    }
+
+    fn containers(&self) -> (Vec<Container>, Vec<Container>) {
+        let spec = self.pod.spec.clone().unwrap_or_default();
+        (spec.init_containers.unwrap_or_default(), spec.containers)
+    }
+
+    fn cgroups_path(&self, id: &str) -> String {
+        format!(
+            "/{}/pod{}/{id}",
+            self.shared.opts.cgroup_root.trim_matches('/'),
+            self.uid
+        )
+    }
+
+    fn pod_ip(&self) -> Option<IpAddr> {
+        match &self.sandbox {
+            Some(s) if s.host_network => self.shared.host_ip,
+            Some(s) => s.pod_ips.first().copied(),
+            None => None,
+        }
+    }
+
+    /// Runs until the pod is deleted and cleaned up.
+    pub async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let pod_name = name_of(&self.pod);
+        if let Err(e) = self.adopt().await {
+            tracing::warn!(pod = %pod_name, error = %e, "adopting existing containers failed");
+        }
+        loop {
+            let wake = self.sync().await;
+            self.write_status();
+            let deadline = tokio::time::Instant::from_std(wake);
+            tokio::select! {
+                cmd = commands.recv() => match cmd {
+                    Some(Command::Update(p)) => self.pod = p,
+                    Some(Command::Delete) | None => break,
+                },
+                Some(ev) = self.events_rx.recv() => self.handle(ev).await,
+                Some(ev) = self.probe_rx.recv() => self.handle(Event::Probe(ev)).await,
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+        self.terminate().await;
+        tracing::info!(pod = %pod_name, "pod removed");
+    }
+
+    /// Picks up what a previous agent left: the sandbox record and the
+    /// pod's containers (running ones keep running).
+    async fn adopt(&mut self) -> Result<()> {
+        if let Some(rec) = sandbox::load(&self.shared.opts.root_dir, &self.uid) {
+            let ns_ok = rec.net.as_ref().is_none_or(|n| netns::exists(n));
+            if ns_ok {
+                self.sandbox = Some(rec);
+            }
+        }
+        let mut found = self
+            .shared
+            .runtime
+            .list(ids::LABEL_POD_UID, &self.uid)
+            .await?;
+        found.retain(|c| c.labels.get(ids::LABEL_OWNER) == Some(&self.shared.owner));
+        found.sort_by_key(|c| {
+            c.labels
+                .get(ids::LABEL_ATTEMPT)
+                .and_then(|a| a.parse::<u32>().ok())
+                .unwrap_or(0)
+        });
+        for c in found {
+            let (Some(name), Some(attempt)) = (
+                c.labels.get(ids::LABEL_CONTAINER_NAME).cloned(),
+                c.labels
+                    .get(ids::LABEL_ATTEMPT)
+                    .and_then(|a| a.parse::<u32>().ok()),
+            ) else {
+                continue;
+            };
+            let started = c
+                .labels
+                .get(ids::LABEL_STARTED_AT)
+                .and_then(|s| system_time_label(s))
+                .unwrap_or_else(SystemTime::now);
+            match c.task {
+                TaskState::Running { .. } if self.sandbox.is_some() => {
+                    let slot = self.slots.entry(name.clone()).or_default();
+                    slot.next_attempt = attempt + 1;
+                    slot.running = Some(Running {
+                        id: c.id.clone(),
+                        attempt,
+                        started,
+                        ready: false,
+                        startup_ok: false,
+                        killing: false,
+                        tasks: Vec::new(),
+                    });
+                    self.watch(&name, &c.id, attempt);
+                    tracing::info!(pod = %name_of(&self.pod), container = %name, id = %c.id, "adopted running container");
+                }
+                TaskState::Running { .. } | TaskState::Created => {
+                    // No sandbox to run in any more: it goes.
+                    self.shared.runtime.remove(&c.id).await?;
+                }
+                TaskState::Stopped { .. } | TaskState::None => {
+                    let exit = match c.task {
+                        TaskState::Stopped { .. } => self.shared.runtime.delete_task(&c.id).await?,
+                        _ => None,
+                    };
+                    let code = exit.map(|e| e.code as i32).or_else(|| {
+                        c.labels
+                            .get(ids::LABEL_EXIT_CODE)
+                            .and_then(|v| v.parse().ok())
+                    });
+                    let Some(code) = code else {
+                        self.shared.runtime.remove(&c.id).await?;
+                        continue;
+                    };
+                    let finished = exit.map(|e| e.at).or_else(|| {
+                        c.labels
+                            .get(ids::LABEL_FINISHED_AT)
+                            .and_then(|s| system_time_label(s))
+                    });
+                    let slot = self.slots.entry(name.clone()).or_default();
+                    slot.next_attempt = attempt + 1;
+                    slot.prev = slot.last.take();
+                    slot.last = Some(Exited {
+                        id: c.id.clone(),
+                        code,
+                        reason: c
+                            .labels
+                            .get(ids::LABEL_EXIT_REASON)
+                            .cloned()
+                            .unwrap_or_else(|| {
+                                if code == 0 { "Completed" } else { "Error" }.into()
+                            }),
+                        started,
+                        finished: finished.unwrap_or_else(SystemTime::now),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the waiter (and prober) of a running attempt.
+    fn watch(&mut self, name: &str, id: &str, attempt: u32) {
+        let runtime = self.shared.runtime.clone();
+        let tx = self.events_tx.clone();
+        let cg = self.cgroups_path(id);
+        let (idc, namec) = (id.to_string(), name.to_string());
+        let waiter = tokio::spawn(async move {
+            loop {
+                match runtime.wait(&idc).await {
+                    Ok(exit) => {
+                        let oom = oom_killed(&cg);
+                        let _ = tx
+                            .send(Event::Exited {
+                                name: namec,
+                                attempt,
+                                exit,
+                                oom,
+                            })
+                            .await;
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(container = %idc, error = %e, "wait failed; retrying");
+                        tokio::time::sleep(RETRY).await;
+                    }
+                }
+            }
+        });
+        let (_, app) = self.containers();
+        let (init, _) = self.containers();
+        let spec = app
+            .iter()
+            .chain(init.iter())
+            .find(|c| c.name == name)
+            .cloned();
+        let pod_ip = self.pod_ip();
+        let mut tasks = vec![waiter];
+        if let (Some(c), Some(ip)) = (spec, pod_ip) {
+            if c.liveness_probe.is_some()
+                || c.readiness_probe.is_some()
+                || c.startup_probe.is_some()
+            {
+                tasks.push(tokio::spawn(probes::prober(
+                    self.shared.runtime.clone(),
+                    c,
+                    attempt,
+                    id.to_string(),
+                    ip,
+                    self.probe_tx.clone(),
+                )));
+            }
+        }
+        if let Some(r) = self.slots.get_mut(name).and_then(|s| s.running.as_mut()) {
+            r.tasks.extend(tasks);
+        }
+    }
+
+    async fn handle(&mut self, ev: Event) {
+        match ev {
+            Event::Exited {
+                name,
+                attempt,
+                exit,
+                oom,
+            } => {
+                let Some(slot) = self.slots.get_mut(&name) else {
+                    return;
+                };
+                let Some(run) = slot.running.take_if(|r| r.attempt == attempt) else {
+                    return;
+                };
+                for t in &run.tasks {
+                    t.abort();
+                }
+                let code = exit.code as i32;
+                let reason = if oom {
+                    "OOMKilled"
+                } else if code == 0 {
+                    "Completed"
+                } else {
+                    "Error"
+                };
+                let ran = exit.at.duration_since(run.started).unwrap_or_default();
+                slot.backoff.exited(ran, Instant::now());
+                slot.prev = slot.last.take();
+                slot.last = Some(Exited {
+                    id: run.id.clone(),
+                    code,
+                    reason: reason.to_string(),
+                    started: run.started,
+                    finished: exit.at,
+                });
+                tracing::info!(pod = %name_of(&self.pod), container = %name, code, reason, "container exited");
+                // Recorded on the container so a restarted agent knows, then
+                // the task goes (its shim exits).
+                let labels = HashMap::from([
+                    (ids::LABEL_EXIT_CODE.to_string(), code.to_string()),
+                    (ids::LABEL_EXIT_REASON.to_string(), reason.to_string()),
+                    (ids::LABEL_FINISHED_AT.to_string(), label_time(exit.at)),
+                ]);
+                if let Err(e) = self.shared.runtime.set_labels(&run.id, labels).await {
+                    tracing::warn!(container = %run.id, error = %e, "recording exit failed");
+                }
+                if let Err(e) = self.shared.runtime.delete_task(&run.id).await {
+                    tracing::warn!(container = %run.id, error = %e, "deleting task failed");
+                }
+            }
+            Event::Probe(p) => {
+                let pod = name_of(&self.pod);
+                let grace = grace(&self.pod);
+                let Some(run) = self
+                    .slots
+                    .get_mut(&p.container)
+                    .and_then(|s| s.running.as_mut())
+                    .filter(|r| r.attempt == p.attempt)
+                else {
+                    return;
+                };
+                match (p.kind, p.ok) {
+                    (probes::Kind::Readiness, ok) => run.ready = ok,
+                    (probes::Kind::Startup, true) => run.startup_ok = true,
+                    (probes::Kind::Liveness, true) => {}
+                    (kind, false) => {
+                        if !run.killing {
+                            run.killing = true;
+                            tracing::info!(pod = %pod, container = %p.container, ?kind, message = %p.message, "probe failed; restarting container");
+                            let id = run.id.clone();
+                            self.kill_in_background(&p.container, id, p.attempt, grace);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn spec_of(&self, name: &str) -> Option<Container> {
+        let (init, app) = self.containers();
+        init.into_iter().chain(app).find(|c| c.name == name)
+    }
+
+    /// preStop, SIGTERM, wait for the grace period, SIGKILL; the waiter
+    /// reports the exit as usual.
+    fn kill_in_background(&self, name: &str, id: String, attempt: u32, grace: Duration) {
+        let runtime = self.shared.runtime.clone();
+        let spec = self.spec_of(name);
+        let ip = self.pod_ip();
+        tracing::debug!(container = %name, attempt, "stopping container");
+        tokio::spawn(async move {
+            stop_container(runtime.as_ref(), spec.as_ref(), ip, &id, grace).await;
+        });
+    }
+
+    /// One reconcile pass; returns when it wants to run again at the latest.
+    async fn sync(&mut self) -> Instant {
+        let now = Instant::now();
+        let mut wake = now + RESYNC;
+        if let Err(e) = self.ensure_sandbox().await {
+            let msg = e.to_string();
+            if self.sandbox_error.as_ref() != Some(&msg) {
+                tracing::warn!(pod = %name_of(&self.pod), error = %msg, "pod sandbox not ready");
+            }
+            self.sandbox_error = Some(msg);
+            return now + RETRY;
+        }
+        self.sandbox_error = None;
+        let policy = restart_policy(&self.pod);
+        let (init, app) = self.containers();
+        // Init containers, one at a time, each to completion.
+        for c in &init {
+            let slot = self.slots.entry(c.name.clone()).or_default();
+            if slot.running.is_some() {
+                return wake;
+            }
+            match &slot.last {
+                Some(l) if l.code == 0 => continue,
+                Some(_) if policy == "Never" => return wake,
+                _ => {}
+            }
+            if let Some(at) = slot.backoff.ready_at(now) {
+                slot.waiting = Some(crash_loop(&c.name, slot.backoff.delay()));
+                return at;
+            }
+            if let Err(e) = self.start(c, true).await {
+                self.start_failed(c, e);
+                return now + RETRY;
+            }
+            return wake;
+        }
+        for c in &app {
+            let slot = self.slots.entry(c.name.clone()).or_default();
+            if slot.running.is_some() {
+                continue;
+            }
+            if let Some(l) = &slot.last {
+                let restart = match policy.as_str() {
+                    "Always" => true,
+                    "OnFailure" => l.code != 0,
+                    _ => false,
+                };
+                if !restart {
+                    continue;
+                }
+            }
+            if let Some(at) = slot.backoff.ready_at(now) {
+                slot.waiting = Some(crash_loop(&c.name, slot.backoff.delay()));
+                wake = wake.min(at);
+                continue;
+            }
+            if let Err(e) = self.start(c, false).await {
+                self.start_failed(c, e);
+                wake = wake.min(now + RETRY);
+            }
+        }
+        wake
+    }
+
+    fn start_failed(&mut self, c: &Container, e: Error) {
+        let reason = match &e {
+            Error::Image { message, .. } if message.contains("ErrImageNeverPull") => {
+                "ErrImageNeverPull"
+            }
+            Error::Image { .. } => "ErrImagePull",
+            Error::Config { .. } => "CreateContainerConfigError",
+            _ => "CreateContainerError",
+        };
+        let slot = self.slots.entry(c.name.clone()).or_default();
+        let msg = e.to_string();
+        if slot.waiting.as_ref().map(|w| &w.0) != Some(&reason.to_string()) {
+            tracing::warn!(pod = %name_of(&self.pod), container = %c.name, error = %msg, "container start failed");
+        }
+        slot.waiting = Some((reason.into(), Some(msg)));
+    }
+
+    async fn ensure_sandbox(&mut self) -> Result<()> {
+        let opts = &self.shared.opts;
+        let pod = self.pod.clone();
+        let host_network = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false);
+        let hostname = pod.metadata.name.clone().unwrap_or_default();
+        if self.sandbox.is_none() {
+            let sid = ids::sandbox_id(&self.shared.owner, &self.uid);
+            let ns = netns::paths(
+                &opts.netns_dir,
+                &format!("{}{sid}", opts.netns_prefix),
+                host_network,
+            );
+            let rec = sandbox::load(&opts.root_dir, &self.uid).unwrap_or(sandbox::Record {
+                sandbox_id: sid,
+                namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+                name: hostname.clone(),
+                uid: self.uid.clone(),
+                host_network,
+                net: ns.net,
+                ipc: ns.ipc,
+                uts: ns.uts,
+                cni_result: None,
+                pod_ips: Vec::new(),
+            });
+            // Recorded before anything is made, so a sweep can undo it.
+            sandbox::save(&opts.root_dir, &rec)?;
+            self.sandbox = Some(rec);
+        }
+        let Some(rec) = self.sandbox.as_mut() else {
+            return Ok(());
+        };
+        if rec.host_network || rec.cni_result.is_none() {
+            sandbox::ensure(&opts.root_dir, &self.shared.cni, rec, &hostname).await?;
+            tracing::info!(pod = %name_of(&pod), ips = ?rec.pod_ips, "pod sandbox ready");
+        }
+        Ok(())
+    }
+
+    fn fields(&self) -> PodFields {
+        PodFields {
+            pod_ip: self.pod_ip().map(|i| i.to_string()).unwrap_or_default(),
+            host_ip: self
+                .shared
+                .host_ip
+                .map(|i| i.to_string())
+                .unwrap_or_default(),
+            node_name: self.shared.opts.node_name.clone(),
+        }
+    }
+
+    async fn image(&mut self, c: &Container) -> Result<ImageInfo> {
+        let name = c.image.clone().unwrap_or_default();
+        let policy = c.image_pull_policy.as_deref().unwrap_or("IfNotPresent");
+        let cached = self.slots.get(&c.name).and_then(|s| s.image.clone());
+        if let Some(i) = cached.filter(|i| i.name == name && policy != "Always") {
+            return Ok(i);
+        }
+        match self.shared.runtime.image(&name).await? {
+            Some(i) => {
+                if let Some(s) = self.slots.get_mut(&c.name) {
+                    s.image = Some(i.clone());
+                }
+                Ok(i)
+            }
+            None if policy == "Never" => Err(Error::Image {
+                image: name,
+                message: "ErrImageNeverPull: not present and imagePullPolicy is Never".into(),
+            }),
+            None => Err(Error::Image {
+                image: name,
+                message: "not present on the node (pulling from registries is not supported yet)"
+                    .into(),
+            }),
+        }
+    }
+
+    async fn start(&mut self, c: &Container, init: bool) -> Result<()> {
+        let t0 = Instant::now();
+        let image = self.image(c).await?;
+        let Some(rec) = self.sandbox.clone() else {
+            return Ok(());
+        };
+        let opts = self.shared.opts.clone();
+        let pod = self.pod.clone();
+        let fields = self.fields();
+        let pod_dir = sandbox::pod_dir(&opts.root_dir, &self.uid);
+        let objects = self.shared.objects.clone();
+        let vols = volumes::prepare(&pod, &pod_dir, &fields, &objects)?;
+        let env =
+            env::build(&pod, c, &image.env, &fields, &objects).map_err(|e| Error::Config {
+                pod: name_of(&pod),
+                message: e.0,
+            })?;
+        let etc = sandbox::write_etc(
+            &opts.root_dir,
+            &rec,
+            pod.metadata.name.as_deref().unwrap_or(""),
+            &opts.cluster_dns,
+            &opts.cluster_domain,
+        )?;
+        let slot = self.slots.entry(c.name.clone()).or_default();
+        let attempt = slot.next_attempt;
+        let id = ids::container_id(&self.shared.owner, &self.uid, &c.name, attempt);
+        let cgroups_path = format!(
+            "/{}/pod{}/{id}",
+            opts.cgroup_root.trim_matches('/'),
+            self.uid
+        );
+        let input = assemble::build(assemble::Parts {
+            pod: &pod,
+            container: c,
+            image: &image,
+            env,
+            volume_mounts: volumes::mounts(&pod, c, &vols)?,
+            etc: &etc,
+            namespaces: &rec.namespaces(),
+            cgroups_path,
+        });
+        let now = SystemTime::now();
+        let labels = HashMap::from([
+            (ids::LABEL_OWNER.to_string(), self.shared.owner.clone()),
+            (ids::LABEL_POD_UID.to_string(), self.uid.clone()),
+            (
+                ids::LABEL_POD_NAME.to_string(),
+                pod.metadata.name.clone().unwrap_or_default(),
+            ),
+            (
+                ids::LABEL_POD_NAMESPACE.to_string(),
+                pod.metadata.namespace.clone().unwrap_or_default(),
+            ),
+            (ids::LABEL_CONTAINER_NAME.to_string(), c.name.clone()),
+            (ids::LABEL_ATTEMPT.to_string(), attempt.to_string()),
+            (ids::LABEL_INIT.to_string(), init.to_string()),
+            (ids::LABEL_STARTED_AT.to_string(), label_time(now)),
+        ]);
+        // A leftover of a failed earlier try of this very attempt goes first.
+        self.shared.runtime.remove(&id).await?;
+        self.shared
+            .runtime
+            .create(CreateRequest {
+                id: id.clone(),
+                image: image.clone(),
+                spec: crate::kubelet::spec::build(&input),
+                labels,
+            })
+            .await?;
+        let log_dir = logs::pod_log_dir(
+            &opts.pod_log_dir,
+            pod.metadata.namespace.as_deref().unwrap_or("default"),
+            pod.metadata.name.as_deref().unwrap_or(""),
+            &self.uid,
+        );
+        let log = logs::container_log_path(&log_dir, &c.name, attempt);
+        if let Err(e) = self.shared.runtime.start(&id, &log).await {
+            let _ = self.shared.runtime.remove(&id).await;
+            return Err(e);
+        }
+        let slot = self.slots.entry(c.name.clone()).or_default();
+        slot.next_attempt = attempt + 1;
+        slot.waiting = None;
+        slot.image = Some(image);
+        let older = slot.prev.take();
+        slot.running = Some(Running {
+            id: id.clone(),
+            attempt,
+            started: now,
+            ready: false,
+            startup_ok: false,
+            killing: false,
+            tasks: Vec::new(),
+        });
+        tracing::info!(pod = %name_of(&pod), container = %c.name, id = %id, attempt, elapsed_ms = t0.elapsed().as_millis() as u64, "container started");
+        self.watch(&c.name, &id, attempt);
+        // Only the latest exited attempt is kept (for lastState).
+        if let Some(old) = older {
+            if !init {
+                let _ = self.shared.runtime.remove(&old.id).await;
+            }
+        }
+        if let Some(h) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
+            let ip = self.pod_ip().unwrap_or(IpAddr::from([127, 0, 0, 1]));
+            let budget = grace(&pod).max(Duration::from_secs(1));
+            if let Err(msg) = hooks::run(h, c, ip, &id, self.shared.runtime.as_ref(), budget).await
+            {
+                tracing::warn!(pod = %name_of(&pod), container = %c.name, error = %msg, "postStart hook failed; killing container");
+                if let Some(r) = self.slots.get_mut(&c.name).and_then(|s| s.running.as_mut()) {
+                    r.killing = true;
+                }
+                self.kill_in_background(&c.name, id, attempt, grace(&pod));
+            }
+        }
+        Ok(())
+    }
+
+    fn container_status(&self, c: &Container, init: bool) -> status::Container {
+        let slot = self.slots.get(&c.name);
+        let to_term = |e: &Exited| State::Terminated {
+            code: e.code,
+            signal: None,
+            reason: e.reason.clone(),
+            started: e.started,
+            finished: e.finished,
+            container_id: e.id.clone(),
+        };
+        let image = slot.and_then(|s| s.image.as_ref());
+        let image_id = image
+            .map(|i| {
+                let repo = i
+                    .name
+                    .rsplit_once(':')
+                    .filter(|(_, t)| !t.contains('/'))
+                    .map_or(i.name.as_str(), |(r, _)| r);
+                format!("{repo}@{}", i.manifest_digest)
+            })
+            .unwrap_or_default();
+        let (state, last, container_id, ready, started) = match slot {
+            Some(Slot {
+                running: Some(r),
+                last,
+                ..
+            }) => {
+                let has_ready_probe = c.readiness_probe.is_some();
+                let started = c.startup_probe.is_none() || r.startup_ok;
+                (
+                    State::Running { started: r.started },
+                    last.as_ref().map(to_term),
+                    Some(r.id.clone()),
+                    !init && started && (r.ready || !has_ready_probe),
+                    started,
+                )
+            }
+            Some(Slot {
+                last: Some(l),
+                waiting: Some((reason, msg)),
+                ..
+            }) => (
+                State::Waiting {
+                    reason: reason.clone(),
+                    message: msg.clone(),
+                },
+                Some(to_term(l)),
+                Some(l.id.clone()),
+                false,
+                false,
+            ),
+            Some(Slot {
+                last: Some(l),
+                prev,
+                ..
+            }) => (
+                to_term(l),
+                prev.as_ref().map(to_term),
+                Some(l.id.clone()),
+                false,
+                false,
+            ),
+            Some(Slot {
+                waiting: Some((reason, msg)),
+                ..
+            }) => (
+                State::Waiting {
+                    reason: reason.clone(),
+                    message: msg.clone(),
+                },
+                None,
+                None,
+                false,
+                false,
+            ),
+            _ => (
+                State::Waiting {
+                    reason: if init || self.init_done() {
+                        "ContainerCreating"
+                    } else {
+                        "PodInitializing"
+                    }
+                    .into(),
+                    message: self.sandbox_error.clone(),
+                },
+                None,
+                None,
+                false,
+                false,
+            ),
+        };
+        let restart_count = slot
+            .map(|s| s.next_attempt.saturating_sub(1) as i32)
+            .unwrap_or(0);
+        status::Container {
+            name: c.name.clone(),
+            image: c.image.clone().unwrap_or_default(),
+            image_id,
+            container_id,
+            state,
+            last,
+            ready,
+            started,
+            restart_count,
+        }
+    }
+
+    fn init_done(&self) -> bool {
+        let (init, _) = self.containers();
+        init.iter().all(|c| {
+            self.slots
+                .get(&c.name)
+                .and_then(|s| s.last.as_ref())
+                .is_some_and(|l| l.code == 0)
+        })
+    }
+
+    pub fn status(&self) -> k8s_openapi::api::core::v1::PodStatus {
+        let (init, app) = self.containers();
+        let init: Vec<_> = init
+            .iter()
+            .map(|c| self.container_status(c, true))
+            .collect();
+        let app: Vec<_> = app
+            .iter()
+            .map(|c| self.container_status(c, false))
+            .collect();
+        let policy = restart_policy(&self.pod);
+        let ips = self
+            .sandbox
+            .as_ref()
+            .map(|s| {
+                if s.host_network {
+                    self.shared.host_ip.into_iter().collect()
+                } else {
+                    s.pod_ips.clone()
+                }
+            })
+            .unwrap_or_default();
+        status::build(&status::Inputs {
+            restart_policy: &policy,
+            init: &init,
+            app: &app,
+            pod_ips: &ips,
+            host_ip: self.shared.host_ip,
+            start_time: self.start_time,
+        })
+    }
+
+    fn write_status(&mut self) {
+        let status = self.status();
+        let doc = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": self.pod.metadata.name,
+                "namespace": self.pod.metadata.namespace,
+                "uid": self.uid,
+            },
+            "status": status,
+        });
+        let bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
+        if bytes == self.last_status {
+            return;
+        }
+        let path = self.shared.status_path(&self.pod);
+        let tmp = path.with_extension("tmp");
+        let r = std::fs::create_dir_all(path.parent().unwrap_or(&self.shared.opts.root_dir))
+            .and_then(|_| std::fs::write(&tmp, &bytes))
+            .and_then(|_| std::fs::rename(&tmp, &path));
+        match r {
+            Ok(()) => self.last_status = bytes,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "writing pod status failed")
+            }
+        }
+    }
+
+    /// Graceful deletion: every running container gets preStop, SIGTERM and
+    /// the grace period, then SIGKILL; then containers, sandbox and files go.
+    async fn terminate(&mut self) {
+        let pod = name_of(&self.pod);
+        let grace = grace(&self.pod);
+        let ip = self.pod_ip();
+        let mut stops = Vec::new();
+        for (name, slot) in &mut self.slots {
+            if let Some(r) = slot.running.take() {
+                for t in &r.tasks {
+                    t.abort();
+                }
+                let runtime = self.shared.runtime.clone();
+                let spec = self
+                    .pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.containers.iter().find(|c| &c.name == name).cloned());
+                stops.push(tokio::spawn(async move {
+                    stop_container(runtime.as_ref(), spec.as_ref(), ip, &r.id, grace).await;
+                }));
+            }
+        }
+        for s in stops {
+            let _ = s.await;
+        }
+        if let Err(e) = remove_pod(&self.shared, &self.uid).await {
+            tracing::warn!(pod = %pod, error = %e, "pod cleanup incomplete; the sweep retries");
+        }
+        let _ = std::fs::remove_file(self.shared.status_path(&self.pod));
+    }
+}
+
+fn crash_loop(name: &str, delay: Duration) -> (String, Option<String>) {
+    (
+        "CrashLoopBackOff".into(),
+        Some(format!(
+            "back-off {}s restarting failed container={name}",
+            delay.as_secs()
+        )),
+    )
+}
+
+/// preStop (within the grace period), SIGTERM, wait out the rest of the
+/// grace period, SIGKILL.
+pub async fn stop_container<R: ContainerRuntime>(
+    runtime: &R,
+    spec: Option<&Container>,
+    pod_ip: Option<IpAddr>,
+    id: &str,
+    grace: Duration,
+) {
+    let deadline = Instant::now() + grace;
+    if let (Some(c), Some(ip)) = (spec, pod_ip) {
+        if let Some(h) = c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()) {
+            if let Err(e) = hooks::run(h, c, ip, id, runtime, grace).await {
+                tracing::warn!(container = %id, error = %e, "preStop hook failed");
+            }
+        }
+    }
+    let _ = runtime.kill(id, libc::SIGTERM as u32).await;
+    let left = deadline.saturating_duration_since(Instant::now());
+    if tokio::time::timeout(left, runtime.wait(id)).await.is_err() {
+        let _ = runtime.kill(id, libc::SIGKILL as u32).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), runtime.wait(id)).await;
+    }
+}
+
+/// Every container of the pod, its cgroups, its sandbox (CNI DEL,
+/// namespaces) and its files. Used by deletion and by the sweep.
+pub async fn remove_pod<R: ContainerRuntime>(shared: &Shared<R>, uid: &str) -> Result<()> {
+    for c in shared.runtime.list(ids::LABEL_POD_UID, uid).await? {
+        if c.labels.get(ids::LABEL_OWNER) == Some(&shared.owner) {
+            shared.runtime.remove(&c.id).await?;
+        }
+    }
+    let root = &shared.opts.root_dir;
+    if let Some(rec) = sandbox::load(root, uid) {
+        sandbox::teardown(root, &shared.cni, &rec).await?;
+        let logs = logs::pod_log_dir(&shared.opts.pod_log_dir, &rec.namespace, &rec.name, uid);
+        let _ = std::fs::remove_dir_all(logs);
+    } else {
+        let _ = std::fs::remove_dir_all(sandbox::pod_dir(root, uid));
+    }
+    if let Ok(roots) = std::fs::read_dir("/sys/fs/cgroup") {
+        for r in roots.filter_map(|e| e.ok()) {
+            let d = r
+                .path()
+                .join(shared.opts.cgroup_root.trim_matches('/'))
+                .join(format!("pod{uid}"));
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+    Ok(())
+}

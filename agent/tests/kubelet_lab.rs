@@ -1,0 +1,948 @@
+//! The kubelet component in the lab: one node with its own containerd,
+//! capstan-cni as the node's CNI plugin, static pods from a manifest
+//! directory, and `capstan-agent --components kubelet`. One lab and one
+//! agent are shared by the suite (harness = false); tests run in order.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use capstan_lab::daemon::Daemon;
+use capstan_lab::{cmd, privileged, Lab};
+use libtest_mimic::{Arguments, Failed, Trial};
+use serde_json::Value;
+
+const AGENT: &str = env!("CARGO_BIN_EXE_capstan-agent");
+const IMAGE: &str = "capstan.local/busybox:latest";
+const NODE: &str = "node-1";
+const SUBNET: &str = "10.244.7.1/24";
+
+struct Suite {
+    lab: Lab,
+    agent: Mutex<Option<Daemon>>,
+}
+
+impl Suite {
+    fn dir(&self) -> PathBuf {
+        self.lab.node(0).dir().to_path_buf()
+    }
+    fn manifests(&self) -> PathBuf {
+        self.dir().join("etc/kubernetes/manifests")
+    }
+    fn root(&self) -> PathBuf {
+        self.dir().join("var/lib/capstan/kubelet")
+    }
+    fn netns_prefix(&self) -> String {
+        format!("{}-pod-", self.lab.prefix())
+    }
+    fn args(&self) -> Vec<String> {
+        let d = self.dir();
+        let p = |s: &str| d.join(s).display().to_string();
+        vec![
+            "--components".into(),
+            "kubelet".into(),
+            "--node-name".into(),
+            NODE.into(),
+            "--containerd-socket".into(),
+            self.lab.node(0).containerd_socket().display().to_string(),
+            "--containerd-namespace".into(),
+            "capstan".into(),
+            "--cni-conf-dir".into(),
+            p("etc/cni/net.d"),
+            "--cni-bin-dir".into(),
+            p("opt/cni/bin"),
+            "--pod-manifest-path".into(),
+            self.manifests().display().to_string(),
+            "--root-dir".into(),
+            self.root().display().to_string(),
+            "--pod-log-dir".into(),
+            p("var/log/pods"),
+            // Pod namespaces must be visible inside containerd's own mount
+            // namespace: /run/netns is a shared mount, the lab dir is not.
+            "--netns-dir".into(),
+            "/run/netns".into(),
+            "--netns-prefix".into(),
+            self.netns_prefix(),
+            "--cluster-dns".into(),
+            "10.96.0.10".into(),
+            "--cgroup-root".into(),
+            self.lab.cgroup_root(),
+            "--sweep-interval".into(),
+            "2".into(),
+        ]
+    }
+    fn start_agent(&self) {
+        let d = self
+            .lab
+            .node(0)
+            .spawn("kubelet", Path::new(AGENT), &self.args())
+            .expect("spawn agent");
+        *self.agent.lock().unwrap_or_else(|e| e.into_inner()) = Some(d);
+    }
+    fn log(&self) -> String {
+        capstan_lab::daemon::log_tail(&self.dir().join("logs/kubelet.log"), 40)
+    }
+    fn put(&self, file: &str, yaml: &str) {
+        let tmp = self.manifests().join(format!(".{file}.tmp"));
+        std::fs::write(&tmp, yaml).expect("write manifest");
+        std::fs::rename(&tmp, self.manifests().join(file)).expect("move manifest");
+    }
+    fn delete(&self, file: &str) {
+        std::fs::remove_file(self.manifests().join(file)).expect("remove manifest");
+    }
+    fn status(&self, pod: &str) -> Option<Value> {
+        let p = self
+            .root()
+            .join("pod-status")
+            .join(format!("default_{pod}-{NODE}.json"));
+        serde_json::from_slice(&std::fs::read(p).ok()?).ok()
+    }
+    /// Polls the pod's status file until `f` holds.
+    fn wait_status(
+        &self,
+        pod: &str,
+        what: &str,
+        timeout: Duration,
+        f: impl Fn(&Value) -> bool,
+    ) -> Result<Value, Failed> {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.status(pod) {
+                if f(&s) {
+                    return Ok(s);
+                }
+            }
+            if Instant::now() > end {
+                return Err(format!(
+                    "pod {pod}: {what} not reached in {timeout:?}; last status:\n{}\nagent log:\n{}",
+                    self.status(pod)
+                        .map(|s| serde_json::to_string_pretty(&s["status"]).unwrap_or_default())
+                        .unwrap_or_else(|| "none".into()),
+                    self.log()
+                )
+                .into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    fn ctr(&self, args: &[&str]) -> Result<String, Failed> {
+        let mut c = self.lab.node(0).ctr().map_err(|e| e.to_string())?;
+        cmd::stdout(c.args(args)).map_err(|e| e.to_string().into())
+    }
+    fn in_node(&self, program: &str, args: &[&str]) -> Result<String, Failed> {
+        let mut c = self
+            .lab
+            .node(0)
+            .command(program)
+            .map_err(|e| e.to_string())?;
+        cmd::stdout(c.args(args)).map_err(|e| e.to_string().into())
+    }
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Result<(), Failed> {
+    let end = Instant::now() + timeout;
+    while !f() {
+        if Instant::now() > end {
+            return Err(format!("{what}: not within {timeout:?}").into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+fn check(ok: bool, msg: impl Into<String>) -> Result<(), Failed> {
+    if ok {
+        Ok(())
+    } else {
+        Err(msg.into().into())
+    }
+}
+
+fn phase(s: &Value) -> &str {
+    s["status"]["phase"].as_str().unwrap_or("")
+}
+
+fn condition(s: &Value, kind: &str) -> String {
+    s["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == kind)
+        .and_then(|c| c["status"].as_str())
+        .unwrap_or("")
+        .to_string()
+}
+
+fn container<'a>(s: &'a Value, name: &str) -> &'a Value {
+    s["status"]["containerStatuses"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["name"] == name))
+        .unwrap_or(&Value::Null)
+}
+
+fn container_id(s: &Value, name: &str) -> String {
+    container(s, name)["containerID"]
+        .as_str()
+        .unwrap_or("")
+        .trim_start_matches("containerd://")
+        .to_string()
+}
+
+fn running(s: &Value) -> bool {
+    phase(s) == "Running"
+        && s["status"]["containerStatuses"]
+            .as_array()
+            .is_some_and(|a| a.iter().all(|c| c["state"]["running"].is_object()))
+}
+
+fn pod_ip(s: &Value) -> Option<Ipv4Addr> {
+    s["status"]["podIP"].as_str()?.parse().ok()
+}
+
+fn main() {
+    let mut args = Arguments::from_args();
+    args.test_threads = Some(1);
+    if !privileged::require(
+        "kubelet_lab",
+        &["ip", "containerd", "runc", "ctr", "wget", "ping"],
+    ) {
+        return;
+    }
+    let cni = match capstan_lab::bins::path("capstan-cni") {
+        Ok(p) => p,
+        Err(e) => panic!("{e}; build it first: cargo build -p capstan-cni"),
+    };
+    let lab = Lab::builder()
+        .nodes(1)
+        .containerd(true)
+        .build()
+        .expect("build lab");
+    let dir = lab.node(0).dir().to_path_buf();
+    std::fs::copy(&cni, dir.join("opt/cni/bin/capstan")).expect("install capstan-cni");
+    // Lowest-sorted wins: the 99- file must be ignored.
+    std::fs::write(
+        dir.join("etc/cni/net.d/10-capstan.conflist"),
+        serde_json::json!({
+            "cniVersion": "1.0.0",
+            "name": "capstan",
+            "plugins": [{
+                "type": "capstan",
+                "subnet": SUBNET,
+                "bridge": "capstan0",
+                "dataDir": dir.join("var/lib/cni/networks/capstan"),
+            }]
+        })
+        .to_string(),
+    )
+    .expect("write conflist");
+    std::fs::write(
+        dir.join("etc/cni/net.d/99-ignored.conflist"),
+        r#"{"cniVersion":"1.0.0","name":"bogus","plugins":[{"type":"no-such-plugin"}]}"#,
+    )
+    .expect("write conflist");
+    std::fs::create_dir_all(dir.join("etc/kubernetes/manifests")).expect("manifest dir");
+    let suite = Arc::new(Suite {
+        lab,
+        agent: Mutex::new(None),
+    });
+    suite.start_agent();
+
+    let t = |name: &'static str, f: fn(&Suite) -> Result<(), Failed>| {
+        let s = suite.clone();
+        Trial::test(name, move || f(&s))
+    };
+    let trials = vec![
+        t("static_pod_runs_with_ip_and_serves_http", static_pod_runs),
+        t(
+            "init_containers_env_volumes_and_cri_logs",
+            init_env_volumes_logs,
+        ),
+        t(
+            "killed_container_restarts_then_crash_loop_backoff",
+            restarts_and_backoff,
+        ),
+        t("liveness_failure_restarts_container", liveness_restarts),
+        t("readiness_flips_ready_condition", readiness_flips),
+        t("restart_policy_never_and_onfailure", restart_policies),
+        t(
+            "removed_manifest_prestop_sigterm_and_full_cleanup",
+            graceful_delete,
+        ),
+        t(
+            "agent_kill_9_restart_adopts_and_sweeps_orphans",
+            adoption_after_restart,
+        ),
+    ];
+    let conclusion = libtest_mimic::run(&args, trials);
+    if let Some(mut d) = suite.agent.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        d.stop(Duration::from_secs(5));
+    }
+    conclusion.exit();
+}
+
+fn web_manifest(name: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  containers:
+  - name: web
+    image: {IMAGE}
+    command: ["/bin/capstan-testsrv", "serve", "--http", "0.0.0.0:8080"]
+    ports: [{{name: http, containerPort: 8080}}]
+    readinessProbe:
+      httpGet: {{path: /healthz, port: http}}
+      periodSeconds: 1
+"#
+    )
+}
+
+fn http_get(s: &Suite, ip: Ipv4Addr, path: &str) -> Result<String, Failed> {
+    s.in_node(
+        "wget",
+        &[
+            "-q",
+            "-T",
+            "2",
+            "-O",
+            "-",
+            &format!("http://{ip}:8080{path}"),
+        ],
+    )
+}
+
+fn static_pod_runs(s: &Suite) -> Result<(), Failed> {
+    let t0 = Instant::now();
+    s.put("web.yaml", &web_manifest("web"));
+    let st = s.wait_status("web", "Running and Ready", Duration::from_secs(20), |st| {
+        running(st) && condition(st, "Ready") == "True"
+    })?;
+    eprintln!("web: manifest → Running+Ready in {:?}", t0.elapsed());
+    let ip = pod_ip(&st).ok_or("no podIP")?;
+    check(
+        ip.octets()[..3] == [10, 244, 7],
+        format!("podIP {ip} not from {SUBNET}"),
+    )?;
+    check(
+        st["status"]["hostIP"] == "192.168.250.11",
+        format!("hostIP {}", st["status"]["hostIP"]),
+    )?;
+    for c in ["PodScheduled", "Initialized", "ContainersReady", "Ready"] {
+        check(
+            condition(&st, c) == "True",
+            format!("condition {c} not True"),
+        )?;
+    }
+    let c = container(&st, "web");
+    check(c["ready"] == true && c["restartCount"] == 0, format!("{c}"))?;
+    check(
+        c["imageID"]
+            .as_str()
+            .is_some_and(|i| i.contains("@sha256:")),
+        format!("imageID {}", c["imageID"]),
+    )?;
+    // Served on the pod IP from the node's namespace; GET / answers the
+    // host name, which is the pod name.
+    let body = http_get(s, ip, "/")?;
+    check(
+        body.trim() == format!("web-{NODE}"),
+        format!("GET / answered {body:?}"),
+    )?;
+    // The container is in the cgroup root of the lab.
+    let id = container_id(&st, "web");
+    let cg = std::fs::read_dir("/sys/fs/cgroup/memory").ok().map(|_| {
+        PathBuf::from("/sys/fs/cgroup/memory")
+            .join(s.lab.cgroup_root())
+            .join(format!(
+                "pod{}",
+                st["metadata"]["uid"].as_str().unwrap_or("")
+            ))
+            .join(&id)
+    });
+    if let Some(cg) = cg {
+        check(cg.is_dir(), format!("cgroup {} missing", cg.display()))?;
+    }
+    Ok(())
+}
+
+fn init_env_volumes_logs(s: &Suite) -> Result<(), Failed> {
+    let host_dir = s.dir().join("hostpath-data");
+    std::fs::create_dir_all(&host_dir)?;
+    std::fs::write(host_dir.join("hello"), "from-host\n")?;
+    s.put(
+        "env.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: ConfigMap
+metadata: {{name: settings}}
+data: {{color: blue, greeting: hi-from-configmap}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: creds}}
+stringData: {{password: hunter2}}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: envpod
+  labels: {{app: envtest}}
+spec:
+  restartPolicy: Always
+  initContainers:
+  - name: first
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: ["sh", "-c", "echo one >> /work/order; sleep 0.3"]
+    volumeMounts: [{{name: work, mountPath: /work}}]
+  - name: second
+    image: {IMAGE}
+    command: ["sh", "-c", "echo two >> /work/order"]
+    volumeMounts: [{{name: work, mountPath: /work}}]
+  containers:
+  - name: app
+    image: {IMAGE}
+    workingDir: /work
+    command: ["sh", "-c"]
+    args:
+    - |
+      cat order /host/hello
+      echo "$(cat /cfg/greeting)"
+      echo "$(cat /info/labels)"
+      echo "NAME=$MY_NAME NS=$MY_NS IP=$MY_IP NODE=$MY_NODE COLOR=$COLOR PW=$PW EXPANDED=$EXPANDED"
+      echo "PWD=$(pwd) HOST=$(hostname) UID=$(id -u)"
+      grep -c nameserver /etc/resolv.conf
+      echo to-stderr >&2
+      touch /work/app-was-here
+      exec sleep 3600
+    env:
+    - {{name: MY_NAME, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}
+    - {{name: MY_NS, valueFrom: {{fieldRef: {{fieldPath: metadata.namespace}}}}}}
+    - {{name: MY_IP, valueFrom: {{fieldRef: {{fieldPath: status.podIP}}}}}}
+    - {{name: MY_NODE, valueFrom: {{fieldRef: {{fieldPath: spec.nodeName}}}}}}
+    - {{name: COLOR, valueFrom: {{configMapKeyRef: {{name: settings, key: color}}}}}}
+    - {{name: PW, valueFrom: {{secretKeyRef: {{name: creds, key: password}}}}}}
+    - {{name: EXPANDED, value: "$(COLOR)-sky"}}
+    volumeMounts:
+    - {{name: work, mountPath: /work}}
+    - {{name: host, mountPath: /host, readOnly: true}}
+    - {{name: cfg, mountPath: /cfg}}
+    - {{name: info, mountPath: /info}}
+  - name: sidecar
+    image: {IMAGE}
+    command: ["sh", "-c", "while [ ! -f /shared/app-was-here ]; do sleep 0.1; done; echo saw-app-file; exec sleep 3600"]
+    volumeMounts: [{{name: work, mountPath: /shared}}]
+  volumes:
+  - {{name: work, emptyDir: {{}}}}
+  - {{name: host, hostPath: {{path: {host}, type: Directory}}}}
+  - {{name: cfg, configMap: {{name: settings}}}}
+  - name: info
+    downwardAPI:
+      items: [{{path: labels, fieldRef: {{fieldPath: "metadata.labels['app']"}}}}]
+"#,
+            host = host_dir.display()
+        ),
+    );
+    let st = s.wait_status("envpod", "Running", Duration::from_secs(30), running)?;
+    let init = st["status"]["initContainerStatuses"]
+        .as_array()
+        .ok_or("no initContainerStatuses")?;
+    check(
+        init.iter()
+            .all(|c| c["state"]["terminated"]["exitCode"] == 0),
+        format!("init statuses {init:?}"),
+    )?;
+    check(
+        condition(&st, "Initialized") == "True",
+        "Initialized not True",
+    )?;
+    let uid = st["metadata"]["uid"].as_str().unwrap_or("").to_string();
+    let ip = st["status"]["podIP"].as_str().unwrap_or("").to_string();
+    let log_dir = s
+        .dir()
+        .join(format!("var/log/pods/default_envpod-{NODE}_{uid}"));
+    let app_log = log_dir.join("app/0.log");
+    let side_log = log_dir.join("sidecar/0.log");
+    let mut text = String::new();
+    wait_for("app and sidecar logs", Duration::from_secs(10), || {
+        text = std::fs::read_to_string(&app_log).unwrap_or_default();
+        let side = std::fs::read_to_string(&side_log).unwrap_or_default();
+        text.contains("to-stderr") && side.contains("saw-app-file")
+    })
+    .map_err(|e| format!("{e:?}; app log:\n{text}"))?;
+    let lines: Vec<&str> = text.lines().collect();
+    // CRI format: <RFC3339Nano> <stream> <F|P> <text>
+    for l in &lines {
+        let mut f = l.splitn(4, ' ');
+        let (ts, stream, tag) = (f.next(), f.next(), f.next());
+        check(
+            ts.is_some_and(|t| t.contains('T') && t.ends_with('Z'))
+                && matches!(stream, Some("stdout" | "stderr"))
+                && matches!(tag, Some("F" | "P")),
+            format!("not a CRI log line: {l:?}"),
+        )?;
+    }
+    let msgs: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.contains(" stdout "))
+        .filter_map(|l| l.splitn(4, ' ').nth(3))
+        .collect();
+    let want = [
+        "one".to_string(),
+        "two".to_string(),
+        "from-host".to_string(),
+        "hi-from-configmap".to_string(),
+        "envtest".to_string(),
+        format!("NAME=envpod-{NODE} NS=default IP={ip} NODE={NODE} COLOR=blue PW=hunter2 EXPANDED=blue-sky"),
+        format!("PWD=/work HOST=envpod-{NODE} UID=0"),
+        "1".to_string(),
+    ];
+    check(
+        msgs[..want.len().min(msgs.len())] == want[..],
+        format!("app output {msgs:?}, want {want:?}"),
+    )?;
+    check(
+        lines.iter().any(|l| l.contains(" stderr F to-stderr")),
+        "stderr line missing",
+    )?;
+    // hostPath is read-only in the container.
+    let id = container_id(&st, "app");
+    let r = s.ctr(&[
+        "tasks",
+        "exec",
+        "--exec-id",
+        "rw",
+        &id,
+        "sh",
+        "-c",
+        "echo x > /host/new",
+    ]);
+    check(r.is_err(), "write to read-only hostPath succeeded")?;
+    s.delete("env.yaml");
+    Ok(())
+}
+
+fn restarts_and_backoff(s: &Suite) -> Result<(), Failed> {
+    s.put(
+        "crash.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: sleeper}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {IMAGE}
+    command: ["sleep", "3600"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: crasher}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {IMAGE}
+    command: ["sh", "-c", "exit 3"]
+"#
+        ),
+    );
+    let st = s.wait_status("sleeper", "Running", Duration::from_secs(20), running)?;
+    let id = container_id(&st, "main");
+    s.ctr(&["tasks", "kill", "--signal", "SIGKILL", &id])?;
+    let st = s.wait_status("sleeper", "restarted", Duration::from_secs(15), |st| {
+        let c = container(st, "main");
+        running(st) && c["restartCount"] == 1
+    })?;
+    let c = container(&st, "main");
+    check(
+        c["lastState"]["terminated"]["exitCode"] == 137,
+        format!("lastState {}", c["lastState"]),
+    )?;
+    check(
+        container_id(&st, "main") != id,
+        "same container ID after restart",
+    )?;
+    // The crasher restarts once at once, then waits 10 s in CrashLoopBackOff.
+    let st = s.wait_status(
+        "crasher",
+        "CrashLoopBackOff",
+        Duration::from_secs(20),
+        |st| {
+            let c = container(st, "main");
+            c["restartCount"] == 1 && c["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+        },
+    )?;
+    let c = container(&st, "main");
+    check(
+        c["lastState"]["terminated"]["exitCode"] == 3
+            && c["lastState"]["terminated"]["reason"] == "Error",
+        format!("lastState {}", c["lastState"]),
+    )?;
+    check(
+        c["state"]["waiting"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("back-off 10s")),
+        format!("{}", c["state"]),
+    )?;
+    check(phase(&st) == "Running", format!("phase {}", phase(&st)))?;
+    std::thread::sleep(Duration::from_secs(3));
+    let st = s.status("crasher").ok_or("crasher status gone")?;
+    check(
+        container(&st, "main")["restartCount"] == 1,
+        "restarted during back-off",
+    )?;
+    s.delete("crash.yaml");
+    Ok(())
+}
+
+fn liveness_restarts(s: &Suite) -> Result<(), Failed> {
+    s.put(
+        "live.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: live}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {IMAGE}
+    command: ["sh", "-c", "touch /tmp/alive; exec sleep 3600"]
+    livenessProbe:
+      exec: {{command: ["test", "-f", "/tmp/alive"]}}
+      periodSeconds: 1
+      failureThreshold: 2
+"#
+        ),
+    );
+    let st = s.wait_status("live", "Running", Duration::from_secs(20), running)?;
+    let id = container_id(&st, "main");
+    std::thread::sleep(Duration::from_millis(1500));
+    let st = s.status("live").ok_or("no status")?;
+    check(
+        container(&st, "main")["restartCount"] == 0,
+        "restarted while the probe passed",
+    )?;
+    s.ctr(&["tasks", "exec", "--exec-id", "rm", &id, "rm", "/tmp/alive"])?;
+    let st = s.wait_status(
+        "live",
+        "restart by liveness",
+        Duration::from_secs(15),
+        |st| container(st, "main")["restartCount"] == 1 && running(st),
+    )?;
+    check(container_id(&st, "main") != id, "same container")?;
+    s.delete("live.yaml");
+    Ok(())
+}
+
+fn readiness_flips(s: &Suite) -> Result<(), Failed> {
+    s.put(
+        "ready.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: ready}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {IMAGE}
+    command: ["sleep", "3600"]
+    readinessProbe:
+      exec: {{command: ["test", "-f", "/tmp/ready"]}}
+      periodSeconds: 1
+      failureThreshold: 1
+"#
+        ),
+    );
+    let st = s.wait_status("ready", "Running", Duration::from_secs(20), running)?;
+    std::thread::sleep(Duration::from_millis(1200));
+    let st = s.status("ready").unwrap_or(st);
+    check(
+        condition(&st, "Ready") == "False",
+        "Ready before the probe passed",
+    )?;
+    let id = container_id(&st, "main");
+    s.ctr(&[
+        "tasks",
+        "exec",
+        "--exec-id",
+        "t1",
+        &id,
+        "touch",
+        "/tmp/ready",
+    ])?;
+    s.wait_status("ready", "Ready=True", Duration::from_secs(10), |st| {
+        condition(st, "Ready") == "True" && container(st, "main")["ready"] == true
+    })?;
+    s.ctr(&["tasks", "exec", "--exec-id", "t2", &id, "rm", "/tmp/ready"])?;
+    let st = s.wait_status("ready", "Ready=False", Duration::from_secs(10), |st| {
+        condition(st, "Ready") == "False"
+    })?;
+    check(
+        container(&st, "main")["restartCount"] == 0,
+        "readiness must not restart",
+    )?;
+    s.delete("ready.yaml");
+    Ok(())
+}
+
+fn restart_policies(s: &Suite) -> Result<(), Failed> {
+    s.put(
+        "policies.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: never}}
+spec:
+  restartPolicy: Never
+  containers:
+  - {{name: main, image: {IMAGE}, command: ["sh", "-c", "exit 3"]}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: onfailure}}
+spec:
+  restartPolicy: OnFailure
+  containers:
+  - {{name: main, image: {IMAGE}, command: ["sh", "-c", "[ -f /tmp/x ] || exit 0"]}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: oom}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: {IMAGE}
+    command: ["sh", "-c", "x=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa; while true; do x=$x$x; done"]
+    resources: {{limits: {{memory: 16Mi}}}}
+"#
+        ),
+    );
+    let st = s.wait_status("never", "Failed", Duration::from_secs(20), |st| {
+        phase(st) == "Failed"
+    })?;
+    let c = container(&st, "main");
+    check(
+        c["state"]["terminated"]["exitCode"] == 3 && c["restartCount"] == 0,
+        format!("{c}"),
+    )?;
+    s.wait_status("onfailure", "Succeeded", Duration::from_secs(20), |st| {
+        phase(st) == "Succeeded" && container(st, "main")["state"]["terminated"]["exitCode"] == 0
+    })?;
+    let st = s.wait_status("oom", "Failed (OOM)", Duration::from_secs(30), |st| {
+        phase(st) == "Failed"
+    })?;
+    let term = &container(&st, "main")["state"]["terminated"];
+    check(
+        term["reason"] == "OOMKilled" && term["exitCode"] == 137,
+        format!("oom container: {term}"),
+    )?;
+    s.delete("policies.yaml");
+    Ok(())
+}
+
+fn netns_files(s: &Suite) -> Vec<String> {
+    std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&s.netns_prefix()))
+        .collect()
+}
+
+fn ipam_records(s: &Suite) -> Vec<String> {
+    std::fs::read_dir(s.dir().join("var/lib/cni/networks/capstan"))
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains('@'))
+        .collect()
+}
+
+fn containers_of(s: &Suite, uid: &str) -> Result<Vec<String>, Failed> {
+    let out = s.ctr(&[
+        "containers",
+        "ls",
+        "-q",
+        &format!("labels.\"io.kubernetes.pod.uid\"=={uid}"),
+    ])?;
+    Ok(out.lines().map(str::to_string).collect())
+}
+
+fn graceful_delete(s: &Suite) -> Result<(), Failed> {
+    let marker_dir = s.dir().join("graceful");
+    std::fs::create_dir_all(&marker_dir)?;
+    s.put(
+        "graceful.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: graceful}}
+spec:
+  terminationGracePeriodSeconds: 10
+  containers:
+  - name: main
+    image: {IMAGE}
+    command: ["sh", "-c", "trap 'echo sigterm >> /m/events; exit 0' TERM; while true; do sleep 0.1; done"]
+    lifecycle:
+      preStop:
+        exec: {{command: ["sh", "-c", "echo prestop >> /m/events"]}}
+    volumeMounts: [{{name: m, mountPath: /m}}]
+  volumes:
+  - {{name: m, hostPath: {{path: {}}}}}
+"#,
+            marker_dir.display()
+        ),
+    );
+    let st = s.wait_status("graceful", "Running", Duration::from_secs(20), running)?;
+    let uid = st["metadata"]["uid"].as_str().unwrap_or("").to_string();
+    let ip = pod_ip(&st).ok_or("no IP")?;
+    let ns_before = netns_files(s);
+    check(!ns_before.is_empty(), "no namespace files")?;
+    let records_before = ipam_records(s);
+    check(
+        records_before
+            .iter()
+            .any(|r| r.starts_with(&ip.to_string())),
+        format!("no IPAM record for {ip}: {records_before:?}"),
+    )?;
+    let t0 = Instant::now();
+    s.delete("graceful.yaml");
+    wait_for("status file removed", Duration::from_secs(15), || {
+        s.status("graceful").is_none()
+    })
+    .map_err(|e| format!("{e:?}\n{}", s.log()))?;
+    let took = t0.elapsed();
+    let events = std::fs::read_to_string(marker_dir.join("events")).unwrap_or_default();
+    check(
+        events == "prestop\nsigterm\n",
+        format!("hook/signal order: {events:?}"),
+    )?;
+    // Exited on SIGTERM: well within the 10 s grace period.
+    check(
+        took < Duration::from_secs(8),
+        format!("deletion took {took:?}"),
+    )?;
+    check(containers_of(s, &uid)?.is_empty(), "containers left")?;
+    check(
+        !ipam_records(s)
+            .iter()
+            .any(|r| r.starts_with(&ip.to_string())),
+        "IP not released (no CNI DEL)",
+    )?;
+    let sid_files: Vec<String> = netns_files(s)
+        .into_iter()
+        .filter(|n| !ns_before.contains(n) || n.is_empty())
+        .collect();
+    check(
+        sid_files.is_empty(),
+        format!("new namespace files {sid_files:?}"),
+    )?;
+    check(
+        !s.root().join("pods").join(&uid).exists(),
+        "pod state dir left",
+    )?;
+    Ok(())
+}
+
+fn adoption_after_restart(s: &Suite) -> Result<(), Failed> {
+    s.put(
+        "orphan.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: orphan}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {{name: main, image: {IMAGE}, command: ["sleep", "3600"]}}
+"#
+        ),
+    );
+    let orphan = s.wait_status("orphan", "Running", Duration::from_secs(20), running)?;
+    let orphan_uid = orphan["metadata"]["uid"].as_str().unwrap_or("").to_string();
+    let orphan_ip = pod_ip(&orphan).ok_or("no orphan IP")?;
+    let web = s.wait_status("web", "Running", Duration::from_secs(5), running)?;
+    let web_id = container_id(&web, "web");
+    let web_ip = pod_ip(&web).ok_or("no web IP")?;
+    let web_record: Vec<String> = ipam_records(s)
+        .into_iter()
+        .filter(|r| r.starts_with(&format!("{web_ip}@")))
+        .collect();
+    check(
+        web_record.len() == 1,
+        format!("web IPAM record {web_record:?}"),
+    )?;
+
+    // kill -9 the agent; while it is down the orphan's manifest goes.
+    if let Some(mut d) = s.agent.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        d.kill();
+    }
+    s.delete("orphan.yaml");
+    let mut ping = s.lab.node(0).command("ping").map_err(|e| e.to_string())?;
+    let mut ping = ping
+        .args(["-i", "0.2", "-W", "1", &web_ip.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    std::thread::sleep(Duration::from_millis(500));
+    let t0 = Instant::now();
+    s.start_agent();
+    // The orphan's containers, IP and namespaces are swept.
+    wait_for("orphan swept", Duration::from_secs(20), || {
+        containers_of(s, &orphan_uid).is_ok_and(|c| c.is_empty())
+            && !ipam_records(s)
+                .iter()
+                .any(|r| r.starts_with(&format!("{orphan_ip}@")))
+    })
+    .map_err(|e| format!("{e:?}\n{}", s.log()))?;
+    eprintln!("orphan swept {:?} after restart", t0.elapsed());
+    let web2 = s.wait_status(
+        "web",
+        "Ready after restart",
+        Duration::from_secs(10),
+        |st| running(st) && condition(st, "Ready") == "True",
+    )?;
+    std::thread::sleep(Duration::from_millis(600));
+    let _ = ping.kill();
+    let out = ping.wait_with_output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let sent = text.lines().filter(|l| l.contains("icmp_seq")).count();
+    check(sent >= 3, format!("ping output {text}"))?;
+    let seqs: Vec<u32> = text
+        .lines()
+        .filter_map(|l| l.split("icmp_seq=").nth(1)?.split(' ').next()?.parse().ok())
+        .collect();
+    let max = seqs.iter().copied().max().unwrap_or(0);
+    check(
+        seqs.len() as u32 == max,
+        format!("ping lost replies across the agent restart: {seqs:?}"),
+    )?;
+    check(
+        container_id(&web2, "web") == web_id,
+        "web container replaced",
+    )?;
+    check(
+        container(&web2, "web")["restartCount"] == 0,
+        "web restarted",
+    )?;
+    check(pod_ip(&web2) == Some(web_ip), "web IP changed (CNI re-ADD)")?;
+    // Only web's reservation is left, the very one ADD made before.
+    wait_for("only web's IP reserved", Duration::from_secs(10), || {
+        ipam_records(s) == web_record
+    })
+    .map_err(|e| format!("{e:?}: {:?} vs {web_record:?}", ipam_records(s)))?;
+    check(
+        http_get(s, web_ip, "/")?.trim() == format!("web-{NODE}"),
+        "web not serving",
+    )?;
+    Ok(())
+}

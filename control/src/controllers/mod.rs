@@ -1,0 +1,241 @@
+//! The controllers of capstan-control: level-triggered loops that read
+//! the cluster through kube-rs reflectors (like any other API client, never
+//! etcd) and write only the difference between desired and stored state.
+//! One loop runs every controller's pass on any change, coalescing bursts.
+
+pub mod daemonset;
+pub mod deployment;
+pub mod endpoints;
+pub mod endpoints_sync;
+pub mod gc;
+pub mod node_lifecycle;
+pub mod pods;
+pub mod replicas;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, ReplicationController, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::Api;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use tokio::sync::Notify;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error("initial list of {what} never completed")]
+    NotReady { what: &'static str },
+}
+
+/// Which controllers run (all by default).
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub replicas: bool,
+    pub deployments: bool,
+    pub daemonsets: bool,
+    pub endpoints: bool,
+    pub node_lifecycle: bool,
+    pub garbage_collector: bool,
+    /// How long a node may stay silent before it is Ready=Unknown.
+    pub node_monitor_grace: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            replicas: true,
+            deployments: true,
+            daemonsets: true,
+            endpoints: true,
+            node_lifecycle: true,
+            garbage_collector: true,
+            node_monitor_grace: node_lifecycle::DEFAULT_GRACE,
+        }
+    }
+}
+
+pub(crate) fn spawn_reflector<K>(api: Api<K>, notify: Arc<Notify>) -> Store<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store::<K>();
+    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+        .default_backoff()
+        .touched_objects();
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(item) = stream.next().await {
+            if let Err(e) = item {
+                tracing::warn!(error = %e, kind = %K::kind(&()), "controller watch error; retrying");
+            }
+            notify.notify_one();
+        }
+    });
+    reader
+}
+
+async fn ready<K: kube::Resource<DynamicType = ()> + Clone>(
+    s: &Store<K>,
+    what: &'static str,
+) -> Result<(), ControllerError> {
+    s.wait_until_ready()
+        .await
+        .map_err(|_| ControllerError::NotReady { what })
+}
+
+/// Runs the enabled controllers until `shutdown` resolves.
+pub async fn run(
+    client: kube::Client,
+    opts: Options,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ControllerError> {
+    let notify = Arc::new(Notify::new());
+    let pods = spawn_reflector(Api::<Pod>::all(client.clone()), notify.clone());
+    let rs = spawn_reflector(Api::<ReplicaSet>::all(client.clone()), notify.clone());
+    let rc = spawn_reflector(
+        Api::<ReplicationController>::all(client.clone()),
+        notify.clone(),
+    );
+    let deployments = spawn_reflector(Api::<Deployment>::all(client.clone()), notify.clone());
+    let daemonsets = spawn_reflector(Api::<DaemonSet>::all(client.clone()), notify.clone());
+    let nodes = spawn_reflector(Api::<Node>::all(client.clone()), notify.clone());
+    let leases = spawn_reflector(
+        Api::<Lease>::namespaced(client.clone(), node_lifecycle::LEASE_NAMESPACE),
+        notify.clone(),
+    );
+    let services = spawn_reflector(Api::<Service>::all(client.clone()), notify.clone());
+    let eps = spawn_reflector(Api::<Endpoints>::all(client.clone()), notify.clone());
+    let slices = spawn_reflector(Api::<EndpointSlice>::all(client.clone()), notify.clone());
+    ready(&pods, "pods").await?;
+    ready(&rs, "replicasets").await?;
+    ready(&rc, "replicationcontrollers").await?;
+    ready(&deployments, "deployments").await?;
+    ready(&daemonsets, "daemonsets").await?;
+    ready(&nodes, "nodes").await?;
+    ready(&leases, "leases").await?;
+    ready(&services, "services").await?;
+    ready(&eps, "endpoints").await?;
+    ready(&slices, "endpointslices").await?;
+    tracing::info!(?opts, "controllers started");
+
+    let mut rs_inflight = HashMap::new();
+    let mut rc_inflight = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => {
+                tracing::info!("controllers stopping");
+                return Ok(());
+            }
+            _ = notify.notified() => {}
+            _ = tick.tick() => {}
+        }
+        let mut by_ns: HashMap<String, Vec<Arc<Pod>>> = HashMap::new();
+        for p in pods.state() {
+            by_ns
+                .entry(p.metadata.namespace.clone().unwrap_or_default())
+                .or_default()
+                .push(p);
+        }
+        let mut failed = 0;
+        if opts.replicas {
+            failed += replicas::pass(&client, &rs, &by_ns, &mut rs_inflight).await;
+            failed += replicas::pass(&client, &rc, &by_ns, &mut rc_inflight).await;
+        }
+        if opts.deployments {
+            failed += deployments_pass(&client, &deployments, &rs).await;
+        }
+        if opts.daemonsets {
+            for ds in daemonsets.state() {
+                if ds.metadata.deletion_timestamp.is_some() {
+                    continue;
+                }
+                let ns = ds.metadata.namespace.clone().unwrap_or_default();
+                let empty = Vec::new();
+                let p = daemonset::plan(&ds, &nodes.state(), by_ns.get(&ns).unwrap_or(&empty));
+                failed += daemonset::apply(&client, &ds, &p).await;
+            }
+        }
+        if opts.node_lifecycle {
+            let now = k8s_openapi::jiff::Timestamp::now();
+            for n in nodes.state() {
+                let name = n.metadata.name.clone().unwrap_or_default();
+                let lease = leases.get(
+                    &kube::runtime::reflector::ObjectRef::new(&name)
+                        .within(node_lifecycle::LEASE_NAMESPACE),
+                );
+                let p =
+                    node_lifecycle::plan_node(&n, lease.as_deref(), now, opts.node_monitor_grace);
+                if p != node_lifecycle::NodePlan::default() {
+                    failed += node_lifecycle::apply_node(&client, &n, &p, now).await;
+                }
+            }
+            failed += node_lifecycle::evict(&client, &nodes.state(), &pods.state(), now).await;
+        }
+        if opts.garbage_collector {
+            let rs_now = rs.state();
+            let mut live = std::collections::HashSet::new();
+            let uid =
+                |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| m.uid.clone();
+            live.extend(rs_now.iter().filter_map(|o| uid(&o.metadata)));
+            live.extend(rc.state().iter().filter_map(|o| uid(&o.metadata)));
+            live.extend(deployments.state().iter().filter_map(|o| uid(&o.metadata)));
+            live.extend(daemonsets.state().iter().filter_map(|o| uid(&o.metadata)));
+            live.extend(services.state().iter().filter_map(|o| uid(&o.metadata)));
+            failed += gc::collect(&client, &pods.state(), &live).await;
+            failed += gc::collect(&client, &rs_now, &live).await;
+            failed += gc::collect(&client, &slices.state(), &live).await;
+        }
+        if opts.endpoints {
+            failed += endpoints_sync::pass(&client, &services, &eps, &slices, &by_ns).await;
+        }
+        if failed > 0 {
+            // Retry soon without waiting for the next event.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            notify.notify_one();
+        }
+    }
+}
+
+async fn deployments_pass(
+    client: &kube::Client,
+    deployments: &Store<Deployment>,
+    rs: &Store<ReplicaSet>,
+) -> usize {
+    let mut owned: HashMap<String, Vec<Arc<ReplicaSet>>> = HashMap::new();
+    for r in rs.state() {
+        if let Some(o) = r
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.controller == Some(true) && o.kind == "Deployment")
+        {
+            owned.entry(o.uid.clone()).or_default().push(r.clone());
+        }
+    }
+    let mut failed = 0;
+    for d in deployments.state() {
+        if d.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let uid = d.metadata.uid.clone().unwrap_or_default();
+        let mine = owned.remove(&uid).unwrap_or_default();
+        let p = deployment::plan(&d, &mine);
+        failed += deployment::apply(client, &d, &p).await;
+    }
+    failed
+}

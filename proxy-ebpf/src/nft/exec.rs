@@ -1,0 +1,94 @@
+//! Runs `nft -j` in the proxy's namespace: one JSON batch is one atomic
+//! transaction. It must never run nft in any other namespace.
+
+use std::io::Write;
+use std::process::Stdio;
+
+use serde_json::{json, Value};
+
+use crate::netns::Place;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NftError {
+    #[error("run nft: {0}")]
+    Spawn(#[source] std::io::Error),
+    #[error("nft {what} failed: {stderr}")]
+    Failed { what: String, stderr: String },
+    #[error("nft {what} printed invalid JSON: {source}")]
+    Json {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// The nft binary, bound to a namespace.
+#[derive(Debug, Clone)]
+pub struct Nft {
+    place: Place,
+}
+
+impl Nft {
+    pub fn new(place: Place) -> Nft {
+        Nft { place }
+    }
+
+    pub fn place(&self) -> &Place {
+        &self.place
+    }
+
+    /// Applies `commands` as one transaction (all or nothing).
+    pub fn apply(&self, commands: Vec<Value>) -> Result<(), NftError> {
+        if commands.is_empty() {
+            return Ok(());
+        }
+        let n = commands.len();
+        let payload = json!({"nftables": commands}).to_string();
+        let mut child = self
+            .place
+            .command("nft")
+            .map_err(NftError::Spawn)?
+            .args(["-j", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(NftError::Spawn)?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(payload.as_bytes())
+                .map_err(NftError::Spawn)?;
+        }
+        let out = child.wait_with_output().map_err(NftError::Spawn)?;
+        if !out.status.success() {
+            let mut stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            stderr.truncate(2000);
+            return Err(NftError::Failed {
+                what: format!("transaction of {n} commands"),
+                stderr,
+            });
+        }
+        Ok(())
+    }
+
+    /// `nft -j list <args>` read back as plain JSON (verdict maps do not
+    /// parse into the nftables crate's types).
+    pub fn list(&self, args: &[&str]) -> Result<Value, NftError> {
+        let what = format!("list {}", args.join(" "));
+        let out = self
+            .place
+            .command("nft")
+            .map_err(NftError::Spawn)?
+            .args(["-j", "list"])
+            .args(args)
+            .output()
+            .map_err(NftError::Spawn)?;
+        if !out.status.success() {
+            return Err(NftError::Failed {
+                what,
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            });
+        }
+        serde_json::from_slice(&out.stdout).map_err(|source| NftError::Json { what, source })
+    }
+}

@@ -1,0 +1,392 @@
+//! Desired model → nft objects for one service and one address family:
+//! the chains (by deterministic hashed names), the affinity sets and the
+//! verdict-map elements. Pure; it must never compare with what is
+//! programmed (plan.rs does) nor run nft.
+//!
+//! Per service port: `service-*` picks among cluster endpoints (numgen),
+//! `external-*` is the entry for NodePort/externalIPs/LB IPs (masquerades,
+//! or for externalTrafficPolicy Local keeps the client IP and goes to
+//! `local-*`), one `endpoint-*` chain per endpoint does the DNAT, marking
+//! hairpin traffic for masquerade and refreshing the affinity set.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::model::endpoints::usable;
+use crate::model::{Endpoint, IpFamily, ServicePortInfo, ServicePortName};
+use crate::nft::expr::*;
+use crate::nft::skeleton::{
+    MARK_FOR_MASQUERADE, NODEPORTS_MAP, NO_ENDPOINT_NODEPORTS_MAP, NO_ENDPOINT_SERVICES_MAP,
+    REJECT_CHAIN, SERVICE_IPS_MAP,
+};
+use crate::tracker::ServiceState;
+
+/// What rendering needs to know about this node.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub family: IpFamily,
+    pub node_name: String,
+    /// The pod network: traffic to a ClusterIP from outside it is
+    /// masqueraded, pod traffic to an external address is not treated as
+    /// external. None: no off-cluster masquerade for ClusterIPs.
+    pub cluster_cidr: Option<(IpAddr, u8)>,
+}
+
+/// A verdict-map element: (map, key as canonical JSON text).
+pub type ElementKey = (String, String);
+
+/// The nft objects one service owns. Equal models render equal objects.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rendered {
+    /// Chain name → rules (each a list of expressions), in order.
+    pub chains: BTreeMap<String, Vec<Vec<Value>>>,
+    /// Affinity set name → timeout in seconds.
+    pub sets: BTreeMap<String, u32>,
+    /// Map element → verdict.
+    pub elements: BTreeMap<ElementKey, Value>,
+}
+
+impl Rendered {
+    pub fn merge(&mut self, other: Rendered) {
+        self.chains.extend(other.chains);
+        self.sets.extend(other.sets);
+        self.elements.extend(other.elements);
+    }
+}
+
+fn hash8(s: &str) -> String {
+    let d = Sha256::digest(s.as_bytes());
+    hex::encode(&d[..4])
+}
+
+/// Deterministic, readable and unique chain names: the hash keeps names
+/// distinct whatever the readable part looks like.
+pub fn chain_name(kind: &str, base: &str) -> String {
+    format!("{kind}-{}-{base}", hash8(base))
+}
+
+fn endpoint_base(spn: &ServicePortName, ep: &Endpoint) -> String {
+    let ip = match ep.ip {
+        IpAddr::V6(v6) => format!("[{v6}]"),
+        v4 => v4.to_string(),
+    };
+    format!("{spn}__{ip}/{}", ep.port)
+}
+
+fn element(map: &str, key: Value) -> ElementKey {
+    (map.to_string(), key.to_string())
+}
+
+/// Renders every port of one service for `ctx.family`.
+pub fn render_service(ctx: &Context, state: &ServiceState) -> Rendered {
+    let mut out = Rendered::default();
+    for (spn, (info, eps)) in state {
+        out.merge(render_port(ctx, spn, info, eps));
+    }
+    out
+}
+
+pub fn render_port(
+    ctx: &Context,
+    spn: &ServicePortName,
+    info: &ServicePortInfo,
+    eps: &[Endpoint],
+) -> Rendered {
+    let f = ctx.family;
+    let mut out = Rendered::default();
+    let cluster_ips: Vec<IpAddr> = info
+        .cluster_ips
+        .iter()
+        .copied()
+        .filter(|ip| IpFamily::of(ip) == f)
+        .collect();
+    if cluster_ips.is_empty() {
+        return out; // single-stack service of the other family
+    }
+    let eps: Vec<Endpoint> = eps
+        .iter()
+        .filter(|e| IpFamily::of(&e.ip) == f)
+        .cloned()
+        .collect();
+    let base = spn.to_string();
+    let proto = info.protocol.nft();
+    let node = ctx.node_name.as_str();
+    let cluster_eps = usable(&eps, info.internal_local.then_some(node));
+    let local_eps = usable(&eps, Some(node));
+    let any_eps = usable(&eps, None);
+
+    // Endpoint chains for every endpoint any path may choose.
+    let mut endpoint_chain: BTreeMap<(IpAddr, u16), (String, String)> = BTreeMap::new();
+    for ep in cluster_eps.iter().chain(local_eps.iter()) {
+        if endpoint_chain.contains_key(&(ep.ip, ep.port)) {
+            continue;
+        }
+        let eb = endpoint_base(spn, ep);
+        let chain = chain_name("endpoint", &eb);
+        // The timeout is part of the set's identity: a new timeout makes a
+        // new set and the endpoint chain switches to it in one transaction.
+        let set = chain_name(
+            "affinity",
+            &format!("{eb}/{}", info.affinity_timeout_s.unwrap_or(0)),
+        );
+        let mut rules = vec![vec![
+            eq(saddr(f), json!(ep.ip.to_string())),
+            jump(MARK_FOR_MASQUERADE),
+        ]];
+        if let Some(timeout) = info.affinity_timeout_s {
+            rules.push(vec![set_update(&set, saddr(f))]);
+            out.sets.insert(set.clone(), timeout);
+        }
+        rules.push(vec![eq(l4proto(), json!(proto)), dnat(ep.ip, ep.port)]);
+        out.chains.insert(chain.clone(), rules);
+        endpoint_chain.insert((ep.ip, ep.port), (chain, set));
+    }
+    let pick = |list: &[&Endpoint]| -> Vec<Vec<Value>> {
+        if list.is_empty() {
+            return vec![vec![json!({"drop": null})]];
+        }
+        let mut rules = Vec::new();
+        let chains: Vec<&(String, String)> = list
+            .iter()
+            .filter_map(|e| endpoint_chain.get(&(e.ip, e.port)))
+            .collect();
+        if info.affinity_timeout_s.is_some() {
+            for (chain, set) in &chains {
+                rules.push(vec![in_set(saddr(f), set), goto(chain)]);
+            }
+        }
+        let names: Vec<String> = chains.iter().map(|(c, _)| c.clone()).collect();
+        rules.push(vec![numgen_goto(&names)]);
+        rules
+    };
+
+    let service_chain = chain_name("service", &base);
+    let mut rules = Vec::new();
+    if let Some((net, len)) = ctx.cluster_cidr.filter(|(n, _)| IpFamily::of(n) == f) {
+        // Off-cluster clients reaching a ClusterIP (e.g. routed through
+        // this node) need their replies to come back here.
+        rules.push(vec![
+            matches("!=", saddr(f), prefix(net, len)),
+            jump(MARK_FOR_MASQUERADE),
+        ]);
+    }
+    rules.extend(pick(&cluster_eps));
+    out.chains.insert(service_chain.clone(), rules);
+
+    let external_chain = chain_name("external", &base);
+    if info.has_external() {
+        let mut rules = Vec::new();
+        if info.external_local {
+            // Traffic from this node or its pods may use any endpoint;
+            // only traffic from outside is restricted to local endpoints,
+            // and keeps its client address.
+            rules.push(vec![
+                eq(fib_type("saddr"), json!("local")),
+                jump(MARK_FOR_MASQUERADE),
+            ]);
+            rules.push(vec![
+                eq(fib_type("saddr"), json!("local")),
+                goto(&service_chain),
+            ]);
+            if let Some((net, len)) = ctx.cluster_cidr.filter(|(n, _)| IpFamily::of(n) == f) {
+                rules.push(vec![eq(saddr(f), prefix(net, len)), goto(&service_chain)]);
+            }
+            let local_chain = chain_name("local", &base);
+            out.chains.insert(local_chain.clone(), pick(&local_eps));
+            rules.push(vec![goto(&local_chain)]);
+        } else {
+            rules.push(vec![jump(MARK_FOR_MASQUERADE)]);
+            rules.push(vec![goto(&service_chain)]);
+        }
+        out.chains.insert(external_chain.clone(), rules);
+    }
+
+    // Map elements: where each destination goes, or reject when the
+    // service has no endpoint at all.
+    let reject = any_eps.is_empty() || (cluster_eps.is_empty() && !info.has_external());
+    let ip_key =
+        |ip: &IpAddr, port: u16| concat(vec![json!(ip.to_string()), json!(proto), json!(port)]);
+    let np_key = |port: u16| concat(vec![json!(proto), json!(port)]);
+    for ip in &cluster_ips {
+        let key = ip_key(ip, info.port);
+        if reject {
+            out.elements
+                .insert(element(NO_ENDPOINT_SERVICES_MAP, key), goto(REJECT_CHAIN));
+        } else {
+            out.elements
+                .insert(element(SERVICE_IPS_MAP, key), goto(&service_chain));
+        }
+    }
+    let externals = info
+        .external_ips
+        .iter()
+        .chain(info.load_balancer_ips.iter())
+        .filter(|ip| IpFamily::of(ip) == f);
+    for ip in externals {
+        let key = ip_key(ip, info.port);
+        if reject {
+            out.elements
+                .insert(element(NO_ENDPOINT_SERVICES_MAP, key), goto(REJECT_CHAIN));
+        } else {
+            out.elements
+                .insert(element(SERVICE_IPS_MAP, key), goto(&external_chain));
+        }
+    }
+    if let Some(np) = info.node_port {
+        if reject {
+            out.elements.insert(
+                element(NO_ENDPOINT_NODEPORTS_MAP, np_key(np)),
+                goto(REJECT_CHAIN),
+            );
+        } else {
+            out.elements
+                .insert(element(NODEPORTS_MAP, np_key(np)), goto(&external_chain));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Protocol, ServiceKey};
+
+    fn ctx() -> Context {
+        Context {
+            family: IpFamily::V4,
+            node_name: "n1".into(),
+            cluster_cidr: Some(("10.244.0.0".parse().unwrap(), 16)),
+        }
+    }
+
+    fn spn() -> ServicePortName {
+        ServicePortName {
+            service: ServiceKey::new("ns", "web"),
+            port_name: "http".into(),
+            protocol: Protocol::Tcp,
+        }
+    }
+
+    fn info() -> ServicePortInfo {
+        ServicePortInfo {
+            cluster_ips: vec!["10.96.0.10".parse().unwrap(), "fd00::10".parse().unwrap()],
+            port: 80,
+            protocol: Protocol::Tcp,
+            node_port: Some(30080),
+            external_ips: vec![],
+            load_balancer_ips: vec![],
+            affinity_timeout_s: None,
+            external_local: false,
+            internal_local: false,
+            health_check_node_port: None,
+        }
+    }
+
+    fn ep(ip: &str, node: &str) -> Endpoint {
+        Endpoint {
+            ip: ip.parse().unwrap(),
+            port: 8080,
+            ready: true,
+            serving: true,
+            terminating: false,
+            node_name: Some(node.into()),
+        }
+    }
+
+    #[test]
+    fn names_are_deterministic_and_distinct() {
+        assert_eq!(
+            chain_name("service", "a/b/tcp/"),
+            chain_name("service", "a/b/tcp/")
+        );
+        assert_ne!(
+            chain_name("service", "a/b/tcp/x"),
+            chain_name("service", "a/b/tcp/y")
+        );
+        assert!(chain_name("service", "ns/web/tcp/http").starts_with("service-"));
+    }
+
+    #[test]
+    fn cluster_ip_and_node_port_with_two_endpoints() {
+        let r = render_port(
+            &ctx(),
+            &spn(),
+            &info(),
+            &[ep("10.244.1.2", "n1"), ep("10.244.2.2", "n2")],
+        );
+        // service, external, two endpoints
+        assert_eq!(r.chains.len(), 4);
+        let svc = &r.chains[&chain_name("service", "ns/web/tcp/http")];
+        assert_eq!(svc.len(), 2, "masquerade off-cluster + numgen: {svc:?}");
+        assert!(svc[1][0].to_string().contains("\"mod\":2"));
+        let maps: std::collections::BTreeSet<&str> =
+            r.elements.keys().map(|(m, _)| m.as_str()).collect();
+        assert_eq!(maps, [SERVICE_IPS_MAP, NODEPORTS_MAP].into());
+        // The v6 cluster IP is not in the v4 rendering.
+        assert!(!r.elements.keys().any(|(_, k)| k.contains("fd00")));
+    }
+
+    #[test]
+    fn no_endpoints_rejects() {
+        let r = render_port(&ctx(), &spn(), &info(), &[]);
+        assert!(r.elements.keys().all(|(m, _)| m.starts_with("no-endpoint")));
+        assert!(r.elements.values().all(|v| v == &goto(REJECT_CHAIN)));
+        assert_eq!(r.elements.len(), 2);
+    }
+
+    #[test]
+    fn external_local_uses_only_local_endpoints() {
+        let mut i = info();
+        i.external_local = true;
+        let r = render_port(
+            &ctx(),
+            &spn(),
+            &i,
+            &[ep("10.244.1.2", "n1"), ep("10.244.2.2", "n2")],
+        );
+        let local = &r.chains[&chain_name("local", "ns/web/tcp/http")];
+        assert!(local[0][0].to_string().contains("\"mod\":1"));
+        let ext = &r.chains[&chain_name("external", "ns/web/tcp/http")];
+        assert!(
+            !ext.iter()
+                .any(|rule| rule == &vec![jump(MARK_FOR_MASQUERADE)]),
+            "no SNAT from outside"
+        );
+    }
+
+    #[test]
+    fn affinity_adds_sets_and_sticky_rules() {
+        let mut i = info();
+        i.affinity_timeout_s = Some(7);
+        let r = render_port(&ctx(), &spn(), &i, &[ep("10.244.1.2", "n1")]);
+        assert_eq!(r.sets.values().copied().collect::<Vec<_>>(), vec![7]);
+        let svc = &r.chains[&chain_name("service", "ns/web/tcp/http")];
+        assert!(svc
+            .iter()
+            .any(|rule| rule[0].to_string().contains("@affinity-")));
+    }
+
+    #[test]
+    fn v6_renders_only_v6() {
+        let mut c = ctx();
+        c.family = IpFamily::V6;
+        c.cluster_cidr = Some(("fd00:244::".parse().unwrap(), 48));
+        let r = render_port(
+            &c,
+            &spn(),
+            &info(),
+            &[ep("10.244.1.2", "n1"), ep("fd00:244:1::2", "n1")],
+        );
+        assert!(r.elements.keys().any(|(_, k)| k.contains("fd00::10")));
+        assert_eq!(
+            r.chains
+                .keys()
+                .filter(|c| c.starts_with("endpoint-"))
+                .count(),
+            1
+        );
+    }
+}
