@@ -253,7 +253,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
-/// The REST core on etcd, with the system namespaces in place.
+/// The REST core on etcd, with the system namespaces in place if etcd lets us.
 async fn api_router(etcd: etcd_client::Client, a: &ServeArgs) -> anyhow::Result<axum::Router> {
     let (first, last) = a.service_node_port_range;
     let config = ApiConfig {
@@ -263,9 +263,11 @@ async fn api_router(etcd: etcd_client::Client, a: &ServeArgs) -> anyhow::Result<
         ..ApiConfig::default()
     };
     let api = Arc::new(ApiServer::new(etcd, config, Arc::new(ClusterAuthorizer)));
-    api.bootstrap()
-        .await
-        .map_err(|e| anyhow::anyhow!("create the system namespaces in etcd: {e}"))?;
+    // etcd may be down or refusing us at start: serve anyway (/readyz says
+    // so, and the system namespaces are also made on first use).
+    if let Err(e) = api.bootstrap().await {
+        tracing::warn!(error = %e, "could not create the system namespaces in etcd yet");
+    }
     Ok(apiserver::router(api))
 }
 

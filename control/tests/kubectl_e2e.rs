@@ -18,20 +18,6 @@ use libtest_mimic::{Arguments, Failed, Trial};
 
 const NS: &str = "e2e";
 
-/// Tests of behaviour the REST core does not have yet, with the reason;
-/// they run with `--include-ignored` and come off this list as it lands.
-const KNOWN_GAPS: &[(&str, &str)] = &[
-    (
-        "explain",
-        "the REST core serves empty OpenAPI documents (/openapi/v2, /openapi/v3)",
-    ),
-    (
-        "nodes_register_themselves",
-        "the REST core leaves Attributes.name empty on create, so the node \
-         authorizer cannot tell a node's own Node/Lease from another's",
-    ),
-];
-
 struct Suite {
     lab: Lab,
     cp: Mutex<ControlPlane>,
@@ -57,7 +43,7 @@ fn main() {
         cp: Mutex::new(cp),
     };
     // From a manifest: `kubectl create namespace` sends protobuf, which
-    // this server does not speak (see the protobuf check below).
+    // the REST core does not speak (it answers 415).
     kubectl_in(
         &suite,
         &["create", "-f", "-"],
@@ -102,11 +88,7 @@ fn main() {
         .iter()
         .map(|&(name, f)| {
             let s = suite.clone();
-            let gap = KNOWN_GAPS.iter().find(|(n, _)| *n == name);
-            if let Some((_, why)) = gap {
-                eprintln!("ignored {name}: {why}");
-            }
-            Trial::test(name, move || f(&s)).with_ignored_flag(gap.is_some())
+            Trial::test(name, move || f(&s))
         })
         .collect();
     let conclusion = libtest_mimic::run(&args, trials);
@@ -161,16 +143,6 @@ fn kubectl_as(
     let mut c = cp(s).kubectl_with(kubeconfig)?;
     // A server that stops answering fails the test instead of hanging it.
     c.arg("--request-timeout=30s").args(args);
-    // Client-side validation reads /openapi/v2 as protobuf, which the REST
-    // core does not serve yet (its OpenAPI documents are empty); without
-    // this kubectl refuses every manifest.
-    if matches!(
-        args.first(),
-        Some(&"create") | Some(&"apply") | Some(&"replace")
-    ) && args.contains(&"-f")
-    {
-        c.arg("--validate=false");
-    }
     run(c, stdin)
 }
 
