@@ -35,6 +35,9 @@ pub struct FileConfig {
     pub cluster_domain: Option<String>,
     pub cgroup_root: Option<String>,
     pub sweep_interval: Option<u64>,
+    // proxy
+    pub kubeconfig: Option<PathBuf>,
+    pub cluster_cidr: Option<Vec<String>>,
 }
 
 #[derive(Debug, thiserror::Error)]

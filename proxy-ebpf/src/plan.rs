@@ -8,6 +8,7 @@
 //! they may have referenced) are deleted.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use serde_json::{json, Value};
 
@@ -26,6 +27,8 @@ pub struct Transaction {
     delete_sets: Vec<Value>,
     add_elements: BTreeMap<String, Vec<Value>>,
     prologue: Vec<Value>,
+    add_hairpin: Vec<IpAddr>,
+    delete_hairpin: Vec<IpAddr>,
 }
 
 fn key_value(key: &ElementKey) -> Value {
@@ -59,6 +62,14 @@ impl Transaction {
             && self.delete_chains.is_empty()
             && self.delete_sets.is_empty()
             && self.add_elements.is_empty()
+            && self.add_hairpin.is_empty()
+            && self.delete_hairpin.is_empty()
+    }
+
+    /// Hairpin set changes (the caller counts references across services).
+    pub fn hairpin(&mut self, add: Vec<IpAddr>, delete: Vec<IpAddr>) {
+        self.add_hairpin.extend(add);
+        self.delete_hairpin.extend(delete);
     }
 
     /// Adds the changes that turn `old` into `new` (one service's objects).
@@ -115,6 +126,13 @@ impl Transaction {
     /// The nft commands, in an order the kernel accepts.
     pub fn into_commands(self, table: &Table) -> Vec<Value> {
         let mut out = self.prologue;
+        if !self.delete_hairpin.is_empty() {
+            out.push(cmd(
+                "delete",
+                "element",
+                table.hairpin_elements(&self.delete_hairpin),
+            ));
+        }
         for (map, elems) in self.delete_elements {
             // Deleting takes keys only.
             let keys = elems.into_iter().map(|k| json!(k)).collect();
@@ -127,6 +145,13 @@ impl Transaction {
         out.extend(self.delete_sets);
         for (map, elems) in self.add_elements {
             out.push(cmd("add", "element", table.elements(&map, elems)));
+        }
+        if !self.add_hairpin.is_empty() {
+            out.push(cmd(
+                "add",
+                "element",
+                table.hairpin_elements(&self.add_hairpin),
+            ));
         }
         out
     }

@@ -3,13 +3,14 @@
 //! verdict-map elements. Pure; it must never compare with what is
 //! programmed (plan.rs does) nor run nft.
 //!
-//! Per service port: `service-*` picks among cluster endpoints (numgen),
-//! `external-*` is the entry for NodePort/externalIPs/LB IPs (masquerades,
-//! or for externalTrafficPolicy Local keeps the client IP and goes to
-//! `local-*`), one `endpoint-*` chain per endpoint does the DNAT, marking
-//! hairpin traffic for masquerade and refreshing the affinity set.
+//! Per service port: `service-*` picks among cluster endpoints (numgen)
+//! and DNATs, `external-*` is the entry for NodePort/externalIPs/LB IPs
+//! (masquerades, or for externalTrafficPolicy Local keeps the client IP and
+//! goes to `local-*`); with session affinity one `endpoint-*` chain per
+//! endpoint refreshes the affinity set and DNATs. Hairpin traffic is
+//! masqueraded by the skeleton's `hairpin` set of endpoint addresses.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use serde_json::{json, Value};
@@ -47,6 +48,9 @@ pub struct Rendered {
     pub sets: BTreeMap<String, u32>,
     /// Map element → verdict.
     pub elements: BTreeMap<ElementKey, Value>,
+    /// Endpoint addresses whose traffic to themselves (hairpin) must be
+    /// masqueraded; shared between services, so counted by the proxier.
+    pub hairpin: BTreeSet<IpAddr>,
 }
 
 impl Rendered {
@@ -54,6 +58,7 @@ impl Rendered {
         self.chains.extend(other.chains);
         self.sets.extend(other.sets);
         self.elements.extend(other.elements);
+        self.hairpin.extend(other.hairpin);
     }
 }
 
@@ -118,48 +123,63 @@ pub fn render_port(
     let local_eps = usable(&eps, Some(node));
     let any_eps = usable(&eps, None);
 
-    // Endpoint chains for every endpoint any path may choose.
+    // Services with affinity get a chain and a timeout set per endpoint
+    // (the set remembers clients; the chain refreshes it and DNATs).
+    // Others DNAT straight from the service chain: per-endpoint chains
+    // cost a kernel object each, and the kernel's chain dumps grow
+    // quadratically with their number (measured: README, proxy section).
     let mut endpoint_chain: BTreeMap<(IpAddr, u16), (String, String)> = BTreeMap::new();
-    for ep in cluster_eps.iter().chain(local_eps.iter()) {
-        if endpoint_chain.contains_key(&(ep.ip, ep.port)) {
-            continue;
-        }
-        let eb = endpoint_base(spn, ep);
-        let chain = chain_name("endpoint", &eb);
-        // The timeout is part of the set's identity: a new timeout makes a
-        // new set and the endpoint chain switches to it in one transaction.
-        let set = chain_name(
-            "affinity",
-            &format!("{eb}/{}", info.affinity_timeout_s.unwrap_or(0)),
-        );
-        let mut rules = vec![vec![
-            eq(saddr(f), json!(ep.ip.to_string())),
-            jump(MARK_FOR_MASQUERADE),
-        ]];
-        if let Some(timeout) = info.affinity_timeout_s {
-            rules.push(vec![set_update(&set, saddr(f))]);
+    if let Some(timeout) = info.affinity_timeout_s {
+        for ep in cluster_eps.iter().chain(local_eps.iter()) {
+            if endpoint_chain.contains_key(&(ep.ip, ep.port)) {
+                continue;
+            }
+            let eb = endpoint_base(spn, ep);
+            let chain = chain_name("endpoint", &eb);
+            // The timeout is part of the set's identity: a new timeout makes
+            // a new set and the chain switches to it in one transaction.
+            let set = chain_name("affinity", &format!("{eb}/{timeout}"));
+            let rules = vec![
+                vec![set_update(&set, saddr(f))],
+                vec![eq(l4proto(), json!(proto)), dnat(ep.ip, ep.port)],
+            ];
+            out.chains.insert(chain.clone(), rules);
             out.sets.insert(set.clone(), timeout);
+            endpoint_chain.insert((ep.ip, ep.port), (chain, set));
         }
-        rules.push(vec![eq(l4proto(), json!(proto)), dnat(ep.ip, ep.port)]);
-        out.chains.insert(chain.clone(), rules);
-        endpoint_chain.insert((ep.ip, ep.port), (chain, set));
+    }
+    for ep in cluster_eps.iter().chain(local_eps.iter()) {
+        out.hairpin.insert(ep.ip);
     }
     let pick = |list: &[&Endpoint]| -> Vec<Vec<Value>> {
         if list.is_empty() {
             return vec![vec![json!({"drop": null})]];
         }
         let mut rules = Vec::new();
-        let chains: Vec<&(String, String)> = list
-            .iter()
-            .filter_map(|e| endpoint_chain.get(&(e.ip, e.port)))
-            .collect();
         if info.affinity_timeout_s.is_some() {
-            for (chain, set) in &chains {
-                rules.push(vec![in_set(saddr(f), set), goto(chain)]);
+            for e in list {
+                if let Some((chain, set)) = endpoint_chain.get(&(e.ip, e.port)) {
+                    rules.push(vec![in_set(saddr(f), set), goto(chain)]);
+                }
             }
         }
-        let names: Vec<String> = chains.iter().map(|(c, _)| c.clone()).collect();
-        rules.push(vec![numgen_goto(&names)]);
+        // Uniform choice without an anonymous set per service: endpoint i
+        // is taken with probability 1/(n-i) when no earlier one was.
+        let n = list.len();
+        for (i, e) in list.iter().enumerate() {
+            let mut rule = Vec::new();
+            if i + 1 < n {
+                rule.push(eq(numgen(n - i), json!(0)));
+            }
+            match endpoint_chain.get(&(e.ip, e.port)) {
+                Some((chain, _)) => rule.push(goto(chain)),
+                None => {
+                    rule.push(eq(l4proto(), json!(proto)));
+                    rule.push(dnat(e.ip, e.port));
+                }
+            }
+            rules.push(rule);
+        }
         rules
     };
 
@@ -317,11 +337,23 @@ mod tests {
             &info(),
             &[ep("10.244.1.2", "n1"), ep("10.244.2.2", "n2")],
         );
-        // service, external, two endpoints
-        assert_eq!(r.chains.len(), 4);
+        // service, external; no per-endpoint chains without affinity
+        assert_eq!(r.chains.len(), 2);
         let svc = &r.chains[&chain_name("service", "ns/web/tcp/http")];
-        assert_eq!(svc.len(), 2, "masquerade off-cluster + numgen: {svc:?}");
+        assert_eq!(
+            svc.len(),
+            3,
+            "masquerade off-cluster + one rule per endpoint: {svc:?}"
+        );
         assert!(svc[1][0].to_string().contains("\"mod\":2"));
+        assert!(svc[2].iter().any(|e| e.to_string().contains("dnat")));
+        assert!(
+            !svc.iter()
+                .flatten()
+                .any(|e| e.to_string().contains("\"set\"")),
+            "no anonymous sets"
+        );
+        assert_eq!(r.hairpin.len(), 2);
         let maps: std::collections::BTreeSet<&str> =
             r.elements.keys().map(|(m, _)| m.as_str()).collect();
         assert_eq!(maps, [SERVICE_IPS_MAP, NODEPORTS_MAP].into());
@@ -348,7 +380,10 @@ mod tests {
             &[ep("10.244.1.2", "n1"), ep("10.244.2.2", "n2")],
         );
         let local = &r.chains[&chain_name("local", "ns/web/tcp/http")];
-        assert!(local[0][0].to_string().contains("\"mod\":1"));
+        assert_eq!(local.len(), 1);
+        assert!(local[0]
+            .iter()
+            .any(|e| e.to_string().contains("10.244.1.2")));
         let ext = &r.chains[&chain_name("external", "ns/web/tcp/http")];
         assert!(
             !ext.iter()
@@ -381,12 +416,7 @@ mod tests {
             &[ep("10.244.1.2", "n1"), ep("fd00:244:1::2", "n1")],
         );
         assert!(r.elements.keys().any(|(_, k)| k.contains("fd00::10")));
-        assert_eq!(
-            r.chains
-                .keys()
-                .filter(|c| c.starts_with("endpoint-"))
-                .count(),
-            1
-        );
+        assert_eq!(r.hairpin.len(), 1);
+        assert!(r.hairpin.iter().all(|ip| ip.is_ipv6()));
     }
 }

@@ -61,6 +61,9 @@ impl Nft {
         }
         let out = child.wait_with_output().map_err(NftError::Spawn)?;
         if !out.status.success() {
+            if let Ok(path) = std::env::var("CAPSTAN_PROXY_NFT_DUMP") {
+                let _ = std::fs::write(path, &payload);
+            }
             let mut stderr = String::from_utf8_lossy(&out.stderr).into_owned();
             stderr.truncate(2000);
             return Err(NftError::Failed {

@@ -287,14 +287,40 @@ async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Respo
             let name = t.name.clone().unwrap_or_default();
             super::logs::proxy(&api, ns, &name, &params.0).await
         }
+        Verb::Get if t.sub.is_none() && super::table::wanted(accept(&req.headers)) => {
+            let name = t.name.clone().unwrap_or_default();
+            let s = rest::get(&api, t.res, ns, &name).await?;
+            let obj = rest::with_rv(s.value, s.mod_revision);
+            let include = params
+                .get("includeObject")
+                .unwrap_or("PartialObjectMetadata");
+            let tbl = super::table::table(t.res.kind, std::slice::from_ref(&obj), None, include);
+            Ok(json_response(StatusCode::OK, &tbl))
+        }
         Verb::Get => get_object(&api, &t).await,
         Verb::List => {
             let opts = params.list_options(t.res)?;
             let v = rest::list(&api, t.res, ns, &opts).await?;
+            if super::table::wanted(accept(&req.headers)) {
+                let items = v["items"].as_array().cloned().unwrap_or_default();
+                let include = params
+                    .get("includeObject")
+                    .unwrap_or("PartialObjectMetadata");
+                let tbl = super::table::table(t.res.kind, &items, v.get("metadata"), include);
+                return Ok(json_response(StatusCode::OK, &tbl));
+            }
             Ok(json_response(StatusCode::OK, &v))
         }
         Verb::Watch => {
-            let opts = params.watch_options(t.res)?;
+            let mut opts = params.watch_options(t.res)?;
+            if super::table::wanted(accept(&req.headers)) {
+                opts.as_table = Some(
+                    params
+                        .get("includeObject")
+                        .unwrap_or("PartialObjectMetadata")
+                        .to_string(),
+                );
+            }
             let rx = watch::start(api.clone(), t.res, t.namespace.clone(), opts).await?;
             let stream = ReceiverStream::new(rx).map(Ok::<_, std::convert::Infallible>);
             Ok((
