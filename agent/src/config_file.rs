@@ -27,6 +27,7 @@ pub struct FileConfig {
     pub cni_conf_dir: Option<PathBuf>,
     pub cni_bin_dir: Option<PathBuf>,
     pub pod_manifest_path: Option<PathBuf>,
+    pub kubeconfig: Option<PathBuf>,
     pub root_dir: Option<PathBuf>,
     pub pod_log_dir: Option<PathBuf>,
     pub netns_dir: Option<PathBuf>,
@@ -94,6 +95,7 @@ containerd-namespace = "k8s.io"
 cni-conf-dir = "/etc/cni/net.d"
 cni-bin-dir = "/opt/cni/bin"
 pod-manifest-path = "/etc/kubernetes/manifests"
+kubeconfig = "/etc/capstan/node.kubeconfig"
 root-dir = "/var/lib/capstan/kubelet"
 pod-log-dir = "/var/log/pods"
 netns-dir = "/run/netns"
