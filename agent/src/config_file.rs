@@ -27,7 +27,6 @@ pub struct FileConfig {
     pub cni_conf_dir: Option<PathBuf>,
     pub cni_bin_dir: Option<PathBuf>,
     pub pod_manifest_path: Option<PathBuf>,
-    pub kubeconfig: Option<PathBuf>,
     pub root_dir: Option<PathBuf>,
     pub pod_log_dir: Option<PathBuf>,
     pub netns_dir: Option<PathBuf>,
@@ -36,7 +35,7 @@ pub struct FileConfig {
     pub cluster_domain: Option<String>,
     pub cgroup_root: Option<String>,
     pub sweep_interval: Option<u64>,
-    // proxy
+    // proxy and kubelet
     pub kubeconfig: Option<PathBuf>,
     pub cluster_cidr: Option<Vec<String>>,
 }

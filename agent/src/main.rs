@@ -95,10 +95,6 @@ struct Cli {
     #[arg(long)]
     pod_manifest_path: Option<PathBuf>,
 
-    /// kubelet: kubeconfig for the API server; pods bound to this node run and the node registers.
-    #[arg(long)]
-    kubeconfig: Option<PathBuf>,
-
     /// kubelet: state directory (sandboxes, pod status files) [default: /var/lib/capstan/kubelet].
     #[arg(long)]
     root_dir: Option<PathBuf>,
@@ -131,7 +127,8 @@ struct Cli {
     #[arg(long)]
     sweep_interval: Option<u64>,
 
-    /// proxy: kubeconfig to watch Services and EndpointSlices with [default: in-cluster or $KUBECONFIG].
+    /// proxy: kubeconfig to watch Services and EndpointSlices with [default: in-cluster or $KUBECONFIG];
+    /// kubelet: with it, pods bound to this node run too and the node registers itself.
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
 
@@ -260,7 +257,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .or(file.cni_bin_dir)
             .unwrap_or_else(|| kubelet::DEFAULT_CNI_BIN_DIR.into()),
         pod_manifest_path: cli.pod_manifest_path.or(file.pod_manifest_path),
-        kubeconfig: cli.kubeconfig.or(file.kubeconfig),
+        kubeconfig: cli.kubeconfig.clone().or(file.kubeconfig.clone()),
         root_dir: cli
             .root_dir
             .or(file.root_dir)
