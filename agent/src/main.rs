@@ -127,7 +127,8 @@ struct Cli {
     #[arg(long)]
     sweep_interval: Option<u64>,
 
-    /// proxy: kubeconfig to watch Services and EndpointSlices with [default: in-cluster or $KUBECONFIG].
+    /// proxy: kubeconfig to watch Services and EndpointSlices with [default: in-cluster or $KUBECONFIG];
+    /// kubelet: with it, pods bound to this node run too and the node registers itself.
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
 
@@ -256,6 +257,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .or(file.cni_bin_dir)
             .unwrap_or_else(|| kubelet::DEFAULT_CNI_BIN_DIR.into()),
         pod_manifest_path: cli.pod_manifest_path.or(file.pod_manifest_path),
+        kubeconfig: cli.kubeconfig.clone().or(file.kubeconfig.clone()),
         root_dir: cli
             .root_dir
             .or(file.root_dir)

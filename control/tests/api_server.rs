@@ -702,6 +702,11 @@ fn watch_from_rv(s: &Suite) -> Result<(), Failed> {
         writer.await.map_err(|e| format!("{e}"))??.expect(201, "c")?;
         let names: Vec<&str> = evs.iter().filter_map(|e| e["object"]["metadata"]["name"].as_str()).collect();
         check(names == ["b", "c"] && evs.iter().all(|e| e["type"] == "ADDED"), format!("{evs:?}"))?;
+        // A watch on one named object sees only that object.
+        let evs = h
+            .watch(&format!("{base}/c?watch=true"), Duration::from_secs(5), |e| !e.is_empty())
+            .await?;
+        check(evs.len() == 1 && evs[0]["object"]["metadata"]["name"] == "c", format!("{evs:?}"))?;
         Ok(())
     })
 }
@@ -1234,6 +1239,48 @@ fn kubectl(s: &Suite) -> Result<(), Failed> {
         "jsonpath={.spec.template.spec.containers[0].env[*].name}",
     ])?;
     check(env == "A", format!("env after apply: {env}"))?;
+    // Server-side dry run (kubectl diff, apply --dry-run=server) changes nothing.
+    let (_, diff) = kubectl_cmd(s, dir, &["diff", "-f", &m])?;
+    check(
+        !diff.to_lowercase().contains("error"),
+        format!("kubectl diff: {diff}"),
+    )?;
+    let out = run(&[
+        "-n",
+        &ns,
+        "scale",
+        "deploy/web",
+        "--replicas=7",
+        "--dry-run=server",
+    ])?;
+    check(out.contains("server dry run"), out.clone())?;
+    let r = run(&[
+        "-n",
+        &ns,
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ])?;
+    check(r == "1", format!("dry run scaled to {r}"))?;
+    // (`kubectl create configmap` would send protobuf, which this server
+    // does not decode: apply sends JSON.)
+    let dry = dir.join("dry.yaml");
+    std::fs::write(
+        &dry,
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dry\n  namespace: {ns}\n"),
+    )
+    .map_err(|e| format!("{e}"))?;
+    let out = run(&[
+        "apply",
+        "--dry-run=server",
+        "-f",
+        &dry.display().to_string(),
+    ])?;
+    check(out.contains("server dry run"), out.clone())?;
+    let (ok, _) = kubectl_cmd(s, dir, &["-n", &ns, "get", "configmap", "dry"])?;
+    check(!ok, "dry-run create stored the object")?;
     let out = run(&["-n", &ns, "scale", "deploy/web", "--replicas=3"])?;
     check(out.contains("scaled"), out.clone())?;
     // Server-side printing: the columns kubectl shows for these kinds.

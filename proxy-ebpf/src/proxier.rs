@@ -384,9 +384,40 @@ impl Proxy {
         let mut cmds = Vec::new();
         for f in &self.families {
             let t = f.table.table_obj();
-            cmds.push(crate::nft::expr::cmd("add", "table", t.clone()));
-            cmds.push(crate::nft::expr::cmd("delete", "table", t));
+            cmds.push(crate::nft::expr::cmd("add", "table", t.clone()).to_string());
+            cmds.push(crate::nft::expr::cmd("delete", "table", t).to_string());
         }
         self.nft.apply(cmds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_hairpin(ips: &[&str]) -> Rendered {
+        Rendered {
+            hairpin: ips.iter().map(|s| s.parse().unwrap()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn hairpin_members_are_counted_across_services() {
+        let (empty, a, b) = (
+            Rendered::default(),
+            with_hairpin(&["10.0.0.1"]),
+            with_hairpin(&["10.0.0.1", "10.0.0.2"]),
+        );
+        // Two services list 10.0.0.1: added once.
+        let (counts, add, del) = hairpin_delta(&HashMap::new(), &[(&empty, &a), (&empty, &b)]);
+        assert_eq!(add.len(), 2);
+        assert!(del.is_empty());
+        assert_eq!(counts[&"10.0.0.1".parse().unwrap()], 2);
+        // One of them goes: 10.0.0.1 stays (still referenced), 10.0.0.2 goes.
+        let (counts2, add, del) = hairpin_delta(&counts, &[(&b, &empty)]);
+        assert!(add.is_empty());
+        assert_eq!(del, vec!["10.0.0.2".parse::<IpAddr>().unwrap()]);
+        assert_eq!(counts2[&"10.0.0.1".parse().unwrap()], 1);
     }
 }

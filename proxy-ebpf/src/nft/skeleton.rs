@@ -59,6 +59,16 @@ impl Table {
         )
     }
 
+    /// `add rule` for a rule stored as JSON text (its expression list).
+    pub fn add_rule_text(&self, chain: &str, expr: &str) -> String {
+        format!(
+            r#"{{"add":{{"rule":{{"family":{},"table":{},"chain":{},"expr":{expr}}}}}}}"#,
+            json!(self.family.nft()),
+            json!(TABLE),
+            json!(chain),
+        )
+    }
+
     pub fn rule(&self, chain: &str, expr: Vec<Value>) -> Value {
         self.obj(json!({"chain": chain, "expr": expr}))
     }
