@@ -37,7 +37,14 @@ fn main() {
         .containerd(false)
         .build()
         .expect("build lab");
-    let cp = ControlPlane::start(&lab).unwrap_or_else(|e| panic!("start capstan-control: {e}"));
+    // The API and its edge alone: no scheduler binding the test's pods, no
+    // controllers making pods for its Deployments.
+    let quiet = [
+        "--controllers=".to_string(),
+        "--scheduler=false".to_string(),
+    ];
+    let cp = ControlPlane::start_with(&lab, &lab.etcd_endpoint(), &quiet)
+        .unwrap_or_else(|e| panic!("start capstan-control: {e}"));
     let suite = Suite {
         lab,
         cp: Mutex::new(cp),
