@@ -623,6 +623,36 @@ fn edit_via_patch(s: &Suite) -> Result<(), Failed> {
             && containers[0]["image"] == "capstan.test/testsrv:v2",
         || format!("{containers}"),
     )?;
+    // `kubectl edit` itself, with sed as the editor: kubectl fetches the
+    // object, runs the editor on it and sends the difference as a patch.
+    let mut c = cp(s).kubectl()?;
+    c.args([
+        "--request-timeout=30s",
+        "edit",
+        "configmap",
+        "patched",
+        "-n",
+        NS,
+    ])
+    .env("KUBE_EDITOR", "sed -i -e '/^  key:/s/b$/edited/'");
+    let out = run(c, None)?;
+    check(
+        out.status.success() && text(&out.stdout).contains("edited"),
+        || format!("{}{}", text(&out.stdout), text(&out.stderr)),
+    )?;
+    let data = kubectl_ok(
+        s,
+        &[
+            "get",
+            "configmap",
+            "patched",
+            "-n",
+            NS,
+            "-o",
+            "jsonpath={.data.key}",
+        ],
+    )?;
+    check(data == "edited", || data.clone())?;
     Ok(())
 }
 
