@@ -4,6 +4,7 @@
 //!   capstan-control init --dir DIR --server https://IP:6443 [--node N]...
 //!   capstan-control [serve] --pki-dir DIR --etcd-endpoints URL,...
 
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -196,11 +197,18 @@ fn init(a: InitArgs) -> anyhow::Result<()> {
         nodes: a.nodes,
         service_cidr: a.service_cidr,
     })?;
-    for p in &report.created {
-        println!("created {}", p.display());
-    }
-    for p in &report.kept {
-        println!("kept    {}", p.display());
+    // A closed stdout (`| head`) ends the listing, it is not an error:
+    // the files are written by now.
+    let mut out = std::io::stdout().lock();
+    let lines = report
+        .created
+        .iter()
+        .map(|p| ("created", p))
+        .chain(report.kept.iter().map(|p| ("kept   ", p)));
+    for (what, p) in lines {
+        if writeln!(out, "{what} {}", p.display()).is_err() {
+            break;
+        }
     }
     Ok(())
 }
