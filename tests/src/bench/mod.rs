@@ -4,4 +4,5 @@
 pub mod plot;
 pub mod pod_latency;
 pub mod pods;
+pub mod scheduler;
 pub mod stats;
