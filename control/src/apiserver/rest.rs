@@ -246,6 +246,13 @@ async fn check_namespace(api: &ApiServer, ns: &str) -> Result<(), ApiError> {
             )))
         }
         Ok(_) => Ok(()),
+        // The system namespaces always exist, even before `bootstrap` ran.
+        Err(ApiError::NotFound(_)) if super::SYSTEM_NAMESPACES.contains(&ns) => {
+            match Box::pin(create(api, nsres, None, json!({"metadata": {"name": ns}}))).await {
+                Ok(_) | Err(ApiError::AlreadyExists(_)) => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
         Err(ApiError::NotFound(_)) => Err(ApiError::not_found("", "namespaces", ns)),
         Err(e) => Err(e),
     }

@@ -272,7 +272,21 @@ async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Respo
         None => bytes::Bytes::new(),
     };
     let params = &req.params;
+    let strict = params.get("fieldValidation") == Some("Strict");
+    let check_fields =
+        move |res: &'static super::resources::Resource, v: &Value| -> Result<(), ApiError> {
+            if strict {
+                let mut v = v.clone();
+                super::registry::meta::type_meta(res, &mut v)?;
+                super::registry::strict(res, &v)?;
+            }
+            Ok(())
+        };
     match verb {
+        Verb::Get if t.sub == Some(Sub::Log) => {
+            let name = t.name.clone().unwrap_or_default();
+            super::logs::proxy(&api, ns, &name, &params.0).await
+        }
         Verb::Get => get_object(&api, &t).await,
         Verb::List => {
             let opts = params.list_options(t.res)?;
@@ -300,6 +314,7 @@ async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Respo
                 let v = rest::bind(&api, t.res, ns, &name, &obj).await?;
                 return Ok(json_response(StatusCode::CREATED, &v));
             }
+            check_fields(t.res, &obj)?;
             let v = rest::create(&api, t.res, ns, obj).await?;
             Ok(json_response(StatusCode::CREATED, &v))
         }
@@ -320,6 +335,7 @@ async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Respo
                     scale(&api, &t, &name, replicas, precondition).await?
                 }
                 Some(Sub::Status) | None => {
+                    check_fields(t.res, &obj)?;
                     rest::update(&api, t.res, ns, &name, t.sub, Change::Replace(obj)).await?
                 }
                 Some(_) => return Err(ApiError::MethodNotAllowed),
@@ -350,7 +366,12 @@ async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Respo
                     scale(&api, &t, &name, replicas, precondition).await?
                 }
                 Some(Sub::Status) | None => {
-                    let f = move |cur: &Value| patch::apply(kind, cur, &body);
+                    let res = t.res;
+                    let f = move |cur: &Value| {
+                        let v = patch::apply(kind, cur, &body)?;
+                        check_fields(res, &v)?;
+                        Ok(v)
+                    };
                     rest::update(
                         &api,
                         t.res,
@@ -409,16 +430,11 @@ async fn get_object(api: &ApiServer, t: &ResourceTarget) -> Result<Response, Api
     let name = t.name.clone().unwrap_or_default();
     let s = rest::get(api, t.res, t.namespace.as_deref(), &name).await?;
     let obj = rest::with_rv(s.value, s.mod_revision);
-    let v =
-        match t.sub {
-            None | Some(Sub::Status) => obj,
-            Some(Sub::Scale) => workload::scale_of(t.res.kind, &obj),
-            Some(Sub::Log) => return Err(ApiError::BadRequest(
-                "pod logs are not served by this API server yet; read them from the node's agent"
-                    .into(),
-            )),
-            Some(Sub::Binding) => return Err(ApiError::MethodNotAllowed),
-        };
+    let v = match t.sub {
+        None | Some(Sub::Status) => obj,
+        Some(Sub::Scale) => workload::scale_of(t.res.kind, &obj),
+        Some(Sub::Log) | Some(Sub::Binding) => return Err(ApiError::MethodNotAllowed),
+    };
     Ok(json_response(StatusCode::OK, &v))
 }
 
