@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use capstan_control::auth::token_file::TokenFile;
+use capstan_control::clients;
 use capstan_control::pki::{self, Layout};
 use capstan_control::server::{self, etcd::EtcdTls, Authenticator, Health, Metrics};
 use clap::{Args, Parser, Subcommand};
@@ -98,9 +99,39 @@ struct ServeArgs {
     /// NodePort range, FIRST-LAST.
     #[arg(long, default_value = "30000-32767", value_parser = parse_port_range)]
     service_node_port_range: (u16, u16),
+    /// Credentials the scheduler and controllers use [default: the pki
+    /// dir's admin.kubeconfig].
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Run the scheduler in this process [default: true].
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    scheduler: bool,
+    /// Controllers to run, kube-controller-manager style: `*` for all,
+    /// `name` to add, `-name` to leave out.
+    #[arg(long, value_delimiter = ',', default_value = "*")]
+    controllers: Vec<String>,
+    /// How long a node may stay silent before it is Ready=Unknown, e.g. 40s.
+    #[arg(long, default_value = "40s", value_parser = parse_seconds)]
+    node_monitor_grace_period: Duration,
     /// How long requests in flight may finish after SIGTERM.
     #[arg(long, default_value_t = 5)]
     shutdown_grace_seconds: u64,
+}
+
+fn controllers_enabled(c: &capstan_control::controllers::Options) -> bool {
+    c.replicas
+        || c.deployments
+        || c.daemonsets
+        || c.endpoints
+        || c.node_lifecycle
+        || c.garbage_collector
+}
+
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let n = s.strip_suffix('s').unwrap_or(s);
+    n.parse::<u64>()
+        .map(Duration::from_secs)
+        .map_err(|_| format!("{s:?} is not a number of seconds like 40s"))
 }
 
 fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
@@ -174,6 +205,8 @@ struct EdgeFiles {
     key: PathBuf,
     client_ca: PathBuf,
     tokens: Option<PathBuf>,
+    /// Credentials of the in-process scheduler and controllers.
+    admin_kubeconfig: Option<PathBuf>,
 }
 
 fn edge_files(a: &ServeArgs) -> anyhow::Result<EdgeFiles> {
@@ -197,6 +230,12 @@ fn edge_files(a: &ServeArgs) -> anyhow::Result<EdgeFiles> {
         )?,
         client_ca: pick(&a.client_ca_file, Layout::ca_cert, "client-ca-file")?,
         tokens,
+        admin_kubeconfig: a.kubeconfig.clone().or_else(|| {
+            layout
+                .as_ref()
+                .map(|l| l.kubeconfig("admin"))
+                .filter(|p| p.exists())
+        }),
     })
 }
 
@@ -232,6 +271,35 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
             metrics,
         );
         tracing::info!(%addr, etcd = ?a.etcd_endpoints, "serving the Kubernetes API over HTTPS");
+        let mut controllers = clients::controller_options(&a.controllers)?;
+        controllers.node_monitor_grace = a.node_monitor_grace_period;
+        let loopback = if a.bind_address.is_unspecified() {
+            IpAddr::from([127, 0, 0, 1])
+        } else {
+            a.bind_address
+        };
+        let server_url = format!("https://{}", SocketAddr::new(loopback, a.secure_port));
+        let admin = files.admin_kubeconfig.clone();
+        let (clients_stop, clients_stopped) = tokio::sync::oneshot::channel::<()>();
+        let clients_task = match admin {
+            Some(kc) if a.scheduler || controllers_enabled(&controllers) => {
+                let client = clients::loopback_client(&kc, &server_url).await?;
+                Some(tokio::spawn(clients::run(
+                    client,
+                    a.scheduler,
+                    controllers,
+                    async {
+                        let _ = clients_stopped.await;
+                    },
+                )))
+            }
+            _ => {
+                tracing::warn!(
+                    "no admin kubeconfig in the pki dir: scheduler and controllers not started"
+                );
+                None
+            }
+        };
         let shutdown = async move {
             terminated().await;
             tracing::info!("SIGTERM: no longer ready, draining");
@@ -246,13 +314,28 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         )
         .await
         .context("serve")?;
+        let _ = clients_stop.send(());
+        if let Some(t) = clients_task {
+            let _ = t.await;
+        }
         tracing::info!("stopped");
         Ok(())
     })
 }
 
-fn api_router(_etcd: etcd_client::Client, _a: &ServeArgs) -> anyhow::Result<axum::Router> {
-    Ok(axum::Router::new())
+fn api_router(etcd: etcd_client::Client, a: &ServeArgs) -> anyhow::Result<axum::Router> {
+    let config = capstan_control::apiserver::ApiConfig {
+        service_cidr: a.service_cidr,
+        node_port_range: a.service_node_port_range.0..=a.service_node_port_range.1,
+        etcd_prefix: a.etcd_prefix.clone(),
+        ..Default::default()
+    };
+    let api = capstan_control::apiserver::ApiServer::new(
+        etcd,
+        config,
+        Arc::new(capstan_control::auth::ClusterAuthorizer),
+    );
+    Ok(capstan_control::apiserver::handlers::router(Arc::new(api)))
 }
 
 async fn terminated() {
