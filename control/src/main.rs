@@ -38,7 +38,7 @@ enum Cmd {
     /// (keeps whatever exists).
     Init(InitArgs),
     /// Serve the Kubernetes API over HTTPS (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
 }
 
 #[derive(Args, Debug)]
@@ -170,7 +170,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Some(Cmd::Init(a)) => init(a),
-        Some(Cmd::Serve(a)) => serve(a),
+        Some(Cmd::Serve(a)) => serve(*a),
         None => serve(cli.serve),
     };
     match result {
