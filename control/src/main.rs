@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use capstan_control::apiserver::{self, ApiConfig, ApiServer};
 use capstan_control::auth::token_file::TokenFile;
+use capstan_control::auth::ClusterAuthorizer;
 use capstan_control::clients;
 use capstan_control::pki::{self, Layout};
 use capstan_control::server::{self, etcd::EtcdTls, Authenticator, Health, Metrics};
@@ -263,7 +265,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("listen on {addr}"))?;
         let health = Health::new(Some(etcd.clone()));
         let metrics = Arc::new(Metrics::new());
-        let api = api_router(etcd, &a)?;
+        let api = api_router(etcd, &a).await?;
         let app = server::app(
             api,
             Arc::new(Authenticator::new(tokens)),
@@ -323,19 +325,22 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
-fn api_router(etcd: etcd_client::Client, a: &ServeArgs) -> anyhow::Result<axum::Router> {
-    let config = capstan_control::apiserver::ApiConfig {
+/// The REST core on etcd, with the system namespaces in place if etcd lets us.
+async fn api_router(etcd: etcd_client::Client, a: &ServeArgs) -> anyhow::Result<axum::Router> {
+    let (first, last) = a.service_node_port_range;
+    let config = ApiConfig {
         service_cidr: a.service_cidr,
-        node_port_range: a.service_node_port_range.0..=a.service_node_port_range.1,
+        node_port_range: first..=last,
         etcd_prefix: a.etcd_prefix.clone(),
-        ..Default::default()
+        ..ApiConfig::default()
     };
-    let api = capstan_control::apiserver::ApiServer::new(
-        etcd,
-        config,
-        Arc::new(capstan_control::auth::ClusterAuthorizer),
-    );
-    Ok(capstan_control::apiserver::handlers::router(Arc::new(api)))
+    let api = Arc::new(ApiServer::new(etcd, config, Arc::new(ClusterAuthorizer)));
+    // etcd may be down or refusing us at start: serve anyway (/readyz says
+    // so, and the system namespaces are also made on first use).
+    if let Err(e) = api.bootstrap().await {
+        tracing::warn!(error = %e, "could not create the system namespaces in etcd yet");
+    }
+    Ok(apiserver::router(api))
 }
 
 async fn terminated() {

@@ -702,6 +702,11 @@ fn watch_from_rv(s: &Suite) -> Result<(), Failed> {
         writer.await.map_err(|e| format!("{e}"))??.expect(201, "c")?;
         let names: Vec<&str> = evs.iter().filter_map(|e| e["object"]["metadata"]["name"].as_str()).collect();
         check(names == ["b", "c"] && evs.iter().all(|e| e["type"] == "ADDED"), format!("{evs:?}"))?;
+        // A watch on one named object sees only that object.
+        let evs = h
+            .watch(&format!("{base}/c?watch=true"), Duration::from_secs(5), |e| !e.is_empty())
+            .await?;
+        check(evs.len() == 1 && evs[0]["object"]["metadata"]["name"] == "c", format!("{evs:?}"))?;
         Ok(())
     })
 }
@@ -1172,7 +1177,7 @@ fn kubectl(s: &Suite) -> Result<(), Failed> {
     let ns = s.run(async move { h.namespace().await })?;
     let manifest = dir.join("web.yaml");
     let yaml = format!(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: {ns}\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.25\n        ports:\n        - containerPort: 80\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: {ns}\nspec:\n  type: NodePort\n  selector: {{app: web}}\n  ports:\n  - port: 80\n"
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: {ns}\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.25\n        env:\n        - {{name: A, value: a}}\n        - {{name: B, value: b}}\n        ports:\n        - containerPort: 80\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: {ns}\nspec:\n  type: NodePort\n  selector: {{app: web}}\n  ports:\n  - port: 80\n"
     );
     std::fs::write(&manifest, &yaml).map_err(|e| format!("write manifest: {e}"))?;
     let m = manifest.display().to_string();
@@ -1207,8 +1212,11 @@ fn kubectl(s: &Suite) -> Result<(), Failed> {
         out.clone(),
     )?;
     // Apply again with a changed image: a strategic merge patch.
-    std::fs::write(&manifest, yaml.replace("nginx:1.25", "nginx:1.27"))
-        .map_err(|e| format!("{e}"))?;
+    // Also drop env B: apply must send the deletion, not merge it back.
+    let changed = yaml
+        .replace("nginx:1.25", "nginx:1.27")
+        .replace("        - {name: B, value: b}\n", "");
+    std::fs::write(&manifest, changed).map_err(|e| format!("{e}"))?;
     let out = run(&["apply", validate, "-f", &m])?;
     check(out.contains("deployment.apps/web configured"), out.clone())?;
     let img = run(&[
@@ -1221,10 +1229,95 @@ fn kubectl(s: &Suite) -> Result<(), Failed> {
         "jsonpath={.spec.template.spec.containers[0].image}",
     ])?;
     check(img == "nginx:1.27", format!("image {img}"))?;
+    let env = run(&[
+        "-n",
+        &ns,
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].env[*].name}",
+    ])?;
+    check(env == "A", format!("env after apply: {env}"))?;
+    // Server-side dry run (kubectl diff, apply --dry-run=server) changes nothing.
+    let (_, diff) = kubectl_cmd(s, dir, &["diff", "-f", &m])?;
+    check(
+        !diff.to_lowercase().contains("error"),
+        format!("kubectl diff: {diff}"),
+    )?;
+    let out = run(&[
+        "-n",
+        &ns,
+        "scale",
+        "deploy/web",
+        "--replicas=7",
+        "--dry-run=server",
+    ])?;
+    check(out.contains("server dry run"), out.clone())?;
+    let r = run(&[
+        "-n",
+        &ns,
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ])?;
+    check(r == "1", format!("dry run scaled to {r}"))?;
+    // (`kubectl create configmap` would send protobuf, which this server
+    // does not decode: apply sends JSON.)
+    let dry = dir.join("dry.yaml");
+    std::fs::write(
+        &dry,
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dry\n  namespace: {ns}\n"),
+    )
+    .map_err(|e| format!("{e}"))?;
+    let out = run(&[
+        "apply",
+        "--dry-run=server",
+        "-f",
+        &dry.display().to_string(),
+    ])?;
+    check(out.contains("server dry run"), out.clone())?;
+    let (ok, _) = kubectl_cmd(s, dir, &["-n", &ns, "get", "configmap", "dry"])?;
+    check(!ok, "dry-run create stored the object")?;
     let out = run(&["-n", &ns, "scale", "deploy/web", "--replicas=3"])?;
     check(out.contains("scaled"), out.clone())?;
+    // Server-side printing: the columns kubectl shows for these kinds.
     let out = run(&["-n", &ns, "get", "deploy,svc"])?;
-    check(out.contains("web"), out.clone())?;
+    check(
+        out.contains("UP-TO-DATE")
+            && out.contains("CLUSTER-IP")
+            && out.contains("NodePort")
+            && out.contains("80:3"),
+        out.clone(),
+    )?;
+    let out = run(&["get", "ns", &ns])?;
+    check(
+        out.contains("STATUS") && out.contains("Active"),
+        out.clone(),
+    )?;
+    let out = run(&["get", "ns", "-A", "--show-labels"])?;
+    check(out.contains("LABELS"), out.clone())?;
+    // kubectl get --watch gets Table rows as events too.
+    let (_, out) = kubectl_cmd(
+        s,
+        dir,
+        &[
+            "-n",
+            &ns,
+            "get",
+            "deploy",
+            "--watch",
+            "--request-timeout=2s",
+        ],
+    )?;
+    check(
+        out.contains("UP-TO-DATE")
+            && out.contains("web")
+            && !out.to_lowercase().contains("error: "),
+        out.clone(),
+    )?;
     let out = run(&["-n", &ns, "label", "svc", "web", "tier=fe"])?;
     check(out.contains("labeled"), out.clone())?;
     if modern {

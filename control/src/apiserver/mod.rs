@@ -18,6 +18,7 @@ pub mod rest;
 pub mod selectors;
 pub mod status;
 pub mod storage;
+pub mod table;
 pub mod watch;
 
 use std::ops::RangeInclusive;

@@ -314,6 +314,17 @@ pub async fn create(
     ns: Option<&str>,
     body: Value,
 ) -> Result<Value, ApiError> {
+    create_with(api, res, ns, body, false).await
+}
+
+/// `create`; with `dry_run` everything but the write happens (`dryRun=All`).
+pub async fn create_with(
+    api: &ApiServer,
+    res: &Resource,
+    ns: Option<&str>,
+    body: Value,
+    dry_run: bool,
+) -> Result<Value, ApiError> {
     let mut base = body;
     meta::type_meta(res, &mut base)?;
     let mut base = registry::normalize(res, base)?;
@@ -334,6 +345,12 @@ pub async fn create(
         } else {
             Vec::new()
         };
+        if dry_run {
+            if api.storage.get(&key).await?.is_some() {
+                return Err(ApiError::AlreadyExists(subject(res, &name)));
+            }
+            return Ok(obj);
+        }
         let write = Write {
             value: Some(encode(&obj)?),
             claims: claim_keys(api, &claims),
@@ -400,7 +417,20 @@ pub async fn update(
     ns: Option<&str>,
     name: &str,
     sub: Option<Sub>,
+    change: Change,
+) -> Result<Value, ApiError> {
+    update_with(api, res, ns, name, sub, change, false).await
+}
+
+/// `update`; with `dry_run` everything but the write happens.
+pub async fn update_with(
+    api: &ApiServer,
+    res: &Resource,
+    ns: Option<&str>,
+    name: &str,
+    sub: Option<Sub>,
     mut change: Change,
+    dry_run: bool,
 ) -> Result<Value, ApiError> {
     let path = object_path(res, ns, name);
     let key = api.storage.key(&path);
@@ -437,6 +467,9 @@ pub async fn update(
         } else {
             Vec::new()
         };
+        if dry_run {
+            return Ok(with_rv(new, current.mod_revision));
+        }
         let finished = new.pointer("/metadata/deletionTimestamp").is_some()
             && new
                 .pointer("/metadata/finalizers")

@@ -63,6 +63,24 @@ enum Cmd {
         #[arg(long, default_value_t = 64)]
         concurrent: usize,
     },
+    /// Service proxy (nftables): sync time, memory, ClusterIP vs direct latency.
+    Proxy {
+        #[arg(long, default_value_t = 10_000)]
+        services: usize,
+        #[arg(long, default_value_t = 10)]
+        endpoints: usize,
+        /// One-service changes measured.
+        #[arg(long, default_value_t = 20)]
+        changes: usize,
+        /// Measured seconds per latency cell.
+        #[arg(long, default_value_t = 2.0)]
+        duration: f64,
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        /// Write the report as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -136,6 +154,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 concurrent,
                 ..Default::default()
             })?;
+            print!("{report}");
+            Ok(())
+        }
+        Cmd::Proxy {
+            services,
+            endpoints,
+            changes,
+            duration,
+            rounds,
+            json,
+        } => {
+            let report = capstan_lab::bench::proxy::run(&capstan_lab::bench::proxy::Options {
+                services,
+                endpoints,
+                changes,
+                duration,
+                rounds,
+            })?;
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+            }
             print!("{report}");
             Ok(())
         }

@@ -69,6 +69,7 @@ impl Params {
             resource_version,
             bookmarks: self.flag("allowWatchBookmarks"),
             timeout,
+            as_table: None,
         })
     }
 }
