@@ -306,6 +306,9 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
             terminated().await;
             tracing::info!("SIGTERM: no longer ready, draining");
             health.set_shutting_down();
+            // Our own clients go first, so they don't retry against a
+            // server that is draining.
+            let _ = clients_stop.send(());
         };
         server::serve(
             listener,
@@ -316,7 +319,6 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         )
         .await
         .context("serve")?;
-        let _ = clients_stop.send(());
         if let Some(t) = clients_task {
             let _ = t.await;
         }
