@@ -101,32 +101,23 @@ struct ServeArgs {
     /// NodePort range, FIRST-LAST.
     #[arg(long, default_value = "30000-32767", value_parser = parse_port_range)]
     service_node_port_range: (u16, u16),
-    /// Credentials the scheduler and controllers use [default: the pki
-    /// dir's admin.kubeconfig].
-    #[arg(long)]
-    kubeconfig: Option<PathBuf>,
-    /// Run the scheduler in this process [default: true].
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    scheduler: bool,
-    /// Controllers to run, kube-controller-manager style: `*` for all,
-    /// `name` to add, `-name` to leave out.
-    #[arg(long, value_delimiter = ',', default_value = "*")]
-    controllers: Vec<String>,
-    /// How long a node may stay silent before it is Ready=Unknown, e.g. 40s.
-    #[arg(long, default_value = "40s", value_parser = parse_seconds)]
-    node_monitor_grace_period: Duration,
     /// How long requests in flight may finish after SIGTERM.
     #[arg(long, default_value_t = 5)]
     shutdown_grace_seconds: u64,
-}
-
-fn controllers_enabled(c: &capstan_control::controllers::Options) -> bool {
-    c.replicas
-        || c.deployments
-        || c.daemonsets
-        || c.endpoints
-        || c.node_lifecycle
-        || c.garbage_collector
+    /// Controllers to run, as kube-controller-manager: `*` for all, `name`
+    /// to add, `-name` to remove; empty for none.
+    #[arg(long, value_delimiter = ',', default_value = "*")]
+    controllers: Vec<String>,
+    /// Run the scheduler (`--scheduler=false` to leave pods unbound).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    scheduler: bool,
+    /// Credentials the scheduler and controllers use against this server
+    /// (default: the admin kubeconfig in --pki-dir).
+    #[arg(long)]
+    loopback_kubeconfig: Option<PathBuf>,
+    /// How long a node may stay silent before it is Ready=Unknown, e.g. 40s.
+    #[arg(long, default_value = "40s", value_parser = parse_seconds)]
+    node_monitor_grace_period: Duration,
 }
 
 fn parse_seconds(s: &str) -> Result<Duration, String> {
@@ -154,11 +145,17 @@ fn main() -> ExitCode {
         // --help and --version go to stdout and succeed.
         Err(e) if !e.use_stderr() => e.exit(),
         Err(e) => {
+            // The first paragraph, on one line: a missing argument's name
+            // is on the line after "required arguments were not provided".
             let msg = e.render().to_string();
-            let first = msg.lines().next().unwrap_or("bad arguments");
+            let first: Vec<&str> = msg
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
             eprintln!(
                 "capstan-control: {} (see --help)",
-                first.trim_start_matches("error: ")
+                first.join(" ").trim_start_matches("error: ")
             );
             return ExitCode::from(2);
         }
@@ -178,10 +175,27 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("capstan-control: {e:#}");
+            eprintln!("capstan-control: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, each said once (some errors
+/// repeat their source in their own message).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn init(a: InitArgs) -> anyhow::Result<()> {
@@ -207,8 +221,6 @@ struct EdgeFiles {
     key: PathBuf,
     client_ca: PathBuf,
     tokens: Option<PathBuf>,
-    /// Credentials of the in-process scheduler and controllers.
-    admin_kubeconfig: Option<PathBuf>,
 }
 
 fn edge_files(a: &ServeArgs) -> anyhow::Result<EdgeFiles> {
@@ -232,12 +244,6 @@ fn edge_files(a: &ServeArgs) -> anyhow::Result<EdgeFiles> {
         )?,
         client_ca: pick(&a.client_ca_file, Layout::ca_cert, "client-ca-file")?,
         tokens,
-        admin_kubeconfig: a.kubeconfig.clone().or_else(|| {
-            layout
-                .as_ref()
-                .map(|l| l.kubeconfig("admin"))
-                .filter(|p| p.exists())
-        }),
     })
 }
 
@@ -272,43 +278,17 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
             health.clone(),
             metrics,
         );
-        tracing::info!(%addr, etcd = ?a.etcd_endpoints, "serving the Kubernetes API over HTTPS");
-        let mut controllers = clients::controller_options(&a.controllers)?;
-        controllers.node_monitor_grace = a.node_monitor_grace_period;
-        let loopback = if a.bind_address.is_unspecified() {
-            IpAddr::from([127, 0, 0, 1])
-        } else {
-            a.bind_address
-        };
-        let server_url = format!("https://{}", SocketAddr::new(loopback, a.secure_port));
-        let admin = files.admin_kubeconfig.clone();
-        let (clients_stop, clients_stopped) = tokio::sync::oneshot::channel::<()>();
-        let clients_task = match admin {
-            Some(kc) if a.scheduler || controllers_enabled(&controllers) => {
-                let client = clients::loopback_client(&kc, &server_url).await?;
-                Some(tokio::spawn(clients::run(
-                    client,
-                    a.scheduler,
-                    controllers,
-                    async {
-                        let _ = clients_stopped.await;
-                    },
-                )))
-            }
-            _ => {
-                tracing::warn!(
-                    "no admin kubeconfig in the pki dir: scheduler and controllers not started"
-                );
-                None
-            }
-        };
-        let shutdown = async move {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
             terminated().await;
             tracing::info!("SIGTERM: no longer ready, draining");
+            let _ = stop_tx.send(true);
+        });
+        let clients = start_clients(&a, addr, stopped(stop_rx.clone())).await?;
+        tracing::info!(%addr, etcd = ?a.etcd_endpoints, "serving the Kubernetes API over HTTPS");
+        let shutdown = async move {
+            stopped(stop_rx).await;
             health.set_shutting_down();
-            // Our own clients go first, so they don't retry against a
-            // server that is draining.
-            let _ = clients_stop.send(());
         };
         server::serve(
             listener,
@@ -319,8 +299,8 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         )
         .await
         .context("serve")?;
-        if let Some(t) = clients_task {
-            let _ = t.await;
+        if let Some(task) = clients {
+            let _ = task.await;
         }
         tracing::info!("stopped");
         Ok(())
@@ -343,6 +323,62 @@ async fn api_router(etcd: etcd_client::Client, a: &ServeArgs) -> anyhow::Result<
         tracing::warn!(error = %e, "could not create the system namespaces in etcd yet");
     }
     Ok(apiserver::router(api))
+}
+
+async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// The scheduler and controllers, as API clients of this server over
+/// HTTPS (loopback, or the bind address when it is a specific one).
+async fn start_clients(
+    a: &ServeArgs,
+    addr: SocketAddr,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let list: Vec<String> = a
+        .controllers
+        .iter()
+        .filter(|c| !c.trim().is_empty())
+        .cloned()
+        .collect();
+    let mut controllers = clients::controller_options(&list)?;
+    controllers.node_monitor_grace = a.node_monitor_grace_period;
+    let any_controller = controllers.replicas
+        || controllers.deployments
+        || controllers.daemonsets
+        || controllers.endpoints
+        || controllers.node_lifecycle
+        || controllers.garbage_collector;
+    if !a.scheduler && !any_controller {
+        return Ok(None);
+    }
+    let kubeconfig = a
+        .loopback_kubeconfig
+        .clone()
+        .or_else(|| {
+            a.pki_dir
+                .as_ref()
+                .map(|d| Layout::new(d).kubeconfig("admin"))
+        })
+        .context(
+            "the scheduler and controllers need --loopback-kubeconfig or --pki-dir \
+             (or run with --scheduler=false --controllers=)",
+        )?;
+    let host = if addr.ip().is_unspecified() {
+        IpAddr::from([127, 0, 0, 1])
+    } else {
+        addr.ip()
+    };
+    let server = format!("https://{}", SocketAddr::new(host, addr.port()));
+    let client = clients::loopback_client(&kubeconfig, &server).await?;
+    tracing::info!(%server, scheduler = a.scheduler, ?list, "starting the scheduler and controllers");
+    Ok(Some(tokio::spawn(clients::run(
+        client,
+        a.scheduler,
+        controllers,
+        shutdown,
+    ))))
 }
 
 async fn terminated() {

@@ -37,7 +37,14 @@ fn main() {
         .containerd(false)
         .build()
         .expect("build lab");
-    let cp = ControlPlane::start(&lab).unwrap_or_else(|e| panic!("start capstan-control: {e}"));
+    // The API and its edge alone: no scheduler binding the test's pods, no
+    // controllers making pods for its Deployments.
+    let quiet = [
+        "--controllers=".to_string(),
+        "--scheduler=false".to_string(),
+    ];
+    let cp = ControlPlane::start_with(&lab, &lab.etcd_endpoint(), &quiet)
+        .unwrap_or_else(|e| panic!("start capstan-control: {e}"));
     let suite = Suite {
         lab,
         cp: Mutex::new(cp),
@@ -616,6 +623,36 @@ fn edit_via_patch(s: &Suite) -> Result<(), Failed> {
             && containers[0]["image"] == "capstan.test/testsrv:v2",
         || format!("{containers}"),
     )?;
+    // `kubectl edit` itself, with sed as the editor: kubectl fetches the
+    // object, runs the editor on it and sends the difference as a patch.
+    let mut c = cp(s).kubectl()?;
+    c.args([
+        "--request-timeout=30s",
+        "edit",
+        "configmap",
+        "patched",
+        "-n",
+        NS,
+    ])
+    .env("KUBE_EDITOR", "sed -i -e '/^  key:/s/b$/edited/'");
+    let out = run(c, None)?;
+    check(
+        out.status.success() && text(&out.stdout).contains("edited"),
+        || format!("{}{}", text(&out.stdout), text(&out.stderr)),
+    )?;
+    let data = kubectl_ok(
+        s,
+        &[
+            "get",
+            "configmap",
+            "patched",
+            "-n",
+            NS,
+            "-o",
+            "jsonpath={.data.key}",
+        ],
+    )?;
+    check(data == "edited", || data.clone())?;
     Ok(())
 }
 

@@ -127,7 +127,7 @@ pub struct Proxy {
 
 /// How often a partial sync first checks that nobody altered the table:
 /// listing costs an nft run, too much for every sync at 10,000 services.
-pub const DEFAULT_TAMPER_CHECK_INTERVAL: Duration = Duration::from_secs(10);
+pub const DEFAULT_TAMPER_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 
 impl Proxy {
     pub fn new(cfg: ProxyConfig) -> Proxy {
