@@ -35,6 +35,9 @@ pub struct FileConfig {
     pub cluster_domain: Option<String>,
     pub cgroup_root: Option<String>,
     pub sweep_interval: Option<u64>,
+    // proxy and kubelet
+    pub kubeconfig: Option<PathBuf>,
+    pub cluster_cidr: Option<Vec<String>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +94,7 @@ containerd-namespace = "k8s.io"
 cni-conf-dir = "/etc/cni/net.d"
 cni-bin-dir = "/opt/cni/bin"
 pod-manifest-path = "/etc/kubernetes/manifests"
+kubeconfig = "/etc/capstan/node.kubeconfig"
 root-dir = "/var/lib/capstan/kubelet"
 pod-log-dir = "/var/log/pods"
 netns-dir = "/run/netns"

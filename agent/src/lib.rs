@@ -2,4 +2,5 @@
 
 pub mod config_file;
 pub mod kubelet;
+pub mod node;
 pub mod overlay;

@@ -126,6 +126,15 @@ struct Cli {
     /// kubelet: seconds between orphan sweeps [default: 30].
     #[arg(long)]
     sweep_interval: Option<u64>,
+
+    /// proxy: kubeconfig to watch Services and EndpointSlices with [default: in-cluster or $KUBECONFIG];
+    /// kubelet: with it, pods bound to this node run too and the node registers itself.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+
+    /// proxy: the pod network, IPv4 and/or IPv6 CIDRs; ClusterIP traffic from outside it is masqueraded.
+    #[arg(long, value_delimiter = ',')]
+    cluster_cidr: Option<Vec<String>>,
 }
 
 fn main() -> ExitCode {
@@ -194,9 +203,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         })?,
         (None, None) => SubnetManagerKind::Etcd,
     };
-    if components.contains(&Component::Proxy) {
-        bail!("component proxy is not built yet in this version; run with --components overlay,kubelet");
-    }
     if manager == SubnetManagerKind::Kube {
         bail!("--subnet-manager kube is not built yet in this version; use --subnet-manager etcd");
     }
@@ -251,6 +257,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .or(file.cni_bin_dir)
             .unwrap_or_else(|| kubelet::DEFAULT_CNI_BIN_DIR.into()),
         pod_manifest_path: cli.pod_manifest_path.or(file.pod_manifest_path),
+        kubeconfig: cli.kubeconfig.clone().or(file.kubeconfig.clone()),
         root_dir: cli
             .root_dir
             .or(file.root_dir)
@@ -282,8 +289,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .unwrap_or(30)
                 .max(1),
         ),
-        manifest_poll: Duration::from_millis(500),
+        manifest_poll: Duration::from_millis(100),
     };
+    let mut proxy_families = vec![
+        (capstan_proxy::model::IpFamily::V4, None),
+        (capstan_proxy::model::IpFamily::V6, None),
+    ];
+    for c in cli.cluster_cidr.or(file.cluster_cidr).unwrap_or_default() {
+        let Some(cidr) = capstan_proxy::component::parse_cidr(&c) else {
+            bail!("--cluster-cidr {c:?} is not a CIDR (like 10.244.0.0/16)");
+        };
+        let family = capstan_proxy::model::IpFamily::of(&cidr.0);
+        for f in proxy_families.iter_mut().filter(|f| f.0 == family) {
+            f.1 = Some(cidr);
+        }
+    }
+    let proxy_cfg = capstan_proxy::ProxyConfig {
+        node_name: node_name.clone(),
+        families: proxy_families,
+        place: capstan_proxy::Place::current(),
+        full_resync_interval: Duration::from_secs(3600),
+    };
+    let kubeconfig = cli.kubeconfig.or(file.kubeconfig);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -322,7 +349,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             anyhow::Ok(())
         };
-        let r = tokio::try_join!(overlay_run, kubelet_run);
+        let proxy_run = async {
+            if components.contains(&Component::Proxy) {
+                let client = capstan_proxy::component::client(kubeconfig.as_deref()).await?;
+                capstan_proxy::component::run(
+                    proxy_cfg,
+                    client,
+                    capstan_proxy::runner::RunnerConfig::default(),
+                    stopped(stop_rx.clone()),
+                )
+                .await;
+            }
+            anyhow::Ok(())
+        };
+        let r = tokio::try_join!(overlay_run, kubelet_run, proxy_run);
         signal.abort();
         r.map(|_| ())
     })?;

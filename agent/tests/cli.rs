@@ -39,8 +39,11 @@ fn bad_flags_are_one_line_errors() {
 
 #[test]
 fn components_and_managers_not_built_yet_say_so() {
-    one_line_error(&["--components", "overlay,proxy"], "proxy");
     one_line_error(&["--subnet-manager", "kube"], "kube");
+    one_line_error(
+        &["--components", "proxy", "--cluster-cidr", "10.244.0.0"],
+        "10.244.0.0",
+    );
 }
 
 #[test]
@@ -57,20 +60,22 @@ fn config_file_keys_are_checked_and_flags_override_them() {
         &["--config", "/nonexistent/agent.toml"],
         "/nonexistent/agent.toml",
     );
-    // The file asks for a component that is not built; the flag wins.
+    // The file holds a bad pod network; the flag wins.
     let file = dir.path().join("agent.toml");
     std::fs::write(
         &file,
-        "components = [\"proxy\"]\nsubnet-manager = \"kube\"\n",
+        "components = [\"proxy\"]\ncluster-cidr = [\"nope\"]\n",
     )
     .expect("write");
-    one_line_error(&["--config", file.to_str().unwrap_or_default()], "proxy");
+    one_line_error(&["--config", file.to_str().unwrap_or_default()], "nope");
     one_line_error(
         &[
             "--config",
             file.to_str().unwrap_or_default(),
-            "--components",
-            "overlay",
+            "--cluster-cidr",
+            "10.244.0.0/16",
+            "--subnet-manager",
+            "kube",
         ],
         "kube",
     );

@@ -4,6 +4,7 @@
 //!   capstan-control init --dir DIR --server https://IP:6443 [--node N]...
 //!   capstan-control [serve] --pki-dir DIR --etcd-endpoints URL,...
 
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use capstan_control::apiserver::{self, ApiConfig, ApiServer};
 use capstan_control::auth::token_file::TokenFile;
+use capstan_control::auth::ClusterAuthorizer;
+use capstan_control::clients;
 use capstan_control::pki::{self, Layout};
 use capstan_control::server::{self, etcd::EtcdTls, Authenticator, Health, Metrics};
 use clap::{Args, Parser, Subcommand};
@@ -37,7 +41,7 @@ enum Cmd {
     /// (keeps whatever exists).
     Init(InitArgs),
     /// Serve the Kubernetes API over HTTPS (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
 }
 
 #[derive(Args, Debug)]
@@ -101,6 +105,27 @@ struct ServeArgs {
     /// How long requests in flight may finish after SIGTERM.
     #[arg(long, default_value_t = 5)]
     shutdown_grace_seconds: u64,
+    /// Controllers to run, as kube-controller-manager: `*` for all, `name`
+    /// to add, `-name` to remove; empty for none.
+    #[arg(long, value_delimiter = ',', default_value = "*")]
+    controllers: Vec<String>,
+    /// Run the scheduler (`--scheduler=false` to leave pods unbound).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    scheduler: bool,
+    /// Credentials the scheduler and controllers use against this server
+    /// (default: the admin kubeconfig in --pki-dir).
+    #[arg(long)]
+    loopback_kubeconfig: Option<PathBuf>,
+    /// How long a node may stay silent before it is Ready=Unknown, e.g. 40s.
+    #[arg(long, default_value = "40s", value_parser = parse_seconds)]
+    node_monitor_grace_period: Duration,
+}
+
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let n = s.strip_suffix('s').unwrap_or(s);
+    n.parse::<u64>()
+        .map(Duration::from_secs)
+        .map_err(|_| format!("{s:?} is not a number of seconds like 40s"))
 }
 
 fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
@@ -121,11 +146,17 @@ fn main() -> ExitCode {
         // --help and --version go to stdout and succeed.
         Err(e) if !e.use_stderr() => e.exit(),
         Err(e) => {
+            // The first paragraph, on one line: a missing argument's name
+            // is on the line after "required arguments were not provided".
             let msg = e.render().to_string();
-            let first = msg.lines().next().unwrap_or("bad arguments");
+            let first: Vec<&str> = msg
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
             eprintln!(
                 "capstan-control: {} (see --help)",
-                first.trim_start_matches("error: ")
+                first.join(" ").trim_start_matches("error: ")
             );
             return ExitCode::from(2);
         }
@@ -139,16 +170,33 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Some(Cmd::Init(a)) => init(a),
-        Some(Cmd::Serve(a)) => serve(a),
+        Some(Cmd::Serve(a)) => serve(*a),
         None => serve(cli.serve),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("capstan-control: {e:#}");
+            eprintln!("capstan-control: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, each said once (some errors
+/// repeat their source in their own message).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn init(a: InitArgs) -> anyhow::Result<()> {
@@ -159,11 +207,18 @@ fn init(a: InitArgs) -> anyhow::Result<()> {
         nodes: a.nodes,
         service_cidr: a.service_cidr,
     })?;
-    for p in &report.created {
-        println!("created {}", p.display());
-    }
-    for p in &report.kept {
-        println!("kept    {}", p.display());
+    // A closed stdout (`| head`) ends the listing, it is not an error:
+    // the files are written by now.
+    let mut out = std::io::stdout().lock();
+    let lines = report
+        .created
+        .iter()
+        .map(|p| ("created", p))
+        .chain(report.kept.iter().map(|p| ("kept   ", p)));
+    for (what, p) in lines {
+        if writeln!(out, "{what} {}", p.display()).is_err() {
+            break;
+        }
     }
     Ok(())
 }
@@ -224,17 +279,23 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("listen on {addr}"))?;
         let health = Health::new(Some(etcd.clone()));
         let metrics = Arc::new(Metrics::new());
-        let api = api_router(etcd, &a)?;
+        let api = api_router(etcd, &a).await?;
         let app = server::app(
             api,
             Arc::new(Authenticator::new(tokens)),
             health.clone(),
             metrics,
         );
-        tracing::info!(%addr, etcd = ?a.etcd_endpoints, "serving the Kubernetes API over HTTPS");
-        let shutdown = async move {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
             terminated().await;
             tracing::info!("SIGTERM: no longer ready, draining");
+            let _ = stop_tx.send(true);
+        });
+        let clients = start_clients(&a, addr, stopped(stop_rx.clone())).await?;
+        tracing::info!(%addr, etcd = ?a.etcd_endpoints, "serving the Kubernetes API over HTTPS");
+        let shutdown = async move {
+            stopped(stop_rx).await;
             health.set_shutting_down();
         };
         server::serve(
@@ -246,13 +307,86 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         )
         .await
         .context("serve")?;
+        if let Some(task) = clients {
+            let _ = task.await;
+        }
         tracing::info!("stopped");
         Ok(())
     })
 }
 
-fn api_router(_etcd: etcd_client::Client, _a: &ServeArgs) -> anyhow::Result<axum::Router> {
-    Ok(axum::Router::new())
+/// The REST core on etcd, with the system namespaces in place if etcd lets us.
+async fn api_router(etcd: etcd_client::Client, a: &ServeArgs) -> anyhow::Result<axum::Router> {
+    let (first, last) = a.service_node_port_range;
+    let config = ApiConfig {
+        service_cidr: a.service_cidr,
+        node_port_range: first..=last,
+        etcd_prefix: a.etcd_prefix.clone(),
+        ..ApiConfig::default()
+    };
+    let api = Arc::new(ApiServer::new(etcd, config, Arc::new(ClusterAuthorizer)));
+    // etcd may be down or refusing us at start: serve anyway (/readyz says
+    // so, and the system namespaces are also made on first use).
+    if let Err(e) = api.bootstrap().await {
+        tracing::warn!(error = %e, "could not create the system namespaces in etcd yet");
+    }
+    Ok(apiserver::router(api))
+}
+
+async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// The scheduler and controllers, as API clients of this server over
+/// HTTPS (loopback, or the bind address when it is a specific one).
+async fn start_clients(
+    a: &ServeArgs,
+    addr: SocketAddr,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let list: Vec<String> = a
+        .controllers
+        .iter()
+        .filter(|c| !c.trim().is_empty())
+        .cloned()
+        .collect();
+    let mut controllers = clients::controller_options(&list)?;
+    controllers.node_monitor_grace = a.node_monitor_grace_period;
+    let any_controller = controllers.replicas
+        || controllers.deployments
+        || controllers.daemonsets
+        || controllers.endpoints
+        || controllers.node_lifecycle
+        || controllers.garbage_collector;
+    if !a.scheduler && !any_controller {
+        return Ok(None);
+    }
+    let kubeconfig = a
+        .loopback_kubeconfig
+        .clone()
+        .or_else(|| {
+            a.pki_dir
+                .as_ref()
+                .map(|d| Layout::new(d).kubeconfig("admin"))
+        })
+        .context(
+            "the scheduler and controllers need --loopback-kubeconfig or --pki-dir \
+             (or run with --scheduler=false --controllers=)",
+        )?;
+    let host = if addr.ip().is_unspecified() {
+        IpAddr::from([127, 0, 0, 1])
+    } else {
+        addr.ip()
+    };
+    let server = format!("https://{}", SocketAddr::new(host, addr.port()));
+    let client = clients::loopback_client(&kubeconfig, &server).await?;
+    tracing::info!(%server, scheduler = a.scheduler, ?list, "starting the scheduler and controllers");
+    Ok(Some(tokio::spawn(clients::run(
+        client,
+        a.scheduler,
+        controllers,
+        shutdown,
+    ))))
 }
 
 async fn terminated() {

@@ -42,8 +42,17 @@ fn stand_in_api() -> Router {
             Decision::Deny(why) => (StatusCode::FORBIDDEN, why),
         }
     }
+    async fn endless() -> axum::body::Body {
+        // One event, then nothing: a watch with no further changes.
+        use futures::StreamExt;
+        let first = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(
+            b"{\"type\":\"ADDED\"}\n",
+        ))]);
+        axum::body::Body::from_stream(first.chain(futures::stream::pending()))
+    }
     Router::new()
         .route("/whoami", get(whoami))
+        .route("/endless", get(endless))
         .route("/protocol", get(protocol))
         .route("/api/v1/nodes/{name}", patch(patch_node))
 }
@@ -325,12 +334,35 @@ async fn kubectl_speaks_http2_and_shutdown_drains() {
     } else {
         eprintln!("kubectl_speaks_http2: /usr/bin/kubectl missing, checking shutdown only");
     }
+    // An open stream (a watch) ends at shutdown rather than holding the
+    // server for the whole grace period (2 s here).
+    let admin = edge.client("admin").await;
+    let req = axum::http::Request::get("/endless")
+        .body(Vec::new())
+        .unwrap();
+    let mut stream = admin.request_stream(req).await.unwrap();
+    let mut line = String::new();
+    use futures::AsyncBufReadExt;
+    stream.read_line(&mut line).await.unwrap();
+    assert_eq!(line, "{\"type\":\"ADDED\"}\n");
+    let started = std::time::Instant::now();
     let _ = edge.stop.take().unwrap().send(());
+    line.clear();
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read_line(&mut line))
+        .await
+        .expect("stream ends at shutdown")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "clean end of stream, got {line:?}");
     tokio::time::timeout(Duration::from_secs(5), &mut edge.done)
         .await
         .expect("serve returns after shutdown")
         .unwrap()
         .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
     let admin = edge.client("admin").await;
     assert!(
         call(&admin, "GET", "/whoami").await.is_err(),

@@ -2,8 +2,10 @@
 //! rules. The nftables backend programs one table of its own
 //! (`capstan-proxy`, one per address family) and never touches others.
 
+pub mod component;
 pub mod conntrack;
 pub mod healthcheck;
+pub mod kube_source;
 pub mod model;
 pub mod netns;
 pub mod nft;

@@ -8,6 +8,7 @@
 //! they may have referenced) are deleted.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use serde_json::{json, Value};
 
@@ -21,11 +22,14 @@ pub struct Transaction {
     delete_elements: BTreeMap<String, Vec<Value>>,
     add_sets: Vec<Value>,
     add_chains: Vec<Value>,
-    rewrite: Vec<Value>,
+    /// Already JSON text: rules are stored that way.
+    rewrite: Vec<String>,
     delete_chains: Vec<Value>,
     delete_sets: Vec<Value>,
     add_elements: BTreeMap<String, Vec<Value>>,
     prologue: Vec<Value>,
+    add_hairpin: Vec<IpAddr>,
+    delete_hairpin: Vec<IpAddr>,
 }
 
 fn key_value(key: &ElementKey) -> Value {
@@ -59,6 +63,14 @@ impl Transaction {
             && self.delete_chains.is_empty()
             && self.delete_sets.is_empty()
             && self.add_elements.is_empty()
+            && self.add_hairpin.is_empty()
+            && self.delete_hairpin.is_empty()
+    }
+
+    /// Hairpin set changes (the caller counts references across services).
+    pub fn hairpin(&mut self, add: Vec<IpAddr>, delete: Vec<IpAddr>) {
+        self.add_hairpin.extend(add);
+        self.delete_hairpin.extend(delete);
     }
 
     /// Adds the changes that turn `old` into `new` (one service's objects).
@@ -80,18 +92,20 @@ impl Transaction {
         for (name, rules) in &new.chains {
             match old.chains.get(name) {
                 Some(old_rules) if old_rules == rules => continue,
-                Some(_) => self.rewrite.push(cmd("flush", "chain", table.chain(name))),
+                Some(_) => self
+                    .rewrite
+                    .push(cmd("flush", "chain", table.chain(name)).to_string()),
                 None => self.add_chains.push(cmd("add", "chain", table.chain(name))),
             }
             for r in rules {
-                self.rewrite
-                    .push(cmd("add", "rule", table.rule(name, r.clone())));
+                self.rewrite.push(table.add_rule_text(name, r));
             }
         }
         for name in old.chains.keys() {
             if !new.chains.contains_key(name) {
                 // Flushed first: a stale chain may jump to another stale one.
-                self.rewrite.push(cmd("flush", "chain", table.chain(name)));
+                self.rewrite
+                    .push(cmd("flush", "chain", table.chain(name)).to_string());
                 self.delete_chains
                     .push(cmd("delete", "chain", table.chain(name)));
             }
@@ -112,21 +126,35 @@ impl Transaction {
         }
     }
 
-    /// The nft commands, in an order the kernel accepts.
-    pub fn into_commands(self, table: &Table) -> Vec<Value> {
-        let mut out = self.prologue;
-        for (map, elems) in self.delete_elements {
-            // Deleting takes keys only.
-            let keys = elems.into_iter().map(|k| json!(k)).collect();
-            out.push(cmd("delete", "element", table.elements(&map, keys)));
+    /// The nft commands (JSON text each), in an order the kernel accepts.
+    pub fn into_commands(self, table: &Table) -> Vec<String> {
+        let text = |v: Value| v.to_string();
+        let mut out: Vec<String> = self.prologue.into_iter().map(text).collect();
+        if !self.delete_hairpin.is_empty() {
+            out.push(text(cmd(
+                "delete",
+                "element",
+                table.hairpin_elements(&self.delete_hairpin),
+            )));
         }
-        out.extend(self.add_sets);
-        out.extend(self.add_chains);
+        for (map, keys) in self.delete_elements {
+            // Deleting takes keys only.
+            out.push(text(cmd("delete", "element", table.elements(&map, keys))));
+        }
+        out.extend(self.add_sets.into_iter().map(text));
+        out.extend(self.add_chains.into_iter().map(text));
         out.extend(self.rewrite);
-        out.extend(self.delete_chains);
-        out.extend(self.delete_sets);
+        out.extend(self.delete_chains.into_iter().map(text));
+        out.extend(self.delete_sets.into_iter().map(text));
         for (map, elems) in self.add_elements {
-            out.push(cmd("add", "element", table.elements(&map, elems)));
+            out.push(text(cmd("add", "element", table.elements(&map, elems))));
+        }
+        if !self.add_hairpin.is_empty() {
+            out.push(text(cmd(
+                "add",
+                "element",
+                table.hairpin_elements(&self.add_hairpin),
+            )));
         }
         out
     }
@@ -144,7 +172,8 @@ mod tests {
     fn rendered(chains: &[(&str, &str)], elems: &[(&str, &str, &str)]) -> Rendered {
         let mut r = Rendered::default();
         for (c, rule) in chains {
-            r.chains.insert(c.to_string(), vec![vec![json!(rule)]]);
+            r.chains
+                .insert(c.to_string(), vec![json!([rule]).to_string()]);
         }
         for (m, k, v) in elems {
             r.elements
@@ -153,8 +182,9 @@ mod tests {
         r
     }
 
-    fn verbs(cmds: &[Value]) -> Vec<String> {
+    fn verbs(cmds: &[String]) -> Vec<String> {
         cmds.iter()
+            .map(|c| serde_json::from_str::<Value>(c).unwrap())
             .map(|c| {
                 let (verb, body) = c.as_object().unwrap().iter().next().unwrap();
                 let (kind, obj) = body.as_object().unwrap().iter().next().unwrap();

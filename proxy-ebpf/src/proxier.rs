@@ -45,6 +45,38 @@ struct Family {
     table: Table,
     ctx: Context,
     programmed: HashMap<ServiceKey, Rendered>,
+    /// How many services list each endpoint address (hairpin set members).
+    hairpin_refs: HashMap<IpAddr, usize>,
+}
+
+/// Reference-count changes for the hairpin set: (new counts, added, removed).
+fn hairpin_delta(
+    refs: &HashMap<IpAddr, usize>,
+    changes: &[(&Rendered, &Rendered)],
+) -> (HashMap<IpAddr, usize>, Vec<IpAddr>, Vec<IpAddr>) {
+    let mut delta: HashMap<IpAddr, isize> = HashMap::new();
+    for (old, new) in changes {
+        for ip in old.hairpin.difference(&new.hairpin) {
+            *delta.entry(*ip).or_default() -= 1;
+        }
+        for ip in new.hairpin.difference(&old.hairpin) {
+            *delta.entry(*ip).or_default() += 1;
+        }
+    }
+    let (mut counts, mut add, mut del) = (HashMap::new(), Vec::new(), Vec::new());
+    for (ip, d) in delta {
+        let before = refs.get(&ip).copied().unwrap_or(0);
+        let after = (before as isize + d).max(0) as usize;
+        if before == 0 && after > 0 {
+            add.push(ip);
+        } else if before > 0 && after == 0 {
+            del.push(ip);
+        }
+        counts.insert(ip, after);
+    }
+    add.sort();
+    del.sort();
+    (counts, add, del)
 }
 
 /// One health-check node port: which service, how many local endpoints.
@@ -60,6 +92,8 @@ pub struct SyncReport {
     pub services_changed: usize,
     pub commands: usize,
     pub elapsed: Duration,
+    /// Of which nft (parse + kernel commit) took this long.
+    pub nft_elapsed: Duration,
 }
 
 /// Events a source (a kube watcher, a test) feeds in.
@@ -69,6 +103,10 @@ pub enum ProxyEvent {
     ServiceDeleted(Service),
     SliceApplied(EndpointSlice),
     SliceDeleted(EndpointSlice),
+    /// A complete re-list of Services (deletes the ones not in it).
+    ServicesReplaced(Vec<Service>),
+    /// A complete re-list of EndpointSlices.
+    SlicesReplaced(Vec<EndpointSlice>),
     /// The source has delivered its initial list: syncing may start.
     InitDone,
 }
@@ -83,7 +121,13 @@ pub struct Proxy {
     full_every: Duration,
     ready: bool,
     health: HashMap<ServiceKey, (u16, usize)>,
+    tamper_every: Duration,
+    last_tamper_check: Option<Instant>,
 }
+
+/// How often a partial sync first checks that nobody altered the table:
+/// listing costs an nft run, too much for every sync at 10,000 services.
+pub const DEFAULT_TAMPER_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 
 impl Proxy {
     pub fn new(cfg: ProxyConfig) -> Proxy {
@@ -98,6 +142,7 @@ impl Proxy {
                     cluster_cidr: *cidr,
                 },
                 programmed: HashMap::new(),
+                hairpin_refs: HashMap::new(),
             })
             .collect();
         Proxy {
@@ -110,6 +155,8 @@ impl Proxy {
             full_every: cfg.full_resync_interval,
             ready: false,
             health: HashMap::new(),
+            tamper_every: DEFAULT_TAMPER_CHECK_INTERVAL,
+            last_tamper_check: None,
         }
     }
 
@@ -119,6 +166,8 @@ impl Proxy {
             ProxyEvent::ServiceDeleted(s) => self.tracker.service_deleted(&s),
             ProxyEvent::SliceApplied(s) => self.tracker.slice_applied(s),
             ProxyEvent::SliceDeleted(s) => self.tracker.slice_deleted(&s),
+            ProxyEvent::ServicesReplaced(l) => self.tracker.replace_services(l),
+            ProxyEvent::SlicesReplaced(l) => self.tracker.replace_slices(l),
             ProxyEvent::InitDone => self.ready = true,
         }
     }
@@ -131,6 +180,21 @@ impl Proxy {
 
     pub fn has_pending(&self) -> bool {
         self.tracker.has_pending()
+    }
+
+    /// How often partial syncs check the table for outside changes.
+    pub fn set_tamper_check_interval(&mut self, every: Duration) {
+        self.tamper_every = every;
+    }
+
+    fn tamper_check_due(&mut self) -> bool {
+        let due = self
+            .last_tamper_check
+            .is_none_or(|t| t.elapsed() >= self.tamper_every);
+        if due {
+            self.last_tamper_check = Some(Instant::now());
+        }
+        due
     }
 
     /// Asks for the next sync to be full.
@@ -202,7 +266,9 @@ impl Proxy {
             .last_full
             .is_none_or(|t| t.elapsed() >= self.full_every);
         let changes = self.tracker.drain();
-        let full = self.needs_full || due || (!changes.is_empty() && self.tampered());
+        let full = self.needs_full
+            || due
+            || (!changes.is_empty() && self.tamper_check_due() && self.tampered());
         if !full && changes.is_empty() {
             return Ok(None);
         }
@@ -213,7 +279,8 @@ impl Proxy {
             .unwrap_or_default();
         let all = full.then(|| self.tracker.all());
         let mut commands = Vec::new();
-        let mut new_programmed: Vec<HashMap<ServiceKey, Rendered>> = Vec::new();
+        type Programmed = (HashMap<ServiceKey, Rendered>, HashMap<IpAddr, usize>);
+        let mut new_programmed: Vec<Programmed> = Vec::new();
         for fam in &self.families {
             if let Some(all) = &all {
                 let mut txn = Transaction::full(&fam.table);
@@ -224,8 +291,12 @@ impl Proxy {
                     txn.diff(&fam.table, &empty, &r);
                     programmed.insert(key.clone(), r);
                 }
+                let pairs: Vec<(&Rendered, &Rendered)> =
+                    programmed.values().map(|r| (&empty, r)).collect();
+                let (counts, add, _) = hairpin_delta(&HashMap::new(), &pairs);
+                txn.hairpin(add, Vec::new());
                 commands.extend(txn.into_commands(&fam.table));
-                new_programmed.push(programmed);
+                new_programmed.push((programmed, counts));
             } else {
                 let mut txn = Transaction::default();
                 let empty = Rendered::default();
@@ -235,19 +306,35 @@ impl Proxy {
                     txn.diff(&fam.table, fam.programmed.get(key).unwrap_or(&empty), &r);
                     programmed.insert(key.clone(), r);
                 }
+                let pairs: Vec<(&Rendered, &Rendered)> = programmed
+                    .iter()
+                    .map(|(k, r)| (fam.programmed.get(k).unwrap_or(&empty), r))
+                    .collect();
+                let (counts, add, del) = hairpin_delta(&fam.hairpin_refs, &pairs);
+                txn.hairpin(add, del);
                 commands.extend(txn.into_commands(&fam.table));
-                new_programmed.push(programmed);
+                new_programmed.push((programmed, counts));
             }
         }
         let n = commands.len();
+        let nft_start = Instant::now();
         if let Err(e) = self.nft.apply(commands) {
             self.needs_full = true;
             return Err(SyncError::Apply(e));
         }
-        for (fam, programmed) in self.families.iter_mut().zip(new_programmed) {
+        let nft_elapsed = nft_start.elapsed();
+        for (fam, (programmed, counts)) in self.families.iter_mut().zip(new_programmed) {
             if full {
                 fam.programmed = programmed;
+                fam.hairpin_refs = counts;
             } else {
+                for (ip, n) in counts {
+                    if n == 0 {
+                        fam.hairpin_refs.remove(&ip);
+                    } else {
+                        fam.hairpin_refs.insert(ip, n);
+                    }
+                }
                 for (key, r) in programmed {
                     if r == Rendered::default() {
                         fam.programmed.remove(&key);
@@ -277,6 +364,7 @@ impl Proxy {
             services_changed: changes.len(),
             commands: n,
             elapsed: start.elapsed(),
+            nft_elapsed,
         };
         tracing::info!(
             full,
@@ -296,9 +384,40 @@ impl Proxy {
         let mut cmds = Vec::new();
         for f in &self.families {
             let t = f.table.table_obj();
-            cmds.push(crate::nft::expr::cmd("add", "table", t.clone()));
-            cmds.push(crate::nft::expr::cmd("delete", "table", t));
+            cmds.push(crate::nft::expr::cmd("add", "table", t.clone()).to_string());
+            cmds.push(crate::nft::expr::cmd("delete", "table", t).to_string());
         }
         self.nft.apply(cmds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_hairpin(ips: &[&str]) -> Rendered {
+        Rendered {
+            hairpin: ips.iter().map(|s| s.parse().unwrap()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn hairpin_members_are_counted_across_services() {
+        let (empty, a, b) = (
+            Rendered::default(),
+            with_hairpin(&["10.0.0.1"]),
+            with_hairpin(&["10.0.0.1", "10.0.0.2"]),
+        );
+        // Two services list 10.0.0.1: added once.
+        let (counts, add, del) = hairpin_delta(&HashMap::new(), &[(&empty, &a), (&empty, &b)]);
+        assert_eq!(add.len(), 2);
+        assert!(del.is_empty());
+        assert_eq!(counts[&"10.0.0.1".parse().unwrap()], 2);
+        // One of them goes: 10.0.0.1 stays (still referenced), 10.0.0.2 goes.
+        let (counts2, add, del) = hairpin_delta(&counts, &[(&b, &empty)]);
+        assert!(add.is_empty());
+        assert_eq!(del, vec!["10.0.0.2".parse::<IpAddr>().unwrap()]);
+        assert_eq!(counts2[&"10.0.0.1".parse().unwrap()], 1);
     }
 }

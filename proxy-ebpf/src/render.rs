@@ -3,13 +3,14 @@
 //! verdict-map elements. Pure; it must never compare with what is
 //! programmed (plan.rs does) nor run nft.
 //!
-//! Per service port: `service-*` picks among cluster endpoints (numgen),
-//! `external-*` is the entry for NodePort/externalIPs/LB IPs (masquerades,
-//! or for externalTrafficPolicy Local keeps the client IP and goes to
-//! `local-*`), one `endpoint-*` chain per endpoint does the DNAT, marking
-//! hairpin traffic for masquerade and refreshing the affinity set.
+//! Per service port: `service-*` picks among cluster endpoints (numgen)
+//! and DNATs, `external-*` is the entry for NodePort/externalIPs/LB IPs
+//! (masquerades, or for externalTrafficPolicy Local keeps the client IP and
+//! goes to `local-*`); with session affinity one `endpoint-*` chain per
+//! endpoint refreshes the affinity set and DNATs. Hairpin traffic is
+//! masqueraded by the skeleton's `hairpin` set of endpoint addresses.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use serde_json::{json, Value};
@@ -42,11 +43,16 @@ pub type ElementKey = (String, String);
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Rendered {
     /// Chain name → rules (each a list of expressions), in order.
-    pub chains: BTreeMap<String, Vec<Vec<Value>>>,
+    /// Rules are kept as compact JSON text (one allocation each, not a tree
+    /// of values): 10,000 services hold ~120,000 of them.
+    pub chains: BTreeMap<String, Vec<String>>,
     /// Affinity set name → timeout in seconds.
     pub sets: BTreeMap<String, u32>,
     /// Map element → verdict.
     pub elements: BTreeMap<ElementKey, Value>,
+    /// Endpoint addresses whose traffic to themselves (hairpin) must be
+    /// masqueraded; shared between services, so counted by the proxier.
+    pub hairpin: BTreeSet<IpAddr>,
 }
 
 impl Rendered {
@@ -54,7 +60,15 @@ impl Rendered {
         self.chains.extend(other.chains);
         self.sets.extend(other.sets);
         self.elements.extend(other.elements);
+        self.hairpin.extend(other.hairpin);
     }
+}
+
+fn compact(rules: Vec<Vec<Value>>) -> Vec<String> {
+    rules
+        .into_iter()
+        .map(|r| Value::Array(r).to_string())
+        .collect()
 }
 
 fn hash8(s: &str) -> String {
@@ -118,48 +132,63 @@ pub fn render_port(
     let local_eps = usable(&eps, Some(node));
     let any_eps = usable(&eps, None);
 
-    // Endpoint chains for every endpoint any path may choose.
+    // Services with affinity get a chain and a timeout set per endpoint
+    // (the set remembers clients; the chain refreshes it and DNATs).
+    // Others DNAT straight from the service chain: per-endpoint chains
+    // cost a kernel object each, and the kernel's chain dumps grow
+    // quadratically with their number (measured: README, proxy section).
     let mut endpoint_chain: BTreeMap<(IpAddr, u16), (String, String)> = BTreeMap::new();
-    for ep in cluster_eps.iter().chain(local_eps.iter()) {
-        if endpoint_chain.contains_key(&(ep.ip, ep.port)) {
-            continue;
-        }
-        let eb = endpoint_base(spn, ep);
-        let chain = chain_name("endpoint", &eb);
-        // The timeout is part of the set's identity: a new timeout makes a
-        // new set and the endpoint chain switches to it in one transaction.
-        let set = chain_name(
-            "affinity",
-            &format!("{eb}/{}", info.affinity_timeout_s.unwrap_or(0)),
-        );
-        let mut rules = vec![vec![
-            eq(saddr(f), json!(ep.ip.to_string())),
-            jump(MARK_FOR_MASQUERADE),
-        ]];
-        if let Some(timeout) = info.affinity_timeout_s {
-            rules.push(vec![set_update(&set, saddr(f))]);
+    if let Some(timeout) = info.affinity_timeout_s {
+        for ep in cluster_eps.iter().chain(local_eps.iter()) {
+            if endpoint_chain.contains_key(&(ep.ip, ep.port)) {
+                continue;
+            }
+            let eb = endpoint_base(spn, ep);
+            let chain = chain_name("endpoint", &eb);
+            // The timeout is part of the set's identity: a new timeout makes
+            // a new set and the chain switches to it in one transaction.
+            let set = chain_name("affinity", &format!("{eb}/{timeout}"));
+            let rules = vec![
+                vec![set_update(&set, saddr(f))],
+                vec![eq(l4proto(), json!(proto)), dnat(ep.ip, ep.port)],
+            ];
+            out.chains.insert(chain.clone(), compact(rules));
             out.sets.insert(set.clone(), timeout);
+            endpoint_chain.insert((ep.ip, ep.port), (chain, set));
         }
-        rules.push(vec![eq(l4proto(), json!(proto)), dnat(ep.ip, ep.port)]);
-        out.chains.insert(chain.clone(), rules);
-        endpoint_chain.insert((ep.ip, ep.port), (chain, set));
+    }
+    for ep in cluster_eps.iter().chain(local_eps.iter()) {
+        out.hairpin.insert(ep.ip);
     }
     let pick = |list: &[&Endpoint]| -> Vec<Vec<Value>> {
         if list.is_empty() {
             return vec![vec![json!({"drop": null})]];
         }
         let mut rules = Vec::new();
-        let chains: Vec<&(String, String)> = list
-            .iter()
-            .filter_map(|e| endpoint_chain.get(&(e.ip, e.port)))
-            .collect();
         if info.affinity_timeout_s.is_some() {
-            for (chain, set) in &chains {
-                rules.push(vec![in_set(saddr(f), set), goto(chain)]);
+            for e in list {
+                if let Some((chain, set)) = endpoint_chain.get(&(e.ip, e.port)) {
+                    rules.push(vec![in_set(saddr(f), set), goto(chain)]);
+                }
             }
         }
-        let names: Vec<String> = chains.iter().map(|(c, _)| c.clone()).collect();
-        rules.push(vec![numgen_goto(&names)]);
+        // Uniform choice without an anonymous set per service: endpoint i
+        // is taken with probability 1/(n-i) when no earlier one was.
+        let n = list.len();
+        for (i, e) in list.iter().enumerate() {
+            let mut rule = Vec::new();
+            if i + 1 < n {
+                rule.push(eq(numgen(n - i), json!(0)));
+            }
+            match endpoint_chain.get(&(e.ip, e.port)) {
+                Some((chain, _)) => rule.push(goto(chain)),
+                None => {
+                    rule.push(eq(l4proto(), json!(proto)));
+                    rule.push(dnat(e.ip, e.port));
+                }
+            }
+            rules.push(rule);
+        }
         rules
     };
 
@@ -174,7 +203,7 @@ pub fn render_port(
         ]);
     }
     rules.extend(pick(&cluster_eps));
-    out.chains.insert(service_chain.clone(), rules);
+    out.chains.insert(service_chain.clone(), compact(rules));
 
     let external_chain = chain_name("external", &base);
     if info.has_external() {
@@ -195,13 +224,14 @@ pub fn render_port(
                 rules.push(vec![eq(saddr(f), prefix(net, len)), goto(&service_chain)]);
             }
             let local_chain = chain_name("local", &base);
-            out.chains.insert(local_chain.clone(), pick(&local_eps));
+            out.chains
+                .insert(local_chain.clone(), compact(pick(&local_eps)));
             rules.push(vec![goto(&local_chain)]);
         } else {
             rules.push(vec![jump(MARK_FOR_MASQUERADE)]);
             rules.push(vec![goto(&service_chain)]);
         }
-        out.chains.insert(external_chain.clone(), rules);
+        out.chains.insert(external_chain.clone(), compact(rules));
     }
 
     // Map elements: where each destination goes, or reject when the
@@ -317,11 +347,21 @@ mod tests {
             &info(),
             &[ep("10.244.1.2", "n1"), ep("10.244.2.2", "n2")],
         );
-        // service, external, two endpoints
-        assert_eq!(r.chains.len(), 4);
+        // service, external; no per-endpoint chains without affinity
+        assert_eq!(r.chains.len(), 2);
         let svc = &r.chains[&chain_name("service", "ns/web/tcp/http")];
-        assert_eq!(svc.len(), 2, "masquerade off-cluster + numgen: {svc:?}");
-        assert!(svc[1][0].to_string().contains("\"mod\":2"));
+        assert_eq!(
+            svc.len(),
+            3,
+            "masquerade off-cluster + one rule per endpoint: {svc:?}"
+        );
+        assert!(svc[1].contains("\"mod\":2"));
+        assert!(svc[2].contains("dnat"));
+        assert!(
+            !svc.iter().any(|r| r.contains("\"set\"")),
+            "no anonymous sets"
+        );
+        assert_eq!(r.hairpin.len(), 2);
         let maps: std::collections::BTreeSet<&str> =
             r.elements.keys().map(|(m, _)| m.as_str()).collect();
         assert_eq!(maps, [SERVICE_IPS_MAP, NODEPORTS_MAP].into());
@@ -348,11 +388,12 @@ mod tests {
             &[ep("10.244.1.2", "n1"), ep("10.244.2.2", "n2")],
         );
         let local = &r.chains[&chain_name("local", "ns/web/tcp/http")];
-        assert!(local[0][0].to_string().contains("\"mod\":1"));
+        assert_eq!(local.len(), 1);
+        assert!(local[0].contains("10.244.1.2"));
         let ext = &r.chains[&chain_name("external", "ns/web/tcp/http")];
         assert!(
             !ext.iter()
-                .any(|rule| rule == &vec![jump(MARK_FOR_MASQUERADE)]),
+                .any(|rule| rule == &Value::Array(vec![jump(MARK_FOR_MASQUERADE)]).to_string()),
             "no SNAT from outside"
         );
     }
@@ -364,9 +405,7 @@ mod tests {
         let r = render_port(&ctx(), &spn(), &i, &[ep("10.244.1.2", "n1")]);
         assert_eq!(r.sets.values().copied().collect::<Vec<_>>(), vec![7]);
         let svc = &r.chains[&chain_name("service", "ns/web/tcp/http")];
-        assert!(svc
-            .iter()
-            .any(|rule| rule[0].to_string().contains("@affinity-")));
+        assert!(svc.iter().any(|rule| rule.contains("@affinity-")));
     }
 
     #[test]
@@ -381,12 +420,7 @@ mod tests {
             &[ep("10.244.1.2", "n1"), ep("fd00:244:1::2", "n1")],
         );
         assert!(r.elements.keys().any(|(_, k)| k.contains("fd00::10")));
-        assert_eq!(
-            r.chains
-                .keys()
-                .filter(|c| c.starts_with("endpoint-"))
-                .count(),
-            1
-        );
+        assert_eq!(r.hairpin.len(), 1);
+        assert!(r.hairpin.iter().all(|ip| ip.is_ipv6()));
     }
 }

@@ -89,6 +89,54 @@ impl Tracker {
         }
     }
 
+    /// A re-list of every Service: applies them and deletes the ones the
+    /// list no longer holds (a watch that restarted missed their deletes).
+    pub fn replace_services(&mut self, list: Vec<Service>) {
+        let keep: std::collections::HashSet<ServiceKey> = list
+            .iter()
+            .filter_map(|s| Some(key_of(&s.metadata, s.metadata.name.as_deref()?)))
+            .collect();
+        let gone: Vec<ServiceKey> = self
+            .services
+            .keys()
+            .filter(|k| !keep.contains(*k))
+            .cloned()
+            .collect();
+        for key in gone {
+            self.touch(&key);
+            self.services.remove(&key);
+        }
+        for s in list {
+            self.service_applied(s);
+        }
+    }
+
+    /// A re-list of every EndpointSlice (see `replace_services`).
+    pub fn replace_slices(&mut self, list: Vec<EndpointSlice>) {
+        let keep: std::collections::HashSet<(ServiceKey, String)> =
+            list.iter().filter_map(slice_service).collect();
+        let mut gone = Vec::new();
+        for (key, slices) in &self.slices {
+            for name in slices.keys() {
+                if !keep.contains(&(key.clone(), name.clone())) {
+                    gone.push((key.clone(), name.clone()));
+                }
+            }
+        }
+        for (key, name) in gone {
+            self.touch(&key);
+            if let Some(m) = self.slices.get_mut(&key) {
+                m.remove(&name);
+                if m.is_empty() {
+                    self.slices.remove(&key);
+                }
+            }
+        }
+        for s in list {
+            self.slice_applied(s);
+        }
+    }
+
     /// The desired state of one service from the objects seen so far.
     pub fn state(&self, key: &ServiceKey) -> ServiceState {
         let Some(svc) = self.services.get(key) else {
@@ -207,6 +255,25 @@ mod tests {
         t.slice_applied(slice("a", "a-1", &["10.0.0.1"]));
         t.slice_deleted(&slice("a", "a-1", &[]));
         assert!(t.drain().is_empty());
+    }
+
+    #[test]
+    fn relist_deletes_what_is_gone() {
+        let mut t = Tracker::new();
+        t.service_applied(svc("a", "10.96.0.1"));
+        t.service_applied(svc("b", "10.96.0.2"));
+        t.slice_applied(slice("a", "a-1", &["10.0.0.1"]));
+        t.slice_applied(slice("a", "a-2", &["10.0.0.2"]));
+        t.drain();
+        t.replace_services(vec![svc("a", "10.96.0.1")]);
+        t.replace_slices(vec![slice("a", "a-1", &["10.0.0.1"])]);
+        let changes = t.drain();
+        assert_eq!(changes.len(), 2);
+        assert!(changes
+            .iter()
+            .any(|(k, _, cur)| k.name == "b" && cur.is_empty()));
+        let a = &changes.iter().find(|(k, _, _)| k.name == "a").unwrap().2;
+        assert_eq!(a.values().next().unwrap().1.len(), 1);
     }
 
     #[test]

@@ -4,18 +4,23 @@
 //! things carrying this kubelet's owner token or naming prefix.
 
 use std::collections::HashSet;
+use std::sync::Mutex;
 
 use crate::kubelet::pod_worker::remove_pod;
 use crate::kubelet::runtime::ContainerRuntime;
 use crate::kubelet::{ids, netns, sandbox, Shared};
 
-pub async fn sweep<R: ContainerRuntime>(shared: &Shared<R>, active: &HashSet<String>) {
+/// `active` is the manager's live set of pods with workers: read again
+/// right before each removal, so a pod whose worker started while the sweep
+/// ran is never touched.
+pub async fn sweep<R: ContainerRuntime>(shared: &Shared<R>, active: &Mutex<HashSet<String>>) {
+    let is_active = |uid: &str| active.lock().map(|a| a.contains(uid)).unwrap_or(true);
     let mut orphans: HashSet<String> = HashSet::new();
     match shared.runtime.list(ids::LABEL_OWNER, &shared.owner).await {
         Ok(cs) => {
             for c in cs {
                 if let Some(uid) = c.labels.get(ids::LABEL_POD_UID) {
-                    if !active.contains(uid) {
+                    if !is_active(uid) {
                         orphans.insert(uid.clone());
                     }
                 }
@@ -25,11 +30,14 @@ pub async fn sweep<R: ContainerRuntime>(shared: &Shared<R>, active: &HashSet<Str
     }
     let root = &shared.opts.root_dir;
     for uid in sandbox::recorded_uids(root) {
-        if !active.contains(&uid) {
+        if !is_active(&uid) {
             orphans.insert(uid);
         }
     }
     for uid in &orphans {
+        if is_active(uid) {
+            continue;
+        }
         match remove_pod(shared, uid).await {
             Ok(()) => tracing::info!(pod_uid = %uid, "sweep: removed orphaned pod resources"),
             Err(e) => tracing::warn!(pod_uid = %uid, error = %e, "sweep: cleanup failed"),
@@ -51,7 +59,16 @@ pub async fn sweep<R: ContainerRuntime>(shared: &Shared<R>, active: &HashSet<Str
                     let stem = rest.split('.').next().unwrap_or("");
                     stem.len() == 24 && stem.chars().all(|c| c.is_ascii_hexdigit())
                 });
-            if ours && !known.contains(&e.path()) {
+            let stem = name
+                .strip_prefix(&shared.opts.netns_prefix)
+                .and_then(|r| r.split('.').next())
+                .unwrap_or("")
+                .to_string();
+            let of_active = active
+                .lock()
+                .map(|a| a.iter().any(|u| ids::sandbox_id(&shared.owner, u) == stem))
+                .unwrap_or(true);
+            if ours && !of_active && !known.contains(&e.path()) {
                 if let Err(err) = netns::remove_file(&e.path()) {
                     tracing::warn!(path = %e.path().display(), error = %err, "sweep: namespace file");
                 }
@@ -65,7 +82,7 @@ pub async fn sweep<R: ContainerRuntime>(shared: &Shared<R>, active: &HashSet<Str
                 .ok()
                 .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
                 .and_then(|v| v["metadata"]["uid"].as_str().map(str::to_string));
-            if uid.is_some_and(|u| !active.contains(&u)) {
+            if uid.is_some_and(|u| !is_active(&u)) {
                 let _ = std::fs::remove_file(e.path());
             }
         }

@@ -4,7 +4,7 @@
 //! lock across runtime calls; pods proceed in parallel.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -30,6 +30,8 @@ pub async fn run<R: ContainerRuntime>(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut since_sweep = Duration::ZERO;
     let mut synced = false;
+    // Pods with a worker, shared with the sweep (never held across awaits).
+    let active: Arc<Mutex<HashSet<String>>> = Arc::default();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -40,6 +42,9 @@ pub async fn run<R: ContainerRuntime>(
         let snap = snapshots.borrow().clone();
         let Some(snap) = snap else { continue };
         workers.retain(|_, h| !h.task.is_finished());
+        if let Ok(mut a) = active.lock() {
+            a.retain(|uid| workers.contains_key(uid));
+        }
         for (uid, pod) in &snap.pods {
             match workers.get(uid) {
                 Some(h) if !h.deleting => {
@@ -48,6 +53,9 @@ pub async fn run<R: ContainerRuntime>(
                 // Still terminating an earlier incarnation: next tick.
                 Some(_) => {}
                 None => {
+                    if let Ok(mut a) = active.lock() {
+                        a.insert(uid.clone());
+                    }
                     let (tx, rx) = mpsc::channel(8);
                     let w = Worker::new(shared.clone(), pod.clone());
                     let task = tokio::spawn(w.run(rx));
@@ -73,7 +81,7 @@ pub async fn run<R: ContainerRuntime>(
         if !synced || since_sweep >= shared.opts.sweep_interval {
             synced = true;
             since_sweep = Duration::ZERO;
-            let active: HashSet<String> = workers.keys().cloned().collect();
+            let active = active.clone();
             let shared = shared.clone();
             tokio::spawn(async move { gc::sweep(&shared, &active).await });
         }

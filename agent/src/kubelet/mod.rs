@@ -3,6 +3,7 @@
 //! pod; workers talk to containerd only through `runtime::ContainerRuntime`.
 //! Never writes anything outside its flags' directories and its cgroup root.
 
+pub mod api;
 pub mod assemble;
 pub mod backoff;
 pub mod cni;
@@ -43,6 +44,9 @@ pub struct Options {
     pub cni_conf_dir: PathBuf,
     pub cni_bin_dir: PathBuf,
     pub pod_manifest_path: Option<PathBuf>,
+    /// API server credentials; with them pods bound to this node run too
+    /// and the node registers itself.
+    pub kubeconfig: Option<PathBuf>,
     pub root_dir: PathBuf,
     pub pod_log_dir: PathBuf,
     pub netns_dir: PathBuf,
@@ -74,6 +78,8 @@ pub struct Shared<R> {
     pub opts: Arc<Options>,
     pub owner: String,
     pub host_ip: Option<IpAddr>,
+    /// Present when an API source runs: status patches, final deletes.
+    pub api: Option<api::PodApi>,
 }
 
 impl<R> Shared<R> {
@@ -131,6 +137,10 @@ pub async fn run(
     let owner = ids::owner_token(&opts.node_name, &opts.root_dir.display().to_string());
     let host_ip = opts.node_ip.or_else(detect_host_ip);
     let objects = ObjectStore::default();
+    let client = match &opts.kubeconfig {
+        Some(path) => Some(api_client(path).await?),
+        None => None,
+    };
     let shared = Arc::new(Shared {
         runtime,
         cni: cni::Cni {
@@ -141,30 +151,69 @@ pub async fn run(
         owner,
         host_ip,
         opts: Arc::new(opts.clone()),
+        api: client.clone().map(|client| api::PodApi { client }),
     });
-    let (tx, rx) = tokio::sync::watch::channel(None);
-    let source = match &opts.pod_manifest_path {
-        Some(dir) => tokio::spawn(source::static_dir::run(
+    let mut tasks = Vec::new();
+    let mut inputs = Vec::new();
+    if let Some(dir) = &opts.pod_manifest_path {
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        inputs.push(rx);
+        tasks.push(tokio::spawn(source::static_dir::run(
             dir.clone(),
             opts.node_name.clone(),
             objects,
             tx,
             opts.manifest_poll,
-        )),
-        None => {
-            // No source configured: an empty, complete snapshot (the API
-            // source plugs in here).
-            let _ = tx.send(Some(Arc::new(source::Snapshot::default())));
-            tokio::spawn(async move {
-                let _keep = tx;
-                std::future::pending::<()>().await
-            })
-        }
-    };
+        )));
+    }
+    if let Some(client) = client {
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        inputs.push(rx);
+        tasks.push(tokio::spawn(source::api::run(
+            client.clone(),
+            opts.node_name.clone(),
+            tx,
+        )));
+        tasks.push(tokio::spawn(crate::node::run(
+            client,
+            crate::node::NodeInfo {
+                name: opts.node_name.clone(),
+                ip: host_ip,
+                runtime_version: "containerd".into(),
+            },
+        )));
+    }
+    let (tx, rx) = tokio::sync::watch::channel(None);
+    if inputs.is_empty() {
+        // No source at all: an empty, complete view (the sweep may run).
+        let _ = tx.send(Some(Arc::new(source::Snapshot::default())));
+        tasks.push(tokio::spawn(async move {
+            let _keep = tx;
+            std::future::pending::<()>().await
+        }));
+    } else {
+        tasks.push(tokio::spawn(source::merge::run(inputs, tx)));
+    }
     tracing::info!(node = %opts.node_name, host_ip = ?host_ip, "kubelet started");
     manager::run(shared, rx, shutdown).await;
-    source.abort();
+    for t in tasks {
+        t.abort();
+    }
     Ok(())
+}
+
+async fn api_client(path: &std::path::Path) -> anyhow_free::Result<kube::Client> {
+    // One TLS crypto provider for the process (rustls needs it chosen).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let fail = |message: String| error::Error::Config {
+        pod: String::new(),
+        message: format!("kubeconfig {}: {message}", path.display()),
+    };
+    let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| fail(e.to_string()))?;
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    kube::Client::try_from(cfg).map_err(|e| fail(e.to_string()))
 }
 
 /// The kubelet's own result type (no anyhow in the library).

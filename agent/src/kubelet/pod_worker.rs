@@ -101,12 +101,20 @@ fn restart_policy(pod: &Pod) -> String {
 
 fn grace(pod: &Pod) -> Duration {
     Duration::from_secs(
-        pod.spec
-            .as_ref()
-            .and_then(|s| s.termination_grace_period_seconds)
+        pod.metadata
+            .deletion_grace_period_seconds
+            .or_else(|| {
+                pod.spec
+                    .as_ref()
+                    .and_then(|s| s.termination_grace_period_seconds)
+            })
             .unwrap_or(30)
             .max(0) as u64,
     )
+}
+
+fn deleting(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_some()
 }
 
 /// Reads the OOM kill counter of the container's memory cgroup (cgroup v1;
@@ -187,9 +195,9 @@ impl<R: ContainerRuntime> Worker<R> {
         if let Err(e) = self.adopt().await {
             tracing::warn!(pod = %pod_name, error = %e, "adopting existing containers failed");
         }
-        loop {
+        while !deleting(&self.pod) {
             let wake = self.sync().await;
-            self.write_status();
+            self.write_status().await;
             let deadline = tokio::time::Instant::from_std(wake);
             tokio::select! {
                 cmd = commands.recv() => match cmd {
@@ -624,7 +632,10 @@ impl<R: ContainerRuntime> Worker<R> {
         let pod = self.pod.clone();
         let fields = self.fields();
         let pod_dir = sandbox::pod_dir(&opts.root_dir, &self.uid);
-        let objects = self.shared.objects.clone();
+        let objects = match (&self.shared.api, crate::kubelet::api::from_api(&pod)) {
+            (Some(api), true) => api.objects_for(&pod).await?,
+            _ => self.shared.objects.clone(),
+        };
         let vols = volumes::prepare(&pod, &pod_dir, &fields, &objects)?;
         let env =
             env::build(&pod, c, &image.env, &fields, &objects).map_err(|e| Error::Config {
@@ -881,7 +892,7 @@ impl<R: ContainerRuntime> Worker<R> {
         })
     }
 
-    fn write_status(&mut self) {
+    async fn write_status(&mut self) {
         let status = self.status();
         let doc = serde_json::json!({
             "apiVersion": "v1",
@@ -902,12 +913,18 @@ impl<R: ContainerRuntime> Worker<R> {
         let r = std::fs::create_dir_all(path.parent().unwrap_or(&self.shared.opts.root_dir))
             .and_then(|_| std::fs::write(&tmp, &bytes))
             .and_then(|_| std::fs::rename(&tmp, &path));
-        match r {
-            Ok(()) => self.last_status = bytes,
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "writing pod status failed")
-            }
+        if let Err(e) = r {
+            tracing::warn!(path = %path.display(), error = %e, "writing pod status failed");
+            return;
         }
+        if let (Some(api), true) = (&self.shared.api, crate::kubelet::api::from_api(&self.pod)) {
+            if let Err(e) = api.patch_status(&self.pod, &status).await {
+                tracing::warn!(pod = %name_of(&self.pod), error = %e, "publishing pod status failed");
+                return;
+            }
+            tracing::debug!(pod = %name_of(&self.pod), phase = ?status.phase, "pod status published");
+        }
+        self.last_status = bytes;
     }
 
     /// Graceful deletion: every running container gets preStop, SIGTERM and
@@ -940,6 +957,13 @@ impl<R: ContainerRuntime> Worker<R> {
             tracing::warn!(pod = %pod, error = %e, "pod cleanup incomplete; the sweep retries");
         }
         let _ = std::fs::remove_file(self.shared.status_path(&self.pod));
+        if let (Some(api), true) = (&self.shared.api, crate::kubelet::api::from_api(&self.pod)) {
+            if deleting(&self.pod) {
+                if let Err(e) = api.delete_final(&self.pod).await {
+                    tracing::warn!(pod = %pod, error = %e, "final delete failed");
+                }
+            }
+        }
     }
 }
 

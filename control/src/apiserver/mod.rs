@@ -2,9 +2,14 @@
 //! watch, patch, validation and defaulting. It trusts the `auth::User` that
 //! the server's authentication layer put in the request's extensions and
 //! asks an `auth::Authorizer` before every verb; it never parses credentials.
+//!
+//! Use: `let api = Arc::new(ApiServer::new(etcd, ApiConfig { .. }, authorizer));
+//! api.bootstrap().await?; let app = router(api);` then mount `app` behind
+//! authentication (which inserts `auth::User` into request extensions).
 
 pub mod discovery;
 pub mod handlers;
+pub mod logs;
 pub mod openapi;
 pub mod patch;
 pub mod registry;
@@ -13,6 +18,7 @@ pub mod rest;
 pub mod selectors;
 pub mod status;
 pub mod storage;
+pub mod table;
 pub mod watch;
 
 use std::ops::RangeInclusive;
@@ -45,6 +51,9 @@ pub struct ApiConfig {
     pub bookmark_interval: Duration,
     /// The server's version, as `/version` reports it.
     pub git_version: String,
+    /// TLS (CA and client certificate) for calls to a node's agent
+    /// (`pods/log`); `None` speaks plain HTTP (tests only).
+    pub agent_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Default for ApiConfig {
@@ -57,6 +66,7 @@ impl Default for ApiConfig {
             max_body_bytes: 3 * 1024 * 1024,
             bookmark_interval: Duration::from_secs(60),
             git_version: format!("v1.33.0-capstan.{}", env!("CARGO_PKG_VERSION")),
+            agent_tls: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! the router all read this one table; nothing else lists resources.
 
 use k8s_openapi::api::{apps, coordination, core, discovery};
+use k8s_openapi::schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -11,6 +12,14 @@ use serde_json::Value;
 /// `k8s-openapi` struct and encoded back, which rejects wrong shapes and
 /// drops unknown fields the way the real server's decoder does.
 pub type Normalize = fn(Value) -> Result<Value, serde_json::Error>;
+
+/// Adds the kind's JSON schema (and everything it refers to) to a
+/// generator's definitions; OpenAPI documents are built from these.
+pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
+
+fn schema_of<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
+    g.subschema_for::<T>()
+}
 
 fn roundtrip<T: DeserializeOwned + Serialize>(v: Value) -> Result<Value, serde_json::Error> {
     let typed: T = serde_json::from_value(v)?;
@@ -49,6 +58,7 @@ pub struct Resource {
     /// status is written by controllers only, not for nodes).
     pub reset_status_on_create: bool,
     pub normalize: Normalize,
+    pub schema: SchemaFn,
 }
 
 impl std::fmt::Debug for Resource {
@@ -100,6 +110,7 @@ macro_rules! res {
             subresources: &[$(Sub::$sub),*],
             reset_status_on_create: $reset,
             normalize: roundtrip::<$ty>,
+            schema: schema_of::<$ty>,
         }
     };
 }

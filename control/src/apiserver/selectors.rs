@@ -210,6 +210,12 @@ impl FieldSelector {
         self.0.is_empty()
     }
 
+    /// Adds `path=value` (a watch on one named object).
+    pub fn and_equals(mut self, path: &str, value: &str) -> Self {
+        self.0.push((path.to_string(), true, value.to_string()));
+        self
+    }
+
     pub fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|(path, eq, want)| {
             let mut cur = Some(obj);

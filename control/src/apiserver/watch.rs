@@ -15,6 +15,7 @@ use super::rest::{self, ListOptions};
 use super::status::ApiError;
 use super::storage::watch::{EtcdWatch, RawEvent, WatchMessage};
 use super::storage::StorageError;
+use super::table;
 use super::ApiServer;
 
 #[derive(Clone, Debug, Default)]
@@ -24,6 +25,9 @@ pub struct WatchOptions {
     pub resource_version: Option<i64>,
     pub bookmarks: bool,
     pub timeout: Option<Duration>,
+    /// Send each object as a one-row Table (kubectl get --watch asks so);
+    /// the value is `includeObject`.
+    pub as_table: Option<String>,
 }
 
 fn line(kind: &str, object: Value) -> Bytes {
@@ -81,8 +85,12 @@ async fn run(
     mut etcd: EtcdWatch,
     tx: mpsc::Sender<Bytes>,
 ) {
+    let present = |obj: Value| match &opts.as_table {
+        Some(include) => table::table(res.kind, std::slice::from_ref(&obj), None, include),
+        None => obj,
+    };
     for obj in initial {
-        if tx.send(line("ADDED", obj)).await.is_err() {
+        if tx.send(line("ADDED", present(obj))).await.is_err() {
             return;
         }
     }
@@ -117,8 +125,8 @@ async fn run(
                     for ev in events {
                         let (out, rev) = translate(&opts.list, ev);
                         last_sent = last_sent.max(rev);
-                        if let Some(b) = out {
-                            if tx.send(b).await.is_err() {
+                        if let Some((kind, obj)) = out {
+                            if tx.send(line(kind, present(obj))).await.is_err() {
                                 return;
                             }
                         }
@@ -150,7 +158,7 @@ async fn run(
 /// One etcd event as a Kubernetes event for a watcher with these
 /// selectors: an object that leaves the selection is DELETED for it, one
 /// that enters is ADDED.
-fn translate(sel: &ListOptions, ev: RawEvent) -> (Option<Bytes>, i64) {
+fn translate(sel: &ListOptions, ev: RawEvent) -> (Option<(&'static str, Value)>, i64) {
     let m = |o: &Value| rest::matches(&sel.label, &sel.field, o);
     match ev {
         RawEvent::Put {
@@ -162,9 +170,9 @@ fn translate(sel: &ListOptions, ev: RawEvent) -> (Option<Bytes>, i64) {
             let before = prev.as_ref().map(&m);
             let obj = rest::with_rv(value, mod_revision);
             let out = match (before, now) {
-                (None, true) | (Some(false), true) => Some(line("ADDED", obj)),
-                (Some(true), true) => Some(line("MODIFIED", obj)),
-                (Some(true), false) => Some(line("DELETED", obj)),
+                (None, true) | (Some(false), true) => Some(("ADDED", obj)),
+                (Some(true), true) => Some(("MODIFIED", obj)),
+                (Some(true), false) => Some(("DELETED", obj)),
                 _ => None,
             };
             (out, mod_revision)
@@ -172,7 +180,7 @@ fn translate(sel: &ListOptions, ev: RawEvent) -> (Option<Bytes>, i64) {
         RawEvent::Delete { prev, mod_revision } => {
             let out = prev
                 .filter(&m)
-                .map(|p| line("DELETED", rest::with_rv(p, mod_revision)));
+                .map(|p| ("DELETED", rest::with_rv(p, mod_revision)));
             (out, mod_revision)
         }
     }
@@ -183,11 +191,8 @@ mod tests {
     use super::*;
     use crate::apiserver::selectors::LabelSelector;
 
-    fn kind(b: &Option<Bytes>) -> Option<String> {
-        b.as_ref().map(|b| {
-            let v: Value = serde_json::from_slice(b).unwrap();
-            v["type"].as_str().unwrap().to_string()
-        })
+    fn kind(b: &Option<(&'static str, Value)>) -> Option<String> {
+        b.as_ref().map(|(k, _)| k.to_string())
     }
 
     #[test]

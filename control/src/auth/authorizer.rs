@@ -21,10 +21,8 @@ impl Authorizer for ClusterAuthorizer {
             return Decision::Allow;
         }
         Decision::Deny(format!(
-            "User \"{}\" cannot {} resource \"{}\": only {MASTERS_GROUP} may write, {READERS_GROUP} may read",
-            user.name,
-            a.verb.map_or("access", |v| v.as_str()),
-            a.resource
+            "no rule allows {}; {MASTERS_GROUP} may do everything, {READERS_GROUP} may read",
+            user.name
         ))
     }
 }

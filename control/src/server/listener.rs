@@ -20,6 +20,7 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use super::authn::PeerIdentity;
+use super::stream_end;
 use crate::auth::x509;
 
 /// A client that opens a connection and never finishes the handshake must
@@ -96,9 +97,15 @@ async fn connection(
             Err(e) => PeerIdentity::Invalid(e.to_string()),
         },
     };
+    let stop_bodies = stop.clone();
     let svc = tower::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(identity.clone());
-        app.clone().oneshot(req)
+        let app = app.clone();
+        let stop = stop_bodies.clone();
+        async move {
+            let resp = app.oneshot(req).await?;
+            Ok::<_, std::convert::Infallible>(stream_end::end_on_shutdown(resp, &stop))
+        }
     });
     let builder = auto::Builder::new(TokioExecutor::new());
     let conn =

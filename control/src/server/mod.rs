@@ -10,6 +10,7 @@ pub mod health;
 pub mod listener;
 pub mod metrics;
 pub mod status;
+pub mod stream_end;
 pub mod tls;
 
 use std::sync::Arc;

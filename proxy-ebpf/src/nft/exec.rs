@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::process::Stdio;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::netns::Place;
 
@@ -37,13 +37,24 @@ impl Nft {
         &self.place
     }
 
-    /// Applies `commands` as one transaction (all or nothing).
-    pub fn apply(&self, commands: Vec<Value>) -> Result<(), NftError> {
+    /// Applies `commands` (each one nft JSON command as text) as one
+    /// transaction (all or nothing).
+    pub fn apply(&self, commands: Vec<String>) -> Result<(), NftError> {
         if commands.is_empty() {
             return Ok(());
         }
         let n = commands.len();
-        let payload = json!({"nftables": commands}).to_string();
+        let mut payload =
+            String::with_capacity(commands.iter().map(|c| c.len() + 1).sum::<usize>() + 16);
+        payload.push_str("{\"nftables\":[");
+        for (i, c) in commands.iter().enumerate() {
+            if i > 0 {
+                payload.push(',');
+            }
+            payload.push_str(c);
+        }
+        payload.push_str("]}");
+        drop(commands);
         let mut child = self
             .place
             .command("nft")
@@ -61,6 +72,10 @@ impl Nft {
         }
         let out = child.wait_with_output().map_err(NftError::Spawn)?;
         if !out.status.success() {
+            // Debugging aid: the rejected transaction, to replay with `nft -j -f`.
+            if let Ok(path) = std::env::var("CAPSTAN_PROXY_NFT_DUMP") {
+                let _ = std::fs::write(path, &payload);
+            }
             let mut stderr = String::from_utf8_lossy(&out.stderr).into_owned();
             stderr.truncate(2000);
             return Err(NftError::Failed {

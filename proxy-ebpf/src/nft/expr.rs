@@ -63,7 +63,13 @@ pub fn vmap(key: Value, data: Value) -> Value {
     json!({"vmap": {"key": key, "data": data}})
 }
 
-/// `numgen random mod N vmap { 0 : goto c0, ... }`.
+/// `numgen random mod n`.
+pub fn numgen(n: usize) -> Value {
+    json!({"numgen": {"mode": "random", "mod": n, "offset": 0}})
+}
+
+/// `numgen random mod N vmap { 0 : goto c0, ... }` (an anonymous set: avoid
+/// per service, the kernel allocates set names by a linear scan).
 pub fn numgen_goto(chains: &[String]) -> Value {
     let set: Vec<Value> = chains
         .iter()

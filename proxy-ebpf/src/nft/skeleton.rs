@@ -20,6 +20,9 @@ pub const ENDPOINTS_CHECK_CHAIN: &str = "endpoints-check";
 pub const MARK_FOR_MASQUERADE: &str = "mark-for-masquerade";
 pub const MASQUERADING: &str = "masquerading";
 pub const REJECT_CHAIN: &str = "reject-chain";
+/// `endpoint . endpoint` pairs: a DNATed packet from an endpoint to
+/// itself (a pod reaching its own service) is masqueraded.
+pub const HAIRPIN_SET: &str = "hairpin";
 /// The packet mark bit that asks postrouting to masquerade (kube-proxy's).
 pub const MASQUERADE_MARK: u32 = 0x4000;
 
@@ -56,6 +59,16 @@ impl Table {
         )
     }
 
+    /// `add rule` for a rule stored as JSON text (its expression list).
+    pub fn add_rule_text(&self, chain: &str, expr: &str) -> String {
+        format!(
+            r#"{{"add":{{"rule":{{"family":{},"table":{},"chain":{},"expr":{expr}}}}}}}"#,
+            json!(self.family.nft()),
+            json!(TABLE),
+            json!(chain),
+        )
+    }
+
     pub fn rule(&self, chain: &str, expr: Vec<Value>) -> Value {
         self.obj(json!({"chain": chain, "expr": expr}))
     }
@@ -67,6 +80,15 @@ impl Table {
 
     pub fn set_ref(&self, name: &str) -> Value {
         self.obj(json!({"name": name}))
+    }
+
+    /// Hairpin set elements for these endpoint addresses.
+    pub fn hairpin_elements(&self, ips: &[IpAddr]) -> Value {
+        let elems: Vec<Value> = ips
+            .iter()
+            .map(|ip| concat(vec![json!(ip.to_string()), json!(ip.to_string())]))
+            .collect();
+        self.obj(json!({"name": HAIRPIN_SET, "elem": elems}))
     }
 
     /// Map elements `[[key, verdict], ...]` for add/delete commands.
@@ -139,6 +161,11 @@ impl Table {
             ),
             cmd(
                 "add",
+                "set",
+                self.obj(json!({"name": HAIRPIN_SET, "type": [addr, addr]})),
+            ),
+            cmd(
+                "add",
                 "chain",
                 self.base_chain("nat-prerouting", "nat", "prerouting", -100),
             ),
@@ -180,6 +207,14 @@ impl Table {
         let mut rules: Vec<(&str, Vec<Value>)> = vec![
             ("nat-prerouting", vec![jump(SERVICES_CHAIN)]),
             ("nat-output", vec![jump(SERVICES_CHAIN)]),
+            (
+                "nat-postrouting",
+                vec![
+                    matches("in", json!({"ct": {"key": "status"}}), json!("dnat")),
+                    in_set(concat(vec![saddr(f), daddr(f)]), HAIRPIN_SET),
+                    jump(MARK_FOR_MASQUERADE),
+                ],
+            ),
             ("nat-postrouting", vec![jump(MASQUERADING)]),
         ];
         let ct_new = || matches("in", json!({"ct": {"key": "state"}}), json!("new"));

@@ -330,7 +330,7 @@ pub fn wait_for<T>(
 
 pub fn proxy_for(lab: &Lab, node: usize) -> Proxy {
     let n = lab.node(node);
-    Proxy::new(ProxyConfig {
+    let mut p = Proxy::new(ProxyConfig {
         node_name: n.name().to_string(),
         families: vec![
             (
@@ -344,7 +344,10 @@ pub fn proxy_for(lab: &Lab, node: usize) -> Proxy {
         ],
         place: Place::netns(format!("/run/netns/{}", n.netns_name())),
         full_resync_interval: Duration::from_secs(3600),
-    })
+    });
+    // Every sync checks for outside changes, so the tampering test is prompt.
+    p.set_tamper_check_interval(Duration::ZERO);
+    p
 }
 
 /// Service builder.

@@ -4,4 +4,6 @@
 pub mod plot;
 pub mod pod_latency;
 pub mod pods;
+pub mod proxy;
+pub mod scheduler;
 pub mod stats;

@@ -41,6 +41,19 @@ enum Cmd {
         #[arg(long)]
         plot: Option<PathBuf>,
     },
+    /// Scheduler throughput: pods bound per second onto simulated nodes.
+    Scheduler {
+        #[arg(long, default_value_t = 500)]
+        nodes: usize,
+        #[arg(long, default_value_t = 5000)]
+        pods: usize,
+        /// Concurrent clients creating pods.
+        #[arg(long, default_value_t = 100)]
+        clients: usize,
+        /// Write the report as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// CNI ADD/DEL time: capstan-cni against the reference bridge + host-local.
     Cni {
         /// ADD+DEL pairs per plugin, interleaved.
@@ -49,6 +62,24 @@ enum Cmd {
         /// Pods added at once in the concurrent round.
         #[arg(long, default_value_t = 64)]
         concurrent: usize,
+    },
+    /// Service proxy (nftables): sync time, memory, ClusterIP vs direct latency.
+    Proxy {
+        #[arg(long, default_value_t = 10_000)]
+        services: usize,
+        #[arg(long, default_value_t = 10)]
+        endpoints: usize,
+        /// One-service changes measured.
+        #[arg(long, default_value_t = 20)]
+        changes: usize,
+        /// Measured seconds per latency cell.
+        #[arg(long, default_value_t = 2.0)]
+        duration: f64,
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        /// Write the report as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
 }
 
@@ -101,12 +132,49 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{report}");
             Ok(())
         }
+        Cmd::Scheduler {
+            nodes,
+            pods,
+            clients,
+            json,
+        } => {
+            let report =
+                capstan_lab::bench::scheduler::run(&capstan_lab::bench::scheduler::Options {
+                    nodes,
+                    pods,
+                    concurrency: clients,
+                    json,
+                })?;
+            print!("{report}");
+            Ok(())
+        }
         Cmd::Cni { runs, concurrent } => {
             let report = capstan_lab::bench_cni::run(&capstan_lab::bench_cni::BenchCniOpts {
                 runs,
                 concurrent,
                 ..Default::default()
             })?;
+            print!("{report}");
+            Ok(())
+        }
+        Cmd::Proxy {
+            services,
+            endpoints,
+            changes,
+            duration,
+            rounds,
+            json,
+        } => {
+            let report = capstan_lab::bench::proxy::run(&capstan_lab::bench::proxy::Options {
+                services,
+                endpoints,
+                changes,
+                duration,
+                rounds,
+            })?;
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+            }
             print!("{report}");
             Ok(())
         }

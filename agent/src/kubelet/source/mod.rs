@@ -3,6 +3,8 @@
 //! workers), plus the ConfigMaps and Secrets pods may reference. `static_dir`
 //! reads a manifest directory; the API source plugs in the same way.
 
+pub mod api;
+pub mod merge;
 pub mod static_dir;
 
 use std::collections::HashMap;

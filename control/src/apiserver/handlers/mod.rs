@@ -220,11 +220,15 @@ fn authorize(
 async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Response, ApiError> {
     let watch = req.params.flag("watch");
     let verb = verb_of(&req.method, &t, watch)?;
-    if req.params.get("dryRun").is_some_and(|d| !d.is_empty()) {
-        return Err(ApiError::BadRequest(
-            "dryRun is not supported by this server".into(),
-        ));
-    }
+    let dry_run = match req.params.get("dryRun") {
+        None | Some("") => false,
+        Some("All") => true,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "Invalid dry run value {other:?}: supported values: \"All\""
+            )))
+        }
+    };
     let ns = t.namespace.as_deref();
     // The node authorizer needs the object's name (from the body for a
     // create) and a pod's node: from storage for an existing pod, from the
@@ -272,15 +276,60 @@ async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Respo
         None => bytes::Bytes::new(),
     };
     let params = &req.params;
+    let strict = params.get("fieldValidation") == Some("Strict");
+    let check_fields =
+        move |res: &'static super::resources::Resource, v: &Value| -> Result<(), ApiError> {
+            if strict {
+                let mut v = v.clone();
+                super::registry::meta::type_meta(res, &mut v)?;
+                super::registry::strict(res, &v)?;
+            }
+            Ok(())
+        };
     match verb {
+        Verb::Get if t.sub == Some(Sub::Log) => {
+            let name = t.name.clone().unwrap_or_default();
+            super::logs::proxy(&api, ns, &name, &params.0).await
+        }
+        Verb::Get if t.sub.is_none() && super::table::wanted(accept(&req.headers)) => {
+            let name = t.name.clone().unwrap_or_default();
+            let s = rest::get(&api, t.res, ns, &name).await?;
+            let obj = rest::with_rv(s.value, s.mod_revision);
+            let include = params
+                .get("includeObject")
+                .unwrap_or("PartialObjectMetadata");
+            let tbl = super::table::table(t.res.kind, std::slice::from_ref(&obj), None, include);
+            Ok(json_response(StatusCode::OK, &tbl))
+        }
         Verb::Get => get_object(&api, &t).await,
         Verb::List => {
             let opts = params.list_options(t.res)?;
             let v = rest::list(&api, t.res, ns, &opts).await?;
+            if super::table::wanted(accept(&req.headers)) {
+                let items = v["items"].as_array().cloned().unwrap_or_default();
+                let include = params
+                    .get("includeObject")
+                    .unwrap_or("PartialObjectMetadata");
+                let tbl = super::table::table(t.res.kind, &items, v.get("metadata"), include);
+                return Ok(json_response(StatusCode::OK, &tbl));
+            }
             Ok(json_response(StatusCode::OK, &v))
         }
         Verb::Watch => {
-            let opts = params.watch_options(t.res)?;
+            let mut opts = params.watch_options(t.res)?;
+            // A watch on a named object is a watch filtered by its name.
+            if let Some(n) = &t.name {
+                opts.list.field =
+                    std::mem::take(&mut opts.list.field).and_equals("metadata.name", n);
+            }
+            if super::table::wanted(accept(&req.headers)) {
+                opts.as_table = Some(
+                    params
+                        .get("includeObject")
+                        .unwrap_or("PartialObjectMetadata")
+                        .to_string(),
+                );
+            }
             let rx = watch::start(api.clone(), t.res, t.namespace.clone(), opts).await?;
             let stream = ReceiverStream::new(rx).map(Ok::<_, std::convert::Infallible>);
             Ok((
@@ -300,7 +349,8 @@ async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Respo
                 let v = rest::bind(&api, t.res, ns, &name, &obj).await?;
                 return Ok(json_response(StatusCode::CREATED, &v));
             }
-            let v = rest::create(&api, t.res, ns, obj).await?;
+            check_fields(t.res, &obj)?;
+            let v = rest::create_with(&api, t.res, ns, obj, dry_run).await?;
             Ok(json_response(StatusCode::CREATED, &v))
         }
         Verb::Update => {
@@ -317,10 +367,12 @@ async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Respo
                         .and_then(Value::as_str)
                         .filter(|s| !s.is_empty())
                         .map(str::to_string);
-                    scale(&api, &t, &name, replicas, precondition).await?
+                    scale(&api, &t, &name, replicas, precondition, dry_run).await?
                 }
                 Some(Sub::Status) | None => {
-                    rest::update(&api, t.res, ns, &name, t.sub, Change::Replace(obj)).await?
+                    check_fields(t.res, &obj)?;
+                    rest::update_with(&api, t.res, ns, &name, t.sub, Change::Replace(obj), dry_run)
+                        .await?
                 }
                 Some(_) => return Err(ApiError::MethodNotAllowed),
             };
@@ -347,11 +399,16 @@ async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Respo
                         .pointer("/spec/replicas")
                         .and_then(Value::as_i64)
                         .unwrap_or(0);
-                    scale(&api, &t, &name, replicas, precondition).await?
+                    scale(&api, &t, &name, replicas, precondition, dry_run).await?
                 }
                 Some(Sub::Status) | None => {
-                    let f = move |cur: &Value| patch::apply(kind, cur, &body);
-                    rest::update(
+                    let res = t.res;
+                    let f = move |cur: &Value| {
+                        let v = patch::apply(kind, cur, &body)?;
+                        check_fields(res, &v)?;
+                        Ok(v)
+                    };
+                    rest::update_with(
                         &api,
                         t.res,
                         ns,
@@ -361,6 +418,7 @@ async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Respo
                             f: Box::new(f),
                             precondition,
                         },
+                        dry_run,
                     )
                     .await?
                 }
@@ -368,6 +426,18 @@ async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Respo
             };
             Ok(json_response(StatusCode::OK, &v))
         }
+        Verb::Delete if dry_run => {
+            delete_options(params, &body)?;
+            let name = t.name.clone().unwrap_or_default();
+            let s = rest::get(&api, t.res, ns, &name).await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &rest::with_rv(s.value, s.mod_revision),
+            ))
+        }
+        Verb::DeleteCollection if dry_run => Err(ApiError::BadRequest(
+            "dryRun is not supported for deletecollection".into(),
+        )),
         Verb::Delete => {
             let opts = delete_options(params, &body)?;
             let name = t.name.clone().unwrap_or_default();
@@ -409,16 +479,11 @@ async fn get_object(api: &ApiServer, t: &ResourceTarget) -> Result<Response, Api
     let name = t.name.clone().unwrap_or_default();
     let s = rest::get(api, t.res, t.namespace.as_deref(), &name).await?;
     let obj = rest::with_rv(s.value, s.mod_revision);
-    let v =
-        match t.sub {
-            None | Some(Sub::Status) => obj,
-            Some(Sub::Scale) => workload::scale_of(t.res.kind, &obj),
-            Some(Sub::Log) => return Err(ApiError::BadRequest(
-                "pod logs are not served by this API server yet; read them from the node's agent"
-                    .into(),
-            )),
-            Some(Sub::Binding) => return Err(ApiError::MethodNotAllowed),
-        };
+    let v = match t.sub {
+        None | Some(Sub::Status) => obj,
+        Some(Sub::Scale) => workload::scale_of(t.res.kind, &obj),
+        Some(Sub::Log) | Some(Sub::Binding) => return Err(ApiError::MethodNotAllowed),
+    };
     Ok(json_response(StatusCode::OK, &v))
 }
 
@@ -428,6 +493,7 @@ async fn scale(
     name: &str,
     replicas: i64,
     precondition: Option<String>,
+    dry_run: bool,
 ) -> Result<Value, ApiError> {
     if replicas < 0 {
         return Err(ApiError::invalid(
@@ -446,7 +512,7 @@ async fn scale(
         v["spec"]["replicas"] = json!(replicas);
         Ok(v)
     };
-    let v = rest::update(
+    let v = rest::update_with(
         api,
         t.res,
         t.namespace.as_deref(),
@@ -456,6 +522,7 @@ async fn scale(
             f: Box::new(f),
             precondition,
         },
+        dry_run,
     )
     .await?;
     Ok(workload::scale_of(t.res.kind, &v))

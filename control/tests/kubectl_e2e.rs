@@ -1,0 +1,1368 @@
+//! capstan-control end to end, driven by the real kubectl (and kube-rs):
+//! one lab (2 nodes for their credentials, real etcd, no containerd) with
+//! capstan-control in the underlay namespace, shared by every test of the
+//! suite (harness = false). Tests run one at a time: some restart the
+//! server, and each uses object names of its own.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use capstan_lab::control::ControlPlane;
+use capstan_lab::{privileged, Lab};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
+use kube::api::{Api, ListParams, Patch, PatchParams, WatchEvent, WatchParams};
+use libtest_mimic::{Arguments, Failed, Trial};
+
+const NS: &str = "e2e";
+
+struct Suite {
+    lab: Lab,
+    cp: Mutex<ControlPlane>,
+}
+
+type TestFn = fn(&Suite) -> Result<(), Failed>;
+
+fn main() {
+    let mut args = Arguments::from_args();
+    args.test_threads = Some(1);
+    if !privileged::require("kubectl_e2e", &["ip", "etcd", "kubectl", "curl"]) {
+        return;
+    }
+    let lab = Lab::builder()
+        .nodes(2)
+        .etcd(true)
+        .containerd(false)
+        .build()
+        .expect("build lab");
+    // The API and its edge alone: no scheduler binding the test's pods, no
+    // controllers making pods for its Deployments.
+    let quiet = [
+        "--controllers=".to_string(),
+        "--scheduler=false".to_string(),
+    ];
+    let cp = ControlPlane::start_with(&lab, &lab.etcd_endpoint(), &quiet)
+        .unwrap_or_else(|e| panic!("start capstan-control: {e}"));
+    let suite = Suite {
+        lab,
+        cp: Mutex::new(cp),
+    };
+    // From a manifest: `kubectl create namespace` sends protobuf, which
+    // the REST core does not speak (it answers 415).
+    kubectl_in(
+        &suite,
+        &["create", "-f", "-"],
+        Some(&format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NS}\n"
+        )),
+    )
+    .expect("create test namespace");
+    let tests: &[(&str, TestFn)] = &[
+        (
+            "health_is_public_and_api_needs_credentials",
+            health_is_public_and_api_needs_credentials,
+        ),
+        ("api_resources_and_version", api_resources_and_version),
+        ("explain", explain),
+        ("create_get_describe_delete", create_get_describe_delete),
+        ("apply_twice_second_is_a_noop", apply_twice_second_is_a_noop),
+        ("edit_via_patch", edit_via_patch),
+        ("scale_a_deployment", scale_a_deployment),
+        ("label_and_field_selectors", label_and_field_selectors),
+        ("get_watch_receives_an_event", get_watch_receives_an_event),
+        ("stale_update_is_a_conflict", stale_update_is_a_conflict),
+        (
+            "nodes_write_only_their_own_objects",
+            nodes_write_only_their_own_objects,
+        ),
+        ("nodes_register_themselves", nodes_register_themselves),
+        (
+            "kube_rs_client_with_node_credentials",
+            kube_rs_client_with_node_credentials,
+        ),
+        ("malformed_inputs", malformed_inputs),
+        ("metrics_count_requests", metrics_count_requests),
+        ("objects_survive_a_restart", objects_survive_a_restart),
+        (
+            "watch_resumes_after_a_restart",
+            watch_resumes_after_a_restart,
+        ),
+    ];
+    let suite = std::sync::Arc::new(suite);
+    let trials = tests
+        .iter()
+        .map(|&(name, f)| {
+            let s = suite.clone();
+            Trial::test(name, move || f(&s))
+        })
+        .collect();
+    let conclusion = libtest_mimic::run(&args, trials);
+    if conclusion.has_failed() {
+        let log = suite.cp.lock().unwrap_or_else(|e| e.into_inner()).log();
+        eprintln!(
+            "capstan-control log (last lines):\n{}",
+            capstan_lab::daemon::log_tail(&log, 40)
+        );
+    }
+    drop(suite);
+    conclusion.exit();
+}
+
+// ---------------------------------------------------------------- helpers
+
+fn cp(s: &Suite) -> std::sync::MutexGuard<'_, ControlPlane> {
+    s.cp.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The admin's kubeconfig, without holding the lock past this call (a
+/// guard living to the end of a statement that calls kubectl deadlocks).
+fn admin_kc(s: &Suite) -> PathBuf {
+    cp(s).admin_kubeconfig()
+}
+
+fn run(mut c: Command, stdin: Option<&str>) -> Result<Output, Failed> {
+    c.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = c.spawn().map_err(|e| format!("spawn {c:?}: {e}"))?;
+    if let Some(text) = stdin {
+        let mut pipe = child.stdin.take().ok_or("no stdin pipe")?;
+        pipe.write_all(text.as_bytes())
+            .map_err(|e| format!("write stdin: {e}"))?;
+    }
+    Ok(child
+        .wait_with_output()
+        .map_err(|e| format!("wait for {c:?}: {e}"))?)
+}
+
+fn kubectl_as(
+    s: &Suite,
+    kubeconfig: &Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Result<Output, Failed> {
+    let mut c = cp(s).kubectl_with(kubeconfig)?;
+    // A server that stops answering fails the test instead of hanging it.
+    c.arg("--request-timeout=30s").args(args);
+    run(c, stdin)
+}
+
+fn kubectl(s: &Suite, args: &[&str], stdin: Option<&str>) -> Result<Output, Failed> {
+    let admin = cp(s).admin_kubeconfig();
+    kubectl_as(s, &admin, args, stdin)
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// kubectl as the admin; its stdout, or a failure carrying stderr.
+fn kubectl_ok(s: &Suite, args: &[&str]) -> Result<String, Failed> {
+    kubectl_in(s, args, None)
+}
+
+fn kubectl_in(s: &Suite, args: &[&str], stdin: Option<&str>) -> Result<String, Failed> {
+    let out = kubectl(s, args, stdin)?;
+    if !out.status.success() {
+        return Err(format!("kubectl {args:?} failed: {}", text(&out.stderr)).into());
+    }
+    Ok(text(&out.stdout))
+}
+
+/// kubectl that must fail; its stderr.
+fn kubectl_err(
+    s: &Suite,
+    kubeconfig: &Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Result<String, Failed> {
+    let out = kubectl_as(s, kubeconfig, args, stdin)?;
+    if out.status.success() {
+        return Err(format!(
+            "kubectl {args:?} succeeded but should not: {}",
+            text(&out.stdout)
+        )
+        .into());
+    }
+    Ok(text(&out.stderr))
+}
+
+fn check(cond: bool, what: impl FnOnce() -> String) -> Result<(), Failed> {
+    if cond {
+        Ok(())
+    } else {
+        Err(what().into())
+    }
+}
+
+fn json(s: &str) -> Result<serde_json::Value, Failed> {
+    serde_json::from_str(s).map_err(|e| format!("not JSON ({e}): {s}").into())
+}
+
+/// One HTTPS request with curl from the underlay namespace: (code, body).
+/// `auth`: "admin" / a node's file stem for its client certificate, or
+/// None for no credentials.
+fn curl(
+    s: &Suite,
+    auth: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<(&str, &str)>,
+) -> Result<(u16, String), Failed> {
+    let (mut c, pki, server) = {
+        let cp = cp(s);
+        (cp.command("curl")?, cp.pki_dir().to_path_buf(), cp.server())
+    };
+    // HTTP/1.1: curl 7.88 drops an early answer (413 before the whole
+    // body is sent) on HTTP/2; kubectl covers HTTP/2.
+    c.args([
+        "--http1.1",
+        "-s",
+        "--max-time",
+        "10",
+        "-o",
+        "-",
+        "-w",
+        "\n%{http_code}",
+        "-X",
+        method,
+        "--cacert",
+    ])
+    .arg(pki.join("ca.crt"));
+    if let Some(who) = auth {
+        c.arg("--cert")
+            .arg(pki.join(format!("{who}.crt")))
+            .arg("--key")
+            .arg(pki.join(format!("{who}.key")));
+    }
+    let stdin = body.map(|(content_type, data)| {
+        c.args([
+            "-H",
+            &format!("Content-Type: {content_type}"),
+            "--data-binary",
+            "@-",
+        ]);
+        data.to_string()
+    });
+    c.arg(format!("{server}{path}"));
+    let out = run(c, stdin.as_deref())?;
+    let all = text(&out.stdout);
+    let (body, code) = all
+        .rsplit_once('\n')
+        .ok_or_else(|| format!("no status from curl: {all}"))?;
+    let code = code
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad status {code:?}; stderr {}", text(&out.stderr)))?;
+    Ok((code, body.to_string()))
+}
+
+/// Runs `f` with a kube-rs client (from `kubeconfig`) on a thread inside
+/// the underlay namespace, where the server's address is reachable.
+fn with_kube<T: Send + 'static>(
+    s: &Suite,
+    kubeconfig: PathBuf,
+    f: impl FnOnce(
+            kube::Client,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, Failed>> + Send>>
+        + Send
+        + 'static,
+) -> Result<T, Failed> {
+    s.lab
+        .underlay()
+        .run_in(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("runtime: {e}"))?;
+            rt.block_on(async move {
+                let kc = kube::config::Kubeconfig::read_from(&kubeconfig)
+                    .map_err(|e| format!("kubeconfig: {e}"))?;
+                let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                    .await
+                    .map_err(|e| format!("kube config: {e}"))?;
+                let client =
+                    kube::Client::try_from(config).map_err(|e| format!("kube client: {e}"))?;
+                f(client).await
+            })
+        })
+        .map_err(|e| Failed::from(e.to_string()))?
+}
+
+fn api_code<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> Result<u16, Failed> {
+    match r {
+        Ok(_) => Ok(200),
+        Err(kube::Error::Api(s)) => Ok(s.code),
+        Err(e) => Err(format!("transport error: {e}").into()),
+    }
+}
+
+fn configmap_yaml(name: &str, data: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {NS}\n  labels:\n    suite: e2e\ndata:\n  key: \"{data}\"\n"
+    )
+}
+
+fn deployment_yaml(name: &str, replicas: u32) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  namespace: {NS}
+spec:
+  replicas: {replicas}
+  selector:
+    matchLabels:
+      app: {name}
+  template:
+    metadata:
+      labels:
+        app: {name}
+    spec:
+      containers:
+      - name: main
+        image: capstan.test/testsrv:latest
+"#
+    )
+}
+
+fn pod_yaml(name: &str, node: Option<&str>, labels: &str) -> String {
+    let node = node
+        .map(|n| format!("  nodeName: {n}\n"))
+        .unwrap_or_default();
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {NS}\n  labels:\n{labels}spec:\n{node}  containers:\n  - name: main\n    image: capstan.test/testsrv:latest\n"
+    )
+}
+
+fn node_yaml(name: &str) -> String {
+    format!("apiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\n  labels:\n    suite: e2e\n")
+}
+
+// ------------------------------------------------------------------ tests
+
+fn health_is_public_and_api_needs_credentials(s: &Suite) -> Result<(), Failed> {
+    for path in ["/healthz", "/livez", "/readyz"] {
+        let (code, body) = curl(s, None, "GET", path, None)?;
+        check(code == 200 && body == "ok", || {
+            format!("{path}: {code} {body}")
+        })?;
+    }
+    let (code, body) = curl(s, None, "GET", "/api/v1/namespaces/default/pods", None)?;
+    check(code == 401, || format!("anonymous list: {code} {body}"))?;
+    let status = json(&body)?;
+    check(
+        status["kind"] == "Status" && status["reason"] == "Unauthorized",
+        || format!("{status}"),
+    )?;
+    // kubectl with a kubeconfig that holds only the CA and a wrong token
+    // (with no credentials at all kubectl would prompt for a password).
+    let bad = s.lab.dir().join("bad-token.kubeconfig");
+    let admin = std::fs::read_to_string(admin_kc(s)).map_err(|e| e.to_string())?;
+    let mut kc: serde_yaml::Value = serde_yaml::from_str(&admin).map_err(|e| e.to_string())?;
+    let mut user = serde_yaml::Mapping::new();
+    user.insert("token".into(), "not-a-token".into());
+    kc["users"][0]["user"] = serde_yaml::Value::Mapping(user);
+    std::fs::write(&bad, serde_yaml::to_string(&kc).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    let err = kubectl_err(s, &bad, &["get", "pods", "-n", NS], None)?;
+    check(err.contains("Unauthorized"), || err.clone())?;
+    // The node's token from the token file works like its certificate.
+    ensure_nodes(s)?;
+    let tokens =
+        std::fs::read_to_string(cp(s).pki_dir().join("tokens.csv")).map_err(|e| e.to_string())?;
+    let token = tokens
+        .lines()
+        .find(|l| l.contains(",system:node:node-1,"))
+        .and_then(|l| l.split(',').next())
+        .ok_or("no token for node-1")?;
+    kc["users"][0]["user"]["token"] = token.into();
+    std::fs::write(&bad, serde_yaml::to_string(&kc).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    let err = kubectl_err(s, &bad, &["label", "node", "node-2", "by-token=yes"], None)?;
+    check(
+        err.contains("system:node:node-1") && err.contains("orbidden"),
+        || err.clone(),
+    )?;
+    let out = kubectl_as(s, &bad, &["get", "nodes"], None)?;
+    check(out.status.success(), || {
+        format!("node token: {}", text(&out.stderr))
+    })?;
+    Ok(())
+}
+
+fn api_resources_and_version(s: &Suite) -> Result<(), Failed> {
+    let out = kubectl_ok(s, &["api-resources", "-o", "name"])?;
+    for r in [
+        "pods",
+        "services",
+        "nodes",
+        "namespaces",
+        "configmaps",
+        "deployments.apps",
+        "leases.coordination.k8s.io",
+    ] {
+        check(out.lines().any(|l| l == r), || {
+            format!("api-resources lacks {r}:\n{out}")
+        })?;
+    }
+    let out = kubectl_ok(s, &["version", "-o", "json"])?;
+    let v = json(&out)?;
+    check(v["serverVersion"]["gitVersion"].is_string(), || out.clone())?;
+    Ok(())
+}
+
+fn explain(s: &Suite) -> Result<(), Failed> {
+    let out = kubectl_ok(s, &["explain", "pod.spec.containers"])?;
+    check(
+        out.contains("KIND:") && out.contains("Pod") && out.contains("image"),
+        || out.clone(),
+    )
+}
+
+fn create_get_describe_delete(s: &Suite) -> Result<(), Failed> {
+    let out = kubectl_in(
+        s,
+        &["create", "-f", "-"],
+        Some(&configmap_yaml("cgd", "one")),
+    )?;
+    check(out.contains("configmap/cgd created"), || out.clone())?;
+    let got = json(&kubectl_ok(
+        s,
+        &["get", "configmap", "cgd", "-n", NS, "-o", "json"],
+    )?)?;
+    check(got["data"]["key"] == "one", || format!("{got}"))?;
+    check(
+        got["metadata"]["uid"].is_string() && got["metadata"]["resourceVersion"].is_string(),
+        || format!("{got}"),
+    )?;
+    let table = kubectl_ok(s, &["get", "configmaps", "-n", NS])?;
+    check(table.contains("NAME") && table.contains("cgd"), || {
+        table.clone()
+    })?;
+    let desc = kubectl_ok(s, &["describe", "configmap", "cgd", "-n", NS])?;
+    check(
+        desc.contains("Name:") && desc.contains("cgd") && desc.contains("one"),
+        || desc.clone(),
+    )?;
+    // Creating it again is refused: AlreadyExists.
+    let err = kubectl_err(
+        s,
+        &admin_kc(s),
+        &["create", "-f", "-"],
+        Some(&configmap_yaml("cgd", "one")),
+    )?;
+    check(
+        err.contains("AlreadyExists") || err.contains("already exists"),
+        || err.clone(),
+    )?;
+    let out = kubectl_ok(s, &["delete", "configmap", "cgd", "-n", NS])?;
+    check(out.contains("deleted"), || out.clone())?;
+    let err = kubectl_err(
+        s,
+        &admin_kc(s),
+        &["get", "configmap", "cgd", "-n", NS],
+        None,
+    )?;
+    check(
+        err.contains("NotFound") || err.contains("not found"),
+        || err.clone(),
+    )?;
+    Ok(())
+}
+
+fn apply_twice_second_is_a_noop(s: &Suite) -> Result<(), Failed> {
+    let doc = format!(
+        "{}---\n{}",
+        configmap_yaml("applied", "v1"),
+        deployment_yaml("applied", 1)
+    );
+    let first = kubectl_in(s, &["apply", "-f", "-"], Some(&doc))?;
+    check(
+        first.contains("configmap/applied created")
+            && first.contains("deployment.apps/applied created"),
+        || first.clone(),
+    )?;
+    let rv = |s: &Suite| -> Result<String, Failed> {
+        kubectl_ok(
+            s,
+            &[
+                "get",
+                "configmap",
+                "applied",
+                "-n",
+                NS,
+                "-o",
+                "jsonpath={.metadata.resourceVersion}",
+            ],
+        )
+    };
+    let before = rv(s)?;
+    let second = kubectl_in(s, &["apply", "-f", "-"], Some(&doc))?;
+    check(
+        second.contains("configmap/applied unchanged")
+            && second.contains("deployment.apps/applied unchanged"),
+        || second.clone(),
+    )?;
+    check(rv(s)? == before, || {
+        "the second apply wrote the object".into()
+    })?;
+    // A changed manifest is applied as a patch.
+    let changed = kubectl_in(
+        s,
+        &["apply", "-f", "-"],
+        Some(&configmap_yaml("applied", "v2")),
+    )?;
+    check(changed.contains("configmap/applied configured"), || {
+        changed.clone()
+    })?;
+    let data = kubectl_ok(
+        s,
+        &[
+            "get",
+            "configmap",
+            "applied",
+            "-n",
+            NS,
+            "-o",
+            "jsonpath={.data.key}",
+        ],
+    )?;
+    check(data == "v2", || data.clone())?;
+    Ok(())
+}
+
+fn edit_via_patch(s: &Suite) -> Result<(), Failed> {
+    kubectl_in(
+        s,
+        &["create", "-f", "-"],
+        Some(&configmap_yaml("patched", "a")),
+    )?;
+    kubectl_ok(
+        s,
+        &[
+            "patch",
+            "configmap",
+            "patched",
+            "-n",
+            NS,
+            "--type=merge",
+            "-p",
+            r#"{"data":{"key":"b","extra":"x"}}"#,
+        ],
+    )?;
+    kubectl_ok(
+        s,
+        &[
+            "patch",
+            "configmap",
+            "patched",
+            "-n",
+            NS,
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/data/extra"}]"#,
+        ],
+    )?;
+    kubectl_ok(
+        s,
+        &[
+            "patch",
+            "configmap",
+            "patched",
+            "-n",
+            NS,
+            "-p",
+            r#"{"metadata":{"labels":{"edited":"yes"}}}"#,
+        ],
+    )?;
+    let got = json(&kubectl_ok(
+        s,
+        &["get", "configmap", "patched", "-n", NS, "-o", "json"],
+    )?)?;
+    check(got["data"] == serde_json::json!({"key": "b"}), || {
+        format!("{got}")
+    })?;
+    check(
+        got["metadata"]["labels"]["edited"] == "yes" && got["metadata"]["labels"]["suite"] == "e2e",
+        || format!("{got}"),
+    )?;
+    // A strategic merge on a list keyed by name (containers) merges, not replaces.
+    kubectl_in(
+        s,
+        &["create", "-f", "-"],
+        Some(&deployment_yaml("patched", 1)),
+    )?;
+    kubectl_ok(
+        s,
+        &[
+            "patch",
+            "deployment",
+            "patched",
+            "-n",
+            NS,
+            "-p",
+            r#"{"spec":{"template":{"spec":{"containers":[{"name":"main","image":"capstan.test/testsrv:v2"}]}}}}"#,
+        ],
+    )?;
+    let d = json(&kubectl_ok(
+        s,
+        &["get", "deployment", "patched", "-n", NS, "-o", "json"],
+    )?)?;
+    let containers = &d["spec"]["template"]["spec"]["containers"];
+    check(
+        containers.as_array().map(|c| c.len()) == Some(1)
+            && containers[0]["image"] == "capstan.test/testsrv:v2",
+        || format!("{containers}"),
+    )?;
+    // `kubectl edit` itself, with sed as the editor: kubectl fetches the
+    // object, runs the editor on it and sends the difference as a patch.
+    let mut c = cp(s).kubectl()?;
+    c.args([
+        "--request-timeout=30s",
+        "edit",
+        "configmap",
+        "patched",
+        "-n",
+        NS,
+    ])
+    .env("KUBE_EDITOR", "sed -i -e '/^  key:/s/b$/edited/'");
+    let out = run(c, None)?;
+    check(
+        out.status.success() && text(&out.stdout).contains("edited"),
+        || format!("{}{}", text(&out.stdout), text(&out.stderr)),
+    )?;
+    let data = kubectl_ok(
+        s,
+        &[
+            "get",
+            "configmap",
+            "patched",
+            "-n",
+            NS,
+            "-o",
+            "jsonpath={.data.key}",
+        ],
+    )?;
+    check(data == "edited", || data.clone())?;
+    Ok(())
+}
+
+fn scale_a_deployment(s: &Suite) -> Result<(), Failed> {
+    kubectl_in(
+        s,
+        &["create", "-f", "-"],
+        Some(&deployment_yaml("scaled", 1)),
+    )?;
+    let out = kubectl_ok(
+        s,
+        &["scale", "deployment", "scaled", "-n", NS, "--replicas=3"],
+    )?;
+    check(out.contains("scaled"), || out.clone())?;
+    let n = kubectl_ok(
+        s,
+        &[
+            "get",
+            "deployment",
+            "scaled",
+            "-n",
+            NS,
+            "-o",
+            "jsonpath={.spec.replicas}",
+        ],
+    )?;
+    check(n == "3", || n.clone())?;
+    // --current-replicas is a precondition: a wrong one is refused.
+    let err = kubectl_err(
+        s,
+        &admin_kc(s),
+        &[
+            "scale",
+            "deployment",
+            "scaled",
+            "-n",
+            NS,
+            "--current-replicas=1",
+            "--replicas=5",
+        ],
+        None,
+    )?;
+    check(!err.is_empty(), || "scale with a wrong precondition".into())?;
+    Ok(())
+}
+
+fn label_and_field_selectors(s: &Suite) -> Result<(), Failed> {
+    let docs = [
+        pod_yaml("sel-a", Some("node-1"), "    app: web\n    tier: front\n"),
+        pod_yaml("sel-b", Some("node-2"), "    app: web\n    tier: back\n"),
+        pod_yaml("sel-c", None, "    app: db\n"),
+    ]
+    .join("---\n");
+    kubectl_in(s, &["create", "-f", "-"], Some(&docs))?;
+    let names = |args: &[&str]| -> Result<Vec<String>, Failed> {
+        let mut all = vec!["get", "pods", "-n", NS, "-o", "name"];
+        all.extend_from_slice(args);
+        // Other tests' controllers run pods in this namespace too.
+        let mut v: Vec<String> = kubectl_ok(s, &all)?
+            .lines()
+            .filter(|l| l.starts_with("pod/sel-"))
+            .map(String::from)
+            .collect();
+        v.sort();
+        Ok(v)
+    };
+    check(
+        names(&["-l", "app=web"])? == ["pod/sel-a", "pod/sel-b"],
+        || "app=web".into(),
+    )?;
+    check(
+        names(&["-l", "app=web,tier!=front"])? == ["pod/sel-b"],
+        || "tier!=front".into(),
+    )?;
+    check(names(&["-l", "app in (db)"])? == ["pod/sel-c"], || {
+        "set-based".into()
+    })?;
+    check(names(&["-l", "!tier,app"])? == ["pod/sel-c"], || {
+        "existence".into()
+    })?;
+    check(
+        names(&["--field-selector", "spec.nodeName=node-1"])? == ["pod/sel-a"],
+        || "nodeName".into(),
+    )?;
+    check(
+        names(&["--field-selector", "metadata.name=sel-b"])? == ["pod/sel-b"],
+        || "metadata.name".into(),
+    )?;
+    check(
+        names(&["--field-selector", "spec.nodeName=", "-l", "app"])? == ["pod/sel-c"],
+        || "unscheduled".into(),
+    )?;
+    // Across namespaces, with both kinds of selector.
+    let all = kubectl_ok(
+        s,
+        &[
+            "get",
+            "pods",
+            "-A",
+            "-l",
+            "app=web",
+            "--field-selector",
+            "spec.nodeName!=node-1",
+            "-o",
+            "name",
+        ],
+    )?;
+    check(all.trim() == "pod/sel-b", || all.clone())?;
+    let err = kubectl_err(
+        s,
+        &admin_kc(s),
+        &[
+            "get",
+            "pods",
+            "-n",
+            NS,
+            "--field-selector",
+            "spec.noSuchField=x",
+        ],
+        None,
+    )?;
+    check(
+        err.contains("field label not supported")
+            || err.contains("BadRequest")
+            || err.contains("not supported"),
+        || err.clone(),
+    )?;
+    Ok(())
+}
+
+fn get_watch_receives_an_event(s: &Suite) -> Result<(), Failed> {
+    let mut c = cp(s).kubectl()?;
+    c.args([
+        "get",
+        "configmaps",
+        "-n",
+        NS,
+        "-w",
+        "--output-watch-events",
+        "-l",
+        "watched=yes",
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = c.spawn().map_err(|e| format!("spawn kubectl -w: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Lines after the table's header (EVENT NAME AGE).
+    let next_event = |timeout: Duration| loop {
+        match rx.recv_timeout(timeout) {
+            Ok(line) if line.starts_with("EVENT") => continue,
+            Ok(line) => return Some(line),
+            Err(_) => return None,
+        }
+    };
+    let result = (|| -> Result<(), Failed> {
+        // The watch is open once the (empty) initial list is done; creating
+        // until an event shows covers the race with its start.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let first = (0..).find_map(|i| {
+            let doc = configmap_yaml(&format!("watched-{i}"), "w")
+                .replace("suite: e2e", "suite: e2e\n    watched: \"yes\"");
+            if let Err(e) = kubectl_in(s, &["create", "-f", "-"], Some(&doc)) {
+                return Some(Err(e));
+            }
+            match next_event(Duration::from_secs(2)) {
+                Some(line) => Some(Ok(line)),
+                None if Instant::now() > deadline => {
+                    Some(Err("kubectl get -w printed no event".into()))
+                }
+                None => None,
+            }
+        });
+        let line = first.ok_or("no event")??;
+        check(
+            line.starts_with("ADDED") && line.contains("watched-0"),
+            || line.clone(),
+        )?;
+        kubectl_ok(s, &["label", "configmap", "watched-0", "-n", NS, "more=1"])?;
+        let line = next_event(Duration::from_secs(10)).ok_or("no MODIFIED event")?;
+        check(
+            line.starts_with("MODIFIED") && line.contains("watched-0"),
+            || line.clone(),
+        )
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    result
+}
+
+fn stale_update_is_a_conflict(s: &Suite) -> Result<(), Failed> {
+    kubectl_in(
+        s,
+        &["create", "-f", "-"],
+        Some(&configmap_yaml("stale", "0")),
+    )?;
+    let original = kubectl_ok(s, &["get", "configmap", "stale", "-n", NS, "-o", "json"])?;
+    let mut first = json(&original)?;
+    first["data"]["key"] = "1".into();
+    kubectl_in(s, &["replace", "-f", "-"], Some(&first.to_string()))?;
+    // The same resourceVersion again: someone else wrote in between.
+    let mut second = json(&original)?;
+    second["data"]["key"] = "2".into();
+    let err = kubectl_err(
+        s,
+        &admin_kc(s),
+        &["replace", "-f", "-"],
+        Some(&second.to_string()),
+    )?;
+    check(
+        err.contains("Conflict") || err.contains("the object has been modified"),
+        || err.clone(),
+    )?;
+    let (code, body) = curl(
+        s,
+        Some("admin"),
+        "PUT",
+        &format!("/api/v1/namespaces/{NS}/configmaps/stale"),
+        Some(("application/json", &second.to_string())),
+    )?;
+    check(code == 409, || format!("{code} {body}"))?;
+    check(json(&body)?["reason"] == "Conflict", || body.clone())?;
+    let data = kubectl_ok(
+        s,
+        &[
+            "get",
+            "configmap",
+            "stale",
+            "-n",
+            NS,
+            "-o",
+            "jsonpath={.data.key}",
+        ],
+    )?;
+    check(data == "1", || data.clone())?;
+    Ok(())
+}
+
+/// The admin registers nodes (see `nodes_register_themselves` for the
+/// node's own create), then each node's credentials are held to its own.
+fn ensure_nodes(s: &Suite) -> Result<(), Failed> {
+    for n in ["node-1", "node-2"] {
+        let out = kubectl(s, &["create", "-f", "-"], Some(&node_yaml(n)))?;
+        let err = text(&out.stderr);
+        check(
+            out.status.success() || err.contains("AlreadyExists"),
+            || err.clone(),
+        )?;
+    }
+    Ok(())
+}
+
+fn lease_yaml(name: &str) -> String {
+    format!("apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata:\n  name: {name}\n  namespace: kube-node-lease\nspec:\n  holderIdentity: {name}\n  leaseDurationSeconds: 40\n")
+}
+
+fn nodes_write_only_their_own_objects(s: &Suite) -> Result<(), Failed> {
+    ensure_nodes(s)?;
+    let n1 = cp(s).node_kubeconfig("node-1");
+    let out = kubectl_as(s, &n1, &["label", "node", "node-1", "own=yes"], None)?;
+    check(out.status.success(), || {
+        format!("node-1 labels itself: {}", text(&out.stderr))
+    })?;
+    let err = kubectl_err(s, &n1, &["label", "node", "node-2", "evil=yes"], None)?;
+    check(
+        err.contains("Forbidden") || err.contains("forbidden"),
+        || err.clone(),
+    )?;
+    let err = kubectl_err(s, &n1, &["create", "-f", "-"], Some(&node_yaml("node-3")))?;
+    check(err.contains("orbidden"), || err.clone())?;
+    let err = kubectl_err(s, &n1, &["delete", "node", "node-2"], None)?;
+    check(err.contains("orbidden"), || err.clone())?;
+    let err = kubectl_err(
+        s,
+        &n1,
+        &["create", "-f", "-"],
+        Some(&configmap_yaml("by-node", "x")),
+    )?;
+    check(err.contains("orbidden"), || err.clone())?;
+    let err = kubectl_err(s, &n1, &["create", "-f", "-"], Some(&lease_yaml("node-2")))?;
+    check(err.contains("orbidden"), || err.clone())?;
+    // Its own Lease (made by the admin here) it may renew.
+    let _ = kubectl(s, &["create", "-f", "-"], Some(&lease_yaml("node-1")))?;
+    let out = kubectl_as(
+        s,
+        &n1,
+        &[
+            "patch",
+            "lease",
+            "node-1",
+            "-n",
+            "kube-node-lease",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"leaseDurationSeconds":41}}"#,
+        ],
+        None,
+    )?;
+    check(out.status.success(), || {
+        format!("own lease: {}", text(&out.stderr))
+    })?;
+    // Reads are open to nodes.
+    let out = kubectl_as(s, &n1, &["get", "nodes", "-o", "name"], None)?;
+    check(text(&out.stdout).contains("node/node-2"), || {
+        text(&out.stderr)
+    })?;
+    // Raw: the 403 is a Status with reason Forbidden.
+    let (code, body) = curl(
+        s,
+        Some("node-node-1"),
+        "PATCH",
+        "/api/v1/nodes/node-2",
+        Some((
+            "application/merge-patch+json",
+            r#"{"metadata":{"labels":{"x":"y"}}}"#,
+        )),
+    )?;
+    check(code == 403 && json(&body)?["reason"] == "Forbidden", || {
+        format!("{code} {body}")
+    })?;
+    Ok(())
+}
+
+/// A node creates its own Node and Lease (the kubelet's registration) and
+/// no other: needs the API server to give the authorizer the name from the
+/// body of a create.
+fn nodes_register_themselves(s: &Suite) -> Result<(), Failed> {
+    let n1 = cp(s).node_kubeconfig("node-1");
+    let _ = kubectl(s, &["delete", "node", "node-1", "--ignore-not-found"], None)?;
+    let _ = kubectl(
+        s,
+        &[
+            "delete",
+            "lease",
+            "node-1",
+            "-n",
+            "kube-node-lease",
+            "--ignore-not-found",
+        ],
+        None,
+    )?;
+    let out = kubectl_as(s, &n1, &["create", "-f", "-"], Some(&node_yaml("node-1")))?;
+    check(out.status.success(), || {
+        format!("node-1 registering itself: {}", text(&out.stderr))
+    })?;
+    let out = kubectl_as(s, &n1, &["create", "-f", "-"], Some(&lease_yaml("node-1")))?;
+    check(out.status.success(), || {
+        format!("own lease: {}", text(&out.stderr))
+    })?;
+    let err = kubectl_err(s, &n1, &["create", "-f", "-"], Some(&node_yaml("node-9")))?;
+    check(err.contains("orbidden"), || err.clone())?;
+    Ok(())
+}
+
+fn kube_rs_client_with_node_credentials(s: &Suite) -> Result<(), Failed> {
+    kubectl_in(
+        s,
+        &["create", "-f", "-"],
+        Some(&pod_yaml(
+            "kube-rs-pod",
+            Some("node-1"),
+            "    app: kube-rs\n",
+        )),
+    )?;
+    kubectl_in(
+        s,
+        &["create", "-f", "-"],
+        Some(&pod_yaml(
+            "kube-rs-other",
+            Some("node-2"),
+            "    app: kube-rs\n",
+        )),
+    )?;
+    ensure_nodes(s)?;
+    let kc = cp(s).node_kubeconfig("node-1");
+    with_kube(s, kc, |client| {
+        Box::pin(async move {
+            let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+            let mine = pods
+                .list(
+                    &ListParams::default()
+                        .fields("spec.nodeName=node-1")
+                        .labels("app=kube-rs"),
+                )
+                .await
+                .map_err(|e| format!("list pods: {e}"))?;
+            let names: Vec<_> = mine
+                .items
+                .iter()
+                .filter_map(|p| p.metadata.name.clone())
+                .collect();
+            check(names == ["kube-rs-pod"], || format!("{names:?}"))?;
+            let status = serde_json::json!({"status": {"phase": "Running", "podIP": "10.244.1.5"}});
+            let pp = PatchParams::default();
+            let own = pods
+                .patch_status("kube-rs-pod", &pp, &Patch::Merge(&status))
+                .await;
+            check(api_code(own)? == 200, || {
+                "node-1 patches its pod's status".into()
+            })?;
+            let other = pods
+                .patch_status("kube-rs-other", &pp, &Patch::Merge(&status))
+                .await;
+            check(api_code(other)? == 403, || {
+                "node-1 patches node-2's pod".into()
+            })?;
+            let nodes: Api<Node> = Api::all(client.clone());
+            let ready = serde_json::json!({"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "ready"}]}});
+            let patched = nodes
+                .patch_status("node-1", &pp, &Patch::Merge(&ready))
+                .await
+                .map_err(|e| format!("patch own node status: {e}"))?;
+            let cond = patched
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default();
+            check(
+                cond.iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True"),
+                || format!("{cond:?}"),
+            )?;
+            let other = nodes
+                .patch_status("node-2", &pp, &Patch::Merge(&ready))
+                .await;
+            check(api_code(other)? == 403, || {
+                "node-1 patches node-2's status".into()
+            })?;
+            Ok(())
+        })
+    })?;
+    let phase = kubectl_ok(
+        s,
+        &[
+            "get",
+            "pod",
+            "kube-rs-pod",
+            "-n",
+            NS,
+            "-o",
+            "jsonpath={.status.phase}",
+        ],
+    )?;
+    check(phase == "Running", || phase.clone())?;
+    Ok(())
+}
+
+fn malformed_inputs(s: &Suite) -> Result<(), Failed> {
+    // Over HTTP/2 (kubectl): the early 413 arrives.
+    let huge_yaml = configmap_yaml("huge-h2", &"x".repeat(4 * 1024 * 1024));
+    let err = kubectl_err(s, &admin_kc(s), &["create", "-f", "-"], Some(&huge_yaml))?;
+    check(err.contains("RequestEntityTooLarge"), || {
+        err.chars().take(300).collect()
+    })?;
+    let cms = format!("/api/v1/namespaces/{NS}/configmaps");
+    let admin = Some("admin");
+    let expect = |what: &str, got: (u16, String), code: u16, reason: &str| -> Result<(), Failed> {
+        check(got.0 == code, || {
+            format!("{what}: want {code}, got {} {}", got.0, got.1)
+        })?;
+        let st = json(&got.1)?;
+        check(st["kind"] == "Status" && st["reason"] == reason, || {
+            format!("{what}: {st}")
+        })
+    };
+    expect(
+        "bad JSON",
+        curl(
+            s,
+            admin,
+            "POST",
+            &cms,
+            Some(("application/json", "{not json")),
+        )?,
+        400,
+        "BadRequest",
+    )?;
+    expect(
+        "unknown resource",
+        curl(
+            s,
+            admin,
+            "GET",
+            &format!("/api/v1/namespaces/{NS}/widgets"),
+            None,
+        )?,
+        404,
+        "NotFound",
+    )?;
+    expect(
+        "missing object",
+        curl(s, admin, "GET", &format!("{cms}/nope"), None)?,
+        404,
+        "NotFound",
+    )?;
+    let cm = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"dup"}}"#;
+    curl(s, admin, "POST", &cms, Some(("application/json", cm)))?;
+    expect(
+        "duplicate",
+        curl(s, admin, "POST", &cms, Some(("application/json", cm)))?,
+        409,
+        "AlreadyExists",
+    )?;
+    let huge = format!(
+        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"huge"}},"data":{{"k":"{}"}}}}"#,
+        "x".repeat(4 * 1024 * 1024)
+    );
+    expect(
+        "too large",
+        curl(s, admin, "POST", &cms, Some(("application/json", &huge)))?,
+        413,
+        "RequestEntityTooLarge",
+    )?;
+    expect(
+        "unsupported media type",
+        curl(s, admin, "POST", &cms, Some(("text/plain", cm)))?,
+        415,
+        "UnsupportedMediaType",
+    )?;
+    let bad_name = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"Not_Valid"}}"#;
+    expect(
+        "invalid name",
+        curl(s, admin, "POST", &cms, Some(("application/json", bad_name)))?,
+        422,
+        "Invalid",
+    )?;
+    let no_containers =
+        r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"empty"},"spec":{"containers":[]}}"#;
+    expect(
+        "pod without containers",
+        curl(
+            s,
+            admin,
+            "POST",
+            &format!("/api/v1/namespaces/{NS}/pods"),
+            Some(("application/json", no_containers)),
+        )?,
+        422,
+        "Invalid",
+    )?;
+    let bad_patch = curl(
+        s,
+        admin,
+        "PATCH",
+        &format!("{cms}/dup"),
+        Some(("application/json-patch+json", r#"[{"op":"explode"}]"#)),
+    )?;
+    check(bad_patch.0 == 400 || bad_patch.0 == 422, || {
+        format!("bad json patch: {bad_patch:?}")
+    })?;
+    // And through kubectl: a manifest that is not YAML, and one without a name.
+    let err = kubectl_err(
+        s,
+        &admin_kc(s),
+        &["create", "-f", "-"],
+        Some("kind: [unclosed"),
+    )?;
+    check(!err.is_empty(), || "bad YAML".into())?;
+    let err = kubectl_err(
+        s,
+        &admin_kc(s),
+        &["create", "-f", "-"],
+        Some(&configmap_yaml("x", "y").replace("  name: x\n", "")),
+    )?;
+    check(err.contains("name"), || err.clone())?;
+    Ok(())
+}
+
+fn metrics_count_requests(s: &Suite) -> Result<(), Failed> {
+    let (code, body) = curl(s, Some("admin"), "GET", "/metrics", None)?;
+    check(code == 200, || format!("{code} {body}"))?;
+    check(
+        body.contains(
+            r#"capstan_apiserver_requests_total{verb="list",resource="configmaps",code="200"}"#,
+        ),
+        || body.clone(),
+    )?;
+    check(body.contains(r#"code="401""#), || "401s are counted".into())?;
+    let (code, _) = curl(s, Some("node-node-1"), "GET", "/metrics", None)?;
+    check(code == 403, || format!("node reads /metrics: {code}"))?;
+    Ok(())
+}
+
+fn objects_survive_a_restart(s: &Suite) -> Result<(), Failed> {
+    kubectl_in(
+        s,
+        &["create", "-f", "-"],
+        Some(&configmap_yaml("durable", "kept")),
+    )?;
+    let uid = kubectl_ok(
+        s,
+        &[
+            "get",
+            "configmap",
+            "durable",
+            "-n",
+            NS,
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ],
+    )?;
+    cp(s).crash_and_restart()?;
+    let after = kubectl_ok(
+        s,
+        &[
+            "get",
+            "configmap",
+            "durable",
+            "-n",
+            NS,
+            "-o",
+            "jsonpath={.metadata.uid} {.data.key}",
+        ],
+    )?;
+    check(after == format!("{uid} kept"), || after.clone())?;
+    cp(s).restart()?;
+    let after = kubectl_ok(
+        s,
+        &[
+            "get",
+            "configmap",
+            "durable",
+            "-n",
+            NS,
+            "-o",
+            "jsonpath={.data.key}",
+        ],
+    )?;
+    check(after == "kept", || after.clone())?;
+    Ok(())
+}
+
+fn watch_resumes_after_a_restart(s: &Suite) -> Result<(), Failed> {
+    kubectl_in(
+        s,
+        &["create", "-f", "-"],
+        Some(&configmap_yaml("resumed", "before")),
+    )?;
+    let rv = kubectl_ok(
+        s,
+        &[
+            "get",
+            "configmap",
+            "resumed",
+            "-n",
+            NS,
+            "-o",
+            "jsonpath={.metadata.resourceVersion}",
+        ],
+    )?;
+    cp(s).restart()?;
+    kubectl_ok(
+        s,
+        &[
+            "patch",
+            "configmap",
+            "resumed",
+            "-n",
+            NS,
+            "--type=merge",
+            "-p",
+            r#"{"data":{"key":"after"}}"#,
+        ],
+    )?;
+    let kc = cp(s).admin_kubeconfig();
+    with_kube(s, kc, move |client| {
+        Box::pin(async move {
+            use futures::{StreamExt, TryStreamExt};
+            let cms: Api<ConfigMap> = Api::namespaced(client, NS);
+            let wp = WatchParams::default()
+                .fields("metadata.name=resumed")
+                .timeout(10);
+            let stream = cms
+                .watch(&wp, &rv)
+                .await
+                .map_err(|e| format!("watch from {rv}: {e}"))?;
+            let mut stream = stream.boxed();
+            let first = tokio::time::timeout(Duration::from_secs(10), stream.try_next())
+                .await
+                .map_err(|_| "no event after resuming")?
+                .map_err(|e| format!("watch stream: {e}"))?
+                .ok_or("watch ended without an event")?;
+            match first {
+                WatchEvent::Modified(cm) => {
+                    let data = cm.data.unwrap_or_default();
+                    check(data.get("key").map(String::as_str) == Some("after"), || {
+                        format!("{data:?}")
+                    })
+                }
+                other => Err(format!("first event after {rv}: {other:?}").into()),
+            }
+        })
+    })?;
+    // A resourceVersion that was never issued is still answered (not hung).
+    let (code, _) = curl(
+        s,
+        Some("admin"),
+        "GET",
+        &format!("/api/v1/namespaces/{NS}/configmaps?watch=1&resourceVersion=1&timeoutSeconds=1"),
+        None,
+    )?;
+    check(code == 200 || code == 410, || {
+        format!("watch from rv 1: {code}")
+    })?;
+    Ok(())
+}
