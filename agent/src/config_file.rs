@@ -16,6 +16,7 @@ pub struct FileConfig {
     pub iface: Option<String>,
     pub subnet_file: Option<PathBuf>,
     pub subnet_manager: Option<String>,
+    pub net_conf_file: Option<PathBuf>,
     #[serde(alias = "ipMasq")]
     pub ip_masq: Option<bool>,
     pub lease_ttl: Option<u64>,

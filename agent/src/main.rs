@@ -55,9 +55,15 @@ struct Cli {
     #[arg(long)]
     subnet_file: Option<PathBuf>,
 
-    /// Where the node's subnet comes from [default: etcd].
+    /// Where the node's subnet comes from [default: etcd]; `kube` takes it
+    /// from node.spec.podCIDR through the API server (--kubeconfig).
     #[arg(long, value_enum)]
     subnet_manager: Option<SubnetManagerKind>,
+
+    /// Network config in kube mode, same JSON as the etcd key
+    /// [default: /etc/capstan/net-conf.json].
+    #[arg(long)]
+    net_conf_file: Option<PathBuf>,
 
     /// Masquerade pod traffic leaving the cluster network [default: true].
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
@@ -203,9 +209,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         })?,
         (None, None) => SubnetManagerKind::Etcd,
     };
-    if manager == SubnetManagerKind::Kube {
-        bail!("--subnet-manager kube is not built yet in this version; use --subnet-manager etcd");
-    }
     let node_name = match cli.node_name.or(file.node_name) {
         Some(n) => n,
         None => std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -311,6 +314,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         full_resync_interval: Duration::from_secs(3600),
     };
     let kubeconfig = cli.kubeconfig.or(file.kubeconfig);
+    let net_conf_file = cli
+        .net_conf_file
+        .or(file.net_conf_file)
+        .unwrap_or_else(|| overlay::kube_manager::DEFAULT_NET_CONF.into());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -339,7 +346,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         });
         let overlay_run = async {
             if components.contains(&Component::Overlay) {
-                overlay::run(opts, stopped(stop_rx.clone())).await?;
+                if manager == SubnetManagerKind::Kube {
+                    let client = capstan_proxy::component::client(kubeconfig.as_deref()).await?;
+                    overlay::run_kube(opts, client, net_conf_file, stopped(stop_rx.clone()))
+                        .await?;
+                } else {
+                    overlay::run(opts, stopped(stop_rx.clone())).await?;
+                }
             }
             anyhow::Ok(())
         };

@@ -71,6 +71,7 @@ pub fn controller_options(list: &[String]) -> Result<controllers::Options, Clien
         node_lifecycle: has("nodelifecycle"),
         garbage_collector: has("garbagecollector"),
         node_monitor_grace: controllers::node_lifecycle::DEFAULT_GRACE,
+        allocate_node_cidrs: None,
     })
 }
 
@@ -126,7 +127,8 @@ pub async fn run(
         || controllers.daemonsets
         || controllers.endpoints
         || controllers.node_lifecycle
-        || controllers.garbage_collector;
+        || controllers.garbage_collector
+        || controllers.allocate_node_cidrs.is_some();
     if any_controller {
         let c = client.clone();
         tasks.spawn(async move {

@@ -116,6 +116,15 @@ struct ServeArgs {
     /// (default: the admin kubeconfig in --pki-dir).
     #[arg(long)]
     loopback_kubeconfig: Option<PathBuf>,
+    /// Give every node a pod CIDR from --cluster-cidr (node IPAM).
+    #[arg(long)]
+    allocate_node_cidrs: bool,
+    /// The pod network node CIDRs are carved from.
+    #[arg(long, default_value = "10.244.0.0/16")]
+    cluster_cidr: Ipv4Network,
+    /// Prefix length of each node's pod CIDR.
+    #[arg(long, default_value_t = 24)]
+    node_cidr_mask_size: u8,
     /// How long a node may stay silent before it is Ready=Unknown, e.g. 40s.
     #[arg(long, default_value = "40s", value_parser = parse_seconds)]
     node_monitor_grace_period: Duration,
@@ -352,12 +361,23 @@ async fn start_clients(
         .collect();
     let mut controllers = clients::controller_options(&list)?;
     controllers.node_monitor_grace = a.node_monitor_grace_period;
+    if a.allocate_node_cidrs {
+        if a.node_cidr_mask_size < a.cluster_cidr.prefix() || a.node_cidr_mask_size > 30 {
+            anyhow::bail!(
+                "--node-cidr-mask-size {} does not fit in --cluster-cidr {}",
+                a.node_cidr_mask_size,
+                a.cluster_cidr
+            );
+        }
+        controllers.allocate_node_cidrs = Some((a.cluster_cidr, a.node_cidr_mask_size));
+    }
     let any_controller = controllers.replicas
         || controllers.deployments
         || controllers.daemonsets
         || controllers.endpoints
         || controllers.node_lifecycle
-        || controllers.garbage_collector;
+        || controllers.garbage_collector
+        || controllers.allocate_node_cidrs.is_some();
     if !a.scheduler && !any_controller {
         return Ok(None);
     }

@@ -228,8 +228,11 @@ impl SubnetManager for KubeSubnetManager {
         revision_from: i64,
     ) -> Result<mpsc::Receiver<Result<WatchItem, StoreError>>, StoreError> {
         let (tx, rx) = mpsc::channel(64);
+        // The overlay asks "from this revision on"; Kubernetes watches
+        // deliver what comes *after* a resourceVersion.
+        let after = (revision_from - 1).max(0);
         // Opened here so that a refused watch is an error to the caller now.
-        let first = self.open_watch(revision_from).await?;
+        let first = self.open_watch(after).await?;
         let mut known = Known::default();
         known.reset(&self.list_leases().await?);
         let me = KubeSubnetManager {
@@ -239,7 +242,8 @@ impl SubnetManager for KubeSubnetManager {
         };
         tokio::spawn(async move {
             let mut stream = first;
-            let mut rev = revision_from;
+            // The last revision seen: a resumed watch starts after it.
+            let mut rev = after;
             loop {
                 let event = match stream.try_next().await {
                     Ok(Some(ev)) => ev,
@@ -312,6 +316,7 @@ impl SubnetManager for KubeSubnetManager {
 type NodeEvents = futures::stream::BoxStream<'static, kube::Result<WatchEvent<Node>>>;
 
 impl KubeSubnetManager {
+    /// A watch of every node for changes after revision `rev`.
     async fn open_watch(&self, rev: i64) -> Result<NodeEvents, StoreError> {
         let wp = WatchParams {
             bookmarks: true,

@@ -8,6 +8,7 @@ pub mod deployment;
 pub mod endpoints;
 pub mod endpoints_sync;
 pub mod gc;
+pub mod node_ipam;
 pub mod node_lifecycle;
 pub mod pods;
 pub mod replicas;
@@ -44,6 +45,8 @@ pub struct Options {
     pub garbage_collector: bool,
     /// How long a node may stay silent before it is Ready=Unknown.
     pub node_monitor_grace: Duration,
+    /// Node IPAM: pod CIDRs of this size carved from this network.
+    pub allocate_node_cidrs: Option<(ipnetwork::Ipv4Network, u8)>,
 }
 
 impl Default for Options {
@@ -56,6 +59,7 @@ impl Default for Options {
             node_lifecycle: true,
             garbage_collector: true,
             node_monitor_grace: node_lifecycle::DEFAULT_GRACE,
+            allocate_node_cidrs: None,
         }
     }
 }
@@ -168,6 +172,10 @@ pub async fn run(
                 let p = daemonset::plan(&ds, &nodes.state(), by_ns.get(&ns).unwrap_or(&empty));
                 failed += daemonset::apply(&client, &ds, &p).await;
             }
+        }
+        if let Some((cluster, mask)) = opts.allocate_node_cidrs {
+            let todo = node_ipam::plan(&nodes.state(), cluster, mask);
+            failed += node_ipam::apply(&client, &todo).await;
         }
         if opts.node_lifecycle {
             let now = k8s_openapi::jiff::Timestamp::now();

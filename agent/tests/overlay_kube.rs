@@ -1,0 +1,266 @@
+//! The overlay with the kube subnet manager, in a cluster whose etcd the
+//! agents never see: capstan-control allocates node pod CIDRs (node IPAM),
+//! each agent takes its subnet from its Node's `spec.podCIDR`, publishes
+//! its VTEP as Node annotations with its own node credentials, and meshes
+//! with the other nodes found through the API. Pods on different nodes
+//! then reach each other, and a node deleted from the API is unmeshed.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use capstan_lab::control::ControlPlane;
+use capstan_lab::daemon::Daemon;
+use capstan_lab::{privileged, Lab};
+use common::*;
+use libtest_mimic::{Arguments, Failed, Trial};
+
+const NODES: usize = 2;
+const NET_CONF: &str =
+    r#"{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan","VNI":1}}"#;
+
+struct Suite {
+    lab: Lab,
+    cp: ControlPlane,
+    agents: Mutex<Vec<Daemon>>,
+    pods: Vec<Pod>,
+}
+
+fn kubectl(cp: &ControlPlane, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut c = cp.kubectl().map_err(|e| e.to_string())?;
+    c.args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().map_err(|e| e.to_string())?;
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
+    }
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn net_conf(lab: &Lab, i: usize) -> PathBuf {
+    lab.node(i).dir().join("etc/net-conf.json")
+}
+
+fn spawn_kube_agent(lab: &Lab, cp: &ControlPlane, i: usize) -> Daemon {
+    let n = lab.node(i);
+    let args: Vec<String> = vec![
+        "--node-name".into(),
+        n.name().into(),
+        "--components".into(),
+        "overlay".into(),
+        "--subnet-manager".into(),
+        "kube".into(),
+        "--kubeconfig".into(),
+        cp.node_kubeconfig(n.name()).display().to_string(),
+        "--net-conf-file".into(),
+        net_conf(lab, i).display().to_string(),
+        "--subnet-file".into(),
+        subnet_file(lab, i).display().to_string(),
+        "--iface".into(),
+        "eth0".into(),
+        "--resync-interval".into(),
+        "5".into(),
+    ];
+    lab.node(i)
+        .spawn("overlay", Path::new(common::AGENT), &args)
+        .expect("spawn agent")
+}
+
+fn main() {
+    let mut args = Arguments::from_args();
+    args.test_threads = Some(1);
+    if !privileged::require("overlay_kube", &["ip", "bridge", "etcd", "kubectl", "nft"]) {
+        return;
+    }
+    let cni = capstan_lab::bins::path("capstan-cni")
+        .unwrap_or_else(|e| panic!("{e}; build it first: cargo build -p capstan-cni"));
+    let lab = Lab::builder()
+        .nodes(NODES)
+        .etcd(true)
+        .containerd(false)
+        .build()
+        .expect("build lab");
+    let cp = ControlPlane::start_with(
+        &lab,
+        &lab.etcd_endpoint(),
+        &[
+            "--allocate-node-cidrs".into(),
+            "--cluster-cidr=10.244.0.0/16".into(),
+            "--scheduler=false".into(),
+            "--controllers=-nodelifecycle".into(),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("start capstan-control: {e}"));
+    // The nodes register as a kubelet would (here before any agent runs).
+    for n in lab.nodes() {
+        let manifest = format!(
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: {}\n",
+            n.name()
+        );
+        kubectl(&cp, &["create", "-f", "-"], Some(&manifest)).expect("register node");
+    }
+    let agents: Vec<Daemon> = (0..NODES)
+        .map(|i| {
+            std::fs::write(net_conf(&lab, i), NET_CONF).expect("write net-conf");
+            spawn_kube_agent(&lab, &cp, i)
+        })
+        .collect();
+    for i in 0..NODES {
+        wait_for(
+            &format!("node {i} meshed through the API"),
+            Duration::from_secs(30),
+            || meshed(&lab, i),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}\nagent log:\n{}", agent_log(&lab, i)));
+    }
+    let pods: Vec<Pod> = (0..NODES).map(|i| make_pod(&lab, &cni, i)).collect();
+    for p in &pods {
+        start_echo(p);
+    }
+    let suite = Arc::new(Suite {
+        lab,
+        cp,
+        agents: Mutex::new(agents),
+        pods,
+    });
+    let t = |name: &'static str, f: fn(&Suite) -> Result<(), Failed>| {
+        let s = suite.clone();
+        Trial::test(name, move || f(&s))
+    };
+    let trials = vec![
+        t("subnets_are_the_nodes_pod_cidrs", subnets_are_pod_cidrs),
+        t("vtep_published_as_node_annotations", vtep_annotations),
+        t("pods_reach_each_other_across_nodes", pods_reach),
+        t("a_deleted_node_is_unmeshed", deleted_node_unmeshed),
+    ];
+    let conclusion = libtest_mimic::run(&args, trials);
+    if conclusion.has_failed() {
+        for i in 0..NODES {
+            eprintln!("agent {i} log:\n{}", agent_log(&suite.lab, i));
+        }
+        if std::env::var_os("CAPSTAN_DEBUG_PAUSE").is_some() {
+            eprintln!("lab {} kept for 90 s", suite.lab.dir().display());
+            std::thread::sleep(Duration::from_secs(90));
+        }
+    }
+    if let Ok(mut a) = suite.agents.lock() {
+        a.clear();
+    }
+    drop(suite);
+    conclusion.exit();
+}
+
+fn pod_cidr(s: &Suite, i: usize) -> String {
+    kubectl(
+        &s.cp,
+        &[
+            "get",
+            "node",
+            s.lab.node(i).name(),
+            "-o",
+            "jsonpath={.spec.podCIDR}",
+        ],
+        None,
+    )
+    .unwrap_or_default()
+}
+
+fn subnets_are_pod_cidrs(s: &Suite) -> Result<(), Failed> {
+    let mut seen = Vec::new();
+    for i in 0..NODES {
+        let want = pod_cidr(s, i);
+        let have = node_subnet(&s.lab, i)
+            .map(|n| n.to_string())
+            .unwrap_or_default();
+        check(
+            !want.is_empty() && want == have,
+            format!("node {i}: subnet file {have:?}, podCIDR {want:?}"),
+        )?;
+        seen.push(want);
+    }
+    seen.dedup();
+    check(
+        seen.len() == NODES,
+        format!("pod CIDRs not distinct: {seen:?}"),
+    )
+}
+
+fn vtep_annotations(s: &Suite) -> Result<(), Failed> {
+    for i in 0..NODES {
+        let n = s.lab.node(i);
+        let ip = kubectl(
+            &s.cp,
+            &[
+                "get",
+                "node",
+                n.name(),
+                "-o",
+                r"jsonpath={.metadata.annotations.capstan\.io/public-ip}",
+            ],
+            None,
+        )?;
+        check(
+            ip == n.ip().to_string(),
+            format!("node {i} public-ip annotation {ip:?}"),
+        )?;
+        let data = kubectl(
+            &s.cp,
+            &[
+                "get",
+                "node",
+                n.name(),
+                "-o",
+                r"jsonpath={.metadata.annotations.capstan\.io/backend-data}",
+            ],
+            None,
+        )?;
+        check(
+            data.contains("VtepMAC"),
+            format!("node {i} backend-data {data:?}"),
+        )?;
+    }
+    Ok(())
+}
+
+fn pods_reach(s: &Suite) -> Result<(), Failed> {
+    tcp_echo(&s.pods[0], s.pods[1].ip).map_err(|e| format!("tcp pod0->pod1: {e}"))?;
+    tcp_echo(&s.pods[1], s.pods[0].ip).map_err(|e| format!("tcp pod1->pod0: {e}"))?;
+    udp_echo(&s.pods[0], s.pods[1].ip).map_err(|e| format!("udp pod0->pod1: {e}"))?;
+    Ok(())
+}
+
+fn deleted_node_unmeshed(s: &Suite) -> Result<(), Failed> {
+    let gone = s.lab.node(1);
+    let subnet = node_subnet(&s.lab, 1).ok_or("node 1 has no subnet")?;
+    // Its agent goes first, or it would just annotate its Node again.
+    if let Ok(mut a) = s.agents.lock() {
+        if let Some(d) = a.get_mut(1) {
+            d.stop(Duration::from_secs(5));
+        }
+    }
+    kubectl(&s.cp, &["delete", "node", gone.name()], None)?;
+    let ns = s.lab.node(0).netns_name().to_string();
+    wait_for(
+        "node 0 drops node 1's route, neighbour and FDB",
+        Duration::from_secs(15),
+        || lacks_peer(&s.lab, &ns, subnet, gone.ip()),
+    )
+    .map(|_| ())
+}
