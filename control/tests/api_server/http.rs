@@ -86,10 +86,22 @@ impl Http {
         &self,
         path: &str,
         deadline: Duration,
+        until: impl FnMut(&[Value]) -> bool + Send,
+    ) -> Result<Vec<Value>, Failed> {
+        self.watch_as(path, "application/json", deadline, until)
+            .await
+    }
+    /// A watch with this Accept header.
+    pub async fn watch_as(
+        &self,
+        path: &str,
+        accept: &str,
+        deadline: Duration,
         mut until: impl FnMut(&[Value]) -> bool + Send,
     ) -> Result<Vec<Value>, Failed> {
         let req = Request::builder()
             .uri(path)
+            .header("accept", accept)
             .body(Body::empty())
             .map_err(|e| format!("request: {e}"))?;
         let resp = self

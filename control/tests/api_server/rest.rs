@@ -378,6 +378,15 @@ pub fn watch_from_rv(s: &Suite) -> Result<(), Failed> {
         writer.await.map_err(|e| format!("{e}"))??.expect(201, "c")?;
         let names: Vec<&str> = evs.iter().filter_map(|e| e["object"]["metadata"]["name"].as_str()).collect();
         check(names == ["b", "c"] && evs.iter().all(|e| e["type"] == "ADDED"), format!("{evs:?}"))?;
+        // kubectl get --watch asks for Table rows.
+        let table = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+        let evs = h
+            .watch_as(&format!("{base}?watch=true"), table, Duration::from_secs(5), |e| e.len() >= 2)
+            .await?;
+        check(
+            evs.iter().all(|e| e["object"]["kind"] == "Table" && e["object"]["rows"][0]["cells"][0].is_string()),
+            format!("{evs:?}"),
+        )?;
         // A watch on one named object sees only that object.
         let evs = h
             .watch(&format!("{base}/c?watch=true"), Duration::from_secs(5), |e| !e.is_empty())
