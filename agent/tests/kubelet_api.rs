@@ -266,7 +266,21 @@ spec:
                     })
             })
         },
-        || s.log(),
+        || {
+            let file = s
+                .lab
+                .node(0)
+                .dir()
+                .join("var/lib/capstan/kubelet/pod-status/default_apiweb.json");
+            format!(
+                "{}\nAPI status: {}\nstatus file: {}",
+                s.log(),
+                s.get(&["pod", "apiweb"])
+                    .map(|p| p["status"].to_string())
+                    .unwrap_or_default(),
+                std::fs::read_to_string(file).unwrap_or_default()
+            )
+        },
     )?;
     let ip = pod["status"]["podIP"]
         .as_str()

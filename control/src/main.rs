@@ -116,6 +116,16 @@ struct ServeArgs {
     /// (default: the admin kubeconfig in --pki-dir).
     #[arg(long)]
     loopback_kubeconfig: Option<PathBuf>,
+    /// How long a node may stay silent before it is Ready=Unknown, e.g. 40s.
+    #[arg(long, default_value = "40s", value_parser = parse_seconds)]
+    node_monitor_grace_period: Duration,
+}
+
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let n = s.strip_suffix('s').unwrap_or(s);
+    n.parse::<u64>()
+        .map(Duration::from_secs)
+        .map_err(|_| format!("{s:?} is not a number of seconds like 40s"))
 }
 
 fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
@@ -340,7 +350,8 @@ async fn start_clients(
         .filter(|c| !c.trim().is_empty())
         .cloned()
         .collect();
-    let controllers = clients::controller_options(&list)?;
+    let mut controllers = clients::controller_options(&list)?;
+    controllers.node_monitor_grace = a.node_monitor_grace_period;
     let any_controller = controllers.replicas
         || controllers.deployments
         || controllers.daemonsets

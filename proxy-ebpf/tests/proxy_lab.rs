@@ -179,6 +179,7 @@ fn main() {
         ),
     ];
     let conclusion = libtest_mimic::run(&args, trials);
+    // Debugging aid: keep the lab (namespaces, tables) until Enter is pressed.
     if std::env::var("PROXY_LAB_HOLD").is_ok() {
         eprintln!("holding lab {}; press enter", suite.lab.prefix());
         let _ = std::io::stdin().read_line(&mut String::new());

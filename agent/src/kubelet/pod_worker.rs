@@ -913,12 +913,18 @@ impl<R: ContainerRuntime> Worker<R> {
         let r = std::fs::create_dir_all(path.parent().unwrap_or(&self.shared.opts.root_dir))
             .and_then(|_| std::fs::write(&tmp, &bytes))
             .and_then(|_| std::fs::rename(&tmp, &path));
-        match r {
-            Ok(()) => self.last_status = bytes,
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "writing pod status failed")
-            }
+        if let Err(e) = r {
+            tracing::warn!(path = %path.display(), error = %e, "writing pod status failed");
+            return;
         }
+        if let (Some(api), true) = (&self.shared.api, crate::kubelet::api::from_api(&self.pod)) {
+            if let Err(e) = api.patch_status(&self.pod, &status).await {
+                tracing::warn!(pod = %name_of(&self.pod), error = %e, "publishing pod status failed");
+                return;
+            }
+            tracing::debug!(pod = %name_of(&self.pod), phase = ?status.phase, "pod status published");
+        }
+        self.last_status = bytes;
     }
 
     /// Graceful deletion: every running container gets preStop, SIGTERM and

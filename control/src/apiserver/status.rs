@@ -90,7 +90,7 @@ pub enum ApiError {
     Conflict { subject: Subject, msg: String },
     #[error("{0}")]
     Gone(String),
-    #[error("{kind} \"{name}\" is invalid: {}", summary(.causes), kind = qualified_kind(.subject), name = .subject.name)]
+    #[error("{kind} \"{name}\" is invalid: {}", summary(.causes), kind = qualified(.subject), name = .subject.name)]
     Invalid {
         /// Here `kind` is the object's Kind ("Pod"), as Kubernetes does.
         subject: Subject,
@@ -118,10 +118,6 @@ fn qualified(s: &Subject) -> String {
     } else {
         format!("{}.{}", s.kind, s.group)
     }
-}
-
-fn qualified_kind(s: &Subject) -> String {
-    qualified(s)
 }
 
 fn summary(causes: &[Cause]) -> String {

@@ -72,6 +72,7 @@ impl Nft {
         }
         let out = child.wait_with_output().map_err(NftError::Spawn)?;
         if !out.status.success() {
+            // Debugging aid: the rejected transaction, to replay with `nft -j -f`.
             if let Ok(path) = std::env::var("CAPSTAN_PROXY_NFT_DUMP") {
                 let _ = std::fs::write(path, &payload);
             }

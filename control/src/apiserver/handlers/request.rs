@@ -109,6 +109,13 @@ pub fn read_object(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> 
         "application/yaml" => serde_yaml::from_slice(body).map_err(|e| {
             ApiError::BadRequest(format!("error decoding the request body as YAML: {e}"))
         })?,
+        // kubectl's `create <kind>` generators send protobuf; `create -f`
+        // and `apply` send JSON, which is all this server decodes.
+        "application/vnd.kubernetes.protobuf" => {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "{ACCEPTED} (protobuf is not served: use `kubectl create -f`/`kubectl apply` instead of `kubectl create <kind>` generators)"
+            )))
+        }
         _ => return Err(ApiError::UnsupportedMediaType(ACCEPTED.into())),
     };
     if !v.is_object() {
