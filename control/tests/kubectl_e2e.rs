@@ -18,9 +18,10 @@ use libtest_mimic::{Arguments, Failed, Trial};
 
 const NS: &str = "e2e";
 
+/// Fields drop in order: the server stops before the lab is torn down.
 struct Suite {
-    lab: Lab,
     cp: Mutex<ControlPlane>,
+    lab: Lab,
 }
 
 type TestFn = fn(&Suite) -> Result<(), Failed>;
@@ -46,8 +47,8 @@ fn main() {
     let cp = ControlPlane::start_with(&lab, &lab.etcd_endpoint(), &quiet)
         .unwrap_or_else(|e| panic!("start capstan-control: {e}"));
     let suite = Suite {
-        lab,
         cp: Mutex::new(cp),
+        lab,
     };
     // From a manifest: `kubectl create namespace` sends protobuf, which
     // the REST core does not speak (it answers 415).
