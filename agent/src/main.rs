@@ -289,7 +289,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .unwrap_or(30)
                 .max(1),
         ),
-        manifest_poll: Duration::from_millis(500),
+        manifest_poll: Duration::from_millis(100),
     };
     let mut proxy_families = vec![
         (capstan_proxy::model::IpFamily::V4, None),

@@ -270,6 +270,14 @@ fn main() {
             graceful_delete,
         ),
         t(
+            "security_context_and_host_network",
+            security_and_host_network,
+        ),
+        t(
+            "ten_pods_at_once_create_to_running_latency",
+            ten_pods_latency,
+        ),
+        t(
             "agent_kill_9_restart_adopts_and_sweeps_orphans",
             adoption_after_restart,
         ),
@@ -945,4 +953,151 @@ spec:
         "web not serving",
     )?;
     Ok(())
+}
+
+fn security_and_host_network(s: &Suite) -> Result<(), Failed> {
+    s.put(
+        "sec.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: sec}}
+spec:
+  terminationGracePeriodSeconds: 1
+  securityContext: {{runAsUser: 1000, runAsGroup: 3000, supplementalGroups: [4000]}}
+  containers:
+  - name: main
+    image: {IMAGE}
+    command: ["sh", "-c"]
+    args:
+    - |
+      echo "ID=$(id -u):$(id -g) GROUPS=$(id -G)"
+      touch /rootfs-file 2>/dev/null && echo rootfs-writable || echo rootfs-readonly
+      exec sleep 3600
+    securityContext:
+      readOnlyRootFilesystem: true
+      allowPrivilegeEscalation: false
+      capabilities: {{drop: [ALL]}}
+    resources: {{limits: {{cpu: 250m, memory: 32Mi}}, requests: {{cpu: 100m}}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: hostnet}}
+spec:
+  hostNetwork: true
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {{name: main, image: {IMAGE}, command: ["sh", "-c", "ip -4 -o addr show eth0; exec sleep 3600"]}}
+"#
+        ),
+    );
+    let st = s.wait_status("sec", "Running", Duration::from_secs(20), running)?;
+    let uid = st["metadata"]["uid"].as_str().unwrap_or("").to_string();
+    let log = s
+        .dir()
+        .join(format!("var/log/pods/default_sec-{NODE}_{uid}/main/0.log"));
+    let mut text = String::new();
+    wait_for("sec output", Duration::from_secs(5), || {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.contains("rootfs-")
+    })
+    .map_err(|e| format!("{e:?}: {text:?}"))?;
+    check(
+        text.contains("ID=1000:3000 GROUPS=3000 4000") && text.contains("rootfs-readonly"),
+        format!("security context not applied: {text:?}"),
+    )?;
+    let id = container_id(&st, "main");
+    let status = s.ctr(&[
+        "tasks",
+        "exec",
+        "--exec-id",
+        "caps",
+        &id,
+        "grep",
+        "CapEff",
+        "/proc/self/status",
+    ])?;
+    check(
+        status.contains("0000000000000000"),
+        format!("capabilities not dropped: {status}"),
+    )?;
+    // cgroup limits from resources (cgroup v1 hierarchies).
+    let cg = |ctrl: &str, file: &str| {
+        std::fs::read_to_string(
+            PathBuf::from("/sys/fs/cgroup")
+                .join(ctrl)
+                .join(s.lab.cgroup_root())
+                .join(format!("pod{uid}"))
+                .join(&id)
+                .join(file),
+        )
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default()
+    };
+    check(
+        cg("memory", "memory.limit_in_bytes") == (32u64 << 20).to_string(),
+        format!("memory limit {}", cg("memory", "memory.limit_in_bytes")),
+    )?;
+    check(
+        cg("cpu", "cpu.cfs_quota_us") == "25000" && cg("cpu", "cpu.shares") == "102",
+        format!(
+            "cpu quota {} shares {}",
+            cg("cpu", "cpu.cfs_quota_us"),
+            cg("cpu", "cpu.shares")
+        ),
+    )?;
+    let st = s.wait_status("hostnet", "Running", Duration::from_secs(20), running)?;
+    check(
+        st["status"]["podIP"] == "192.168.250.11",
+        format!("hostNetwork podIP {}", st["status"]["podIP"]),
+    )?;
+    let uid = st["metadata"]["uid"].as_str().unwrap_or("").to_string();
+    let log = s.dir().join(format!(
+        "var/log/pods/default_hostnet-{NODE}_{uid}/main/0.log"
+    ));
+    wait_for("hostnet output", Duration::from_secs(5), || {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.contains("192.168.250.11")
+    })
+    .map_err(|e| format!("{e:?}: host network not joined: {text:?}"))?;
+    s.delete("sec.yaml");
+    Ok(())
+}
+
+fn ten_pods_latency(s: &Suite) -> Result<(), Failed> {
+    const N: usize = 10;
+    let names: Vec<String> = (0..N).map(|i| format!("burst{i}")).collect();
+    let t0 = Instant::now();
+    for n in &names {
+        s.put(
+            &format!("{n}.yaml"),
+            &format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: {n}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - {{name: main, image: {IMAGE}, imagePullPolicy: IfNotPresent, command: [sleep, '3600']}}\n"
+            ),
+        );
+    }
+    let mut done: Vec<Option<Duration>> = vec![None; N];
+    wait_for("10 pods Running", Duration::from_secs(30), || {
+        for (i, n) in names.iter().enumerate() {
+            if done[i].is_none() && s.status(n).is_some_and(|st| running(&st)) {
+                done[i] = Some(t0.elapsed());
+            }
+        }
+        done.iter().all(Option::is_some)
+    })
+    .map_err(|e| format!("{e:?}\n{}", s.log()))?;
+    let mut lat: Vec<Duration> = done.into_iter().flatten().collect();
+    lat.sort();
+    let p50 = lat[N / 2];
+    let p99 = lat[N - 1];
+    eprintln!(
+        "10 pods at once, manifest written → Running: p50 {p50:?}, p99 {p99:?} (debug build)"
+    );
+    for n in &names {
+        s.delete(&format!("{n}.yaml"));
+    }
+    wait_for("burst pods removed", Duration::from_secs(20), || {
+        names.iter().all(|n| s.status(n).is_none())
+    })?;
+    check(p99 < Duration::from_secs(10), format!("p99 {p99:?}"))
 }

@@ -4,6 +4,7 @@
 //!   capstan-control init --dir DIR --server https://IP:6443 [--node N]...
 //!   capstan-control [serve] --pki-dir DIR --etcd-endpoints URL,...
 
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -115,6 +116,16 @@ struct ServeArgs {
     /// (default: the admin kubeconfig in --pki-dir).
     #[arg(long)]
     loopback_kubeconfig: Option<PathBuf>,
+    /// How long a node may stay silent before it is Ready=Unknown, e.g. 40s.
+    #[arg(long, default_value = "40s", value_parser = parse_seconds)]
+    node_monitor_grace_period: Duration,
+}
+
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let n = s.strip_suffix('s').unwrap_or(s);
+    n.parse::<u64>()
+        .map(Duration::from_secs)
+        .map_err(|_| format!("{s:?} is not a number of seconds like 40s"))
 }
 
 fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
@@ -196,11 +207,18 @@ fn init(a: InitArgs) -> anyhow::Result<()> {
         nodes: a.nodes,
         service_cidr: a.service_cidr,
     })?;
-    for p in &report.created {
-        println!("created {}", p.display());
-    }
-    for p in &report.kept {
-        println!("kept    {}", p.display());
+    // A closed stdout (`| head`) ends the listing, it is not an error:
+    // the files are written by now.
+    let mut out = std::io::stdout().lock();
+    let lines = report
+        .created
+        .iter()
+        .map(|p| ("created", p))
+        .chain(report.kept.iter().map(|p| ("kept   ", p)));
+    for (what, p) in lines {
+        if writeln!(out, "{what} {}", p.display()).is_err() {
+            break;
+        }
     }
     Ok(())
 }
@@ -332,7 +350,8 @@ async fn start_clients(
         .filter(|c| !c.trim().is_empty())
         .cloned()
         .collect();
-    let controllers = clients::controller_options(&list)?;
+    let mut controllers = clients::controller_options(&list)?;
+    controllers.node_monitor_grace = a.node_monitor_grace_period;
     let any_controller = controllers.replicas
         || controllers.deployments
         || controllers.daemonsets

@@ -710,7 +710,12 @@ fn label_and_field_selectors(s: &Suite) -> Result<(), Failed> {
     let names = |args: &[&str]| -> Result<Vec<String>, Failed> {
         let mut all = vec!["get", "pods", "-n", NS, "-o", "name"];
         all.extend_from_slice(args);
-        let mut v: Vec<String> = kubectl_ok(s, &all)?.lines().map(String::from).collect();
+        // Other tests' controllers run pods in this namespace too.
+        let mut v: Vec<String> = kubectl_ok(s, &all)?
+            .lines()
+            .filter(|l| l.starts_with("pod/sel-"))
+            .map(String::from)
+            .collect();
         v.sort();
         Ok(v)
     };

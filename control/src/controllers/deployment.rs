@@ -138,7 +138,6 @@ pub fn plan(d: &Deployment, owned: &[Arc<ReplicaSet>]) -> DeployPlan {
     let mut out = DeployPlan::default();
 
     let old_total: i32 = olds.iter().map(|r| spec_replicas(r)).sum();
-    let old_available: i32 = olds.iter().map(|r| status_of(r).2).sum();
     let (surge, max_unavail) = surge_and_unavailable(d, desired);
     let new_rev = match new_rs {
         // A template rolled back to becomes the newest revision again.
@@ -198,26 +197,52 @@ pub fn plan(d: &Deployment, owned: &[Arc<ReplicaSet>]) -> DeployPlan {
                 }
             }
         } else {
+            // kube-controller-manager's arithmetic: the total uses spec
+            // counts, so a ReplicaSet status that lags behind a scale just
+            // made never lets a pass take more than the budget.
             let min_available = desired - max_unavail;
-            let available = old_available + new_available;
-            // Unavailable old replicas can go at once: they serve nobody.
-            let mut budget = (available - min_available).max(0);
+            let all_spec: i32 = owned.iter().map(|r| spec_replicas(r)).sum();
+            let new_unavailable = new_rs
+                .map(|n| (spec_replicas(n) - status_of(n).2).max(0))
+                .unwrap_or(0);
+            let mut max_down = all_spec - min_available - new_unavailable;
+            let mut planned: Vec<(String, i32)> = Vec::new();
+            // 1. Unavailable old replicas serve nobody: they go first.
             for r in &olds_sorted {
-                let cur = spec_replicas(r);
-                if cur == 0 {
-                    continue;
+                if max_down <= 0 {
+                    break;
                 }
-                let unavailable_here = (cur - status_of(r).2).max(0);
-                let take = (unavailable_here + budget).min(cur);
-                budget -= (take - unavailable_here).max(0);
-                if take > 0 {
-                    out.scale.push((
-                        r.metadata.name.clone().unwrap_or_default(),
-                        cur - take,
-                        None,
-                    ));
+                let cur = spec_replicas(r);
+                let unhealthy = (cur - status_of(r).2).clamp(0, max_down);
+                if unhealthy > 0 {
+                    planned.push((r.metadata.name.clone().unwrap_or_default(), cur - unhealthy));
+                    max_down -= unhealthy;
                 }
             }
+            // 2. Then available ones, as far as availability allows.
+            let available: i32 = owned.iter().map(|r| status_of(r).2).sum();
+            let mut budget = (available - min_available).min(max_down);
+            for r in &olds_sorted {
+                if budget <= 0 {
+                    break;
+                }
+                let name_r = r.metadata.name.clone().unwrap_or_default();
+                let cur = planned
+                    .iter()
+                    .find(|(n, _)| *n == name_r)
+                    .map(|(_, c)| *c)
+                    .unwrap_or_else(|| spec_replicas(r));
+                let take = cur.min(budget);
+                if take > 0 {
+                    budget -= take;
+                    match planned.iter_mut().find(|(n, _)| *n == name_r) {
+                        Some(p) => p.1 = cur - take,
+                        None => planned.push((name_r, cur - take)),
+                    }
+                }
+            }
+            out.scale
+                .extend(planned.into_iter().map(|(n, c)| (n, c, None)));
         }
     }
 
@@ -523,6 +548,26 @@ mod tests {
         let new = with_status(p.create.unwrap(), "new", 1, 1);
         let p = plan(&v2, &[old, new]);
         assert_eq!(p.scale, vec![(old_name(&v1), 2, None)]);
+    }
+
+    #[test]
+    fn a_lagging_status_never_takes_more_than_the_budget() {
+        let v1 = deploy(4, "v1", 1, 0);
+        let v2 = deploy(4, "v2", 1, 0);
+        let h1 = template_hash(&v1.spec.as_ref().unwrap().template);
+        let h2 = template_hash(&v2.spec.as_ref().unwrap().template);
+        // Old already scaled to 3 but its status still says 4 available;
+        // the new one was scaled to 2 and has 1 available.
+        let old = with_status(new_replicaset(&v1, &h1, 3, 1), "old", 4, 4);
+        let new = with_status(new_replicaset(&v2, &h2, 2, 2), "new", 2, 1);
+        let p = plan(&v2, &[old, new]);
+        assert!(
+            p.scale
+                .iter()
+                .all(|(n, r, _)| n != &old_name(&v1) || *r == 3),
+            "{:?}",
+            p.scale
+        );
     }
 
     fn old_name(d: &Deployment) -> String {

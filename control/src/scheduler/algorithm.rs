@@ -28,28 +28,31 @@ pub fn fit_message(total: usize, reasons: &HashMap<String, usize>) -> String {
     format!("0/{total} nodes are available: {}.", parts.join(", "))
 }
 
-/// Least-allocated (how much room is left after placing the pod, cpu and
-/// memory averaged) plus a spreading term for pods of the same controller;
-/// both on kube-scheduler's 0–100 scale.
+/// Least-allocated (how much room is left after placing the pod: cpu,
+/// memory and pod slots averaged) plus a spreading term for pods of the
+/// same controller. On a 0–10,000 scale rather than kube-scheduler's 0–100,
+/// so that nodes differing by one small pod don't tie and spreading stays
+/// even when requests are tiny.
 fn score(pod: &Pod, info: &NodeInfo) -> i64 {
     let req = pod_requests(pod);
     let room = |alloc: i128, used: i128| -> i64 {
         if alloc <= 0 {
             return 0;
         }
-        (((alloc - used).max(0) * 100) / alloc) as i64
+        (((alloc - used).max(0) * 10_000) / alloc) as i64
     };
     let least = (room(
         info.allocatable.milli_cpu,
         info.requested.milli_cpu + req.milli_cpu,
-    ) + room(info.allocatable.memory, info.requested.memory + req.memory))
-        / 2;
+    ) + room(info.allocatable.memory, info.requested.memory + req.memory)
+        + room(info.allowed_pods, info.pod_count + 1))
+        / 3;
     let siblings = controller_uid(pod)
         .and_then(|u| info.by_owner.get(u))
         .copied()
         .unwrap_or(0) as i64;
     // Spreading dominates: a node with fewer replicas of this controller wins.
-    least + (100 - (siblings * 10).min(100)) * 2
+    least + (10_000 - (siblings * 1_000).min(10_000)) * 2
 }
 
 /// Picks a node for `pod`. `pick` breaks ties among equally scored nodes

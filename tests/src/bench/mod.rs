@@ -5,4 +5,5 @@ pub mod plot;
 pub mod pod_latency;
 pub mod pods;
 pub mod proxy;
+pub mod scheduler;
 pub mod stats;

@@ -41,6 +41,19 @@ enum Cmd {
         #[arg(long)]
         plot: Option<PathBuf>,
     },
+    /// Scheduler throughput: pods bound per second onto simulated nodes.
+    Scheduler {
+        #[arg(long, default_value_t = 500)]
+        nodes: usize,
+        #[arg(long, default_value_t = 5000)]
+        pods: usize,
+        /// Concurrent clients creating pods.
+        #[arg(long, default_value_t = 100)]
+        clients: usize,
+        /// Write the report as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// CNI ADD/DEL time: capstan-cni against the reference bridge + host-local.
     Cni {
         /// ADD+DEL pairs per plugin, interleaved.
@@ -116,6 +129,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 json,
                 plot,
             })?;
+            print!("{report}");
+            Ok(())
+        }
+        Cmd::Scheduler {
+            nodes,
+            pods,
+            clients,
+            json,
+        } => {
+            let report =
+                capstan_lab::bench::scheduler::run(&capstan_lab::bench::scheduler::Options {
+                    nodes,
+                    pods,
+                    concurrency: clients,
+                    json,
+                })?;
             print!("{report}");
             Ok(())
         }
