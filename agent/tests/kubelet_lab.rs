@@ -270,6 +270,10 @@ fn main() {
             graceful_delete,
         ),
         t(
+            "post_start_hook_gates_startup_probe",
+            post_start_and_startup,
+        ),
+        t(
             "security_context_and_host_network",
             security_and_host_network,
         ),
@@ -1100,4 +1104,43 @@ fn ten_pods_latency(s: &Suite) -> Result<(), Failed> {
         names.iter().all(|n| s.status(n).is_none())
     })?;
     check(p99 < Duration::from_secs(10), format!("p99 {p99:?}"))
+}
+
+fn post_start_and_startup(s: &Suite) -> Result<(), Failed> {
+    s.put(
+        "hooks.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: hooks}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {IMAGE}
+    command: ["sleep", "3600"]
+    lifecycle:
+      postStart:
+        exec: {{command: ["touch", "/tmp/started"]}}
+    startupProbe:
+      exec: {{command: ["test", "-f", "/tmp/started"]}}
+      periodSeconds: 1
+      failureThreshold: 5
+"#
+        ),
+    );
+    // Ready only once the startup probe saw the postStart hook's file.
+    let st = s.wait_status(
+        "hooks",
+        "started and Ready",
+        Duration::from_secs(20),
+        |st| running(st) && condition(st, "Ready") == "True",
+    )?;
+    let c = container(&st, "main");
+    check(
+        c["started"] == true && c["restartCount"] == 0,
+        format!("container {c}"),
+    )?;
+    s.delete("hooks.yaml");
+    Ok(())
 }

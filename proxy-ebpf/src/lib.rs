@@ -6,6 +6,7 @@ pub mod component;
 pub mod conntrack;
 pub mod healthcheck;
 pub mod kube_source;
+pub mod metrics;
 pub mod model;
 pub mod netns;
 pub mod nft;

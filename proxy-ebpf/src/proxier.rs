@@ -123,6 +123,7 @@ pub struct Proxy {
     health: HashMap<ServiceKey, (u16, usize)>,
     tamper_every: Duration,
     last_tamper_check: Option<Instant>,
+    metrics: crate::metrics::Metrics,
 }
 
 /// How often a partial sync first checks that nobody altered the table:
@@ -157,6 +158,7 @@ impl Proxy {
             health: HashMap::new(),
             tamper_every: DEFAULT_TAMPER_CHECK_INTERVAL,
             last_tamper_check: None,
+            metrics: crate::metrics::Metrics::default(),
         }
     }
 
@@ -180,6 +182,11 @@ impl Proxy {
 
     pub fn has_pending(&self) -> bool {
         self.tracker.has_pending()
+    }
+
+    /// The proxy's metrics, to register with the agent's registry.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
     }
 
     /// How often partial syncs check the table for outside changes.
@@ -320,6 +327,7 @@ impl Proxy {
         let nft_start = Instant::now();
         if let Err(e) = self.nft.apply(commands) {
             self.needs_full = true;
+            self.metrics.sync_failures.inc();
             return Err(SyncError::Apply(e));
         }
         let nft_elapsed = nft_start.elapsed();
@@ -359,6 +367,14 @@ impl Proxy {
             self.update_health(key, current, &node);
             stale.extend(conntrack::stale_flows(previous, current));
         }
+        self.metrics
+            .sync_duration
+            .get_or_create(&crate::metrics::SyncLabels {
+                kind: if full { "full" } else { "partial" },
+            })
+            .observe(start.elapsed().as_secs_f64());
+        let programmed = self.families.first().map_or(0, |f| f.programmed.len());
+        self.metrics.services.set(programmed as i64);
         let report = SyncReport {
             full,
             services_changed: changes.len(),

@@ -28,7 +28,14 @@ pub struct WatchOptions {
     /// Send each object as a one-row Table (kubectl get --watch asks so);
     /// the value is `includeObject`.
     pub as_table: Option<String>,
+    /// `sendInitialEvents=true` (streaming lists): the current state as
+    /// ADDED events, then a BOOKMARK annotated `k8s.io/initial-events-end`.
+    pub send_initial_events: bool,
 }
+
+/// The annotation on the bookmark that ends a streaming list's initial
+/// events.
+pub const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
 
 fn line(kind: &str, object: Value) -> Bytes {
     let mut s = json!({"type": kind, "object": object}).to_string();
@@ -52,7 +59,7 @@ pub async fn start(
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     let mut initial = Vec::new();
     let from = match opts.resource_version {
-        Some(rv) if rv > 0 => rv + 1,
+        Some(rv) if rv > 0 && !opts.send_initial_events => rv + 1,
         _ => {
             let list_opts = ListOptions {
                 limit: 0,
@@ -91,6 +98,14 @@ async fn run(
     };
     for obj in initial {
         if tx.send(line("ADDED", present(obj))).await.is_err() {
+            return;
+        }
+    }
+    if opts.send_initial_events {
+        let end = json!({"kind": res.kind, "apiVersion": res.api_version(), "metadata": {
+            "resourceVersion": (from - 1).to_string(),
+            "annotations": {INITIAL_EVENTS_END: "true"}}});
+        if tx.send(line("BOOKMARK", end)).await.is_err() {
             return;
         }
     }

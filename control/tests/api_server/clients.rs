@@ -85,6 +85,20 @@ pub fn kube_client(s: &Suite) -> Result<(), Failed> {
                 other => return Err(format!("watcher: {other:?}").into()),
             }
         }
+        // Streaming lists (sendInitialEvents) end their initial state with
+        // the annotated bookmark, which kube-runtime waits for.
+        let mut sw = watcher(pods.clone(), Config::default().streaming_lists()).boxed();
+        let mut got_init = false;
+        while !got_init {
+            match tokio::time::timeout(Duration::from_secs(5), sw.next()).await {
+                Ok(Some(Ok(Event::InitApply(p)))) => {
+                    check(p.metadata.name.as_deref() == Some("kp"), "initial pod")?
+                }
+                Ok(Some(Ok(Event::InitDone))) => got_init = true,
+                Ok(Some(Ok(_))) => {}
+                other => return Err(format!("streaming watcher: {other:?}").into()),
+            }
+        }
         pods.delete("kp", &Default::default())
             .await
             .map_err(|e| format!("delete: {e}"))?;

@@ -1,6 +1,7 @@
 //! The benchmarks behind `capstan-bench`: each builds its own lab, measures
 //! Capstan beside its anchor in the same run, and reports ratios.
 
+pub mod api;
 pub mod plot;
 pub mod pod_latency;
 pub mod pods;

@@ -54,6 +54,24 @@ enum Cmd {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// API server latency (create, get, patch, list, watch delivery) and memory.
+    Api {
+        /// Concurrent clients, each its own connection.
+        #[arg(long, default_value_t = 100)]
+        clients: usize,
+        /// Pods in the namespace that is listed.
+        #[arg(long, default_value_t = 1000)]
+        pods: usize,
+        /// Calls per client for create, get and patch.
+        #[arg(long, default_value_t = 20)]
+        ops: usize,
+        /// Pods stored in total when the server's RSS is sampled.
+        #[arg(long, default_value_t = 10_000)]
+        stored: usize,
+        /// Write the report as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// CNI ADD/DEL time: capstan-cni against the reference bridge + host-local.
     Cni {
         /// ADD+DEL pairs per plugin, interleaved.
@@ -145,6 +163,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     concurrency: clients,
                     json,
                 })?;
+            print!("{report}");
+            Ok(())
+        }
+        Cmd::Api {
+            clients,
+            pods,
+            ops,
+            stored,
+            json,
+        } => {
+            let report = capstan_lab::bench::api::run(&capstan_lab::bench::api::Options {
+                clients,
+                pods,
+                ops,
+                stored,
+                json,
+            })?;
             print!("{report}");
             Ok(())
         }

@@ -70,6 +70,7 @@ impl Params {
             bookmarks: self.flag("allowWatchBookmarks"),
             timeout,
             as_table: None,
+            send_initial_events: self.flag("sendInitialEvents"),
         })
     }
 }

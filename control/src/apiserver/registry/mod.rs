@@ -167,7 +167,7 @@ pub fn prepare_create(res: &Resource, obj: &mut Value) -> Result<(), ApiError> {
         }
     }
     match res.kind {
-        "Pod" => obj["status"] = pod::initial_status(),
+        "Pod" => obj["status"] = pod::initial_status(obj.get("spec")),
         "Namespace" => obj["status"] = json!({"phase": "Active"}),
         _ => {}
     }

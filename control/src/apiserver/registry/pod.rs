@@ -171,9 +171,58 @@ pub fn validate_update(old: &Value, new: &Value, out: &mut Vec<Cause>) {
     }
 }
 
+/// Kubernetes' QoS class: Guaranteed when every container sets cpu and
+/// memory limits equal to its requests (requests default to limits),
+/// BestEffort when none sets any, Burstable otherwise.
+pub fn qos_class(spec: Option<&Value>) -> &'static str {
+    let containers: Vec<&Value> = ["initContainers", "containers"]
+        .iter()
+        .flat_map(|l| {
+            spec.and_then(|s| s.get(*l))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
+        .collect();
+    let mut any = false;
+    let mut guaranteed = true;
+    for c in &containers {
+        let req = c.pointer("/resources/requests").and_then(Value::as_object);
+        let lim = c.pointer("/resources/limits").and_then(Value::as_object);
+        let relevant = |m: Option<&serde_json::Map<String, Value>>| {
+            m.into_iter()
+                .flatten()
+                .filter(|(k, _)| *k == "cpu" || *k == "memory")
+                .count()
+        };
+        if relevant(req) + relevant(lim) > 0 {
+            any = true;
+        }
+        for r in ["cpu", "memory"] {
+            // Compared as quantities: "1" and "1000m" are the same CPU.
+            let amount = |v: Option<&Value>| {
+                v.and_then(Value::as_str)
+                    .and_then(crate::scheduler::quantity::parse_milli)
+            };
+            let l = amount(lim.and_then(|m| m.get(r)));
+            let q = amount(req.and_then(|m| m.get(r))).or(l);
+            if l.is_none() || q != l {
+                guaranteed = false;
+            }
+        }
+    }
+    if !any {
+        "BestEffort"
+    } else if guaranteed && !containers.is_empty() {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
 /// Status a new pod starts with.
-pub fn initial_status() -> Value {
-    json!({"phase": "Pending", "qosClass": "BestEffort"})
+pub fn initial_status(spec: Option<&Value>) -> Value {
+    json!({"phase": "Pending", "qosClass": qos_class(spec)})
 }
 
 #[cfg(test)]
@@ -204,6 +253,26 @@ mod tests {
         );
         assert!(fields.contains(&"spec.containers[1].name"), "{fields:?}");
         assert!(fields.contains(&"spec.containers[1].image"), "{fields:?}");
+    }
+
+    #[test]
+    fn qos_classes() {
+        let c = |r: Value| json!({"containers": [{"name": "a", "resources": r}]});
+        assert_eq!(qos_class(Some(&c(json!({})))), "BestEffort");
+        assert_eq!(
+            qos_class(Some(&c(json!({"limits": {"cpu": "1", "memory": "1Gi"}})))),
+            "Guaranteed"
+        );
+        assert_eq!(
+            qos_class(Some(&c(json!({"requests": {"cpu": "1"}})))),
+            "Burstable"
+        );
+        assert_eq!(
+            qos_class(Some(&c(
+                json!({"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}})
+            ))),
+            "Burstable"
+        );
     }
 
     #[test]
