@@ -65,7 +65,6 @@ fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
 }
 
 #[test]
-#[ignore = "capstan-control serve does not mount the REST API yet (control/src/main.rs api_router is empty); run with --ignored once it does"]
 fn proxy_component_follows_the_api_server() {
     if !privileged::require("proxy_kube", &["ip", "nft", "conntrack", "etcd", "kubectl"]) {
         return;
