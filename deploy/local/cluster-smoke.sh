@@ -25,7 +25,11 @@ round() {
   check "etcd answers inside a node" "$C" exec node-2 etcdctl --endpoints=http://192.168.250.1:2379 endpoint health &&
   check "containerd of node-1 holds the test image" bash -c "'$C' exec node-1 ctr --address /var/lib/capstan-lab/$CAPSTAN_CLUSTER_NAME/node-1/containerd/containerd.sock -n capstan images ls -q | grep -q capstan.local/busybox" &&
   check "agents program routes to each other's subnets" bash -c "'$C' exec node-1 ip route show dev capstan.1 | grep -q 10.244. && '$C' exec node-2 ip route show dev capstan.1 | grep -q 10.244." &&
+  check "kubectl: both nodes Ready" bash -c "'$C' kubectl get nodes --no-headers | grep -c ' Ready ' | grep -qx 2" &&
+  check "kubectl: the demo pods are Running" bash -c "'$C' kubectl get pods -l app=demo --no-headers | grep -c ' Running ' | grep -qx 2" &&
+  check "the demo answers on every node's NodePort from outside" bash -c "'$C' exec lab curl -sf --max-time 3 http://192.168.250.11:30080/ && '$C' exec lab curl -sf --max-time 3 http://192.168.250.12:30080/" &&
   check "restart agent on node-1" "$C" restart agent node-1 &&
+  check "the demo still answers after the agent restart" bash -c "'$C' exec lab curl -sf --max-time 3 http://192.168.250.11:30080/" &&
   check "restart etcd keeps its data" bash -c "'$C' exec node-1 etcdctl --endpoints=http://192.168.250.1:2379 put /smoke yes && '$C' restart etcd && '$C' exec node-2 etcdctl --endpoints=http://192.168.250.1:2379 get --print-value-only /smoke | grep -qx yes"
   local rc=$?
   check "down" "$C" down || rc=1

@@ -63,16 +63,28 @@ start_control() {
   echo "control plane: https://$CONTROL_IP:6443 (admin kubeconfig $PKI/admin.kubeconfig)"
 }
 
-# The overlay network config goes into etcd, then one agent per node (overlay
-# component; the kubelet and proxy components join as they are built).
+# The overlay network config goes into etcd; every node gets the CNI plugin
+# and its conflist, then one agent running all three components: overlay
+# (subnet lease, VXLAN), kubelet (pods on the node's containerd, through
+# capstan-control) and proxy (Services in nftables).
 start_agents() {
   "${LAB[@]}" exec node-1 etcdctl --endpoints="$ETCD" put /capstan/network/config "$NETWORK_CONFIG" >/dev/null
   local i dir
   for i in $(seq 1 "$NODES"); do
     dir="/var/lib/capstan-lab/$NAME/node-$i"
-    "${LAB[@]}" spawn "node-$i" agent "$BIN/capstan-agent" --components=overlay \
-      --node-name="node-$i" --etcd-endpoints="$ETCD" --iface=eth0 \
-      --subnet-file="$dir/run/capstan/subnet.env" >/dev/null
+    install -m 0755 "$BIN/capstan-cni" "$dir/opt/cni/bin/capstan"
+    cat >"$dir/etc/cni/net.d/10-capstan.conflist" <<CONF
+{"cniVersion":"1.0.0","name":"capstan","plugins":[{"type":"capstan","subnetFile":"$dir/run/capstan/subnet.env","dataDir":"$dir/var/lib/cni/networks/capstan","hairpinMode":true}]}
+CONF
+    "${LAB[@]}" spawn "node-$i" agent "$BIN/capstan-agent" --components=overlay,kubelet,proxy \
+      --node-name="node-$i" --node-ip="192.168.250.$((10 + i))" \
+      --etcd-endpoints="$ETCD" --iface=eth0 --subnet-file="$dir/run/capstan/subnet.env" \
+      --kubeconfig="$PKI/node-$i.kubeconfig" \
+      --containerd-socket="$dir/containerd/containerd.sock" --containerd-namespace=capstan \
+      --cni-conf-dir="$dir/etc/cni/net.d" --cni-bin-dir="$dir/opt/cni/bin" \
+      --root-dir="$dir/var/lib/capstan/kubelet" --pod-log-dir="$dir/var/log/pods" \
+      --netns-dir=/run/netns --netns-prefix="$NAME-node-$i-pod-" \
+      --cgroup-root="capstan-lab/$NAME" --cluster-cidr=10.244.0.0/16 >/dev/null
   done
   for i in $(seq 1 "$NODES"); do
     dir="/var/lib/capstan-lab/$NAME/node-$i"
@@ -80,6 +92,73 @@ start_agents() {
     [ -s "$dir/run/capstan/subnet.env" ] || die "agent on node-$i wrote no subnet file; see $dir/logs/agent.log"
     echo "node-$i: $(grep CAPSTAN_SUBNET "$dir/run/capstan/subnet.env")"
   done
+  kctl wait --for=condition=Ready node --all --timeout=60s >/dev/null \
+    || die "nodes did not become Ready; see /var/lib/capstan-lab/$NAME/node-*/logs/agent.log"
+}
+
+kctl() { "${LAB[@]}" exec lab kubectl --kubeconfig "$PKI/admin.kubeconfig" "$@"; }
+
+DEMO_PORT=30080
+
+# The seed example: a NodePort Service and a ReplicationController whose
+# pods serve HTTP (from the test image) with a liveness probe.
+demo() {
+  kctl apply --validate=false -f - >/dev/null <<'YAML'
+apiVersion: v1
+kind: Service
+metadata:
+  name: demo
+  namespace: default
+spec:
+  type: NodePort
+  selector:
+    app: demo
+  ports:
+  - port: 80
+    targetPort: 8080
+    nodePort: 30080
+---
+apiVersion: v1
+kind: ReplicationController
+metadata:
+  name: demo
+  namespace: default
+spec:
+  replicas: 2
+  selector:
+    app: demo
+  template:
+    metadata:
+      labels:
+        app: demo
+    spec:
+      containers:
+      - name: web
+        image: capstan.local/busybox:latest
+        command: ["/bin/capstan-testsrv", "serve", "--http", "0.0.0.0:8080"]
+        ports:
+        - containerPort: 8080
+        livenessProbe:
+          httpGet:
+            path: /
+            port: 8080
+          periodSeconds: 5
+        readinessProbe:
+          httpGet:
+            path: /
+            port: 8080
+          periodSeconds: 1
+YAML
+  kctl wait --for=condition=Ready pod -l app=demo --timeout=90s >/dev/null \
+    || die "demo pods not Ready; see deploy/local/cluster.sh kubectl describe pods"
+  kctl get nodes,pods,svc -o wide
+  local answer="" _
+  for _ in $(seq 1 50); do
+    answer=$("${LAB[@]}" exec lab curl -sf --max-time 2 "http://192.168.250.11:$DEMO_PORT/") && break
+    sleep 0.2
+  done
+  [ -n "$answer" ] || die "no answer from http://192.168.250.11:$DEMO_PORT/"
+  echo "curl http://192.168.250.11:$DEMO_PORT/ (from outside the nodes): $answer"
 }
 
 up() {
@@ -94,6 +173,7 @@ up() {
   "${LAB[@]}" up --nodes "$NODES" --etcd --containerd
   start_control
   start_agents
+  [ "${CAPSTAN_NO_DEMO:-0}" = 1 ] || demo
   cat <<MSG
 
 Capstan local cluster "$NAME" is up with $NODES node(s): $(seq -s ' ' -f 'node-%g' 1 "$NODES").
@@ -103,10 +183,11 @@ Capstan local cluster "$NAME" is up with $NODES node(s): $(seq -s ' ' -f 'node-%
                        (admin kubeconfig: $PKI/admin.kubeconfig; node kubeconfigs beside it)
   status and logs:     deploy/local/cluster.sh status
   remove it:           deploy/local/cluster.sh down
-Each node runs capstan-agent (overlay): its pod subnet is in
+Each node runs capstan-agent (overlay, kubelet, proxy): its pod subnet is in
 /var/lib/capstan-lab/$NAME/node-N/run/capstan/subnet.env, for capstan-cni.
 capstan-control serves the API at https://$CONTROL_IP:6443 (reachable from the
-nodes and from "cluster.sh exec lab ..."). The kubelet joins as it is built.
+nodes and from "cluster.sh exec lab ..."). The demo Service answers on every
+node at port $DEMO_PORT (CAPSTAN_NO_DEMO=1 skips it).
 MSG
 }
 
