@@ -82,6 +82,7 @@ fn api_bench_reports_every_operation_with_samples() {
     let stored = r["control_rss_stored_mib"].as_f64().unwrap_or(0.0);
     assert!(idle > 0.0 && stored > 0.0, "rss {idle} → {stored}");
     assert!(r["etcd_db_mib"].as_f64().unwrap_or(0.0) > 0.0, "etcd db");
+    assert!(r["list_all_error"].is_null(), "{}", r["list_all_error"]);
     assert!(r["anchor"].as_str().is_some_and(|a| !a.is_empty()));
     let _ = std::fs::remove_dir_all(&dir);
 }

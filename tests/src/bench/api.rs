@@ -86,6 +86,9 @@ pub struct Report {
     pub control_rss_idle_mib: f64,
     pub control_rss_stored_mib: f64,
     pub etcd_db_mib: Option<f64>,
+    /// A list of every stored pod (all namespaces), as an informer's first
+    /// sync: None when it returned them all.
+    pub list_all_error: Option<String>,
     pub cpus: usize,
     pub loadavg: String,
     pub anchor: String,
@@ -154,6 +157,9 @@ impl fmt::Display for Report {
             self.control_rss_stored_mib,
             db
         )?;
+        if let Some(e) = &self.list_all_error {
+            writeln!(f, "\nlist of all {} pods failed: {e}", self.pods_stored)?;
+        }
         writeln!(
             f,
             "\n{} cpus, load average {}; {}",
@@ -275,14 +281,19 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     let kubeconfig = cp.admin_kubeconfig();
     let pid = cp.pid();
     let o = opts.clone();
-    let (cells, pods_stored, rss_idle, rss_stored) =
-        lab.underlay().run_in(move || -> anyhow::Result<_> {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()?;
-            rt.block_on(measure(kubeconfig, o, pid))
-        })??;
+    let Measured {
+        cells,
+        pods_stored,
+        rss_idle,
+        rss_stored,
+        list_all_error,
+    } = lab.underlay().run_in(move || -> anyhow::Result<_> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        rt.block_on(measure(kubeconfig, o, pid))
+    })??;
     let worst = |op: &str| {
         cells
             .iter()
@@ -309,6 +320,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         control_rss_idle_mib: rss_idle,
         control_rss_stored_mib: rss_stored,
         etcd_db_mib: etcd_db_mib(&lab.dir()),
+        list_all_error,
         cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
         loadavg: loadavg(),
         anchor: ANCHOR.into(),
@@ -418,11 +430,15 @@ async fn fill(
     Ok(())
 }
 
-async fn measure(
-    kubeconfig: PathBuf,
-    o: Options,
-    pid: u32,
-) -> anyhow::Result<(Vec<Cell>, usize, f64, f64)> {
+struct Measured {
+    cells: Vec<Cell>,
+    pods_stored: usize,
+    rss_idle: f64,
+    rss_stored: f64,
+    list_all_error: Option<String>,
+}
+
+async fn measure(kubeconfig: PathBuf, o: Options, pid: u32) -> anyhow::Result<Measured> {
     let kc = Kubeconfig::read_from(&kubeconfig)?;
     let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
     // One kube client (own connections) per simulated client, as C
@@ -484,6 +500,7 @@ async fn measure(
         }
     })
     .await;
+    tracing::info!(wall_s = wall.as_secs_f64(), errors, "creates done");
     cells.push(cell("create", "create", o.clients, lat, errors, wall));
     let created = expected - errors;
     // Every event for a successful create is due; give the tail a deadline.
@@ -584,13 +601,26 @@ async fn measure(
         .map(|i| format!("s-{i:06}"))
         .collect();
     let pods_stored = have + more.len();
+    let t = Instant::now();
     fill(&clients, NS_STORED, more, o.clients).await?;
+    tracing::info!(wall_s = t.elapsed().as_secs_f64(), pods_stored, "stored");
     // A list of everything, as an informer's first sync would do.
+    // Its failure is a finding to report, not a reason to lose the run.
     let all: Api<Pod> = Api::all(admin.clone());
-    let listed = all.list(&ListParams::default()).await?.items.len();
-    if listed != pods_stored {
-        tracing::warn!(listed, pods_stored, "stored pod count differs");
+    let list_all_error = match all.list(&ListParams::default()).await {
+        Ok(l) if l.items.len() == pods_stored => None,
+        Ok(l) => Some(format!("listed {} of {pods_stored}", l.items.len())),
+        Err(e) => Some(e.to_string()),
+    };
+    if let Some(e) = &list_all_error {
+        tracing::warn!(error = %e, "list of all stored pods failed");
     }
     let rss_stored = rss_mib(pid);
-    Ok((cells, pods_stored, rss_idle, rss_stored))
+    Ok(Measured {
+        cells,
+        pods_stored,
+        rss_idle,
+        rss_stored,
+        list_all_error,
+    })
 }
