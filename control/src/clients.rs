@@ -122,14 +122,7 @@ pub async fn run(
             }
         });
     }
-    let any_controller = controllers.replicas
-        || controllers.deployments
-        || controllers.daemonsets
-        || controllers.endpoints
-        || controllers.node_lifecycle
-        || controllers.garbage_collector
-        || controllers.allocate_node_cidrs.is_some();
-    if any_controller {
+    if controllers.any() {
         let c = client.clone();
         tasks.spawn(async move {
             loop {

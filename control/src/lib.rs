@@ -8,6 +8,7 @@ pub mod apiserver;
 pub mod auth;
 pub mod clients;
 pub mod controllers;
+pub mod informer;
 pub mod kubeconfig;
 pub mod pki;
 pub mod scheduler;

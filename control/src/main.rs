@@ -371,14 +371,7 @@ async fn start_clients(
         }
         controllers.allocate_node_cidrs = Some((a.cluster_cidr, a.node_cidr_mask_size));
     }
-    let any_controller = controllers.replicas
-        || controllers.deployments
-        || controllers.daemonsets
-        || controllers.endpoints
-        || controllers.node_lifecycle
-        || controllers.garbage_collector
-        || controllers.allocate_node_cidrs.is_some();
-    if !a.scheduler && !any_controller {
+    if !a.scheduler && !controllers.any() {
         return Ok(None);
     }
     let kubeconfig = a

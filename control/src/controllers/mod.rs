@@ -18,15 +18,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, ReplicationController, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::Api;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::reflector::Store;
 use tokio::sync::Notify;
+
+use crate::informer::spawn_reflector;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
@@ -49,6 +49,19 @@ pub struct Options {
     pub allocate_node_cidrs: Option<(ipnetwork::Ipv4Network, u8)>,
 }
 
+impl Options {
+    /// Whether any controller is switched on.
+    pub fn any(&self) -> bool {
+        self.replicas
+            || self.deployments
+            || self.daemonsets
+            || self.endpoints
+            || self.node_lifecycle
+            || self.garbage_collector
+            || self.allocate_node_cidrs.is_some()
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options {
@@ -62,32 +75,6 @@ impl Default for Options {
             allocate_node_cidrs: None,
         }
     }
-}
-
-pub(crate) fn spawn_reflector<K>(api: Api<K>, notify: Arc<Notify>) -> Store<K>
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    let (reader, writer) = reflector::store::<K>();
-    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
-        .default_backoff()
-        .touched_objects();
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some(item) = stream.next().await {
-            if let Err(e) = item {
-                tracing::warn!(error = %e, kind = %K::kind(&()), "controller watch error; retrying");
-            }
-            notify.notify_one();
-        }
-    });
-    reader
 }
 
 async fn ready<K: kube::Resource<DynamicType = ()> + Clone>(

@@ -16,14 +16,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, PostParams};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{watcher, WatchStreamExt};
 use tokio::sync::{mpsc, Notify, Semaphore};
 
+use crate::informer::spawn_reflector;
 use node_info::{holds_resources, NodeInfo};
 
 /// Kubernetes' default scheduler name; pods that name another scheduler are
@@ -74,32 +72,6 @@ fn is_pending(pod: &Pod, scheduler_name: &str) -> bool {
             .unwrap_or(DEFAULT_SCHEDULER_NAME)
             == scheduler_name
         && holds_resources(pod)
-}
-
-fn spawn_reflector<K>(api: Api<K>, notify: Arc<Notify>) -> Store<K>
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    let (reader, writer) = reflector::store::<K>();
-    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
-        .default_backoff()
-        .touched_objects();
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some(item) = stream.next().await {
-            if let Err(e) = item {
-                tracing::warn!(error = %e, "scheduler watch error; retrying");
-            }
-            notify.notify_one();
-        }
-    });
-    reader
 }
 
 /// Runs the scheduler until `shutdown` resolves.

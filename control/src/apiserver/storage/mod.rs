@@ -89,6 +89,9 @@ pub struct ListPage {
     pub remaining: i64,
 }
 
+/// The largest etcd range answer a list may read in one call.
+const MAX_LIST_BYTES: usize = 1 << 30;
+
 #[derive(Clone)]
 pub struct Storage {
     client: Client,
@@ -169,7 +172,12 @@ impl Storage {
         if limit > 0 {
             opts = opts.with_limit(limit);
         }
-        let mut kv = self.client.kv_client();
+        // A full list can be far over gRPC's 4 MiB default (10,000 pods are
+        // ~7 MiB); kube-apiserver lifts the limit for its etcd client too.
+        let mut kv = self
+            .client
+            .kv_client()
+            .max_decoding_message_size(MAX_LIST_BYTES);
         let resp = kv.get(from.as_str(), Some(opts)).await.map_err(|e| {
             if is_compacted(&e) {
                 StorageError::Compacted(revision)
