@@ -344,10 +344,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
+        // One API client (one connection pool) for the overlay and the proxy.
+        let needs_api = components.contains(&Component::Proxy)
+            || (components.contains(&Component::Overlay) && manager == SubnetManagerKind::Kube);
+        let api = if needs_api {
+            Some(capstan_proxy::component::client(kubeconfig.as_deref()).await?)
+        } else {
+            None
+        };
         let overlay_run = async {
             if components.contains(&Component::Overlay) {
-                if manager == SubnetManagerKind::Kube {
-                    let client = capstan_proxy::component::client(kubeconfig.as_deref()).await?;
+                if let (SubnetManagerKind::Kube, Some(client)) = (manager, api.clone()) {
                     overlay::run_kube(opts, client, net_conf_file, stopped(stop_rx.clone()))
                         .await?;
                 } else {
@@ -363,8 +370,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             anyhow::Ok(())
         };
         let proxy_run = async {
-            if components.contains(&Component::Proxy) {
-                let client = capstan_proxy::component::client(kubeconfig.as_deref()).await?;
+            if let (true, Some(client)) = (components.contains(&Component::Proxy), api.clone()) {
                 capstan_proxy::component::run(
                     proxy_cfg,
                     client,

@@ -23,6 +23,8 @@ pub enum ClientError {
 
 /// A client from `kubeconfig`, or inferred (in-cluster, $KUBECONFIG).
 pub async fn client(kubeconfig: Option<&std::path::Path>) -> Result<kube::Client, ClientError> {
+    // One TLS crypto provider for the process (rustls needs it chosen).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cfg = match kubeconfig {
         Some(path) => {
             let bad = |e: &dyn std::fmt::Display| ClientError::Kubeconfig {

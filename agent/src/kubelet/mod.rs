@@ -203,17 +203,12 @@ pub async fn run(
 }
 
 async fn api_client(path: &std::path::Path) -> anyhow_free::Result<kube::Client> {
-    // One TLS crypto provider for the process (rustls needs it chosen).
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let fail = |message: String| error::Error::Config {
-        pod: String::new(),
-        message: format!("kubeconfig {}: {message}", path.display()),
-    };
-    let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| fail(e.to_string()))?;
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+    capstan_proxy::component::client(Some(path))
         .await
-        .map_err(|e| fail(e.to_string()))?;
-    kube::Client::try_from(cfg).map_err(|e| fail(e.to_string()))
+        .map_err(|e| error::Error::Config {
+            pod: String::new(),
+            message: e.to_string(),
+        })
 }
 
 /// The kubelet's own result type (no anyhow in the library).

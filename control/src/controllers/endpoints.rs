@@ -78,6 +78,22 @@ pub fn target_port(sp: &ServicePort, pod: &Pod) -> Option<i32> {
     }
 }
 
+/// The service's ports as this pod serves them (ports it can't resolve by
+/// name are left out).
+fn resolved_ports(svc: &Service, pod: &Pod) -> Vec<ResolvedPort> {
+    service_ports(svc)
+        .iter()
+        .filter_map(|sp| {
+            let port = target_port(sp, pod)?;
+            Some((
+                sp.name.clone().unwrap_or_default(),
+                port,
+                sp.protocol.clone().unwrap_or_else(|| "TCP".into()),
+            ))
+        })
+        .collect()
+}
+
 fn target_ref(p: &Pod) -> ObjectReference {
     ObjectReference {
         kind: Some("Pod".into()),
@@ -108,16 +124,7 @@ pub fn build_endpoints(svc: &Service, pods: &[&Arc<Pod>]) -> Endpoints {
     let mut groups: BTreeMap<Vec<ResolvedPort>, Group> = BTreeMap::new();
     for p in pods.iter().filter(|p| !is_terminating(p)) {
         let Some(ip) = pod_ip(p) else { continue };
-        let mut ports = Vec::new();
-        for sp in service_ports(svc) {
-            if let Some(port) = target_port(sp, p) {
-                ports.push((
-                    sp.name.clone().unwrap_or_default(),
-                    port,
-                    sp.protocol.clone().unwrap_or_else(|| "TCP".into()),
-                ));
-            }
-        }
+        let ports = resolved_ports(svc, p);
         if ports.is_empty() && !service_ports(svc).is_empty() {
             continue;
         }
@@ -185,16 +192,7 @@ pub fn build_slices(svc: &Service, pods: &[&Arc<Pod>]) -> Vec<EndpointSlice> {
     let mut groups: BTreeMap<(&'static str, Vec<ResolvedPort>), Vec<Endpoint>> = BTreeMap::new();
     for p in pods {
         let Some(ip) = pod_ip(p) else { continue };
-        let mut ports = Vec::new();
-        for sp in service_ports(svc) {
-            if let Some(port) = target_port(sp, p) {
-                ports.push((
-                    sp.name.clone().unwrap_or_default(),
-                    port,
-                    sp.protocol.clone().unwrap_or_else(|| "TCP".into()),
-                ));
-            }
-        }
+        let ports = resolved_ports(svc, p);
         let ready = is_ready(p) && !is_terminating(p);
         groups
             .entry((family(ip), ports))

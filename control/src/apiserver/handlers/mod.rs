@@ -37,8 +37,8 @@ pub fn router(api: Arc<ApiServer>) -> Router {
         .route("/openapi/v2", get(openapi::v2))
         .route("/openapi/v3", get(openapi::v3_index))
         .route("/openapi/v3/{*gv}", get(openapi::v3_doc))
-        .route("/api/{*rest}", any(core_resource))
-        .route("/apis/{*rest}", any(group_resource))
+        .route("/api/{*rest}", any(any_resource))
+        .route("/apis/{*rest}", any(any_resource))
         .with_state(api)
 }
 
@@ -93,7 +93,8 @@ struct Req {
     body: Body,
 }
 
-async fn core_resource(
+/// Both API roots: `/api/...` (the core group) and `/apis/...`.
+async fn any_resource(
     State(api): State<Arc<ApiServer>>,
     method: Method,
     uri: Uri,
@@ -102,6 +103,7 @@ async fn core_resource(
     user: Option<Extension<User>>,
     body: Body,
 ) -> Response {
+    let core = uri.path().starts_with("/api/");
     let req = Req {
         method,
         headers,
@@ -109,26 +111,7 @@ async fn core_resource(
         user: user.map(|u| u.0),
         body,
     };
-    resource(api, true, uri, req).await
-}
-
-async fn group_resource(
-    State(api): State<Arc<ApiServer>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
-    user: Option<Extension<User>>,
-    body: Body,
-) -> Response {
-    let req = Req {
-        method,
-        headers,
-        params: Params(query),
-        user: user.map(|u| u.0),
-        body,
-    };
-    resource(api, false, uri, req).await
+    resource(api, core, uri, req).await
 }
 
 async fn resource(api: Arc<ApiServer>, core: bool, uri: Uri, req: Req) -> Response {
