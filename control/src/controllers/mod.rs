@@ -181,18 +181,48 @@ pub async fn run(
             failed += node_lifecycle::evict(&client, &nodes.state(), &pods.state(), now).await;
         }
         if opts.garbage_collector {
-            let rs_now = rs.state();
-            let mut live = std::collections::HashSet::new();
-            let uid =
-                |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| m.uid.clone();
-            live.extend(rs_now.iter().filter_map(|o| uid(&o.metadata)));
-            live.extend(rc.state().iter().filter_map(|o| uid(&o.metadata)));
-            live.extend(deployments.state().iter().filter_map(|o| uid(&o.metadata)));
-            live.extend(daemonsets.state().iter().filter_map(|o| uid(&o.metadata)));
-            live.extend(services.state().iter().filter_map(|o| uid(&o.metadata)));
-            failed += gc::collect(&client, &pods.state(), &live).await;
-            failed += gc::collect(&client, &rs_now, &live).await;
-            failed += gc::collect(&client, &slices.state(), &live).await;
+            use gc::Node;
+            let mut objects: Vec<Node> = Vec::new();
+            objects.extend(
+                pods.state()
+                    .iter()
+                    .map(|o| Node::new(&gc::POD, &o.metadata)),
+            );
+            objects.extend(
+                rs.state()
+                    .iter()
+                    .map(|o| Node::new(&gc::REPLICA_SET, &o.metadata)),
+            );
+            objects.extend(
+                rc.state()
+                    .iter()
+                    .map(|o| Node::new(&gc::REPLICATION_CONTROLLER, &o.metadata)),
+            );
+            objects.extend(
+                deployments
+                    .state()
+                    .iter()
+                    .map(|o| Node::new(&gc::DEPLOYMENT, &o.metadata)),
+            );
+            objects.extend(
+                daemonsets
+                    .state()
+                    .iter()
+                    .map(|o| Node::new(&gc::DAEMON_SET, &o.metadata)),
+            );
+            objects.extend(
+                services
+                    .state()
+                    .iter()
+                    .map(|o| Node::new(&gc::SERVICE, &o.metadata)),
+            );
+            objects.extend(
+                slices
+                    .state()
+                    .iter()
+                    .map(|o| Node::new(&gc::ENDPOINT_SLICE, &o.metadata)),
+            );
+            failed += gc::pass(&client, &objects).await;
         }
         if opts.endpoints {
             failed += endpoints_sync::pass(&client, &services, &eps, &slices, &by_ns).await;

@@ -1,6 +1,7 @@
 //! Delete: preconditions, graceful deletion of pods bound to a node,
-//! finalizers, allocations released with the object, namespace contents,
-//! and deletecollection.
+//! finalizers (generic ones and the garbage collector's `orphan` and
+//! `foregroundDeletion` chosen by the propagation policy), allocations
+//! released with the object, namespace contents, and deletecollection.
 
 use serde_json::{json, Value};
 
@@ -10,20 +11,57 @@ use super::{conflict, dir_path, encode, get, object_path, subject, with_rv, UPDA
 use crate::apiserver::registry::meta;
 use crate::apiserver::resources::Resource;
 use crate::apiserver::status::ApiError;
+use crate::apiserver::status::Cause;
 use crate::apiserver::storage::{Expect, Write, WriteOutcome};
 use crate::apiserver::ApiServer;
+use crate::controllers::gc;
+
+/// The finalizer that makes the garbage collector orphan the dependents.
+pub const ORPHAN: &str = "orphan";
+/// The finalizer that makes the garbage collector delete the dependents
+/// before the owner goes.
+pub const FOREGROUND: &str = "foregroundDeletion";
+
+/// What happens to an object's dependents (`propagationPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Propagation {
+    Orphan,
+    Background,
+    Foreground,
+}
+
+impl Propagation {
+    fn parse(v: &str) -> Result<Self, ApiError> {
+        match v {
+            "Orphan" => Ok(Propagation::Orphan),
+            "Background" => Ok(Propagation::Background),
+            "Foreground" => Ok(Propagation::Foreground),
+            other => Err(invalid_options(Cause::not_supported(
+                "propagationPolicy",
+                format!("{other:?}"),
+                &["Foreground", "Background", "Orphan"],
+            ))),
+        }
+    }
+}
+
+fn invalid_options(c: Cause) -> ApiError {
+    ApiError::invalid("meta.k8s.io", "DeleteOptions", "", vec![c])
+}
 
 #[derive(Debug, Default, Clone)]
 pub struct DeleteOptions {
     pub grace_period_seconds: Option<i64>,
     pub precondition_uid: Option<String>,
     pub precondition_rv: Option<String>,
+    /// None: the object's own GC finalizers decide, else background.
+    pub propagation: Option<Propagation>,
 }
 
 impl DeleteOptions {
     /// From a `DeleteOptions` body (may be empty).
-    pub fn from_body(body: &Value) -> Self {
-        DeleteOptions {
+    pub fn from_body(body: &Value) -> Result<Self, ApiError> {
+        let mut o = DeleteOptions {
             grace_period_seconds: body.get("gracePeriodSeconds").and_then(Value::as_i64),
             precondition_uid: body
                 .pointer("/preconditions/uid")
@@ -33,8 +71,79 @@ impl DeleteOptions {
                 .pointer("/preconditions/resourceVersion")
                 .and_then(Value::as_str)
                 .map(str::to_string),
-        }
+            propagation: None,
+        };
+        o.set_propagation(
+            body.get("propagationPolicy").and_then(Value::as_str),
+            body.get("orphanDependents").and_then(Value::as_bool),
+        )?;
+        Ok(o)
     }
+
+    /// `propagationPolicy` and the deprecated `orphanDependents`, from the
+    /// body or the query; setting both is invalid, as in Kubernetes.
+    pub fn set_propagation(
+        &mut self,
+        policy: Option<&str>,
+        orphan_dependents: Option<bool>,
+    ) -> Result<(), ApiError> {
+        if policy.is_some() && orphan_dependents.is_some() {
+            return Err(invalid_options(Cause::invalid(
+                "propagationPolicy",
+                policy.unwrap_or_default(),
+                "orphanDependents and deletionPropagation cannot be both set",
+            )));
+        }
+        if let Some(p) = policy {
+            self.propagation = Some(Propagation::parse(p)?);
+        }
+        if let Some(o) = orphan_dependents {
+            self.propagation = Some(if o {
+                Propagation::Orphan
+            } else {
+                Propagation::Background
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The finalizers an object has after a delete with `policy`: the
+/// collector's two are replaced by the one the policy asks for; without a
+/// policy the object's own choice stands. Kinds the collector does not
+/// track as owners never get them (nothing would remove them).
+pub fn finalizers_after_delete(
+    current: &[String],
+    policy: Option<Propagation>,
+    tracked_owner: bool,
+) -> Vec<String> {
+    if !tracked_owner {
+        return current.to_vec();
+    }
+    let Some(policy) = policy else {
+        return current.to_vec();
+    };
+    let mut out: Vec<String> = current
+        .iter()
+        .filter(|f| *f != ORPHAN && *f != FOREGROUND)
+        .cloned()
+        .collect();
+    match policy {
+        Propagation::Orphan => out.push(ORPHAN.into()),
+        Propagation::Foreground => out.push(FOREGROUND.into()),
+        Propagation::Background => {}
+    }
+    out
+}
+
+fn finalizers_of(obj: &Value) -> Vec<String> {
+    obj.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect()
 }
 
 /// Deletes one object. Pods on a node get a grace period (deletionTimestamp
@@ -76,36 +185,53 @@ pub async fn delete(
             }
         }
         let grace = graceful_period(res, obj, opts.grace_period_seconds);
-        let has_finalizers = obj
-            .pointer("/metadata/finalizers")
-            .and_then(Value::as_array)
-            .is_some_and(|f| !f.is_empty());
+        let before = finalizers_of(obj);
+        let after = finalizers_after_delete(
+            &before,
+            opts.propagation,
+            gc::tracks_owner(res.api_version().as_str(), res.kind),
+        );
+        let deleting = obj.pointer("/metadata/deletionTimestamp").is_some();
+        let old_grace = obj
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
         let mut marked = obj.clone();
-        let write = if grace > 0 || has_finalizers {
-            let already = obj.pointer("/metadata/deletionTimestamp").is_some();
-            let old_grace = obj
-                .pointer("/metadata/deletionGracePeriodSeconds")
-                .and_then(Value::as_i64);
-            if already && old_grace.is_none_or(|g| g <= grace) {
-                // Deletion already under way and not shortened: nothing to do.
+        let step = plan_delete(
+            deleting,
+            old_grace,
+            grace,
+            before != after,
+            after.is_empty(),
+        );
+        let write = match step {
+            DeleteStep::Unchanged => {
                 return Ok((with_rv(current.value, current.mod_revision), false));
             }
-            let m = meta::meta_mut(&mut marked);
-            m.insert(
-                "deletionTimestamp".into(),
-                json!(meta::rfc3339_after(grace)),
-            );
-            m.insert("deletionGracePeriodSeconds".into(), json!(grace));
-            Write {
-                value: Some(encode(&marked)?),
-                ..Default::default()
+            DeleteStep::Mark { restart_clock } => {
+                let m = meta::meta_mut(&mut marked);
+                if restart_clock {
+                    m.insert(
+                        "deletionTimestamp".into(),
+                        json!(meta::rfc3339_after(grace)),
+                    );
+                    m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+                }
+                if after.is_empty() {
+                    m.remove("finalizers");
+                } else {
+                    m.insert("finalizers".into(), json!(after));
+                }
+                Write {
+                    value: Some(encode(&marked)?),
+                    ..Default::default()
+                }
             }
-        } else {
-            Write {
+            DeleteStep::Remove => Write {
                 value: None,
                 releases: releases(api, obj, None),
                 ..Default::default()
-            }
+            },
         };
         let removing = write.value.is_none();
         match api
@@ -126,6 +252,63 @@ pub async fn delete(
         }
     }
     Err(conflict(res, name))
+}
+
+/// What one delete does to the stored object.
+#[derive(Debug, PartialEq, Eq)]
+enum DeleteStep {
+    /// Already being deleted and nothing to shorten or re-finalize.
+    Unchanged,
+    /// Kept (grace period or finalizers); `restart_clock` sets a new
+    /// deletionTimestamp and grace period.
+    Mark {
+        restart_clock: bool,
+    },
+    Remove,
+}
+
+/// Kubernetes' rules: a pending grace period can only be shortened (and
+/// while it runs the finalizers are not touched); an object with
+/// finalizers stays; a second delete of an object that only waits for
+/// finalizers may switch the collector's finalizer and otherwise does
+/// nothing.
+fn plan_delete(
+    deleting: bool,
+    old_grace: i64,
+    grace: i64,
+    finalizers_change: bool,
+    no_finalizers_left: bool,
+) -> DeleteStep {
+    if deleting && old_grace > 0 {
+        if grace >= old_grace {
+            return DeleteStep::Unchanged;
+        }
+        if grace == 0 && no_finalizers_left {
+            return DeleteStep::Remove;
+        }
+        return DeleteStep::Mark {
+            restart_clock: true,
+        };
+    }
+    if deleting {
+        // Only finalizers hold it: a grace period no longer applies.
+        return if no_finalizers_left {
+            DeleteStep::Remove
+        } else if finalizers_change {
+            DeleteStep::Mark {
+                restart_clock: false,
+            }
+        } else {
+            DeleteStep::Unchanged
+        };
+    }
+    if grace > 0 || !no_finalizers_left {
+        DeleteStep::Mark {
+            restart_clock: true,
+        }
+    } else {
+        DeleteStep::Remove
+    }
 }
 
 /// The grace period a delete gets: only pods bound to a node and not yet
@@ -223,4 +406,99 @@ pub async fn delete_collection(
         "metadata": {"resourceVersion": listed["metadata"]["resourceVersion"]},
         "items": deleted,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(x: &[&str]) -> Vec<String> {
+        x.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn policy_picks_the_collectors_finalizer() {
+        let f = finalizers_after_delete;
+        assert_eq!(
+            f(&[], Some(Propagation::Foreground), true),
+            v(&[FOREGROUND])
+        );
+        assert_eq!(
+            f(&v(&["x"]), Some(Propagation::Orphan), true),
+            v(&["x", ORPHAN])
+        );
+        // Switching policy replaces the other one.
+        assert_eq!(
+            f(&v(&[ORPHAN]), Some(Propagation::Foreground), true),
+            v(&[FOREGROUND])
+        );
+        assert_eq!(
+            f(&v(&[FOREGROUND, "x"]), Some(Propagation::Background), true),
+            v(&["x"])
+        );
+        // No policy: the object's own finalizers stand.
+        assert_eq!(f(&v(&[ORPHAN]), None, true), v(&[ORPHAN]));
+        // A kind nobody collects dependents of gets nothing added.
+        assert!(f(&[], Some(Propagation::Foreground), false).is_empty());
+    }
+
+    #[test]
+    fn delete_steps_follow_kubernetes() {
+        use DeleteStep::*;
+        // Plain object: gone.
+        assert_eq!(plan_delete(false, 0, 0, false, true), Remove);
+        // Finalizers keep it.
+        assert_eq!(
+            plan_delete(false, 0, 0, true, false),
+            Mark {
+                restart_clock: true
+            }
+        );
+        // Second delete of a finalizing object: a no-op unless the policy changed.
+        assert_eq!(plan_delete(true, 0, 0, false, false), Unchanged);
+        assert_eq!(
+            plan_delete(true, 0, 0, true, false),
+            Mark {
+                restart_clock: false
+            }
+        );
+        // Switching to background with nothing else pending removes it.
+        assert_eq!(plan_delete(true, 0, 0, true, true), Remove);
+        // Graceful pods: only a shorter grace period changes anything.
+        assert_eq!(
+            plan_delete(false, 0, 30, false, true),
+            Mark {
+                restart_clock: true
+            }
+        );
+        assert_eq!(plan_delete(true, 30, 30, false, true), Unchanged);
+        assert_eq!(
+            plan_delete(true, 30, 5, false, true),
+            Mark {
+                restart_clock: true
+            }
+        );
+        assert_eq!(plan_delete(true, 30, 0, false, true), Remove);
+        assert_eq!(
+            plan_delete(true, 30, 0, false, false),
+            Mark {
+                restart_clock: true
+            }
+        );
+        // Waiting only for finalizers: a grace period does not restart the clock.
+        assert_eq!(plan_delete(true, 0, 30, false, false), Unchanged);
+    }
+
+    #[test]
+    fn options_from_body_and_conflicts() {
+        let o = DeleteOptions::from_body(&json!({"propagationPolicy": "Foreground"})).unwrap();
+        assert_eq!(o.propagation, Some(Propagation::Foreground));
+        let o = DeleteOptions::from_body(&json!({"orphanDependents": true})).unwrap();
+        assert_eq!(o.propagation, Some(Propagation::Orphan));
+        assert!(DeleteOptions::from_body(&json!({"propagationPolicy": "Sideways"})).is_err());
+        assert!(DeleteOptions::from_body(
+            &json!({"propagationPolicy": "Orphan", "orphanDependents": false})
+        )
+        .is_err());
+    }
 }
