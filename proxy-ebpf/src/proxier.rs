@@ -15,7 +15,7 @@ use crate::conntrack::{self, ConntrackError};
 use crate::model::endpoints::usable;
 use crate::model::{IpFamily, ServiceKey};
 use crate::netns::Place;
-use crate::nft::skeleton::{Table, NODEPORTS_MAP, SERVICES_CHAIN, SERVICE_IPS_MAP, TABLE};
+use crate::nft::skeleton::{Table, SERVICES_CHAIN, TABLE};
 use crate::nft::{Nft, NftError};
 use crate::plan::Transaction;
 use crate::render::{render_service, Context, Rendered};
@@ -226,27 +226,13 @@ impl Proxy {
     }
 
     /// Whether someone else altered the dispatch chain (or removed the
-    /// table): then only a full sync restores it.
+    /// table): then only a full sync restores it. Lists one chain as text:
+    /// nft then fetches chain names, not the ~120,000 rules.
     fn tampered(&self) -> bool {
         self.families.iter().any(|f| {
-            match self
-                .nft
-                .list(&["chain", f.table.family.nft(), TABLE, SERVICES_CHAIN])
-            {
-                Ok(v) => {
-                    let rules: Vec<String> = v["nftables"]
-                        .as_array()
-                        .map(|a| {
-                            a.iter()
-                                .filter(|i| i.get("rule").is_some())
-                                .map(|i| i.to_string())
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    rules.len() != 2
-                        || !rules[0].contains(&format!("@{SERVICE_IPS_MAP}"))
-                        || !rules[1].contains(&format!("@{NODEPORTS_MAP}"))
-                }
+            let family = f.table.family.nft();
+            match self.nft.list(&["chain", family, TABLE, SERVICES_CHAIN]) {
+                Ok(listing) => !f.table.services_listing_intact(&listing),
                 Err(_) => true,
             }
         })
@@ -344,7 +330,7 @@ impl Proxy {
                     }
                 }
                 for (key, r) in programmed {
-                    if r == Rendered::default() {
+                    if r.is_empty() {
                         fam.programmed.remove(&key);
                     } else {
                         fam.programmed.insert(key, r);
@@ -399,9 +385,8 @@ impl Proxy {
     pub fn cleanup(&self) -> Result<(), NftError> {
         let mut cmds = Vec::new();
         for f in &self.families {
-            let t = f.table.table_obj();
-            cmds.push(crate::nft::expr::cmd("add", "table", t.clone()).to_string());
-            cmds.push(crate::nft::expr::cmd("delete", "table", t).to_string());
+            cmds.push(f.table.cmd("add", "table", ""));
+            cmds.push(f.table.cmd("delete", "table", ""));
         }
         self.nft.apply(cmds)
     }
