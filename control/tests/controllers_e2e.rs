@@ -99,6 +99,10 @@ fn main() {
             orphan_delete_keeps_dependents,
         ),
         (
+            "namespace_terminates_then_goes",
+            namespace_terminates_then_goes,
+        ),
+        (
             "crash_mid_rollout_finishes_without_duplicates",
             crash_mid_rollout_finishes_without_duplicates,
         ),
@@ -134,10 +138,10 @@ fn control(s: &Suite) -> std::sync::MutexGuard<'_, ControlPlane> {
 }
 
 /// kubectl's exit status and stderr, for calls expected to fail.
-fn kubectl_status(s: &Suite, args: &[&str]) -> Result<(bool, String), Failed> {
+fn kubectl_status(s: &Suite, args: &[&str], stdin: Option<&str>) -> Result<(bool, String), Failed> {
     let mut c = control(s).kubectl()?;
     c.args(args);
-    let out = run(c, None)?;
+    let out = run(c, stdin)?;
     Ok((
         out.status.success(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -819,6 +823,7 @@ fn foreground_delete_waits_for_dependents(s: &Suite) -> Result<(), Failed> {
             "-p",
             r#"[{"op":"add","path":"/metadata/finalizers/-","value":"capstan.test/late"}]"#,
         ],
+        None,
     )?;
     if ok || !err.contains("no new finalizers can be added") {
         return Err(format!("adding a finalizer while deleting: ok={ok} {err}").into());
@@ -1053,4 +1058,81 @@ fn crash_mid_rollout_finishes_without_duplicates(s: &Suite) -> Result<(), Failed
     }
     eprintln!("crash mid-rollout: at most {most} live pods, {old} old ones left after the crash");
     Ok(())
+}
+
+fn namespace_terminates_then_goes(s: &Suite) -> Result<(), Failed> {
+    let ns = "doomed";
+    namespace(s, ns)?;
+    kubectl(
+        s,
+        &["create", "-f", "-"],
+        Some(&deployment(ns, "w", 2, "capstan.local/busybox:latest", "")),
+    )?;
+    // A finalizer on a ConfigMap keeps the namespace Terminating.
+    kubectl(
+        s,
+        &["create", "-f", "-"],
+        Some(&format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n  namespace: {ns}\n  finalizers: [capstan.test/hold]\n"
+        )),
+    )?;
+    wait("2 ready pods", Duration::from_secs(30), || {
+        let p = pods(s, ns, "app=w");
+        (p.len() == 2 && p.iter().all(ready)).then_some(())
+    })?;
+    kubectl(s, &["delete", "namespace", ns, "--wait=false"], None)?;
+    let state = jsonpath(
+        s,
+        &["get", "namespace", ns],
+        "{.status.phase} {.spec.finalizers}",
+    );
+    if !state.starts_with("Terminating") || !state.contains("kubernetes") {
+        return Err(format!("namespace after delete: {state:?}").into());
+    }
+    let (ok, err) = kubectl_status(
+        s,
+        &["create", "-f", "-", "--validate=false"],
+        Some(&format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: late\n  namespace: {ns}\n"
+        )),
+    )?;
+    if ok || !err.contains("because it is being terminated") || !err.contains("forbidden") {
+        return Err(format!("create in a Terminating namespace: ok={ok} {err}").into());
+    }
+    wait(
+        "everything but the held ConfigMap gone",
+        Duration::from_secs(30),
+        || {
+            (pods(s, ns, "app=w").is_empty()
+                && replica_sets(s, ns, "app=w").is_empty()
+                && !exists(s, ns, "deployment/w").unwrap_or(true)
+                && exists(s, ns, "configmap/held").unwrap_or(false))
+            .then_some(())
+        },
+    )?;
+    if jsonpath(s, &["get", "namespace", ns], "{.status.phase}") != "Terminating" {
+        return Err("the namespace went while a finalizer held its content".into());
+    }
+    kubectl(
+        s,
+        &[
+            "-n",
+            ns,
+            "patch",
+            "configmap",
+            "held",
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+        ],
+        None,
+    )?;
+    wait("the namespace gone", Duration::from_secs(30), || {
+        let out = kubectl(
+            s,
+            &["get", "namespace", ns, "-o", "name", "--ignore-not-found"],
+            None,
+        );
+        out.is_ok_and(|o| o.trim().is_empty()).then_some(())
+    })
 }

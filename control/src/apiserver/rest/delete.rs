@@ -158,32 +158,15 @@ pub async fn delete(
     name: &str,
     opts: &DeleteOptions,
 ) -> Result<(Value, bool), ApiError> {
+    if res.plural == "namespaces" {
+        return delete_namespace(api, res, name, opts).await;
+    }
     let path = object_path(res, ns, name);
     let key = api.storage.key(&path);
     for _ in 0..UPDATE_RETRIES {
         let current = get(api, res, ns, name).await?;
         let obj = &current.value;
-        if let Some(uid) = &opts.precondition_uid {
-            if obj.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid.as_str()) {
-                return Err(ApiError::Conflict {
-                    subject: subject(res, name),
-                    msg: format!(
-                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                        obj.pointer("/metadata/uid")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                    ),
-                });
-            }
-        }
-        if let Some(rv) = &opts.precondition_rv {
-            if *rv != current.mod_revision.to_string() {
-                return Err(ApiError::Conflict {
-                    subject: subject(res, name),
-                    msg: format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", current.mod_revision),
-                });
-            }
-        }
+        check_preconditions(res, name, opts, &current)?;
         let grace = graceful_period(res, obj, opts.grace_period_seconds);
         let before = finalizers_of(obj);
         let after = finalizers_after_delete(
@@ -240,9 +223,6 @@ pub async fn delete(
             .await?
         {
             WriteOutcome::Done { revision } => {
-                if removing && res.plural == "namespaces" {
-                    delete_namespace_contents(api, name).await?;
-                }
                 return Ok((with_rv(marked, revision), removing));
             }
             WriteOutcome::ObjectChanged(None) => {
@@ -252,6 +232,44 @@ pub async fn delete(
         }
     }
     Err(conflict(res, name))
+}
+
+/// DeleteOptions.preconditions against the stored object.
+fn check_preconditions(
+    res: &Resource,
+    name: &str,
+    opts: &DeleteOptions,
+    current: &crate::apiserver::storage::Stored,
+) -> Result<(), ApiError> {
+    if let Some(uid) = &opts.precondition_uid {
+        if current
+            .value
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            != Some(uid.as_str())
+        {
+            return Err(ApiError::Conflict {
+                subject: subject(res, name),
+                msg: format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    current
+                        .value
+                        .pointer("/metadata/uid")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                ),
+            });
+        }
+    }
+    if let Some(rv) = &opts.precondition_rv {
+        if *rv != current.mod_revision.to_string() {
+            return Err(ApiError::Conflict {
+                subject: subject(res, name),
+                msg: format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", current.mod_revision),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// What one delete does to the stored object.
@@ -337,13 +355,147 @@ fn graceful_period(res: &Resource, obj: &Value, asked: Option<i64>) -> i64 {
         .max(0)
 }
 
-/// Without a namespace controller yet, deleting a namespace deletes what
-/// it holds right away (pods with grace 0, allocations released).
-async fn delete_namespace_contents(api: &ApiServer, ns: &str) -> Result<(), ApiError> {
-    let now = DeleteOptions {
-        grace_period_seconds: Some(0),
-        ..Default::default()
-    };
+/// The finalizer that keeps a Terminating namespace until its content
+/// is gone (in `spec.finalizers`, as Kubernetes keeps it).
+pub const NAMESPACE_FINALIZER: &str = "kubernetes";
+
+/// Kubernetes' namespace lifecycle: a delete marks the namespace
+/// Terminating (deletionTimestamp, `status.phase`, the `kubernetes`
+/// finalizer), after which nothing new may be created in it. Its content is
+/// deleted right here, as the namespace controller would (pods bound to a
+/// node get their grace period, objects with finalizers stay); when nothing
+/// is left the namespace goes with this same request, else the namespace
+/// controller finishes once the rest is gone.
+async fn delete_namespace(
+    api: &ApiServer,
+    res: &Resource,
+    name: &str,
+    opts: &DeleteOptions,
+) -> Result<(Value, bool), ApiError> {
+    let marked = mark_terminating(api, res, name, opts).await?;
+    if delete_namespace_contents(api, name).await? > 0 {
+        return Ok((marked, false));
+    }
+    finalize_namespace(api, res, name).await
+}
+
+/// The Terminating form of a namespace; None when it already is.
+pub fn terminating(ns: &Value) -> Option<Value> {
+    if ns.pointer("/metadata/deletionTimestamp").is_some() {
+        return None;
+    }
+    let mut t = ns.clone();
+    let m = meta::meta_mut(&mut t);
+    m.insert("deletionTimestamp".into(), json!(meta::now()));
+    m.insert("deletionGracePeriodSeconds".into(), json!(0));
+    if !t.get("spec").is_some_and(Value::is_object) {
+        t["spec"] = json!({});
+    }
+    let mut f: Vec<Value> = t["spec"]["finalizers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if !f.iter().any(|x| x == NAMESPACE_FINALIZER) {
+        f.push(json!(NAMESPACE_FINALIZER));
+    }
+    t["spec"]["finalizers"] = json!(f);
+    if !t.get("status").is_some_and(Value::is_object) {
+        t["status"] = json!({});
+    }
+    t["status"]["phase"] = json!("Terminating");
+    Some(t)
+}
+
+async fn mark_terminating(
+    api: &ApiServer,
+    res: &Resource,
+    name: &str,
+    opts: &DeleteOptions,
+) -> Result<Value, ApiError> {
+    let key = api.storage.key(&object_path(res, None, name));
+    for _ in 0..UPDATE_RETRIES {
+        let current = get(api, res, None, name).await?;
+        check_preconditions(res, name, opts, &current)?;
+        let Some(marked) = terminating(&current.value) else {
+            return Ok(with_rv(current.value, current.mod_revision));
+        };
+        let write = Write {
+            value: Some(encode(&marked)?),
+            ..Default::default()
+        };
+        match api
+            .storage
+            .write(&key, Expect::ModRevision(current.mod_revision), write)
+            .await?
+        {
+            WriteOutcome::Done { revision } => return Ok(with_rv(marked, revision)),
+            WriteOutcome::ObjectChanged(None) => {
+                return Err(ApiError::not_found(res.group, res.plural, name))
+            }
+            WriteOutcome::ObjectChanged(Some(_)) | WriteOutcome::ClaimTaken(_) => {}
+        }
+    }
+    Err(conflict(res, name))
+}
+
+/// Removes the `kubernetes` finalizer (what Kubernetes' `finalize`
+/// subresource does; an ordinary update keeps `spec.finalizers`), and the
+/// namespace with it when no other finalizer is left.
+async fn finalize_namespace(
+    api: &ApiServer,
+    res: &Resource,
+    name: &str,
+) -> Result<(Value, bool), ApiError> {
+    let key = api.storage.key(&object_path(res, None, name));
+    for _ in 0..UPDATE_RETRIES {
+        let current = get(api, res, None, name).await?;
+        let mut next = current.value.clone();
+        if let Some(list) = next
+            .pointer_mut("/spec/finalizers")
+            .and_then(Value::as_array_mut)
+        {
+            list.retain(|x| x != NAMESPACE_FINALIZER);
+        }
+        let gone = namespace_finalized(&next) && finalizers_of(&next).is_empty();
+        if !gone && next == current.value {
+            return Ok((with_rv(next, current.mod_revision), false));
+        }
+        let write = Write {
+            value: if gone { None } else { Some(encode(&next)?) },
+            ..Default::default()
+        };
+        match api
+            .storage
+            .write(&key, Expect::ModRevision(current.mod_revision), write)
+            .await?
+        {
+            WriteOutcome::Done { revision } => {
+                if gone {
+                    tracing::info!(namespace = %name, "namespace empty and finalized: removed");
+                }
+                return Ok((with_rv(next, revision), gone));
+            }
+            WriteOutcome::ObjectChanged(None) => {
+                return Err(ApiError::not_found(res.group, res.plural, name))
+            }
+            WriteOutcome::ObjectChanged(Some(_)) | WriteOutcome::ClaimTaken(_) => {}
+        }
+    }
+    Err(conflict(res, name))
+}
+
+/// Whether nothing in `spec.finalizers` holds a namespace any more.
+pub fn namespace_finalized(ns: &Value) -> bool {
+    ns.pointer("/spec/finalizers")
+        .and_then(Value::as_array)
+        .is_none_or(|f| f.is_empty())
+}
+
+/// Deletes what a namespace holds through the ordinary delete; returns
+/// how many objects are still there (graceful pods, finalizers).
+async fn delete_namespace_contents(api: &ApiServer, ns: &str) -> Result<usize, ApiError> {
+    let opts = DeleteOptions::default();
+    let mut left = 0;
     for res in crate::apiserver::resources::RESOURCES
         .iter()
         .filter(|r| r.namespaced)
@@ -354,27 +506,14 @@ async fn delete_namespace_contents(api: &ApiServer, ns: &str) -> Result<(), ApiE
             .await?;
         for s in page.items {
             let name = meta::name_of(&s.value).to_string();
-            // Strip finalizers: nothing would ever remove them.
-            let key = s.key.clone();
-            let write = Write {
-                value: None,
-                releases: releases(api, &s.value, None),
-                ..Default::default()
-            };
-            match api
-                .storage
-                .write(&key, Expect::ModRevision(s.mod_revision), write)
-                .await?
-            {
-                WriteOutcome::Done { .. } => {}
-                _ => match Box::pin(delete(api, res, Some(ns), &name, &now)).await {
-                    Ok(_) | Err(ApiError::NotFound(_)) => {}
-                    Err(e) => return Err(e),
-                },
+            match Box::pin(delete(api, res, Some(ns), &name, &opts)).await {
+                Ok((_, true)) | Err(ApiError::NotFound(_)) => {}
+                Ok((_, false)) => left += 1,
+                Err(e) => return Err(e),
             }
         }
     }
-    Ok(())
+    Ok(left)
 }
 
 pub async fn delete_collection(
@@ -487,6 +626,18 @@ mod tests {
         );
         // Waiting only for finalizers: a grace period does not restart the clock.
         assert_eq!(plan_delete(true, 0, 30, false, false), Unchanged);
+    }
+
+    #[test]
+    fn namespace_goes_terminating_once() {
+        let ns = json!({"metadata": {"name": "a"}, "spec": {"finalizers": ["other"]}, "status": {"phase": "Active"}});
+        let t = terminating(&ns).unwrap();
+        assert_eq!(t["status"]["phase"], "Terminating");
+        assert_eq!(t["spec"]["finalizers"], json!(["other", "kubernetes"]));
+        assert!(t["metadata"]["deletionTimestamp"].is_string());
+        assert!(terminating(&t).is_none());
+        assert!(!namespace_finalized(&t));
+        assert!(namespace_finalized(&json!({"spec": {"finalizers": []}})));
     }
 
     #[test]
