@@ -17,7 +17,7 @@ use crate::model::{IpFamily, ServiceKey};
 use crate::netns::Place;
 use crate::nft::skeleton::{Table, SERVICES_CHAIN, TABLE};
 use crate::nft::{Nft, NftError};
-use crate::plan::Transaction;
+use crate::plan::{write_full, Transaction};
 use crate::render::{render_service, Context, Rendered};
 use crate::tracker::{ServiceState, Tracker};
 
@@ -77,6 +77,18 @@ fn hairpin_delta(
     add.sort();
     del.sort();
     (counts, add, del)
+}
+
+/// A full sync allocates tens of MB of transient text and rendering at
+/// 10,000 services; glibc keeps freed heap pages mapped, so without this
+/// the agent would hold the sync's peak for good.
+fn release_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel; it
+    // touches no live allocation.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// One health-check node port: which service, how many local endpoints.
@@ -271,24 +283,23 @@ impl Proxy {
             .map(|f| f.ctx.node_name.clone())
             .unwrap_or_default();
         let all = full.then(|| self.tracker.all());
-        let mut commands = Vec::new();
+        // The whole transaction as nft text, both families.
+        let mut payload = String::new();
+        let mut n = 0;
         type Programmed = (HashMap<ServiceKey, Rendered>, HashMap<IpAddr, usize>);
         let mut new_programmed: Vec<Programmed> = Vec::new();
         for fam in &self.families {
             if let Some(all) = &all {
-                let mut txn = Transaction::full(&fam.table);
                 let empty = Rendered::default();
                 let mut programmed = HashMap::with_capacity(all.len());
                 for (key, state) in all {
-                    let r = render_service(&fam.ctx, state);
-                    txn.diff(&fam.table, &empty, &r);
-                    programmed.insert(key.clone(), r);
+                    programmed.insert(key.clone(), render_service(&fam.ctx, state));
                 }
                 let pairs: Vec<(&Rendered, &Rendered)> =
                     programmed.values().map(|r| (&empty, r)).collect();
                 let (counts, add, _) = hairpin_delta(&HashMap::new(), &pairs);
-                txn.hairpin(add, Vec::new());
-                commands.extend(txn.into_commands(&fam.table));
+                drop(pairs);
+                n += write_full(&fam.table, programmed.values(), &add, &mut payload);
                 new_programmed.push((programmed, counts));
             } else {
                 let mut txn = Transaction::default();
@@ -305,13 +316,18 @@ impl Proxy {
                     .collect();
                 let (counts, add, del) = hairpin_delta(&fam.hairpin_refs, &pairs);
                 txn.hairpin(add, del);
-                commands.extend(txn.into_commands(&fam.table));
+                for cmd in txn.into_commands(&fam.table) {
+                    payload.push_str(&cmd);
+                    payload.push('\n');
+                    n += 1;
+                }
                 new_programmed.push((programmed, counts));
             }
         }
-        let n = commands.len();
         let nft_start = Instant::now();
-        if let Err(e) = self.nft.apply(commands) {
+        let applied = self.nft.apply_text(&payload, n);
+        drop(payload);
+        if let Err(e) = applied {
             self.needs_full = true;
             self.metrics.sync_failures.inc();
             return Err(SyncError::Apply(e));
@@ -341,6 +357,7 @@ impl Proxy {
         if full {
             self.needs_full = false;
             self.last_full = Some(Instant::now());
+            release_freed_memory();
             if let Some(all) = &all {
                 self.health.clear();
                 for (key, state) in all {
