@@ -263,6 +263,15 @@ impl Proxy {
     /// One sync. Returns None when there was nothing to do or the initial
     /// state is not known yet.
     pub fn sync(&mut self) -> Result<Option<SyncReport>, SyncError> {
+        let result = self.sync_once();
+        if matches!(&result, Ok(Some(r)) if r.full) {
+            // After the sync's transient state is dropped.
+            release_freed_memory();
+        }
+        result
+    }
+
+    fn sync_once(&mut self) -> Result<Option<SyncReport>, SyncError> {
         if !self.ready {
             return Ok(None);
         }
@@ -357,7 +366,6 @@ impl Proxy {
         if full {
             self.needs_full = false;
             self.last_full = Some(Instant::now());
-            release_freed_memory();
             if let Some(all) = &all {
                 self.health.clear();
                 for (key, state) in all {
