@@ -77,8 +77,9 @@ impl Nft {
         Ok(())
     }
 
-    /// `nft list <args>` as text. Listing one chain makes nft fetch only
-    /// that table's chain names, not every rule (cheap at 10,000 services).
+    /// `nft list <args>` as text. Even listing one chain makes nft 1.0.6
+    /// fetch the whole table first (~1 s at 10,000 services): callers
+    /// check the generation id (genid.rs) before listing.
     pub fn list(&self, args: &[&str]) -> Result<String, NftError> {
         let what = format!("list {}", args.join(" "));
         let out = self
