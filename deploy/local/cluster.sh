@@ -146,7 +146,7 @@ spec:
     spec:
       containers:
       - name: web
-        image: capstan.local/busybox:latest
+        image: capstan.local/busybox:lab
         command: ["/bin/capstan-testsrv", "serve", "--http", "0.0.0.0:8080"]
         ports:
         - containerPort: 8080

@@ -10,8 +10,19 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use crate::nft::skeleton::{Table, HAIRPIN_SET};
+use crate::nft::skeleton::{
+    Table, HAIRPIN_SET, NODEPORTS_MAP, NO_ENDPOINT_NODEPORTS_MAP, NO_ENDPOINT_SERVICES_MAP,
+    SERVICE_IPS_MAP,
+};
 use crate::render::Rendered;
+
+/// Every verdict map services put elements in.
+const ELEMENT_MAPS: [&str; 4] = [
+    SERVICE_IPS_MAP,
+    NODEPORTS_MAP,
+    NO_ENDPOINT_SERVICES_MAP,
+    NO_ENDPOINT_NODEPORTS_MAP,
+];
 
 /// A transaction under construction, kept in phases; every command is
 /// one line of nft text.
@@ -132,6 +143,56 @@ impl Transaction {
         out.extend(table.elements("add", HAIRPIN_SET, hairpin(&self.add_hairpin)));
         out
     }
+}
+
+/// A full sync written straight into `out` (one command per line; returns
+/// how many): the table re-created with its skeleton, then each service's
+/// sets, chains and rules, then every map element. Streaming instead of
+/// collecting ~120,000 command strings keeps the proxy's peak memory near
+/// its steady state. Each service's rules only reference its own chains
+/// and sets (written just before) and the skeleton's.
+pub fn write_full<'a, I>(table: &Table, services: I, hairpin: &[IpAddr], out: &mut String) -> usize
+where
+    I: Iterator<Item = &'a Rendered> + Clone,
+{
+    let mut n = 0;
+    let mut line = |out: &mut String, cmd: &str| {
+        out.push_str(cmd);
+        out.push('\n');
+        n += 1;
+    };
+    for cmd in Transaction::full(table).prologue {
+        line(out, &cmd);
+    }
+    for r in services.clone() {
+        for (name, timeout) in &r.sets {
+            line(out, &table.affinity_set(name, *timeout));
+        }
+        for name in r.chains.keys() {
+            line(out, &table.cmd("add", "chain", name));
+        }
+        for (name, rules) in &r.chains {
+            for rule in rules {
+                line(out, &table.add_rule(name, rule));
+            }
+        }
+    }
+    for map in ELEMENT_MAPS {
+        let elems = services.clone().flat_map(|r| {
+            r.elements
+                .iter()
+                .filter(|((m, _), _)| *m == map)
+                .map(|((_, key), verdict)| format!("{key} : {verdict}"))
+        });
+        if let Some(cmd) = table.elements("add", map, elems) {
+            line(out, &cmd);
+        }
+    }
+    let hp = hairpin.iter().map(Table::hairpin_element);
+    if let Some(cmd) = table.elements("add", HAIRPIN_SET, hp) {
+        line(out, &cmd);
+    }
+    n
 }
 
 #[cfg(test)]
@@ -298,6 +359,73 @@ mod text_tests {
                 "delete element ip capstan-proxy hairpin { 10.0.0.1 . 10.0.0.1 }",
                 "delete element ip capstan-proxy service-ips { 10.96.0.1 . tcp . 80 }",
             ]
+        );
+    }
+}
+
+#[cfg(test)]
+mod full_tests {
+    use super::*;
+    use crate::model::IpFamily;
+
+    fn service(name: &str, ip: &str) -> Rendered {
+        let mut r = Rendered::default();
+        r.chains.insert(
+            format!("service-{name}"),
+            vec![format!("goto endpoint-{name}")],
+        );
+        r.chains.insert(
+            format!("endpoint-{name}"),
+            vec![format!("update @affinity-{name} {{ ip saddr }}")],
+        );
+        r.sets.insert(format!("affinity-{name}"), 5);
+        r.elements.insert(
+            (SERVICE_IPS_MAP, format!("{ip} . tcp . 80")),
+            format!("goto service-{name}"),
+        );
+        r
+    }
+
+    #[test]
+    fn full_sync_streams_objects_before_their_users() {
+        let table = Table::new(IpFamily::V4);
+        let (a, b) = (service("a", "10.96.0.1"), service("b", "10.96.0.2"));
+        let mut out = String::new();
+        let hp = ["10.0.0.1".parse().unwrap()];
+        let n = write_full(&table, [&a, &b].into_iter(), &hp, &mut out);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(n, lines.len());
+        assert_eq!(lines[0], "add table ip capstan-proxy");
+        assert_eq!(lines[1], "delete table ip capstan-proxy");
+        let pos = |needle: &str| {
+            lines
+                .iter()
+                .position(|l| l.starts_with(needle))
+                .unwrap_or_else(|| panic!("{needle} missing: {out}"))
+        };
+        // Per service: set and chains, then rules using them.
+        assert!(
+            pos("add set ip capstan-proxy affinity-a")
+                < pos("add rule ip capstan-proxy endpoint-a")
+        );
+        assert!(
+            pos("add chain ip capstan-proxy endpoint-a")
+                < pos("add rule ip capstan-proxy service-a")
+        );
+        // One element command per map, after every chain.
+        let el = pos("add element ip capstan-proxy service-ips");
+        assert!(el > pos("add rule ip capstan-proxy service-b"));
+        assert_eq!(
+            lines[el],
+            "add element ip capstan-proxy service-ips { 10.96.0.1 . tcp . 80 : goto service-a, 10.96.0.2 . tcp . 80 : goto service-b }"
+        );
+        assert_eq!(
+            lines.last().copied(),
+            Some("add element ip capstan-proxy hairpin { 10.0.0.1 . 10.0.0.1 }")
+        );
+        assert!(
+            !out.contains("add element ip capstan-proxy service-nodeports"),
+            "no empty element lists"
         );
     }
 }

@@ -32,14 +32,19 @@ impl Nft {
     /// Applies `commands` (each one nft command line) as one transaction
     /// (all or nothing).
     pub fn apply(&self, commands: Vec<String>) -> Result<(), NftError> {
-        if commands.is_empty() {
-            return Ok(());
-        }
         let n = commands.len();
         let mut payload = String::with_capacity(commands.iter().map(|c| c.len() + 1).sum());
         for c in commands {
             payload.push_str(&c);
             payload.push('\n');
+        }
+        self.apply_text(&payload, n)
+    }
+
+    /// Applies `payload` (`n` nft command lines) as one transaction.
+    pub fn apply_text(&self, payload: &str, n: usize) -> Result<(), NftError> {
+        if n == 0 {
+            return Ok(());
         }
         let mut child = self
             .place
@@ -60,7 +65,7 @@ impl Nft {
         if !out.status.success() {
             // Debugging aid: the rejected transaction, to replay with `nft -f`.
             if let Ok(path) = std::env::var("CAPSTAN_PROXY_NFT_DUMP") {
-                let _ = std::fs::write(path, &payload);
+                let _ = std::fs::write(path, payload);
             }
             let mut stderr = String::from_utf8_lossy(&out.stderr).into_owned();
             stderr.truncate(2000);
@@ -72,8 +77,9 @@ impl Nft {
         Ok(())
     }
 
-    /// `nft list <args>` as text. Listing one chain makes nft fetch only
-    /// that table's chain names, not every rule (cheap at 10,000 services).
+    /// `nft list <args>` as text. Even listing one chain makes nft 1.0.6
+    /// fetch the whole table first (~1 s at 10,000 services): callers
+    /// check the generation id (genid.rs) before listing.
     pub fn list(&self, args: &[&str]) -> Result<String, NftError> {
         let what = format!("list {}", args.join(" "));
         let out = self

@@ -5,6 +5,7 @@
 
 pub mod exec;
 pub mod expr;
+pub mod genid;
 pub mod skeleton;
 
 pub use exec::{Nft, NftError};
