@@ -736,6 +736,62 @@ fn foreground_delete_waits_for_dependents(s: &Suite) -> Result<(), Failed> {
         let p = pods(s, ns, "app=fg");
         (p.len() == 2 && p.iter().all(ready)).then(|| p[0].metadata.name.clone())?
     })?;
+    // A Service deleted in the foreground waits for its EndpointSlice,
+    // which the endpoints controller must not write again meanwhile.
+    kubectl(
+        s,
+        &["create", "-f", "-"],
+        Some(&format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: fgsvc\n  namespace: {ns}\nspec:\n  selector:\n    app: fg\n  ports:\n  - port: 80\n"
+        )),
+    )?;
+    wait(
+        "the service's endpointslice",
+        Duration::from_secs(30),
+        || {
+            let n = jsonpath(
+                s,
+                &[
+                    "-n",
+                    ns,
+                    "get",
+                    "endpointslices",
+                    "-l",
+                    "kubernetes.io/service-name=fgsvc",
+                ],
+                "{.items[*].metadata.name}",
+            );
+            (!n.trim().is_empty()).then_some(())
+        },
+    )?;
+    kubectl(
+        s,
+        &[
+            "-n",
+            ns,
+            "delete",
+            "service",
+            "fgsvc",
+            "--cascade=foreground",
+            "--timeout=30s",
+        ],
+        None,
+    )?;
+    let left = jsonpath(
+        s,
+        &[
+            "-n",
+            ns,
+            "get",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=fgsvc",
+        ],
+        "{.items[*].metadata.name}",
+    );
+    if !left.trim().is_empty() {
+        return Err(format!("endpointslices outlived their service: {left}").into());
+    }
     // A finalizer on one pod holds the chain: pod, then its ReplicaSet,
     // then the Deployment.
     kubectl(
