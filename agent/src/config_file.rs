@@ -40,6 +40,7 @@ pub struct FileConfig {
     pub tls_cert_file: Option<PathBuf>,
     pub tls_private_key_file: Option<PathBuf>,
     pub client_ca_file: Option<PathBuf>,
+    pub insecure_registry: Option<Vec<String>>,
     // proxy and kubelet
     pub kubeconfig: Option<PathBuf>,
     pub cluster_cidr: Option<Vec<String>>,

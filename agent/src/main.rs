@@ -149,6 +149,11 @@ struct Cli {
     #[arg(long)]
     client_ca_file: Option<PathBuf>,
 
+    /// kubelet: registries (host:port) to pull from over plain HTTP,
+    /// comma-separated (containerd's `insecure` hosts; all others use HTTPS).
+    #[arg(long, value_delimiter = ',')]
+    insecure_registry: Option<Vec<String>>,
+
     /// proxy: kubeconfig to watch Services and EndpointSlices with [default: in-cluster or $KUBECONFIG];
     /// kubelet: with it, pods bound to this node run too and the node registers itself.
     #[arg(long)]
@@ -322,6 +327,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         overlay_subnet_file: (components.contains(&Component::Overlay)
             && manager == SubnetManagerKind::Etcd)
             .then(|| opts.subnet_file.clone()),
+        insecure_registries: cli
+            .insecure_registry
+            .or(file.insecure_registry)
+            .unwrap_or_default(),
     };
     if kubelet_opts.tls_cert_file.is_some() != kubelet_opts.tls_private_key_file.is_some() {
         bail!("--tls-cert-file and --tls-private-key-file go together");

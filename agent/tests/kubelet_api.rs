@@ -17,7 +17,7 @@ use capstan_lab::{cmd, privileged, Lab};
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::Value;
 
-const IMAGE: &str = "capstan.local/busybox:latest";
+const IMAGE: &str = "capstan.local/busybox:lab";
 const NODE: &str = "node-1";
 
 struct Suite {

@@ -71,6 +71,8 @@ pub struct Options {
     /// subnet becomes the Node's podCIDR, and it existing means the
     /// network is up.
     pub overlay_subnet_file: Option<PathBuf>,
+    /// Registries (`host:port`) pulled from over plain HTTP.
+    pub insecure_registries: Vec<String>,
 }
 
 pub const DEFAULT_ROOT_DIR: &str = "/var/lib/capstan/kubelet";
@@ -141,6 +143,7 @@ pub async fn run(
             &opts.containerd_socket,
             &opts.containerd_namespace,
             log_driver,
+            opts.insecure_registries.clone(),
         )
         .await?,
     );

@@ -240,7 +240,7 @@ fn bench_pod(name: &str) -> Pod {
         spec: Some(PodSpec {
             containers: vec![Container {
                 name: "c".into(),
-                image: Some("capstan.local/busybox:latest".into()),
+                image: Some("capstan.local/busybox:lab".into()),
                 command: Some(vec!["sleep".into(), "3600".into()]),
                 ..Default::default()
             }],

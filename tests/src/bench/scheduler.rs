@@ -137,7 +137,7 @@ fn bench_pod(i: usize) -> Pod {
         spec: Some(PodSpec {
             containers: vec![Container {
                 name: "c".into(),
-                image: Some("capstan.local/busybox:latest".into()),
+                image: Some("capstan.local/busybox:lab".into()),
                 resources: Some(ResourceRequirements {
                     requests: Some(quantities(&[("cpu", "10m"), ("memory", "16Mi")])),
                     ..Default::default()

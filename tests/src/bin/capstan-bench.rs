@@ -80,6 +80,10 @@ enum Cmd {
         /// Pods added at once in the concurrent round.
         #[arg(long, default_value_t = 64)]
         concurrent: usize,
+        /// capstan-cni binary to measure (default: the one built beside
+        /// this tool; deploy/cni/build-static.sh builds the installed one).
+        #[arg(long)]
+        plugin: Option<PathBuf>,
     },
     /// Service proxy (nftables): sync time, memory, ClusterIP vs direct latency.
     Proxy {
@@ -183,10 +187,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{report}");
             Ok(())
         }
-        Cmd::Cni { runs, concurrent } => {
+        Cmd::Cni {
+            runs,
+            concurrent,
+            plugin,
+        } => {
             let report = capstan_lab::bench_cni::run(&capstan_lab::bench_cni::BenchCniOpts {
                 runs,
                 concurrent,
+                plugin,
                 ..Default::default()
             })?;
             print!("{report}");
