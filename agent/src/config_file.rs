@@ -36,6 +36,10 @@ pub struct FileConfig {
     pub cluster_domain: Option<String>,
     pub cgroup_root: Option<String>,
     pub sweep_interval: Option<u64>,
+    pub kubelet_port: Option<u16>,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_private_key_file: Option<PathBuf>,
+    pub client_ca_file: Option<PathBuf>,
     pub insecure_registry: Option<Vec<String>>,
     // proxy and kubelet
     pub kubeconfig: Option<PathBuf>,
@@ -105,6 +109,10 @@ cluster-dns = ["10.96.0.10"]
 cluster-domain = "cluster.local"
 cgroup-root = "capstan"
 sweep-interval = 30
+kubelet-port = 10250
+tls-cert-file = "/etc/capstan/agent.crt"
+tls-private-key-file = "/etc/capstan/agent.key"
+client-ca-file = "/etc/capstan/ca.crt"
 "#,
         )
         .unwrap();
@@ -113,6 +121,7 @@ sweep-interval = 30
         assert_eq!(c.lease_ttl, Some(60));
         assert_eq!(c.cluster_dns.as_ref().map(Vec::len), Some(1));
         assert_eq!(c.cgroup_root.as_deref(), Some("capstan"));
+        assert_eq!(c.kubelet_port, Some(10250));
         let c = FileConfig::parse(Path::new("a.toml"), "ipMasq = false").unwrap();
         assert_eq!(c.ip_masq, Some(false));
         let e = FileConfig::parse(Path::new("a.toml"), "bogus = 1").unwrap_err();

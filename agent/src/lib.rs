@@ -1,5 +1,6 @@
 //! capstan-agent's components as a library, so the binary only parses and wires.
 
+pub mod api;
 pub mod config_file;
 pub mod kubelet;
 pub mod node;

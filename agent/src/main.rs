@@ -133,6 +133,22 @@ struct Cli {
     #[arg(long)]
     sweep_interval: Option<u64>,
 
+    /// kubelet: port of the agent's HTTPS API (container logs, health) on the node's address; 0: off [default: 10250].
+    #[arg(long)]
+    kubelet_port: Option<u16>,
+
+    /// kubelet: the agent API's serving certificate [default: self-signed, kept in <root-dir>/pki].
+    #[arg(long)]
+    tls_cert_file: Option<PathBuf>,
+
+    /// kubelet: key of --tls-cert-file.
+    #[arg(long)]
+    tls_private_key_file: Option<PathBuf>,
+
+    /// kubelet: CA whose client certificates the agent API accepts (the cluster CA).
+    #[arg(long)]
+    client_ca_file: Option<PathBuf>,
+
     /// kubelet: registries (host:port) to pull from over plain HTTP,
     /// comma-separated (containerd's `insecure` hosts; all others use HTTPS).
     #[arg(long, value_delimiter = ',')]
@@ -298,11 +314,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .max(1),
         ),
         manifest_poll: Duration::from_millis(100),
+        kubelet_port: cli
+            .kubelet_port
+            .or(file.kubelet_port)
+            .unwrap_or(capstan_agent::api::DEFAULT_PORT),
+        tls_cert_file: cli.tls_cert_file.or(file.tls_cert_file),
+        tls_private_key_file: cli.tls_private_key_file.or(file.tls_private_key_file),
+        client_ca_file: cli.client_ca_file.or(file.client_ca_file),
+        // The overlay's subnet tells the Node its podCIDR and that the
+        // network is up (etcd mode only: in kube mode the podCIDR is the
+        // input, not the output).
+        overlay_subnet_file: (components.contains(&Component::Overlay)
+            && manager == SubnetManagerKind::Etcd)
+            .then(|| opts.subnet_file.clone()),
         insecure_registries: cli
             .insecure_registry
             .or(file.insecure_registry)
             .unwrap_or_default(),
     };
+    if kubelet_opts.tls_cert_file.is_some() != kubelet_opts.tls_private_key_file.is_some() {
+        bail!("--tls-cert-file and --tls-private-key-file go together");
+    }
     let mut proxy_families = vec![
         (capstan_proxy::model::IpFamily::V4, None),
         (capstan_proxy::model::IpFamily::V6, None),

@@ -3,6 +3,9 @@
 //! --components kubelet --kubeconfig <node's>`. The node registers and
 //! heartbeats; a pod bound to the node runs, its status is published, and
 //! `kubectl delete` goes through graceful termination to the final delete.
+//! `kubectl logs` (plain, --tail, --timestamps, -f, --previous) goes
+//! through the API server to the agent's HTTPS API on :10250, which
+//! refuses requests without a client certificate from the cluster CA.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,7 +17,6 @@ use capstan_lab::{cmd, privileged, Lab};
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::Value;
 
-const AGENT: &str = env!("CARGO_BIN_EXE_capstan-agent");
 const IMAGE: &str = "capstan.local/busybox:lab";
 const NODE: &str = "node-1";
 
@@ -148,13 +150,17 @@ fn main() {
         &format!("{}-pod-", lab.prefix()),
         "--cgroup-root",
         &lab.cgroup_root(),
+        "--client-ca-file",
+        &cp.ca_cert().display().to_string(),
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
+    // CAPSTAN_BIN_DIR first: the target directory may be shared.
+    let agent_bin = capstan_lab::bins::path("capstan-agent").expect("capstan-agent binary");
     let agent = lab
         .node(0)
-        .spawn("kubelet", Path::new(AGENT), &agent_args)
+        .spawn("kubelet", &agent_bin, &agent_args)
         .expect("spawn agent");
     let suite = Arc::new(Suite {
         lab,
@@ -170,6 +176,14 @@ fn main() {
         t(
             "bound_pod_runs_status_published_then_graceful_delete",
             api_pod_lifecycle,
+        ),
+        t(
+            "kubectl_logs_follow_tail_previous_through_the_api_server",
+            kubectl_logs,
+        ),
+        t(
+            "agent_api_refuses_unauthenticated_and_nodes",
+            agent_api_auth,
         ),
     ];
     let conclusion = libtest_mimic::run(&args, trials);
@@ -194,6 +208,9 @@ fn node_registers(s: &Suite) -> Result<(), Failed> {
     let addr = &node["status"]["addresses"][0];
     if addr["type"] != "InternalIP" || addr["address"] != "192.168.250.11" {
         return Err(format!("addresses {}", node["status"]["addresses"]).into());
+    }
+    if node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"] != 10250 {
+        return Err(format!("daemonEndpoints {}", node["status"]["daemonEndpoints"]).into());
     }
     if node["metadata"]["labels"]["kubernetes.io/hostname"] != NODE {
         return Err(format!("labels {}", node["metadata"]["labels"]).into());
@@ -310,6 +327,243 @@ spec:
     .map_err(|e| e.to_string())?;
     if !left.trim().is_empty() {
         return Err(format!("containers left: {left}").into());
+    }
+    Ok(())
+}
+
+/// The logger pod: prints its attempt number and three lines, then echoes
+/// whatever the test drops into the hostPath directory (`say`) and exits 1
+/// when told to (`exit`), so a test can write a line at a chosen moment.
+fn start_logger(s: &Suite, trigger: &Path) -> Result<(), Failed> {
+    std::fs::create_dir_all(trigger)?;
+    s.kubectl(
+        &["apply", "-f", "-"],
+        Some(&format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: logger, namespace: default}}
+spec:
+  nodeName: {NODE}
+  terminationGracePeriodSeconds: 1
+  volumes:
+  - {{name: t, hostPath: {{path: {dir}}}}}
+  containers:
+  - name: main
+    image: {IMAGE}
+    volumeMounts: [{{name: t, mountPath: /t}}]
+    command: ["sh", "-c"]
+    args:
+    - |
+      n=$(cat /t/count 2>/dev/null || echo 0); echo $((n+1)) > /t/count
+      echo "attempt $n"; echo first; echo second; echo third
+      while true; do
+        if [ -f /t/say ]; then cat /t/say; rm -f /t/say; fi
+        if [ -f /t/exit ]; then rm -f /t/exit; echo bye; exit 1; fi
+        sleep 0.1
+      done
+"#,
+            dir = trigger.display()
+        )),
+    )?;
+    Ok(())
+}
+
+/// `kubectl logs -f` running in the background, its lines in a channel.
+struct Follower {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Follower {
+    fn start(s: &Suite, args: &[&str]) -> Result<Self, Failed> {
+        use std::io::BufRead;
+        let mut c = s.cp.kubectl().map_err(|e| e.to_string())?;
+        let mut child = c
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let out = child.stdout.take().ok_or("no stdout")?;
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in std::io::BufReader::new(out).lines() {
+                let Ok(l) = l else { break };
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Follower { child, lines })
+    }
+    /// Lines until one equals `want`; error after `timeout`.
+    fn until(&self, want: &str, timeout: Duration) -> Result<Vec<String>, Failed> {
+        let end = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    let done = l == want;
+                    seen.push(l);
+                    if done {
+                        return Ok(seen);
+                    }
+                }
+                Err(_) => {
+                    return Err(
+                        format!("{want:?} not streamed in {timeout:?}; got {seen:?}").into(),
+                    )
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn kubectl_logs(s: &Suite) -> Result<(), Failed> {
+    let trigger = s.lab.node(0).dir().join("logger-trigger");
+    start_logger(s, &trigger)?;
+    let logs = |extra: &[&str]| {
+        let mut a = vec!["logs", "logger"];
+        a.extend_from_slice(extra);
+        s.kubectl(&a, None)
+    };
+    wait_for(
+        "logger's first lines",
+        Duration::from_secs(30),
+        || logs(&[]).ok().filter(|l| l.ends_with("third\n")),
+        || format!("{}\nkubectl logs: {:?}", s.log(), logs(&[])),
+    )?;
+    let all = logs(&[])?;
+    if all != "attempt 0\nfirst\nsecond\nthird\n" {
+        return Err(format!("kubectl logs: {all:?}").into());
+    }
+    let tail = logs(&["--tail=2"])?;
+    if tail != "second\nthird\n" {
+        return Err(format!("kubectl logs --tail=2: {tail:?}").into());
+    }
+    let stamped = logs(&["--timestamps", "--limit-bytes=1000"])?;
+    let first = stamped.lines().next().unwrap_or_default();
+    let (ts, text) = first.split_once(' ').unwrap_or_default();
+    if text != "attempt 0" || ts.parse::<jiff::Timestamp>().is_err() {
+        return Err(format!("kubectl logs --timestamps: {stamped:?}").into());
+    }
+    if logs(&["--limit-bytes=12"])? != "attempt 0\nfi" {
+        return Err("--limit-bytes not honoured".into());
+    }
+    if logs(&["--since=1h"])? != all {
+        return Err("--since=1h lost lines".into());
+    }
+    match logs(&["--previous"]) {
+        Err(e) if format!("{e:?}").contains("previous terminated container") => {}
+        other => return Err(format!("--previous before any restart: {other:?}").into()),
+    }
+
+    // -f: the old lines, then a line written after the call started.
+    let follow = Follower::start(s, &["logs", "-f", "logger"])?;
+    follow.until("third", Duration::from_secs(10))?;
+    let t0 = Instant::now();
+    std::fs::write(trigger.join("say.tmp"), "streamed-line\n")?;
+    std::fs::rename(trigger.join("say.tmp"), trigger.join("say"))?;
+    follow.until("streamed-line", Duration::from_secs(10))?;
+    eprintln!(
+        "kubectl logs -f: a new line arrived {:?} after it was written",
+        t0.elapsed()
+    );
+
+    // The container exits: the follower ends, the container restarts, and
+    // --previous shows the attempt that ended.
+    std::fs::write(trigger.join("exit"), "")?;
+    follow.until("bye", Duration::from_secs(10))?;
+    let mut follow = follow;
+    wait_for(
+        "kubectl logs -f ends when the container exits",
+        Duration::from_secs(10),
+        || follow.child.try_wait().ok().flatten(),
+        || s.log(),
+    )?;
+    wait_for(
+        "restartCount 1",
+        Duration::from_secs(30),
+        || {
+            s.get(&["pod", "logger"]).filter(|p| {
+                p["status"]["containerStatuses"][0]["restartCount"] == 1
+                    && p["status"]["containerStatuses"][0]["state"]["running"].is_object()
+            })
+        },
+        || s.log(),
+    )?;
+    wait_for(
+        "the new attempt's lines",
+        Duration::from_secs(10),
+        || {
+            logs(&[])
+                .ok()
+                .filter(|l| l == "attempt 1\nfirst\nsecond\nthird\n")
+        },
+        || s.log(),
+    )?;
+    let previous = logs(&["--previous"])?;
+    if previous != "attempt 0\nfirst\nsecond\nthird\nstreamed-line\nbye\n" {
+        return Err(format!("kubectl logs --previous: {previous:?}").into());
+    }
+    s.kubectl(&["delete", "pod", "logger", "--wait=false"], None)?;
+    wait_for(
+        "logger gone",
+        Duration::from_secs(20),
+        || s.get(&["pod", "logger"]).is_none().then_some(()),
+        || s.log(),
+    )?;
+    let _ = std::fs::remove_dir_all(&trigger);
+    Ok(())
+}
+
+/// curl against :10250 from outside the node: no certificate is 401, a
+/// node's certificate 403, the admin's (what the API server presents) 200.
+fn agent_api_auth(s: &Suite) -> Result<(), Failed> {
+    let url = "https://192.168.250.11:10250";
+    let curl = |path: &str, cert: Option<&str>| -> Result<String, Failed> {
+        let mut c = s.cp.command("curl").map_err(|e| e.to_string())?;
+        c.args([
+            "-sk",
+            "--max-time",
+            "5",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ]);
+        if let Some(who) = cert {
+            let pki = s.cp.pki_dir();
+            c.arg("--cert")
+                .arg(pki.join(format!("{who}.crt")))
+                .arg("--key")
+                .arg(pki.join(format!("{who}.key")));
+        }
+        c.arg(format!("{url}{path}"));
+        Ok(cmd::stdout(&mut c)
+            .map_err(|e| e.to_string())?
+            .trim()
+            .to_string())
+    };
+    let logs = "/containerLogs/default/nosuchpod/main";
+    let got = (
+        curl(logs, None)?,
+        curl(logs, Some(&format!("node-{NODE}")))?,
+        curl(logs, Some("admin"))?,
+        curl("/healthz", None)?,
+    );
+    if got != ("401".into(), "403".into(), "404".into(), "200".into()) {
+        return Err(format!(
+            "(anonymous, node, admin, healthz) answered {got:?}, want 401, 403, 404 (no such pod), 200"
+        )
+        .into());
     }
     Ok(())
 }

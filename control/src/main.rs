@@ -327,10 +327,23 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
 /// The REST core on etcd, with the system namespaces in place if etcd lets us.
 async fn api_router(etcd: etcd_client::Client, a: &ServeArgs) -> anyhow::Result<axum::Router> {
     let (first, last) = a.service_node_port_range;
+    // pods/log calls agents as the admin (a client certificate from the
+    // cluster CA, which agents trust through --client-ca-file).
+    let agent_tls = match &a.pki_dir {
+        Some(dir) => {
+            let l = Layout::new(dir);
+            Some(
+                apiserver::logs::agent_client_tls(&l.client_cert("admin"), &l.client_key("admin"))
+                    .map_err(anyhow::Error::msg)?,
+            )
+        }
+        None => None,
+    };
     let config = ApiConfig {
         service_cidr: a.service_cidr,
         node_port_range: first..=last,
         etcd_prefix: a.etcd_prefix.clone(),
+        agent_tls,
         ..ApiConfig::default()
     };
     let api = Arc::new(ApiServer::new(etcd, config, Arc::new(ClusterAuthorizer)));

@@ -96,7 +96,7 @@ CONF
       --cni-conf-dir="$dir/etc/cni/net.d" --cni-bin-dir="$dir/opt/cni/bin" \
       --root-dir="$dir/var/lib/capstan/kubelet" --pod-log-dir="$dir/var/log/pods" \
       --netns-dir=/run/netns --netns-prefix="$NAME-node-$i-pod-" \
-      --cgroup-root="capstan-lab/$NAME" --cluster-cidr=10.244.0.0/16 >/dev/null
+      --cgroup-root="capstan-lab/$NAME" --cluster-cidr=10.244.0.0/16 --client-ca-file="$PKI/ca.crt" >/dev/null
   done
   for i in $(seq 1 "$NODES"); do
     dir="/var/lib/capstan-lab/$NAME/node-$i"

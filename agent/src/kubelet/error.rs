@@ -39,6 +39,8 @@ pub enum Error {
     },
     #[error("pod {pod}: {message}")]
     Config { pod: String, message: String },
+    #[error("agent API: {0}")]
+    Api(#[from] crate::api::ApiError),
 }
 
 impl Error {

@@ -13,6 +13,7 @@ pub mod error;
 pub mod gc;
 pub mod hooks;
 pub mod ids;
+pub mod log_access;
 pub mod logs;
 pub mod manager;
 pub mod netns;
@@ -58,6 +59,18 @@ pub struct Options {
     pub cgroup_root: String,
     pub sweep_interval: Duration,
     pub manifest_poll: Duration,
+    /// The agent API's port (HTTPS, on the node's address); 0: not served.
+    pub kubelet_port: u16,
+    /// Serving certificate and key; without them a self-signed pair is
+    /// made once under `<root>/pki`.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_private_key_file: Option<PathBuf>,
+    /// CA of the client certificates the agent API accepts.
+    pub client_ca_file: Option<PathBuf>,
+    /// The overlay's subnet file when the overlay runs in this agent: its
+    /// subnet becomes the Node's podCIDR, and it existing means the
+    /// network is up.
+    pub overlay_subnet_file: Option<PathBuf>,
     /// Registries (`host:port`) pulled from over plain HTTP.
     pub insecure_registries: Vec<String>,
 }
@@ -139,6 +152,13 @@ pub async fn run(
     }
     let owner = ids::owner_token(&opts.node_name, &opts.root_dir.display().to_string());
     let host_ip = opts.node_ip.or_else(detect_host_ip);
+    // Bound before anything runs, so a taken port or a bad certificate
+    // stops the agent at once.
+    let server = if opts.kubelet_port != 0 {
+        Some(crate::api::bind(api_options(&opts, host_ip)).await?)
+    } else {
+        None
+    };
     let objects = ObjectStore::default();
     let client = match &opts.kubeconfig {
         Some(path) => Some(api_client(path).await?),
@@ -183,6 +203,8 @@ pub async fn run(
                 name: opts.node_name.clone(),
                 ip: host_ip,
                 runtime_version: "containerd".into(),
+                kubelet_port: opts.kubelet_port,
+                subnet_file: opts.overlay_subnet_file.clone(),
             },
         )));
     }
@@ -197,12 +219,48 @@ pub async fn run(
     } else {
         tasks.push(tokio::spawn(source::merge::run(inputs, tx)));
     }
+    if let Some(server) = server {
+        let containers = Arc::new(log_access::RuntimeContainers {
+            runtime: shared.runtime.clone(),
+            owner: shared.owner.clone(),
+        });
+        tasks.push(tokio::spawn(
+            server.run(containers, std::future::pending::<()>()),
+        ));
+    }
     tracing::info!(node = %opts.node_name, host_ip = ?host_ip, "kubelet started");
     manager::run(shared, rx, shutdown).await;
     for t in tasks {
         t.abort();
     }
     Ok(())
+}
+
+/// The agent API's settings from the kubelet's: the node's address (all
+/// addresses when unknown), the serving certificate's names.
+fn api_options(opts: &Options, host_ip: Option<IpAddr>) -> crate::api::Options {
+    let bind_ip = host_ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let serving = match (&opts.tls_cert_file, &opts.tls_private_key_file) {
+        (Some(cert), Some(key)) => crate::api::tls::Serving::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        _ => {
+            let mut names = vec![opts.node_name.clone()];
+            names.extend(host_ip.map(|ip| ip.to_string()));
+            crate::api::tls::Serving::SelfSigned {
+                dir: opts.root_dir.join("pki"),
+                names,
+            }
+        }
+    };
+    crate::api::Options {
+        addr: std::net::SocketAddr::new(bind_ip, opts.kubelet_port),
+        serving,
+        client_ca: opts.client_ca_file.clone(),
+        root_dir: opts.root_dir.clone(),
+        pod_log_dir: opts.pod_log_dir.clone(),
+    }
 }
 
 async fn api_client(path: &std::path::Path) -> anyhow_free::Result<kube::Client> {

@@ -2,6 +2,11 @@
 //! (`/containerLogs/<ns>/<pod>/<container>` on the node's InternalIP and
 //! `status.daemonEndpoints.kubeletEndpoint.Port`, as kube-apiserver asks a
 //! kubelet), streaming the answer through. It never reads logs itself.
+//!
+//! TLS to the agent: the API server presents its client certificate (see
+//! `agent_client_tls`); the agent's serving certificate is usually
+//! self-signed, so, like kube-apiserver without
+//! `--kubelet-certificate-authority`, it is not verified.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,6 +32,79 @@ const PASSED: &[&str] = &[
     "tailLines",
     "limitBytes",
 ];
+
+/// The client TLS configuration for calls to agents: `cert`/`key` (a
+/// client certificate the agents' client CA signed) presented, the agent's
+/// serving certificate accepted unverified (handshake signatures are still
+/// checked).
+pub fn agent_client_tls(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls_pki_types::pem::PemObject;
+    let chain: Vec<rustls_pki_types::CertificateDer<'static>> =
+        rustls_pki_types::CertificateDer::pem_file_iter(cert)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("read {}: {e}", cert.display()))?;
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("read {}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(UnverifiedAgent(provider)))
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| format!("client certificate for agents: {e}"))?;
+    Ok(Arc::new(config))
+}
+
+/// Accepts any agent serving certificate, checking only that the peer
+/// holds its key (the handshake signatures).
+#[derive(Debug)]
+struct UnverifiedAgent(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for UnverifiedAgent {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls_pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
 
 /// Default port of a node's agent API when the node does not say.
 pub const DEFAULT_AGENT_PORT: u16 = 10250;
