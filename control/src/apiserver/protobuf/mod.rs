@@ -169,4 +169,62 @@ mod tests {
         gzip.extend(b"\x1a\x04gzip");
         assert!(matches!(decode(&gzip), Err(ProtoError::Encoding(_))));
     }
+
+    fn msg(name: &str) -> prost_reflect::DynamicMessage {
+        let desc = pool()
+            .ok()
+            .and_then(|p| p.get_message_by_name(&format!("k8s.io.{name}")));
+        match desc {
+            Some(d) => prost_reflect::DynamicMessage::new(d),
+            None => panic!("{name} missing"),
+        }
+    }
+
+    fn set(m: &mut prost_reflect::DynamicMessage, field: &str, v: prost_reflect::Value) {
+        if let Err(e) = m.try_set_field_by_name(field, v) {
+            panic!("{field}: {e}");
+        }
+    }
+
+    #[test]
+    fn times_and_inline_structs() {
+        use prost_reflect::Value as P;
+        let mut t = msg("apimachinery.pkg.apis.meta.v1.Time");
+        set(&mut t, "seconds", P::I64(1_700_000_000));
+        let mut meta = msg("apimachinery.pkg.apis.meta.v1.ObjectMeta");
+        set(&mut meta, "name", P::String("l".into()));
+        set(&mut meta, "creationTimestamp", P::Message(t));
+        // An empty (zero) deletion timestamp is null in Go's JSON: left out.
+        let zero = msg("apimachinery.pkg.apis.meta.v1.Time");
+        set(&mut meta, "deletionTimestamp", P::Message(zero));
+        let mut mt = msg("apimachinery.pkg.apis.meta.v1.MicroTime");
+        set(&mut mt, "seconds", P::I64(1_700_000_000));
+        set(&mut mt, "nanos", P::I32(123_456_789));
+        let mut spec = msg("api.coordination.v1.LeaseSpec");
+        set(&mut spec, "renewTime", P::Message(mt));
+        set(&mut spec, "leaseDurationSeconds", P::I32(0));
+        let mut lease = msg("api.coordination.v1.Lease");
+        set(&mut lease, "metadata", P::Message(meta));
+        set(&mut lease, "spec", P::Message(spec));
+        let v = json::message(&lease).unwrap_or_default();
+        assert_eq!(
+            v,
+            json!({"metadata": {"name": "l", "creationTimestamp": "2023-11-14T22:13:20Z"},
+                   "spec": {"renewTime": "2023-11-14T22:13:20.123456Z", "leaseDurationSeconds": 0}})
+        );
+        // Volume embeds VolumeSource: its fields sit beside `name`.
+        let mut cm = msg("api.core.v1.ConfigMapVolumeSource");
+        let mut lor = msg("api.core.v1.LocalObjectReference");
+        set(&mut lor, "name", P::String("cfg".into()));
+        set(&mut cm, "inline_localObjectReference", P::Message(lor));
+        let mut src = msg("api.core.v1.VolumeSource");
+        set(&mut src, "configMap", P::Message(cm));
+        let mut vol = msg("api.core.v1.Volume");
+        set(&mut vol, "name", P::String("v".into()));
+        set(&mut vol, "inline_volumeSource", P::Message(src));
+        assert_eq!(
+            json::message(&vol).unwrap_or_default(),
+            json!({"name": "v", "configMap": {"name": "cfg"}})
+        );
+    }
 }
