@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -79,7 +79,7 @@ fn spawn_kube_agent(lab: &Lab, cp: &ControlPlane, i: usize) -> Daemon {
         "5".into(),
     ];
     lab.node(i)
-        .spawn("overlay", Path::new(common::AGENT), &args)
+        .spawn("overlay", &common::agent_bin(), &args)
         .expect("spawn agent")
 }
 

@@ -1,6 +1,8 @@
 //! The overlay component in the lab: 3 nodes (network namespaces on one
 //! underlay bridge), real etcd, one `capstan-agent --components overlay` per
-//! node, pods made with the `capstan-cni` plugin. One lab is shared by the
+//! node, dual-stack pods made with the `capstan-cni` plugin (the network
+//! config has an `IPv6Network`, so IPv4 is proven in dual-stack mode here and
+//! alone in the backends and kube suites). One lab is shared by the
 //! whole suite (harness = false); tests run in order because later ones
 //! reuse the agents and pods the earlier ones checked.
 
@@ -25,7 +27,7 @@ mod common;
 use common::*;
 
 const NODES: usize = 3;
-const CONFIG: &str = r#"{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan","VNI":1,"Port":8472,"DirectRouting":false}}"#;
+const CONFIG: &str = r#"{"Network":"10.244.0.0/16","SubnetLen":24,"IPv6Network":"fd00:10:244::/56","Backend":{"Type":"vxlan","VNI":1,"Port":8472,"DirectRouting":false}}"#;
 
 struct Suite {
     lab: Lab,
@@ -94,6 +96,15 @@ fn main() {
             "pods_reach_each_other_tcp_udp_both_directions",
             pods_reach_each_other,
         ),
+        t(
+            "dual_stack_pods_reach_each_other_over_ipv6",
+            pods_reach_each_other_v6,
+        ),
+        t(
+            "deleted_kernel_entries_are_restored_from_netlink_events",
+            drift_is_repaired,
+        ),
+        t("device_of_another_vni_is_removed", stale_vni_device_removed),
         t("masquerade_lives_in_its_own_table", masquerade_table),
         t("agent_restart_loses_no_packet", restart_loses_nothing),
         t(
@@ -187,7 +198,7 @@ fn keys_and_subnets(s: &Suite) -> Result<(), Failed> {
             format!("node {i} key {key} in {subnets:?}"),
         )?;
         mine.push(sn);
-        // Value: public IP, backend type, VTEP MAC; bound to a lease.
+        // Value: public IP, backend type, VTEP MAC, IPv6 subnet; bound to a lease.
         let v = etcdctl(
             &s.lab,
             &[
@@ -202,8 +213,20 @@ fn keys_and_subnets(s: &Suite) -> Result<(), Failed> {
                 && attrs["BackendType"] == "vxlan"
                 && attrs["BackendData"]["VtepMAC"]
                     .as_str()
-                    .is_some_and(|m| m.len() == 17),
+                    .is_some_and(|m| m.len() == 17)
+                && attrs["BackendV6Data"]["VtepMAC"] == attrs["BackendData"]["VtepMAC"],
             format!("lease value {attrs}"),
+        )?;
+        let v6 = node_subnet6(&s.lab, i).ok_or("IPv6 subnet in the subnet file")?;
+        check(
+            attrs["IPv6Subnet"] == v6.to_string()
+                && v6.prefix() == 64
+                && v6.network().segments()[..3] == [0xfd00, 0x10, 0x244]
+                && u32::from(v6.network().segments()[3]) == u32::from(sn.network().octets()[2]),
+            format!(
+                "IPv6Subnet {} for {sn} (subnet file {v6})",
+                attrs["IPv6Subnet"]
+            ),
         )?;
         let json = etcdctl(
             &s.lab,
@@ -234,7 +257,8 @@ fn subnet_file_and_device(s: &Suite) -> Result<(), Failed> {
     let gw = Ipv4Addr::from(u32::from(sn.network()) + 1);
     check(
         text == format!(
-            "CAPSTAN_NETWORK=10.244.0.0/16\nCAPSTAN_SUBNET={gw}/24\nCAPSTAN_MTU=1450\nCAPSTAN_IPMASQ=true\n"
+            "CAPSTAN_NETWORK=10.244.0.0/16\nCAPSTAN_SUBNET={gw}/24\nCAPSTAN_MTU=1450\nCAPSTAN_IPMASQ=true\nCAPSTAN_IPV6_NETWORK=fd00:10:244::/56\nCAPSTAN_IPV6_SUBNET=fd00:10:244:{:x}::1/64\n",
+            sn.network().octets()[2]
         ),
         format!("subnet file: {text:?}"),
     )?;
@@ -249,10 +273,147 @@ fn subnet_file_and_device(s: &Suite) -> Result<(), Failed> {
         format!("device: {link}"),
     )?;
     let addr = ip_in(&ns, &["-o", "addr", "show", "dev", "capstan.1"]);
+    let v6 = node_subnet6(&s.lab, 0).ok_or("v6 subnet")?;
     check(
-        addr.contains(&format!("inet {}/32", sn.network())),
-        format!("address: {addr}"),
+        addr.contains(&format!("inet {}/32", sn.network()))
+            && addr.contains(&format!("inet6 {}/128", v6.network())),
+        format!("addresses: {addr}"),
     )
+}
+
+fn pods_reach_each_other_v6(s: &Suite) -> Result<(), Failed> {
+    for i in 0..NODES {
+        let ns = s.lab.node(i).netns_name().to_string();
+        for j in (0..NODES).filter(|j| *j != i) {
+            check(
+                has_peer6(&s.lab, &ns, j),
+                format!("node {i} has v6 entries for node {j}"),
+            )?;
+        }
+    }
+    let mut errors = Vec::new();
+    for a in 0..NODES {
+        for b in 0..NODES {
+            if a == b {
+                continue;
+            }
+            let Some(to) = s.pods[b].ip6 else {
+                errors.push(format!("pod{b} has no IPv6 address"));
+                continue;
+            };
+            if let Err(e) = tcp_echo(&s.pods[a], to) {
+                errors.push(format!("tcp6 pod{a}->pod{b}: {e}"));
+            }
+            if let Err(e) = udp_echo(&s.pods[a], to) {
+                errors.push(format!("udp6 pod{a}->pod{b}: {e}"));
+            }
+        }
+    }
+    check(errors.is_empty(), errors.join("; "))
+}
+
+fn drift_is_repaired(s: &Suite) -> Result<(), Failed> {
+    let lab = &s.lab;
+    let ns = lab.node(0).netns_name().to_string();
+    let peer = 1;
+    let sn = node_subnet(lab, peer).ok_or("peer subnet")?;
+    let sn6 = node_subnet6(lab, peer).ok_or("peer v6 subnet")?;
+    let own = node_subnet(lab, 0).ok_or("own subnet")?;
+    let fdb = fdb_in(&ns, "capstan.1");
+    let mac = fdb
+        .lines()
+        .find(|l| l.contains(&format!("dst {}", lab.node(peer).ip())))
+        .and_then(|l| l.split_whitespace().next())
+        .ok_or(format!("peer fdb entry in {fdb}"))?
+        .to_string();
+    let vtep = sn.network().to_string();
+    let peer_ip = lab.node(peer).ip().to_string();
+    // Behind the agent's back: a route, a neighbour, the v6 route, the FDB
+    // entry and the device's own address.
+    let t0 = Instant::now();
+    for args in [
+        vec!["route", "del", &sn.to_string() as &str],
+        vec!["neigh", "del", &vtep, "dev", "capstan.1"],
+        vec!["-6", "route", "del", &sn6.to_string()],
+        vec![
+            "addr",
+            "del",
+            &format!("{}/32", own.network()),
+            "dev",
+            "capstan.1",
+        ],
+    ] {
+        let out = std::process::Command::new("ip")
+            .args(["-n", &ns])
+            .args(&args)
+            .output()?;
+        check(
+            out.status.success(),
+            format!("ip {args:?}: {}", String::from_utf8_lossy(&out.stderr)),
+        )?;
+    }
+    let out = std::process::Command::new("bridge")
+        .args([
+            "-n",
+            &ns,
+            "fdb",
+            "del",
+            &mac,
+            "dev",
+            "capstan.1",
+            "dst",
+            &peer_ip,
+        ])
+        .output()?;
+    check(
+        out.status.success(),
+        format!("bridge fdb del: {}", String::from_utf8_lossy(&out.stderr)),
+    )?;
+    let took = wait_for("node 0 restored", Duration::from_secs(2), || {
+        meshed(lab, 0)
+            && has_peer6(lab, &ns, peer)
+            && ip_in(&ns, &["-o", "addr", "show", "dev", "capstan.1"])
+                .contains(&format!("inet {}/32", own.network()))
+    })?;
+    eprintln!(
+        "    drift repaired in {took:?} (deleted at +0, restored at +{:?})",
+        t0.elapsed()
+    );
+    check(
+        took < Duration::from_millis(1500),
+        format!("repair took {took:?}"),
+    )?;
+    tcp_echo(&s.pods[0], s.pods[peer].ip).map_err(|e| format!("tcp after repair: {e}"))?;
+    let to6 = s.pods[peer].ip6.ok_or("pod v6")?;
+    tcp_echo(&s.pods[0], to6).map_err(|e| format!("tcp6 after repair: {e}"))?;
+    Ok(())
+}
+
+fn stale_vni_device_removed(s: &Suite) -> Result<(), Failed> {
+    let lab = &s.lab;
+    let ns = lab.node(0).netns_name().to_string();
+    let ip = lab.node(0).ip().to_string();
+    // What a run with VNI 77 would have left; plus a look-alike it must keep.
+    for (name, vni) in [("capstan.77", "77"), ("capstanx77", "78")] {
+        let out = std::process::Command::new("ip")
+            .args(["-n", &ns, "link", "add", name, "type", "vxlan", "id", vni])
+            .args(["dstport", "8472", "local", &ip, "nolearning"])
+            .output()?;
+        check(
+            out.status.success(),
+            format!("add {name}: {}", String::from_utf8_lossy(&out.stderr)),
+        )?;
+    }
+    let gone = wait_for("capstan.77 removed", Duration::from_secs(2), || {
+        !ip_in(&ns, &["link", "show"]).contains("capstan.77")
+    });
+    let kept = ip_in(&ns, &["link", "show", "capstanx77"]).contains("capstanx77");
+    let _ = std::process::Command::new("ip")
+        .args(["-n", &ns, "link", "del", "capstanx77"])
+        .output();
+    gone?;
+    check(kept, "a device outside capstan.<n> is left alone")?;
+    check(meshed(lab, 0), "current device untouched")
 }
 
 fn pods_reach_each_other(s: &Suite) -> Result<(), Failed> {
@@ -508,8 +669,17 @@ fn exhausted_network(s: &Suite) -> Result<(), Failed> {
         ],
     );
     let tmp = lab.node(0).dir().join("run/capstan/tiny.env");
+    let leases = || etcdctl(lab, &["lease", "list"]);
+    let before = leases();
     let (ok, err) = agent_exit(lab, 0, &["--etcd-prefix", "/capstan/tiny"], &tmp);
     check(!ok, "agent fails on an exhausted network")?;
+    check(
+        leases() == before,
+        format!(
+            "the failed acquire revoked its etcd lease: before {before:?}, after {:?}",
+            leases()
+        ),
+    )?;
     check(
         err.contains("10.252.0.0/23") && err.contains("no free"),
         format!("clear exhaustion error: {err}"),
@@ -545,6 +715,8 @@ fn concurrent_acquire(s: &Suite) -> Result<(), Failed> {
                     backend_type: "vxlan".into(),
                     backend_data: BackendData::default(),
                     node_name: format!("racer-{n}"),
+                    ipv6_subnet: None,
+                    backend_v6_data: None,
                 };
                 let (ma, mb) = (
                     StoreSubnetManager {
@@ -582,6 +754,8 @@ fn watch_recovers_from_compaction(s: &Suite) -> Result<(), Failed> {
                 backend_type: "vxlan".into(),
                 backend_data: BackendData::default(),
                 node_name: String::new(),
+                ipv6_subnet: None,
+                backend_v6_data: None,
             };
             let id = store
                 .grant(Duration::from_secs(60))
@@ -636,4 +810,28 @@ fn watch_recovers_from_compaction(s: &Suite) -> Result<(), Failed> {
         })
     });
     result.map_err(Failed::from)
+}
+
+/// The node's IPv6 subnet from its subnet file (`fd00:10:244:X::1/64`).
+fn node_subnet6(lab: &Lab, i: usize) -> Option<ipnetwork::Ipv6Network> {
+    let text = std::fs::read_to_string(subnet_file(lab, i)).ok()?;
+    let v = text
+        .lines()
+        .find_map(|l| l.strip_prefix("CAPSTAN_IPV6_SUBNET="))?;
+    let n: ipnetwork::Ipv6Network = v.parse().ok()?;
+    ipnetwork::Ipv6Network::new(n.network(), n.prefix()).ok()
+}
+
+/// Node namespace `ns` has the v6 route and neighbour for node `j`.
+fn has_peer6(lab: &Lab, ns: &str, j: usize) -> bool {
+    let Some(s6) = node_subnet6(lab, j) else {
+        return false;
+    };
+    let vtep = s6.network().to_string();
+    let routes = ip_in(ns, &["-6", "route", "show", "proto", "67"]);
+    let neigh = ip_in(ns, &["-6", "neigh", "show", "dev", "capstan.1"]);
+    routes.contains(&format!("{s6} via {vtep} dev capstan.1"))
+        && neigh
+            .lines()
+            .any(|l| l.starts_with(&format!("{vtep} lladdr")) && l.contains("PERMANENT"))
 }

@@ -45,9 +45,15 @@ impl Backend {
 pub struct NetworkConfig {
     pub network: Ipv4Network,
     pub subnet_len: u8,
+    /// Dual-stack: every node also gets a subnet of this network.
     pub ipv6_network: Option<Ipv6Network>,
+    /// Length of each node's IPv6 subnet (default 64).
+    pub ipv6_subnet_len: u8,
     pub backend: Backend,
 }
+
+/// Default IPv6 subnet length per node.
+pub const DEFAULT_IPV6_SUBNET_LEN: u8 = 64;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,7 +76,7 @@ struct RawConfig {
     #[serde(rename = "EnableIPv6")]
     _enable_ipv6: Option<bool>,
     #[serde(rename = "IPv6SubnetLen")]
-    _ipv6_subnet_len: Option<u8>,
+    ipv6_subnet_len: Option<u8>,
 }
 
 #[derive(Deserialize)]
@@ -86,6 +92,12 @@ struct RawBackend {
 }
 
 impl NetworkConfig {
+    /// The IPv6 subnet that goes with the IPv4 subnet `v4` (dual-stack only).
+    pub fn ipv6_of(&self, v4: Ipv4Network) -> Option<Ipv6Network> {
+        let n6 = self.ipv6_network?;
+        super::subnet::ipv6_for(self.network, v4, n6, self.ipv6_subnet_len)
+    }
+
     /// Parses the JSON value found at `key`.
     pub fn parse(key: &str, bytes: &[u8]) -> Result<Self, ConfigError> {
         let bad = |reason: String| ConfigError::Malformed {
@@ -119,6 +131,30 @@ impl NetworkConfig {
                     .map_err(|e| bad(format!("IPv6Network {s:?}: {e}")))
             })
             .transpose()?;
+        let ipv6_subnet_len = raw.ipv6_subnet_len.unwrap_or(DEFAULT_IPV6_SUBNET_LEN);
+        if let Some(n6) = ipv6_network {
+            if n6.network() != n6.ip() {
+                return Err(bad(format!(
+                    "IPv6Network {n6} has host bits set (did you mean {}/{}?)",
+                    n6.network(),
+                    n6.prefix()
+                )));
+            }
+            // The CNI plugin needs room for a gateway and pods.
+            if ipv6_subnet_len <= n6.prefix() || ipv6_subnet_len > 126 {
+                return Err(bad(format!(
+                    "IPv6SubnetLen {ipv6_subnet_len} must be longer than the IPv6Network prefix /{} and at most 126",
+                    n6.prefix()
+                )));
+            }
+            // A node's IPv6 subnet is derived from its IPv4 one (same index),
+            // so there must be at least as many of them.
+            if ipv6_subnet_len - n6.prefix() < subnet_len - network.prefix() {
+                return Err(bad(format!(
+                    "IPv6Network {n6} holds fewer /{ipv6_subnet_len} subnets than Network {network} holds /{subnet_len} subnets"
+                )));
+            }
+        }
         let backend = match raw.backend {
             None => Backend::Vxlan {
                 vni: Vni(1),
@@ -153,6 +189,7 @@ impl NetworkConfig {
             network,
             subnet_len,
             ipv6_network,
+            ipv6_subnet_len,
             backend,
         })
     }
@@ -194,6 +231,13 @@ mod tests {
         assert_eq!(c.subnet_len, 24);
         assert_eq!(c.backend, Backend::HostGw);
         assert!(c.ipv6_network.is_some());
+        assert_eq!(c.ipv6_subnet_len, 64);
+        let c = NetworkConfig::parse(
+            KEY,
+            br#"{"Network":"10.1.0.0/16","IPv6Network":"fd00:10:1::/48","IPv6SubnetLen":80}"#,
+        )
+        .unwrap();
+        assert_eq!(c.ipv6_subnet_len, 80);
         let c = NetworkConfig::parse(KEY, br#"{"Network":"10.1.0.0/16"}"#).unwrap();
         assert_eq!(c.backend.type_name(), "vxlan");
     }
@@ -218,6 +262,18 @@ mod tests {
             ),
             (br#"{"SubnetLen":24}"#, "Network"),
             (br#"{"Network":"10.244.0.0/16","Bogus":1}"#, "Bogus"),
+            (
+                br#"{"Network":"10.244.0.0/16","IPv6Network":"fd00::1/56"}"#,
+                "IPv6Network",
+            ),
+            (
+                br#"{"Network":"10.244.0.0/16","IPv6Network":"fd00::/56","IPv6SubnetLen":127}"#,
+                "IPv6SubnetLen",
+            ),
+            (
+                br#"{"Network":"10.244.0.0/16","IPv6Network":"fd00::/60"}"#,
+                "fewer /64 subnets",
+            ),
         ] {
             let e = NetworkConfig::parse(KEY, input).unwrap_err().to_string();
             assert!(e.contains(KEY), "{e}");

@@ -4,9 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
-use ipnetwork::Ipv4Network;
+use ipnetwork::IpNetwork;
 
 use super::types::{NodeIp, Vni, VtepMac};
 
@@ -41,8 +41,8 @@ pub struct LinkState {
 /// [`ROUTE_PROTOCOL`] so the overlay only ever removes its own.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Route {
-    pub dst: Ipv4Network,
-    pub gateway: Ipv4Addr,
+    pub dst: IpNetwork,
+    pub gateway: IpAddr,
     pub dev: String,
     pub onlink: bool,
 }
@@ -53,7 +53,7 @@ pub const ROUTE_PROTOCOL: u8 = 67;
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Neigh {
     pub dev: String,
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
     pub mac: VtepMac,
 }
 
@@ -68,11 +68,11 @@ pub struct Fdb {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Desired {
     pub vxlan: Option<VxlanLink>,
-    /// Addresses on the VXLAN device.
-    pub addresses: BTreeSet<Ipv4Network>,
-    pub routes: BTreeMap<Ipv4Network, Route>,
-    /// Permanent neighbours on the VXLAN device.
-    pub neighs: BTreeMap<Ipv4Addr, VtepMac>,
+    /// Addresses on the VXLAN device (both families).
+    pub addresses: BTreeSet<IpNetwork>,
+    pub routes: BTreeMap<IpNetwork, Route>,
+    /// Permanent neighbours on the VXLAN device (both families).
+    pub neighs: BTreeMap<IpAddr, VtepMac>,
     /// FDB entries on the VXLAN device.
     pub fdb: BTreeMap<VtepMac, NodeIp>,
 }
@@ -81,11 +81,21 @@ pub struct Desired {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Actual {
     pub vxlan: Option<LinkState>,
-    pub addresses: BTreeSet<Ipv4Network>,
-    /// Main-table routes carrying [`ROUTE_PROTOCOL`].
-    pub routes: BTreeMap<Ipv4Network, Route>,
-    pub neighs: BTreeMap<Ipv4Addr, VtepMac>,
+    /// Global addresses (link-local ones are the kernel's, not ours).
+    pub addresses: BTreeSet<IpNetwork>,
+    /// Main-table routes carrying [`ROUTE_PROTOCOL`], both families.
+    pub routes: BTreeMap<IpNetwork, Route>,
+    pub neighs: BTreeMap<IpAddr, VtepMac>,
     pub fdb: BTreeSet<(VtepMac, NodeIp)>,
+    /// Other VXLAN devices named `capstan.<n>` (left by an earlier VNI):
+    /// the overlay owns that name space, so they go.
+    pub stale_links: BTreeSet<String>,
+}
+
+/// Whether `name` is in the overlay's device name space (`capstan.<n>`).
+pub fn owned_link_name(name: &str) -> bool {
+    name.strip_prefix("capstan.")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// One step the kernel must take; `plan` produces them in a safe order.
@@ -104,11 +114,11 @@ pub enum Change {
     },
     AddAddress {
         dev: String,
-        addr: Ipv4Network,
+        addr: IpNetwork,
     },
     DelAddress {
         dev: String,
-        addr: Ipv4Network,
+        addr: IpNetwork,
     },
     AddFdb(Fdb),
     DelFdb(Fdb),
@@ -155,24 +165,24 @@ pub enum DataplaneError {
     Address {
         op: &'static str,
         dev: String,
-        addr: Ipv4Network,
+        addr: IpNetwork,
         #[source]
-        source: rtnetlink::Error,
+        source: Box<rtnetlink::Error>,
     },
     #[error("{op} route to {dst}: {source}")]
     Route {
         op: &'static str,
-        dst: Ipv4Network,
+        dst: IpNetwork,
         #[source]
-        source: rtnetlink::Error,
+        source: Box<rtnetlink::Error>,
     },
     #[error("{op} neighbour {ip} on {dev}: {source}")]
     Neigh {
         op: &'static str,
         dev: String,
-        ip: Ipv4Addr,
+        ip: IpAddr,
         #[source]
-        source: rtnetlink::Error,
+        source: Box<rtnetlink::Error>,
     },
     #[error("add fdb entry {vtep} -> {dst}: {source}")]
     AddFdb {
@@ -259,6 +269,9 @@ pub mod fake {
                         mtu: l.mtu,
                         up: false,
                     })
+                }
+                Change::DeleteLink { name } if s.stale_links.remove(&name) => {
+                    s.routes.retain(|_, r| r.dev != name);
                 }
                 Change::DeleteLink { name } => {
                     s.vxlan = None;

@@ -200,6 +200,16 @@ impl LeaseStore for EtcdStore {
         }))
     }
 
+    async fn revoke(&self, id: LeaseId) -> Result<(), StoreError> {
+        let mut c = self.client.clone();
+        match c.lease_revoke(id.0).await {
+            Ok(_) => Ok(()),
+            // Already gone (expired): nothing to revoke.
+            Err(e) if e.to_string().contains("lease not found") => Ok(()),
+            Err(e) => Err(unavailable("revoke lease")(e)),
+        }
+    }
+
     async fn keep_alive(&self, id: LeaseId) -> Result<Option<Duration>, StoreError> {
         let mut c = self.client.clone();
         let (mut keeper, mut stream) = c

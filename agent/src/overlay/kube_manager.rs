@@ -9,7 +9,7 @@ use std::future::Future;
 use std::path::PathBuf;
 
 use futures::{StreamExt, TryStreamExt};
-use ipnetwork::Ipv4Network;
+use ipnetwork::{Ipv4Network, Ipv6Network};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams, Patch, PatchParams, WatchEvent, WatchParams};
 use tokio::sync::mpsc;
@@ -77,6 +77,17 @@ pub fn node_subnet(node: &Node) -> Option<Ipv4Network> {
         .next()
 }
 
+/// The node's IPv6 pod CIDR (dual-stack: an IPv6 entry of `podCIDRs`,
+/// normally the second).
+pub fn node_subnet_v6(node: &Node) -> Option<Ipv6Network> {
+    let spec = node.spec.as_ref()?;
+    let cidrs = spec.pod_cidrs.iter().flatten().chain(spec.pod_cidr.iter());
+    cidrs
+        .filter_map(|c| c.parse::<Ipv6Network>().ok())
+        .map(|n| Ipv6Network::new(n.network(), n.prefix()).unwrap_or(n))
+        .next()
+}
+
 /// The lease a node stands for, when it has a pod CIDR and has published
 /// its attributes. Nodes that haven't yet are simply not peers.
 pub fn lease_from_node(node: &Node) -> Option<Lease> {
@@ -95,6 +106,8 @@ pub fn lease_from_node(node: &Node) -> Option<Lease> {
             backend_type,
             backend_data,
             node_name: node.metadata.name.clone().unwrap_or_default(),
+            ipv6_subnet: node_subnet_v6(node),
+            backend_v6_data: None,
         },
         id: LeaseId(0),
         mod_revision: revision(node.metadata.resource_version.as_deref()),
@@ -418,6 +431,28 @@ mod tests {
     }
 
     #[test]
+    fn dual_stack_pod_cidrs_give_the_ipv6_subnet() {
+        let mut n = node(
+            "node-1",
+            Some("10.244.3.0/24"),
+            &[
+                (ANN_PUBLIC_IP, "192.168.250.11"),
+                (ANN_BACKEND_TYPE, "vxlan"),
+            ],
+        );
+        assert_eq!(lease_from_node(&n).unwrap().attrs.ipv6_subnet, None);
+        if let Some(spec) = n.spec.as_mut() {
+            spec.pod_cidrs = Some(vec!["10.244.3.0/24".into(), "fd00:10:244:3::/64".into()]);
+        }
+        let l = lease_from_node(&n).unwrap();
+        assert_eq!(l.subnet, "10.244.3.0/24".parse().unwrap());
+        assert_eq!(
+            l.attrs.ipv6_subnet,
+            Some("fd00:10:244:3::/64".parse().unwrap())
+        );
+    }
+
+    #[test]
     fn nodes_without_cidr_or_annotations_are_not_peers() {
         assert!(lease_from_node(&node("a", None, &[(ANN_PUBLIC_IP, "1.2.3.4")])).is_none());
         assert!(lease_from_node(&node("b", Some("10.244.1.0/24"), &[])).is_none());
@@ -436,6 +471,8 @@ mod tests {
             backend_type: "host-gw".into(),
             backend_data: BackendData::default(),
             node_name: "node-2".into(),
+            ipv6_subnet: None,
+            backend_v6_data: None,
         };
         let patch = annotations_patch(&attrs);
         let ann: Vec<(String, String)> = patch["metadata"]["annotations"]

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use ipnetwork::Ipv4Network;
+use ipnetwork::{Ipv4Network, Ipv6Network};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -26,6 +26,43 @@ pub struct LeaseAttrs {
     pub backend_data: BackendData,
     #[serde(rename = "NodeName", default, skip_serializing_if = "String::is_empty")]
     pub node_name: String,
+    /// Dual-stack: the node's IPv6 pod subnet (the key stays the IPv4 one,
+    /// whose put-if-absent makes both unique: the v6 one is derived).
+    #[serde(
+        rename = "IPv6Subnet",
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_ipv6_net"
+    )]
+    pub ipv6_subnet: Option<Ipv6Network>,
+    /// The VTEP that carries IPv6 (flannel's field); absent means the
+    /// IPv4 one (`BackendData`) carries both families.
+    #[serde(
+        rename = "BackendV6Data",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub backend_v6_data: Option<BackendData>,
+}
+
+/// `Option<Ipv6Network>` as its text form (the workspace builds ipnetwork
+/// without its serde feature).
+mod opt_ipv6_net {
+    use ipnetwork::Ipv6Network;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Ipv6Network>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(n) => s.collect_str(n),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Ipv6Network>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|t| t.parse().map_err(serde::de::Error::custom))
+            .transpose()
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +145,8 @@ pub trait LeaseStore: Send + Sync + 'static {
         lease: &Lease,
         attrs: &LeaseAttrs,
     ) -> impl Future<Output = Result<Option<Lease>, StoreError>> + Send;
+    /// Revokes `id` (and so deletes every key bound to it).
+    fn revoke(&self, id: LeaseId) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Renews `id` once; `Ok(None)` means the lease no longer exists.
     fn keep_alive(
         &self,
@@ -134,6 +173,8 @@ mod tests {
                 vtep_mac: Some("02:00:00:00:00:01".parse().unwrap()),
             },
             node_name: "node-1".into(),
+            ipv6_subnet: None,
+            backend_v6_data: None,
         };
         let j = serde_json::to_string(&a).unwrap();
         assert_eq!(
@@ -142,6 +183,17 @@ mod tests {
         );
         let back: LeaseAttrs = serde_json::from_str(&j).unwrap();
         assert_eq!(back, a);
+        let dual = LeaseAttrs {
+            ipv6_subnet: Some("fd00:10:244:1::/64".parse().unwrap()),
+            backend_v6_data: Some(a.backend_data.clone()),
+            ..a.clone()
+        };
+        let j = serde_json::to_string(&dual).unwrap();
+        assert!(
+            j.ends_with(r#""IPv6Subnet":"fd00:10:244:1::/64","BackendV6Data":{"VtepMAC":"02:00:00:00:00:01"}}"#),
+            "{j}"
+        );
+        assert_eq!(serde_json::from_str::<LeaseAttrs>(&j).unwrap(), dual);
         let flannel: LeaseAttrs =
             serde_json::from_str(r#"{"PublicIP":"10.0.0.1","BackendType":"host-gw"}"#).unwrap();
         assert_eq!(flannel.backend_data, BackendData::default());

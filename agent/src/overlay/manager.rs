@@ -12,7 +12,9 @@ use ipnetwork::Ipv4Network;
 use tokio::sync::mpsc;
 
 use super::config::NetworkConfig;
-use super::lease_store::{Lease, LeaseAttrs, LeaseList, LeaseStore, StoreError, WatchItem};
+use super::lease_store::{
+    Lease, LeaseAttrs, LeaseId, LeaseList, LeaseStore, StoreError, WatchItem,
+};
 use super::subnet;
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +72,15 @@ impl<S: LeaseStore> SubnetManager for StoreSubnetManager<S> {
         let fits = |s: &Ipv4Network| {
             s.prefix() == cfg.subnet_len && cfg.network.contains(s.network()) && *s != first(cfg)
         };
+        // The value written for subnet `s`: dual-stack adds its IPv6 subnet.
+        let attrs_for = |s: Ipv4Network| {
+            let mut a = attrs.clone();
+            a.ipv6_subnet = cfg.ipv6_of(s);
+            if a.ipv6_subnet.is_none() {
+                a.backend_v6_data = None;
+            }
+            a
+        };
         let mut list = self.store.list().await?;
         // 1. This node's own lease, still alive: keep it (same etcd lease).
         if let Some(mine) = list
@@ -79,44 +90,26 @@ impl<S: LeaseStore> SubnetManager for StoreSubnetManager<S> {
             .cloned()
         {
             if self.store.keep_alive(mine.id).await?.is_some() {
-                if mine.attrs == *attrs {
+                let want = attrs_for(mine.subnet);
+                if mine.attrs == want {
                     return Ok(mine);
                 }
-                if let Some(updated) = self.store.update(&mine, attrs).await? {
+                if let Some(updated) = self.store.update(&mine, &want).await? {
                     return Ok(updated);
                 }
             }
             list = self.store.list().await?;
         }
         let id = self.store.grant(self.ttl).await?;
-        // 2. The subnet this node had before (from its subnet file), if free.
-        if let Some(prev) = previous.filter(fits) {
-            if !list.leases.iter().any(|l| l.subnet == prev) {
-                if let Some(l) = self.store.create(prev, attrs, id).await? {
-                    return Ok(l);
-                }
+        let r = self.create_new(cfg, &attrs_for, previous, list, id).await;
+        if r.is_err() {
+            // The etcd lease holds no key now (or only a key whose create
+            // answer was lost): revoke it rather than leave it to its TTL.
+            if let Err(e) = self.store.revoke(id).await {
+                tracing::warn!(lease_id = id.0, error = %e, "could not revoke the lease of a failed acquire; it expires with its TTL");
             }
         }
-        // 3. A free one; losing the put-if-absent race means re-list and retry.
-        for _ in 0..MAX_RACES {
-            let taken: BTreeSet<Ipv4Network> = list.leases.iter().map(|l| l.subnet).collect();
-            let pick: usize = rand::random::<u32>() as usize;
-            let Some(s) = subnet::choose_free(cfg.network, cfg.subnet_len, &taken, pick) else {
-                return Err(AcquireError::Exhausted {
-                    network: cfg.network,
-                    subnet_len: cfg.subnet_len,
-                    taken: taken.len(),
-                });
-            };
-            if let Some(l) = self.store.create(s, attrs, id).await? {
-                return Ok(l);
-            }
-            tracing::debug!(subnet = %s, "subnet taken concurrently; retrying");
-            list = self.store.list().await?;
-        }
-        Err(AcquireError::TooManyRaces {
-            attempts: MAX_RACES,
-        })
+        r
     }
 
     async fn renew(&self, lease: &Lease) -> Result<bool, StoreError> {
@@ -133,6 +126,50 @@ impl<S: LeaseStore> SubnetManager for StoreSubnetManager<S> {
     ) -> impl Future<Output = Result<mpsc::Receiver<Result<WatchItem, StoreError>>, StoreError>> + Send
     {
         self.store.watch(revision)
+    }
+}
+
+impl<S: LeaseStore> StoreSubnetManager<S> {
+    /// Steps 2 and 3 of `acquire`: a new key bound to the granted lease `id`.
+    async fn create_new(
+        &self,
+        cfg: &NetworkConfig,
+        attrs_for: &impl Fn(Ipv4Network) -> LeaseAttrs,
+        previous: Option<Ipv4Network>,
+        mut list: LeaseList,
+        id: LeaseId,
+    ) -> Result<Lease, AcquireError> {
+        let fits = |s: &Ipv4Network| {
+            s.prefix() == cfg.subnet_len && cfg.network.contains(s.network()) && *s != first(cfg)
+        };
+        // 2. The subnet this node had before (from its subnet file), if free.
+        if let Some(prev) = previous.filter(fits) {
+            if !list.leases.iter().any(|l| l.subnet == prev) {
+                if let Some(l) = self.store.create(prev, &attrs_for(prev), id).await? {
+                    return Ok(l);
+                }
+            }
+        }
+        // 3. A free one; losing the put-if-absent race means re-list and retry.
+        for _ in 0..MAX_RACES {
+            let taken: BTreeSet<Ipv4Network> = list.leases.iter().map(|l| l.subnet).collect();
+            let pick: usize = rand::random::<u32>() as usize;
+            let Some(s) = subnet::choose_free(cfg.network, cfg.subnet_len, &taken, pick) else {
+                return Err(AcquireError::Exhausted {
+                    network: cfg.network,
+                    subnet_len: cfg.subnet_len,
+                    taken: taken.len(),
+                });
+            };
+            if let Some(l) = self.store.create(s, &attrs_for(s), id).await? {
+                return Ok(l);
+            }
+            tracing::debug!(subnet = %s, "subnet taken concurrently; retrying");
+            list = self.store.list().await?;
+        }
+        Err(AcquireError::TooManyRaces {
+            attempts: MAX_RACES,
+        })
     }
 }
 
@@ -158,6 +195,7 @@ pub mod fake {
         pub rev: Mutex<i64>,
         pub next_id: Mutex<i64>,
         pub dead_leases: Mutex<Vec<i64>>,
+        pub revoked: Mutex<Vec<i64>>,
         /// Subnets another node grabs just before our create lands.
         pub steal_on_create: Mutex<Vec<Ipv4Network>>,
     }
@@ -244,6 +282,11 @@ pub mod fake {
                 _ => Ok(None),
             }
         }
+        async fn revoke(&self, id: LeaseId) -> Result<(), StoreError> {
+            self.revoked.lock().unwrap().push(id.0);
+            self.kv.lock().unwrap().retain(|_, l| l.id != id);
+            Ok(())
+        }
         async fn keep_alive(&self, id: LeaseId) -> Result<Option<Duration>, StoreError> {
             if self.dead_leases.lock().unwrap().contains(&id.0) {
                 return Ok(None);
@@ -273,6 +316,7 @@ mod tests {
             network: net.parse().unwrap(),
             subnet_len: 24,
             ipv6_network: None,
+            ipv6_subnet_len: 64,
             backend: Backend::Vxlan {
                 vni: Vni(1),
                 port: 8472,
@@ -289,6 +333,8 @@ mod tests {
                 vtep_mac: Some("02:00:00:00:00:01".parse().unwrap()),
             },
             node_name: String::new(),
+            ipv6_subnet: None,
+            backend_v6_data: None,
         }
     }
 
@@ -316,6 +362,9 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(e, AcquireError::Exhausted { .. }), "{e}");
+        // The lease granted for the failed attempt is revoked, not leaked.
+        let granted = 100 + *m.store.next_id.lock().unwrap();
+        assert_eq!(*m.store.revoked.lock().unwrap(), vec![granted]);
         assert!(e.to_string().contains("10.244.0.0/22"), "{e}");
     }
 

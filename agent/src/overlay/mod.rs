@@ -6,6 +6,7 @@
 pub mod config;
 pub mod dataplane;
 pub mod etcd_store;
+pub mod kernel_events;
 pub mod kube_manager;
 pub mod lease_store;
 pub mod manager;
@@ -62,7 +63,7 @@ pub enum OverlayError {
     SubnetFile(#[from] subnet_file::WriteError),
     #[error(transparent)]
     Masquerade(#[from] masquerade::MasqError),
-    #[error("enable IPv4 forwarding ({path}): {source}")]
+    #[error("enable forwarding ({path}): {source}")]
     Forwarding {
         path: &'static str,
         #[source]
@@ -164,7 +165,17 @@ pub async fn run_kube(
 ) -> Result<(), OverlayError> {
     let (dp, underlay) = open_dataplane(&opts).await?;
     let mgr = kube_manager::KubeSubnetManager::new(client, opts.node_name.clone(), net_conf);
-    run_with(opts, mgr, dp, underlay, EtcdHealth { up: true }, shutdown).await
+    let kernel = kernel_changes();
+    run_with(
+        opts,
+        mgr,
+        dp,
+        underlay,
+        kernel,
+        EtcdHealth { up: true },
+        shutdown,
+    )
+    .await
 }
 
 /// Runs the overlay with the etcd subnet manager until `shutdown` resolves.
@@ -183,14 +194,32 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
         store,
         ttl: opts.lease_ttl,
     };
-    run_with(opts, mgr, dp, underlay, health, shutdown).await
+    let kernel = kernel_changes();
+    run_with(opts, mgr, dp, underlay, kernel, health, shutdown).await
 }
+
+/// Kernel change notifications, or `None` (drift then waits for the
+/// periodic resync) when the subscription cannot be made.
+fn kernel_changes() -> Option<mpsc::Receiver<()>> {
+    match kernel_events::subscribe() {
+        Ok(rx) => Some(rx),
+        Err(e) => {
+            tracing::warn!(error = %e, "no kernel change notifications; drift is repaired by the periodic resync only");
+            None
+        }
+    }
+}
+
+/// How long a burst of kernel changes may settle before the repair pass:
+/// a deleted device sends one message per entry it took with it.
+const DRIFT_SETTLE: Duration = Duration::from_millis(50);
 
 async fn run_with<M: SubnetManager, D: Dataplane>(
     opts: Options,
     mgr: M,
     dp: D,
     underlay: vxlan::Underlay,
+    mut kernel: Option<mpsc::Receiver<()>>,
     mut health: EtcdHealth,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), OverlayError> {
@@ -216,17 +245,24 @@ async fn run_with<M: SubnetManager, D: Dataplane>(
         backend_type: cfg.backend.type_name().to_string(),
         backend_data: BackendData { vtep_mac: mac },
         node_name: opts.node_name.clone(),
+        // Filled in per subnet by the manager when the config is dual-stack.
+        ipv6_subnet: None,
+        backend_v6_data: cfg
+            .ipv6_network
+            .and(mac)
+            .map(|m| BackendData { vtep_mac: Some(m) }),
     };
     let previous = subnet_file::previous_subnet(&opts.subnet_file);
     let mut lease = acquire(&mut health, &mgr, &cfg, &attrs, previous).await?;
     tracing::info!(subnet = %lease.subnet, lease_id = lease.id.0, "subnet leased");
 
-    enable_forwarding()?;
+    enable_forwarding(cfg.ipv6_network.is_some())?;
     publish_local(&opts, &cfg, &underlay, &lease)?;
 
     let local = Local {
         underlay: underlay.clone(),
         subnet: lease.subnet,
+        ipv6_subnet: own_ipv6(&cfg, &lease),
         mac,
     };
     let mut rec = Reconciler::new(dp, cfg.clone(), local);
@@ -258,6 +294,12 @@ async fn run_with<M: SubnetManager, D: Dataplane>(
         let watching = watch.is_some();
         let next_item = async {
             match watch.as_mut() {
+                Some(rx) => rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let kernel_changed = async {
+            match kernel.as_mut() {
                 Some(rx) => rx.recv().await,
                 None => std::future::pending().await,
             }
@@ -309,6 +351,13 @@ async fn run_with<M: SubnetManager, D: Dataplane>(
                 }
             }
             _ = pass_timer => { pass_retry_at = None; need_pass = true; }
+            changed = kernel_changed => match changed {
+                Some(()) => {
+                    let at = Instant::now() + DRIFT_SETTLE;
+                    pass_retry_at = Some(pass_retry_at.map_or(at, |t| t.min(at)));
+                }
+                None => kernel = None,
+            },
             _ = reconnect_timer => {
                 match resume(&mgr, &cfg, &attrs, &mut lease, &mut rec, &opts, &underlay).await {
                     Ok(rx) => {
@@ -427,6 +476,7 @@ fn switch_lease<D: Dataplane>(
     cfg: &NetworkConfig,
     underlay: &vxlan::Underlay,
 ) -> Result<(), OverlayError> {
+    rec.local.ipv6_subnet = own_ipv6(cfg, &new);
     if new.subnet != lease.subnet {
         tracing::error!(old = %lease.subnet, new = %new.subnet, "previous subnet was taken by another node; pods on the old subnet must be recreated");
         rec.local.subnet = new.subnet;
@@ -435,6 +485,16 @@ fn switch_lease<D: Dataplane>(
     }
     *lease = new;
     publish_local(opts, cfg, underlay, lease)
+}
+
+/// This node's IPv6 subnet, when the config is dual-stack and the lease
+/// (or, in kube mode, the Node's second podCIDR) has one inside it.
+fn own_ipv6(cfg: &NetworkConfig, lease: &Lease) -> Option<ipnetwork::Ipv6Network> {
+    let n6 = cfg.ipv6_network?;
+    lease
+        .attrs
+        .ipv6_subnet
+        .filter(|s| n6.contains(s.network()) && s.prefix() >= n6.prefix())
 }
 
 /// Subnet file and masquerade: the node-local outputs of the lease.
@@ -449,7 +509,8 @@ fn publish_local(
         subnet: lease.subnet,
         mtu: vxlan::pod_mtu(cfg, underlay),
         ip_masq: opts.ip_masq,
-        ipv6_subnet: None,
+        ipv6_network: own_ipv6(cfg, lease).and(cfg.ipv6_network),
+        ipv6_subnet: own_ipv6(cfg, lease),
     }
     .write(&opts.subnet_file)?;
     if opts.ip_masq {
@@ -477,13 +538,17 @@ async fn keep_masquerade(network: ipnetwork::Ipv4Network, subnet: ipnetwork::Ipv
     }
 }
 
-fn enable_forwarding() -> Result<(), OverlayError> {
-    const PATH: &str = "/proc/sys/net/ipv4/ip_forward";
-    let on = std::fs::read_to_string(PATH).is_ok_and(|v| v.trim() == "1");
-    if !on {
-        std::fs::write(PATH, "1")
-            .map_err(|source| OverlayError::Forwarding { path: PATH, source })?;
-        tracing::info!("enabled IPv4 forwarding");
+fn enable_forwarding(ipv6: bool) -> Result<(), OverlayError> {
+    const V4: &str = "/proc/sys/net/ipv4/ip_forward";
+    const V6: &str = "/proc/sys/net/ipv6/conf/all/forwarding";
+    let paths: &[&'static str] = if ipv6 { &[V4, V6] } else { &[V4] };
+    for &path in paths {
+        let on = std::fs::read_to_string(path).is_ok_and(|v| v.trim() == "1");
+        if !on {
+            std::fs::write(path, "1")
+                .map_err(|source| OverlayError::Forwarding { path, source })?;
+            tracing::info!(path, "enabled forwarding");
+        }
     }
     Ok(())
 }

@@ -3,11 +3,13 @@
 //! something already gone is success, so every change is idempotent.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use futures::TryStreamExt;
-use ipnetwork::Ipv4Network;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+use ipnetwork::{IpNetwork, Ipv4Network};
+use rtnetlink::packet_route::address::{
+    AddressAttribute, AddressFlags, AddressMessage, AddressScope,
+};
 use rtnetlink::packet_route::link::{
     InfoData, InfoKind, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
@@ -21,7 +23,7 @@ use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::{Handle, LinkUnspec, LinkVxlan, RouteMessageBuilder};
 
 use super::dataplane::{
-    Actual, Change, Dataplane, DataplaneError, LinkState, Route, ROUTE_PROTOCOL,
+    owned_link_name, Actual, Change, Dataplane, DataplaneError, LinkState, Route, ROUTE_PROTOCOL,
 };
 use super::types::{NodeIp, Vni, VtepMac};
 use super::vxlan::Underlay;
@@ -199,6 +201,19 @@ fn address_of(a: &AddressMessage) -> Option<Ipv4Addr> {
     found
 }
 
+/// The address of `a` in either family (`IFA_LOCAL` preferred).
+fn ip_of(a: &AddressMessage) -> Option<IpAddr> {
+    let mut found = None;
+    for attr in &a.attributes {
+        match attr {
+            AddressAttribute::Local(ip) => return Some(*ip),
+            AddressAttribute::Address(ip) => found = Some(*ip),
+            _ => {}
+        }
+    }
+    found
+}
+
 fn link_name(l: &LinkMessage) -> Option<&str> {
     l.attributes.iter().find_map(|a| match a {
         LinkAttribute::IfName(n) => Some(n.as_str()),
@@ -254,15 +269,56 @@ fn link_state(l: &LinkMessage) -> LinkState {
 }
 
 fn route_msg(r: &Route, oif: u32) -> RouteMessage {
-    let mut b = RouteMessageBuilder::<Ipv4Addr>::new()
-        .destination_prefix(r.dst.network(), r.dst.prefix())
-        .gateway(r.gateway)
-        .output_interface(oif)
-        .protocol(RouteProtocol::from(ROUTE_PROTOCOL));
-    if r.onlink {
-        b = b.onlink();
+    let proto = RouteProtocol::from(ROUTE_PROTOCOL);
+    match (r.dst, r.gateway) {
+        (IpNetwork::V6(dst), IpAddr::V6(gw)) => {
+            let mut b = RouteMessageBuilder::<Ipv6Addr>::new()
+                .destination_prefix(dst.network(), dst.prefix())
+                .gateway(gw)
+                .output_interface(oif)
+                .protocol(proto);
+            if r.onlink {
+                b = b.onlink();
+            }
+            b.build()
+        }
+        (dst, gw) => {
+            let mut b = RouteMessageBuilder::<Ipv4Addr>::new()
+                .output_interface(oif)
+                .protocol(proto);
+            if let IpNetwork::V4(dst) = dst {
+                b = b.destination_prefix(dst.network(), dst.prefix());
+            }
+            if let IpAddr::V4(gw) = gw {
+                b = b.gateway(gw);
+            }
+            if r.onlink {
+                b = b.onlink();
+            }
+            b.build()
+        }
     }
-    b.build()
+}
+
+fn route_of(r: &RouteMessage, names: &BTreeMap<u32, String>) -> Option<Route> {
+    let (mut dst, mut gw, mut oif) = (None, None, None);
+    for a in &r.attributes {
+        match a {
+            RouteAttribute::Destination(RouteAddress::Inet(ip)) => dst = Some(IpAddr::V4(*ip)),
+            RouteAttribute::Destination(RouteAddress::Inet6(ip)) => dst = Some(IpAddr::V6(*ip)),
+            RouteAttribute::Gateway(RouteAddress::Inet(ip)) => gw = Some(IpAddr::V4(*ip)),
+            RouteAttribute::Gateway(RouteAddress::Inet6(ip)) => gw = Some(IpAddr::V6(*ip)),
+            RouteAttribute::Oif(i) => oif = Some(*i),
+            _ => {}
+        }
+    }
+    let dst = IpNetwork::new(dst?, r.header.destination_prefix_length).ok()?;
+    Some(Route {
+        dst,
+        gateway: gw?,
+        dev: oif.and_then(|i| names.get(&i).cloned()).unwrap_or_default(),
+        onlink: r.header.flags.contains(RouteFlags::Onlink),
+    })
 }
 
 fn neigh_msg(
@@ -284,53 +340,44 @@ fn neigh_msg(
 impl Dataplane for NetlinkDataplane {
     async fn read(&self, vxlan_name: &str) -> Result<Actual, DataplaneError> {
         let mut actual = Actual::default();
-        let names: BTreeMap<u32, String> = self
-            .links()
-            .await?
+        let links = self.links().await?;
+        let names: BTreeMap<u32, String> = links
             .iter()
             .filter_map(|l| Some((l.header.index, link_name(l)?.to_string())))
             .collect();
+        actual.stale_links = links
+            .iter()
+            .filter_map(|l| {
+                let name = link_name(l)?;
+                (name != vxlan_name && owned_link_name(name) && link_state(l).vni.is_some())
+                    .then(|| name.to_string())
+            })
+            .collect();
 
-        let routes: Vec<RouteMessage> = self
-            .handle
-            .route()
-            .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|source| DataplaneError::Read {
-                what: "routes",
-                source,
-            })?;
-        for r in routes {
-            if r.header.table != RT_TABLE_MAIN || u8::from(r.header.protocol) != ROUTE_PROTOCOL {
-                continue;
-            }
-            let (mut dst, mut gw, mut oif) = (None, None, None);
-            for a in &r.attributes {
-                match a {
-                    RouteAttribute::Destination(RouteAddress::Inet(ip)) => dst = Some(*ip),
-                    RouteAttribute::Gateway(RouteAddress::Inet(ip)) => gw = Some(*ip),
-                    RouteAttribute::Oif(i) => oif = Some(*i),
-                    _ => {}
+        for query in [
+            RouteMessageBuilder::<Ipv4Addr>::new().build(),
+            RouteMessageBuilder::<Ipv6Addr>::new().build(),
+        ] {
+            let routes: Vec<RouteMessage> = self
+                .handle
+                .route()
+                .get(query)
+                .execute()
+                .try_collect()
+                .await
+                .map_err(|source| DataplaneError::Read {
+                    what: "routes",
+                    source,
+                })?;
+            for r in routes {
+                if r.header.table != RT_TABLE_MAIN || u8::from(r.header.protocol) != ROUTE_PROTOCOL
+                {
+                    continue;
+                }
+                if let Some(route) = route_of(&r, &names) {
+                    actual.routes.insert(route.dst, route);
                 }
             }
-            let (Some(dst), Some(gateway)) = (dst, gw) else {
-                continue;
-            };
-            let Ok(dst) = Ipv4Network::new(dst, r.header.destination_prefix_length) else {
-                continue;
-            };
-            let dev = oif.and_then(|i| names.get(&i).cloned()).unwrap_or_default();
-            actual.routes.insert(
-                dst,
-                Route {
-                    dst,
-                    gateway,
-                    dev,
-                    onlink: r.header.flags.contains(RouteFlags::Onlink),
-                },
-            );
         }
 
         let Some(link) = self.link_by_name(vxlan_name).await? else {
@@ -353,17 +400,22 @@ impl Dataplane for NetlinkDataplane {
                 source,
             })?;
         for a in addrs {
-            if a.header.index != index || a.header.family != AddressFamily::Inet {
+            // Link-local (fe80::/64 on every IPv6 device) is the kernel's.
+            if a.header.index != index || a.header.scope != AddressScope::Universe {
                 continue;
             }
-            if let Some(ip) = address_of(&a) {
-                if let Ok(n) = Ipv4Network::new(ip, a.header.prefix_len) {
+            if let Some(ip) = ip_of(&a) {
+                if let Ok(n) = IpNetwork::new(ip, a.header.prefix_len) {
                     actual.addresses.insert(n);
                 }
             }
         }
 
-        for family in [AddressFamily::Inet, AddressFamily::Bridge] {
+        for family in [
+            AddressFamily::Inet,
+            AddressFamily::Inet6,
+            AddressFamily::Bridge,
+        ] {
             let neighs: Vec<NeighbourMessage> = self
                 .handle
                 .neighbours()
@@ -383,10 +435,17 @@ impl Dataplane for NetlinkDataplane {
                 let (mut ip, mut mac) = (None, None);
                 for a in &n.attributes {
                     match a {
-                        NeighbourAttribute::Destination(NeighbourAddress::Inet(i)) => ip = Some(*i),
+                        NeighbourAttribute::Destination(NeighbourAddress::Inet(i)) => {
+                            ip = Some(IpAddr::V4(*i))
+                        }
+                        NeighbourAttribute::Destination(NeighbourAddress::Inet6(i)) => {
+                            ip = Some(IpAddr::V6(*i))
+                        }
                         // AF_BRIDGE dumps carry the VXLAN remote as raw bytes.
                         NeighbourAttribute::Destination(NeighbourAddress::Other(b)) => {
-                            ip = <[u8; 4]>::try_from(b.as_slice()).ok().map(Ipv4Addr::from)
+                            ip = <[u8; 4]>::try_from(b.as_slice())
+                                .ok()
+                                .map(|b| IpAddr::V4(Ipv4Addr::from(b)))
                         }
                         NeighbourAttribute::LinkLayerAddress(b) => mac = VtepMac::from_slice(b),
                         _ => {}
@@ -396,7 +455,9 @@ impl Dataplane for NetlinkDataplane {
                     continue;
                 };
                 if family == AddressFamily::Bridge {
-                    actual.fdb.insert((mac, NodeIp(ip)));
+                    if let IpAddr::V4(ip) = ip {
+                        actual.fdb.insert((mac, NodeIp(ip)));
+                    }
                 } else if n.header.state == NeighbourState::Permanent {
                     actual.neighs.insert(ip, mac);
                 }
@@ -462,16 +523,21 @@ impl Dataplane for NetlinkDataplane {
             }
             Change::AddAddress { dev, addr } => {
                 let index = self.index_of(dev).await?;
-                h.address()
-                    .add(index, IpAddr::V4(addr.ip()), addr.prefix())
-                    .replace()
-                    .execute()
+                let mut req = h.address().add(index, addr.ip(), addr.prefix()).replace();
+                if addr.is_ipv6() {
+                    // A VTEP address never needs duplicate detection, and a
+                    // tentative one would be unusable for a second.
+                    req.message_mut()
+                        .attributes
+                        .push(AddressAttribute::Flags(AddressFlags::Nodad));
+                }
+                req.execute()
                     .await
                     .map_err(|source| DataplaneError::Address {
                         op: "add",
                         dev: dev.clone(),
                         addr: *addr,
-                        source,
+                        source: Box::new(source),
                     })
             }
             Change::DelAddress { dev, addr } => {
@@ -480,7 +546,7 @@ impl Dataplane for NetlinkDataplane {
                     op: "delete",
                     dev: dev.clone(),
                     addr: *addr,
-                    source,
+                    source: Box::new(source),
                 };
                 let msgs: Vec<AddressMessage> = h
                     .address()
@@ -491,7 +557,7 @@ impl Dataplane for NetlinkDataplane {
                     .await
                     .map_err(err)?;
                 for m in msgs {
-                    if address_of(&m) == Some(addr.ip()) && m.header.prefix_len == addr.prefix() {
+                    if ip_of(&m) == Some(addr.ip()) && m.header.prefix_len == addr.prefix() {
                         gone_ok(h.address().del(m).execute().await).map_err(err)?;
                     }
                 }
@@ -533,7 +599,7 @@ impl Dataplane for NetlinkDataplane {
             Change::SetNeigh(n) => {
                 let index = self.index_of(&n.dev).await?;
                 h.neighbours()
-                    .add(index, IpAddr::V4(n.ip))
+                    .add(index, n.ip)
                     .link_layer_address(&n.mac.0)
                     .state(NeighbourState::Permanent)
                     .replace()
@@ -543,24 +609,22 @@ impl Dataplane for NetlinkDataplane {
                         op: "set",
                         dev: n.dev.clone(),
                         ip: n.ip,
-                        source,
+                        source: Box::new(source),
                     })
             }
             Change::DelNeigh(n) => {
                 let index = self.index_of(&n.dev).await?;
-                let msg = neigh_msg(
-                    AddressFamily::Inet,
-                    index,
-                    vec![NeighbourAttribute::Destination(NeighbourAddress::Inet(
-                        n.ip,
-                    ))],
-                );
+                let (family, dst) = match n.ip {
+                    IpAddr::V4(ip) => (AddressFamily::Inet, NeighbourAddress::Inet(ip)),
+                    IpAddr::V6(ip) => (AddressFamily::Inet6, NeighbourAddress::Inet6(ip)),
+                };
+                let msg = neigh_msg(family, index, vec![NeighbourAttribute::Destination(dst)]);
                 gone_ok(h.neighbours().del(msg).execute().await).map_err(|source| {
                     DataplaneError::Neigh {
                         op: "delete",
                         dev: n.dev.clone(),
                         ip: n.ip,
-                        source,
+                        source: Box::new(source),
                     }
                 })
             }
@@ -574,7 +638,7 @@ impl Dataplane for NetlinkDataplane {
                     .map_err(|source| DataplaneError::Route {
                         op: "set",
                         dst: r.dst,
-                        source,
+                        source: Box::new(source),
                     })
             }
             Change::DelRoute(r) => {
@@ -591,7 +655,7 @@ impl Dataplane for NetlinkDataplane {
                 .map_err(|source| DataplaneError::Route {
                     op: "delete",
                     dst: r.dst,
-                    source,
+                    source: Box::new(source),
                 })
             }
         }

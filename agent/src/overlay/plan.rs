@@ -116,6 +116,13 @@ pub fn plan(desired: &Desired, actual: &Actual) -> Vec<Change> {
             }));
         }
     }
+    // Last: devices of an earlier VNI. Their routes were already moved
+    // (replaced) onto the current device above, so no peer loses its path.
+    for name in &actual.stale_links {
+        if dev.as_ref() != Some(name) {
+            out.push(Change::DeleteLink { name: name.clone() });
+        }
+    }
     out
 }
 
@@ -131,7 +138,9 @@ fn needs_recreate(want: &VxlanLink, have: &LinkState) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::net::Ipv4Addr;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use ipnetwork::IpNetwork;
 
     use super::*;
     use crate::overlay::dataplane::Route;
@@ -168,17 +177,18 @@ mod tests {
     }
 
     fn with_peer(d: &mut Desired, n: u8) {
-        let dst: ipnetwork::Ipv4Network = format!("10.244.{n}.0/24").parse().unwrap();
+        let dst: IpNetwork = format!("10.244.{n}.0/24").parse().unwrap();
         d.routes.insert(
             dst,
             Route {
                 dst,
-                gateway: Ipv4Addr::new(10, 244, n, 0),
+                gateway: IpAddr::V4(Ipv4Addr::new(10, 244, n, 0)),
                 dev: "capstan.1".into(),
                 onlink: true,
             },
         );
-        d.neighs.insert(Ipv4Addr::new(10, 244, n, 0), peer_mac(n));
+        d.neighs
+            .insert(IpAddr::V4(Ipv4Addr::new(10, 244, n, 0)), peer_mac(n));
         d.fdb
             .insert(peer_mac(n), NodeIp(Ipv4Addr::new(192, 168, 250, 10 + n)));
     }
@@ -203,6 +213,7 @@ mod tests {
             routes: d.routes.clone(),
             neighs: d.neighs.clone(),
             fdb: d.fdb.iter().map(|(m, i)| (*m, *i)).collect(),
+            stale_links: Default::default(),
         }
     }
 
@@ -249,7 +260,9 @@ mod tests {
         let p = plan(&after, &actual_of(&before));
         assert_eq!(p.len(), 3, "{p:?}");
         assert!(matches!(&p[0], Change::DelRoute(r) if r.dst == "10.244.3.0/24".parse().unwrap()));
-        assert!(matches!(&p[1], Change::DelNeigh(n) if n.ip == Ipv4Addr::new(10, 244, 3, 0)));
+        assert!(
+            matches!(&p[1], Change::DelNeigh(n) if n.ip == IpAddr::V4(Ipv4Addr::new(10, 244, 3, 0)))
+        );
         assert!(matches!(&p[2], Change::DelFdb(f) if f.mac == peer_mac(3)));
     }
 
@@ -260,7 +273,9 @@ mod tests {
         let new_mac = VtepMac([2, 9, 9, 9, 9, 9]);
         let new_ip = NodeIp(Ipv4Addr::new(192, 168, 250, 99));
         after.routes = before.routes.clone();
-        after.neighs.insert(Ipv4Addr::new(10, 244, 2, 0), new_mac);
+        after
+            .neighs
+            .insert(IpAddr::V4(Ipv4Addr::new(10, 244, 2, 0)), new_mac);
         after.fdb.insert(new_mac, new_ip);
         let p = plan(&after, &actual_of(&before));
         assert_eq!(
@@ -273,7 +288,7 @@ mod tests {
                 }),
                 Change::SetNeigh(Neigh {
                     dev: "capstan.1".into(),
-                    ip: Ipv4Addr::new(10, 244, 2, 0),
+                    ip: IpAddr::V4(Ipv4Addr::new(10, 244, 2, 0)),
                     mac: new_mac
                 }),
                 Change::DelFdb(Fdb {
@@ -327,11 +342,86 @@ mod tests {
     }
 
     #[test]
+    fn device_of_an_old_vni_goes_after_its_routes_moved() {
+        let d = desired(&[2]);
+        let mut a = actual_of(&d);
+        // The route still points at the old device.
+        let dst: IpNetwork = "10.244.2.0/24".parse().unwrap();
+        if let Some(r) = a.routes.get_mut(&dst) {
+            r.dev = "capstan.7".into();
+        }
+        a.stale_links.insert("capstan.7".into());
+        let p = plan(&d, &a);
+        assert_eq!(
+            p,
+            vec![
+                Change::SetRoute(d.routes[&dst].clone()),
+                Change::DeleteLink {
+                    name: "capstan.7".into()
+                }
+            ]
+        );
+        // Applied to the fake, a second plan is empty.
+        let mut after = a.clone();
+        after.stale_links.clear();
+        after.routes = d.routes.clone();
+        assert_eq!(plan(&d, &after), vec![]);
+    }
+
+    #[test]
+    fn owned_names_are_capstan_dot_number_only() {
+        use crate::overlay::dataplane::owned_link_name;
+        assert!(owned_link_name("capstan.1"));
+        assert!(owned_link_name("capstan.4096"));
+        for n in [
+            "capstan0",
+            "capstan.",
+            "capstan.x",
+            "flannel.1",
+            "capstan.1a",
+        ] {
+            assert!(!owned_link_name(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn ipv6_entries_are_planned_like_ipv4_ones() {
+        let mut d = desired(&[2]);
+        let s6: IpNetwork = "fd00:10:244:2::/64".parse().unwrap();
+        let gw: IpAddr = "fd00:10:244:2::".parse().unwrap();
+        d.addresses.insert("fd00:10:244:1::/128".parse().unwrap());
+        d.routes.insert(
+            s6,
+            Route {
+                dst: s6,
+                gateway: gw,
+                dev: "capstan.1".into(),
+                onlink: true,
+            },
+        );
+        d.neighs.insert(gw, peer_mac(2));
+        let before = desired(&[2]);
+        let p = plan(&d, &actual_of(&before));
+        assert_eq!(p.len(), 3, "{p:?}");
+        assert!(matches!(&p[0], Change::AddAddress { addr, .. } if addr.is_ipv6()));
+        assert!(matches!(&p[1], Change::SetNeigh(n) if n.ip == gw));
+        assert!(matches!(&p[2], Change::SetRoute(r) if r.dst == s6));
+        // Someone deletes the v6 route: only it comes back.
+        let mut drifted = actual_of(&d);
+        drifted.routes.remove(&s6);
+        assert_eq!(
+            plan(&d, &drifted),
+            vec![Change::SetRoute(d.routes[&s6].clone())]
+        );
+    }
+
+    #[test]
     fn stray_entries_on_our_device_are_removed() {
         let d = desired(&[2]);
         let mut a = actual_of(&d);
         a.addresses.insert("10.244.9.0/32".parse().unwrap());
-        a.neighs.insert(Ipv4Addr::new(10, 244, 9, 0), peer_mac(9));
+        a.neighs
+            .insert(IpAddr::V4(Ipv4Addr::new(10, 244, 9, 0)), peer_mac(9));
         let p = plan(&d, &a);
         assert_eq!(p.len(), 2, "{p:?}");
         assert!(matches!(&p[0], Change::DelAddress { .. }));
@@ -340,13 +430,13 @@ mod tests {
 
     #[test]
     fn host_gw_has_no_device_and_only_routes() {
-        let dst: ipnetwork::Ipv4Network = "10.244.2.0/24".parse().unwrap();
+        let dst: IpNetwork = "10.244.2.0/24".parse().unwrap();
         let mut d = Desired::default();
         d.routes.insert(
             dst,
             Route {
                 dst,
-                gateway: Ipv4Addr::new(192, 168, 250, 12),
+                gateway: IpAddr::V4(Ipv4Addr::new(192, 168, 250, 12)),
                 dev: "eth0".into(),
                 onlink: false,
             },

@@ -136,6 +136,8 @@ mod tests {
                     vtep_mac: Some(VtepMac([2, 0, 0, 0, 0, n])),
                 },
                 node_name: String::new(),
+                ipv6_subnet: None,
+                backend_v6_data: None,
             },
             id: LeaseId(1),
             mod_revision: 1,
@@ -149,6 +151,7 @@ mod tests {
                 network: "10.244.0.0/16".parse().unwrap(),
                 subnet_len: 24,
                 ipv6_network: None,
+                ipv6_subnet_len: 64,
                 backend: Backend::Vxlan {
                     vni: Vni(1),
                     port: 8472,
@@ -163,6 +166,7 @@ mod tests {
                     addr: "10.0.0.1/24".parse().unwrap(),
                 },
                 subnet: "10.244.1.0/24".parse().unwrap(),
+                ipv6_subnet: None,
                 mac: Some(VtepMac([2, 0, 0, 0, 0, 1])),
             },
         )

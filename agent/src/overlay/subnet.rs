@@ -3,9 +3,9 @@
 //! put-if-absent transaction, never here.
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use ipnetwork::Ipv4Network;
+use ipnetwork::{Ipv4Network, Ipv6Network};
 
 /// Lease key suffix for a subnet: `10.244.1.0-24`.
 pub fn key_name(subnet: Ipv4Network) -> String {
@@ -29,6 +29,36 @@ pub fn vtep_addr(subnet: Ipv4Network) -> Ipv4Addr {
 /// The `.1` address: the pods' gateway on the node's bridge.
 pub fn gateway_addr(subnet: Ipv4Network) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(subnet.network()).wrapping_add(1))
+}
+
+/// The `::` address of an IPv6 subnet: the v6 VTEP address (as flannel).
+pub fn vtep_addr_v6(subnet: Ipv6Network) -> Ipv6Addr {
+    subnet.network()
+}
+
+/// A node's IPv6 subnet: the one with the same index in `network6` as
+/// `v4` has in `network`. Derived, never chosen, so the put-if-absent on
+/// the IPv4 key makes both unique. `None` when `v4` is outside `network`
+/// or the index does not fit (config validation rules that out).
+pub fn ipv6_for(
+    network: Ipv4Network,
+    v4: Ipv4Network,
+    network6: Ipv6Network,
+    len6: u8,
+) -> Option<Ipv6Network> {
+    if !network.contains(v4.network()) || v4.prefix() <= network.prefix() || len6 > 128 {
+        return None;
+    }
+    let index = u128::from(u32::from(v4.network()) - u32::from(network.network()))
+        >> (32 - u32::from(v4.prefix()));
+    let bits = u32::from(len6.checked_sub(network6.prefix())?);
+    if bits < 128 && index >= 1u128 << bits {
+        return None;
+    }
+    // len6 == 0 shifts by 128: None.
+    let step = 1u128.checked_shl(128 - u32::from(len6))?;
+    let addr = u128::from(network6.network()).checked_add(index.checked_mul(step)?)?;
+    Ipv6Network::new(Ipv6Addr::from(addr), len6).ok()
 }
 
 /// Every subnet of length `len` inside `network`, skipping the first one
@@ -95,6 +125,31 @@ mod tests {
         assert_eq!(
             gateway_addr(net("10.244.3.0/24")),
             Ipv4Addr::new(10, 244, 3, 1)
+        );
+    }
+
+    #[test]
+    fn ipv6_subnet_follows_the_ipv4_index() {
+        let n6: Ipv6Network = "fd00:10:244::/56".parse().unwrap();
+        let v6 = |s: &str| ipv6_for(net("10.244.0.0/16"), net(s), n6, 64);
+        assert_eq!(
+            v6("10.244.1.0/24"),
+            Some("fd00:10:244:1::/64".parse().unwrap())
+        );
+        assert_eq!(
+            v6("10.244.255.0/24"),
+            Some("fd00:10:244:ff::/64".parse().unwrap())
+        );
+        assert_eq!(v6("10.9.1.0/24"), None, "outside the network");
+        // Too few IPv6 subnets for the index.
+        let small: Ipv6Network = "fd00::/62".parse().unwrap();
+        assert_eq!(
+            ipv6_for(net("10.244.0.0/16"), net("10.244.9.0/24"), small, 64),
+            None
+        );
+        assert_eq!(
+            vtep_addr_v6("fd00:10:244:1::/64".parse().unwrap()),
+            "fd00:10:244:1::".parse::<Ipv6Addr>().unwrap()
         );
     }
 

@@ -18,6 +18,9 @@ pub struct SubnetFile {
     pub subnet: Ipv4Network,
     pub mtu: u32,
     pub ip_masq: bool,
+    /// Dual-stack: the cluster's IPv6 network and this node's v6 subnet
+    /// (written, like the v4 one, as gateway address / prefix).
+    pub ipv6_network: Option<Ipv6Network>,
     pub ipv6_subnet: Option<Ipv6Network>,
 }
 
@@ -39,8 +42,12 @@ impl SubnetFile {
             self.mtu,
             self.ip_masq
         );
+        if let Some(n6) = self.ipv6_network {
+            s.push_str(&format!("CAPSTAN_IPV6_NETWORK={n6}\n"));
+        }
         if let Some(v6) = self.ipv6_subnet {
-            s.push_str(&format!("CAPSTAN_IPV6_SUBNET={v6}\n"));
+            let gw = std::net::Ipv6Addr::from(u128::from(v6.network()).wrapping_add(1));
+            s.push_str(&format!("CAPSTAN_IPV6_SUBNET={gw}/{}\n", v6.prefix()));
         }
         s
     }
@@ -92,6 +99,7 @@ mod tests {
             subnet: "10.244.1.0/24".parse().unwrap(),
             mtu: 1450,
             ip_masq: true,
+            ipv6_network: None,
             ipv6_subnet: None,
         }
     }
@@ -103,10 +111,15 @@ mod tests {
             "CAPSTAN_NETWORK=10.244.0.0/16\nCAPSTAN_SUBNET=10.244.1.1/24\nCAPSTAN_MTU=1450\nCAPSTAN_IPMASQ=true\n"
         );
         let mut f = file();
+        f.ipv6_network = Some("fd00::/56".parse().unwrap());
         f.ipv6_subnet = Some("fd00:0:0:1::/64".parse().unwrap());
-        assert!(f
-            .render()
-            .ends_with("CAPSTAN_IPV6_SUBNET=fd00:0:0:1::/64\n"));
+        assert!(
+            f.render().ends_with(
+                "CAPSTAN_IPMASQ=true\nCAPSTAN_IPV6_NETWORK=fd00::/56\nCAPSTAN_IPV6_SUBNET=fd00:0:0:1::1/64\n"
+            ),
+            "{}",
+            f.render()
+        );
     }
 
     #[test]

@@ -11,10 +11,18 @@
 //! packets to a new peer and nothing depends on the agent being up. With
 //! DirectRouting (and for host-gw), a peer on the same underlay subnet gets
 //! only a plain route via its public IP.
+//!
+//! Dual-stack: VXLAN carries Ethernet frames, so the same device carries
+//! IPv6 too. Each peer with an IPv6 subnet adds a v6 route via its subnet's
+//! `::` address (on-link) and a permanent v6 neighbour for that address;
+//! the FDB entry is shared. flannel adds a second device (`flannel-v6.<VNI>`)
+//! because it tunnels over an IPv6 underlay; Capstan's underlay is IPv4, and
+//! a second device with the same VNI, port and local address is refused by
+//! the kernel. The v6 VTEP address is the `::/128` of the node's v6 subnet.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
-use ipnetwork::Ipv4Network;
+use ipnetwork::{Ipv4Network, Ipv6Network};
 
 use super::config::{Backend, NetworkConfig};
 use super::dataplane::{Desired, Route, VxlanLink};
@@ -55,6 +63,8 @@ impl Underlay {
 pub struct Local {
     pub underlay: Underlay,
     pub subnet: Ipv4Network,
+    /// Dual-stack: this node's IPv6 subnet.
+    pub ipv6_subnet: Option<Ipv6Network>,
     /// VTEP MAC (VXLAN backend only).
     pub mac: Option<VtepMac>,
 }
@@ -87,6 +97,7 @@ pub fn desired(cfg: &NetworkConfig, local: &Local, leases: &[Lease]) -> (Desired
         Backend::HostGw => (None, 0, true),
     };
     let dev = vni.map(device_name);
+    let v6_on = local.ipv6_subnet.is_some();
     if let (Some(vni), Some(dev), Some(mac)) = (vni, &dev, local.mac) {
         d.vxlan = Some(VxlanLink {
             name: dev.clone(),
@@ -98,7 +109,13 @@ pub fn desired(cfg: &NetworkConfig, local: &Local, leases: &[Lease]) -> (Desired
             mtu: pod_mtu(cfg, &local.underlay),
         });
         if let Ok(a) = Ipv4Network::new(subnet::vtep_addr(local.subnet), 32) {
-            d.addresses.insert(a);
+            d.addresses.insert(a.into());
+        }
+        if let Some(Ok(a)) = local
+            .ipv6_subnet
+            .map(|s6| Ipv6Network::new(subnet::vtep_addr_v6(s6), 128))
+        {
+            d.addresses.insert(a.into());
         }
     }
     for lease in leases {
@@ -110,12 +127,47 @@ pub fn desired(cfg: &NetworkConfig, local: &Local, leases: &[Lease]) -> (Desired
         {
             continue;
         }
+        let mac = lease
+            .attrs
+            .backend_data
+            .vtep_mac
+            .filter(|_| lease.attrs.backend_type == "vxlan");
+        // IPv6 rides the tunnel whenever both ends have a v6 subnet.
+        let v6 = lease
+            .attrs
+            .ipv6_subnet
+            .filter(|s6| v6_on && cfg.ipv6_network.is_some_and(|n6| n6.contains(s6.network())));
+        let v6_mac = lease
+            .attrs
+            .backend_v6_data
+            .as_ref()
+            .and_then(|b| b.vtep_mac)
+            .or(mac);
+        if let (Some(dev), Some(s6), Some(m6)) = (&dev, v6, v6_mac) {
+            let gw = IpAddr::V6(subnet::vtep_addr_v6(s6));
+            d.routes.insert(
+                s6.into(),
+                Route {
+                    dst: s6.into(),
+                    gateway: gw,
+                    dev: dev.clone(),
+                    onlink: true,
+                },
+            );
+            d.neighs.insert(gw, m6);
+            d.fdb.insert(m6, peer_ip);
+        } else if v6.is_some() {
+            skipped.push(Skipped {
+                subnet: lease.subnet,
+                reason: "IPv6 needs the vxlan backend on both nodes",
+            });
+        }
         if direct && local.underlay.shares_link_with(peer_ip.0) {
             d.routes.insert(
-                lease.subnet,
+                lease.subnet.into(),
                 Route {
-                    dst: lease.subnet,
-                    gateway: peer_ip.0,
+                    dst: lease.subnet.into(),
+                    gateway: IpAddr::V4(peer_ip.0),
                     dev: local.underlay.name.clone(),
                     onlink: false,
                 },
@@ -129,23 +181,18 @@ pub fn desired(cfg: &NetworkConfig, local: &Local, leases: &[Lease]) -> (Desired
             });
             continue;
         };
-        let Some(mac) = lease
-            .attrs
-            .backend_data
-            .vtep_mac
-            .filter(|_| lease.attrs.backend_type == "vxlan")
-        else {
+        let Some(mac) = mac else {
             skipped.push(Skipped {
                 subnet: lease.subnet,
                 reason: "peer lease has no vxlan backend data",
             });
             continue;
         };
-        let gw = subnet::vtep_addr(lease.subnet);
+        let gw = IpAddr::V4(subnet::vtep_addr(lease.subnet));
         d.routes.insert(
-            lease.subnet,
+            lease.subnet.into(),
             Route {
-                dst: lease.subnet,
+                dst: lease.subnet.into(),
                 gateway: gw,
                 dev: dev.clone(),
                 onlink: true,
@@ -175,6 +222,7 @@ mod tests {
         Local {
             underlay: underlay(),
             subnet: "10.244.1.0/24".parse().unwrap(),
+            ipv6_subnet: None,
             mac: Some(VtepMac([2, 0, 0, 0, 0, 1])),
         }
     }
@@ -189,6 +237,8 @@ mod tests {
                     vtep_mac: Some(VtepMac([2, 0, 0, 0, 0, mac])),
                 },
                 node_name: String::new(),
+                ipv6_subnet: None,
+                backend_v6_data: None,
             },
             id: LeaseId(1),
             mod_revision: 1,
@@ -200,6 +250,7 @@ mod tests {
             network: "10.244.0.0/16".parse().unwrap(),
             subnet_len: 24,
             ipv6_network: None,
+            ipv6_subnet_len: 64,
             backend,
         }
     }
@@ -225,21 +276,49 @@ mod tests {
         assert_eq!(link.local, NodeIp("192.168.250.11".parse().unwrap()));
         assert_eq!(
             d.addresses.iter().collect::<Vec<_>>(),
-            vec![&"10.244.1.0/32".parse::<Ipv4Network>().unwrap()]
+            vec![&"10.244.1.0/32".parse::<ipnetwork::IpNetwork>().unwrap()]
         );
         assert_eq!(d.routes.len(), 2);
         let r = &d.routes[&"10.244.2.0/24".parse().unwrap()];
-        assert_eq!(r.gateway, Ipv4Addr::new(10, 244, 2, 0));
+        assert_eq!(r.gateway, IpAddr::V4(Ipv4Addr::new(10, 244, 2, 0)));
         assert!(r.onlink);
         assert_eq!(r.dev, "capstan.1");
         assert_eq!(
-            d.neighs[&Ipv4Addr::new(10, 244, 3, 0)],
+            d.neighs[&IpAddr::V4(Ipv4Addr::new(10, 244, 3, 0))],
             VtepMac([2, 0, 0, 0, 0, 3])
         );
         assert_eq!(
             d.fdb[&VtepMac([2, 0, 0, 0, 0, 3])],
             NodeIp("10.0.0.13".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn dual_stack_adds_a_v6_address_route_and_neighbour_per_peer() {
+        let mut c = cfg(VX);
+        c.ipv6_network = Some("fd00:10:244::/56".parse().unwrap());
+        let mut l = local();
+        l.ipv6_subnet = c.ipv6_of(l.subnet);
+        let mut p2 = lease("10.244.2.0/24", "192.168.250.12", 2);
+        p2.attrs.ipv6_subnet = c.ipv6_of(p2.subnet);
+        // A v4-only peer (older agent) still gets its v4 entries.
+        let p3 = lease("10.244.3.0/24", "192.168.250.13", 3);
+        let (d, skipped) = desired(&c, &l, &[p2, p3]);
+        assert!(skipped.is_empty(), "{skipped:?}");
+        assert!(d
+            .addresses
+            .contains(&"fd00:10:244:1::/128".parse().unwrap()));
+        let s6: ipnetwork::IpNetwork = "fd00:10:244:2::/64".parse().unwrap();
+        let r = &d.routes[&s6];
+        let gw: IpAddr = "fd00:10:244:2::".parse().unwrap();
+        assert_eq!(
+            (r.gateway, r.dev.as_str(), r.onlink),
+            (gw, "capstan.1", true)
+        );
+        assert_eq!(d.neighs[&gw], VtepMac([2, 0, 0, 0, 0, 2]));
+        assert_eq!(d.routes.len(), 3);
+        // One FDB entry per peer: both families share the tunnel.
+        assert_eq!(d.fdb.len(), 2);
     }
 
     #[test]
@@ -260,7 +339,7 @@ mod tests {
         let r = &d.routes[&"10.244.2.0/24".parse().unwrap()];
         assert_eq!(
             (r.gateway, r.dev.as_str(), r.onlink),
-            (Ipv4Addr::new(192, 168, 250, 12), "eth0", false)
+            (IpAddr::V4(Ipv4Addr::new(192, 168, 250, 12)), "eth0", false)
         );
         let r = &d.routes[&"10.244.3.0/24".parse().unwrap()];
         assert_eq!(r.dev, "capstan.1");

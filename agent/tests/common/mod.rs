@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,12 +13,20 @@ use capstan_lab::daemon::Daemon;
 use capstan_lab::{cmd, Lab, Netns};
 use libtest_mimic::Failed;
 
-pub const AGENT: &str = env!("CARGO_BIN_EXE_capstan-agent");
 pub const ECHO_PORT: u16 = 7777;
+
+/// The agent binary: `CAPSTAN_BIN_DIR`'s when set (the target directory may
+/// be shared and rebuilt by others while a suite runs), else cargo's.
+pub fn agent_bin() -> PathBuf {
+    capstan_lab::bins::path("capstan-agent")
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_BIN_EXE_capstan-agent")))
+}
 
 pub struct Pod {
     pub ns: Netns,
     pub ip: Ipv4Addr,
+    /// Dual-stack pods also have an IPv6 address.
+    pub ip6: Option<Ipv6Addr>,
 }
 
 pub fn subnet_file(lab: &Lab, i: usize) -> PathBuf {
@@ -50,7 +58,7 @@ pub fn agent_args(lab: &Lab, i: usize, extra: &[&str]) -> Vec<String> {
 
 pub fn spawn_agent(lab: &Lab, i: usize, extra: &[&str]) -> Daemon {
     lab.node(i)
-        .spawn("overlay", Path::new(AGENT), &agent_args(lab, i, extra))
+        .spawn("overlay", &agent_bin(), &agent_args(lab, i, extra))
         .expect("spawn agent")
 }
 
@@ -193,20 +201,37 @@ pub fn make_pod(lab: &Lab, cni: &Path, i: usize) -> Pod {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_str(&stdout).expect("CNI result JSON");
-    let addr = v["ips"][0]["address"].as_str().expect("address");
-    let ip: Ipv4Addr = addr
-        .split('/')
-        .next()
-        .and_then(|a| a.parse().ok())
-        .expect("pod ip");
-    Pod { ns, ip }
+    let ips: Vec<IpAddr> = v["ips"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["address"].as_str()?.split('/').next()?.parse().ok())
+        .collect();
+    let ip = ips
+        .iter()
+        .find_map(|i| match i {
+            IpAddr::V4(a) => Some(*a),
+            IpAddr::V6(_) => None,
+        })
+        .expect("pod IPv4 address");
+    let ip6 = ips.iter().find_map(|i| match i {
+        IpAddr::V6(a) => Some(*a),
+        IpAddr::V4(_) => None,
+    });
+    Pod { ns, ip, ip6 }
 }
 
 /// TCP and UDP echo servers inside the pod (sockets bound in its netns).
 pub fn start_echo(p: &Pod) {
+    // `[::]` takes IPv4 too (bindv6only is 0 in a fresh netns).
+    let any: IpAddr = if p.ip6.is_some() {
+        Ipv6Addr::UNSPECIFIED.into()
+    } else {
+        Ipv4Addr::UNSPECIFIED.into()
+    };
     let (tcp, udp) =
-        p.ns.run_in(|| {
-            let any = SocketAddr::from(([0, 0, 0, 0], ECHO_PORT));
+        p.ns.run_in(move || {
+            let any = SocketAddr::from((any, ECHO_PORT));
             (TcpListener::bind(any), UdpSocket::bind(any))
         })
         .expect("enter pod netns");
@@ -232,7 +257,8 @@ pub fn start_echo(p: &Pod) {
     });
 }
 
-pub fn tcp_echo(from: &Pod, to: Ipv4Addr) -> Result<(), String> {
+pub fn tcp_echo(from: &Pod, to: impl Into<IpAddr>) -> Result<(), String> {
+    let to: IpAddr = to.into();
     from.ns
         .run_in(move || -> Result<(), String> {
             let addr = SocketAddr::from((to, ECHO_PORT));
@@ -251,10 +277,12 @@ pub fn tcp_echo(from: &Pod, to: Ipv4Addr) -> Result<(), String> {
         .map_err(|e| e.to_string())?
 }
 
-pub fn udp_echo(from: &Pod, to: Ipv4Addr) -> Result<(), String> {
+pub fn udp_echo(from: &Pod, to: impl Into<IpAddr>) -> Result<(), String> {
+    let to: IpAddr = to.into();
     from.ns
         .run_in(move || -> Result<(), String> {
-            let s = UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
+            let local = if to.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" };
+            let s = UdpSocket::bind(local).map_err(|e| e.to_string())?;
             s.set_read_timeout(Some(Duration::from_secs(1))).ok();
             let addr = SocketAddr::from((to, ECHO_PORT));
             let msg = format!("dgram {to}");
@@ -296,7 +324,7 @@ pub fn agent_exit(lab: &Lab, i: usize, extra: &[&str], subnet_file_path: &Path) 
     if let Some(p) = args.iter().position(|a| a == "--subnet-file") {
         args[p + 1] = subnet_file_path.display().to_string();
     }
-    let mut c = lab.node(i).command(AGENT).expect("agent cmd");
+    let mut c = lab.node(i).command(agent_bin()).expect("agent cmd");
     c.args(&args).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = c.spawn().expect("spawn agent");
     let deadline = Instant::now() + Duration::from_secs(20);
