@@ -2,5 +2,6 @@
 
 pub mod config_file;
 pub mod kubelet;
+pub mod metrics_endpoint;
 pub mod node;
 pub mod overlay;
