@@ -37,6 +37,7 @@ pub struct FileConfig {
     pub cluster_domain: Option<String>,
     pub cgroup_root: Option<String>,
     pub sweep_interval: Option<u64>,
+    pub insecure_registry: Option<Vec<String>>,
     // proxy and kubelet
     pub kubeconfig: Option<PathBuf>,
     pub cluster_cidr: Option<Vec<String>>,

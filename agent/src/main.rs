@@ -138,6 +138,11 @@ struct Cli {
     #[arg(long)]
     sweep_interval: Option<u64>,
 
+    /// kubelet: registries (host:port) to pull from over plain HTTP,
+    /// comma-separated (containerd's `insecure` hosts; all others use HTTPS).
+    #[arg(long, value_delimiter = ',')]
+    insecure_registry: Option<Vec<String>>,
+
     /// proxy: kubeconfig to watch Services and EndpointSlices with [default: in-cluster or $KUBECONFIG];
     /// kubelet: with it, pods bound to this node run too and the node registers itself.
     #[arg(long)]
@@ -304,6 +309,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .max(1),
         ),
         manifest_poll: Duration::from_millis(100),
+        insecure_registries: cli
+            .insecure_registry
+            .or(file.insecure_registry)
+            .unwrap_or_default(),
     };
     let mut proxy_families = vec![
         (capstan_proxy::model::IpFamily::V4, None),

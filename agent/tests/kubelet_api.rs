@@ -15,7 +15,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::Value;
 
 const AGENT: &str = env!("CARGO_BIN_EXE_capstan-agent");
-const IMAGE: &str = "capstan.local/busybox:latest";
+const IMAGE: &str = "capstan.local/busybox:lab";
 const NODE: &str = "node-1";
 
 struct Suite {

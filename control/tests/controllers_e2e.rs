@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use capstan_lab::control::ControlPlane;
 use capstan_lab::simnode::{SimNodes, NOT_READY_LABEL};
 use capstan_lab::{privileged, Lab};
+use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -17,7 +18,8 @@ use libtest_mimic::{Arguments, Failed, Trial};
 
 struct Suite {
     _lab: Lab,
-    cp: ControlPlane,
+    /// Locked only to build a command or to crash and restart the server.
+    cp: std::sync::Mutex<ControlPlane>,
     rt: tokio::runtime::Runtime,
     client: kube::Client,
     sim: SimNodes,
@@ -70,7 +72,7 @@ fn main() {
         .expect("setup");
     let suite = Suite {
         _lab: lab,
-        cp,
+        cp: std::sync::Mutex::new(cp),
         rt,
         client,
         sim,
@@ -89,6 +91,22 @@ fn main() {
         ),
         ("cascade_delete", cascade_delete),
         (
+            "foreground_delete_waits_for_dependents",
+            foreground_delete_waits_for_dependents,
+        ),
+        (
+            "orphan_delete_keeps_dependents",
+            orphan_delete_keeps_dependents,
+        ),
+        (
+            "namespace_terminates_then_goes",
+            namespace_terminates_then_goes,
+        ),
+        (
+            "crash_mid_rollout_finishes_without_duplicates",
+            crash_mid_rollout_finishes_without_duplicates,
+        ),
+        (
             "unschedulable_pod_explains_why",
             unschedulable_pod_explains_why,
         ),
@@ -105,7 +123,7 @@ fn main() {
     if conclusion.has_failed() {
         eprintln!(
             "capstan-control log (last lines):\n{}",
-            capstan_lab::daemon::log_tail(&suite.cp.log(), 60)
+            capstan_lab::daemon::log_tail(&control(&suite).log(), 60)
         );
     }
     drop(suite);
@@ -113,6 +131,22 @@ fn main() {
 }
 
 // ---------------------------------------------------------------- helpers
+
+fn control(s: &Suite) -> std::sync::MutexGuard<'_, ControlPlane> {
+    // A test that panicked while holding it left a usable server behind.
+    s.cp.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// kubectl's exit status and stderr, for calls expected to fail.
+fn kubectl_status(s: &Suite, args: &[&str], stdin: Option<&str>) -> Result<(bool, String), Failed> {
+    let mut c = control(s).kubectl()?;
+    c.args(args);
+    let out = run(c, stdin)?;
+    Ok((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
 
 fn run(mut c: Command, stdin: Option<&str>) -> Result<Output, Failed> {
     use std::io::Write;
@@ -135,7 +169,7 @@ fn run(mut c: Command, stdin: Option<&str>) -> Result<Output, Failed> {
 }
 
 fn kubectl(s: &Suite, args: &[&str], stdin: Option<&str>) -> Result<String, Failed> {
-    let mut c = s.cp.kubectl()?;
+    let mut c = control(s).kubectl()?;
     c.args(args);
     if matches!(args.first(), Some(&"create") | Some(&"apply")) && args.contains(&"-f") {
         c.arg("--validate=false");
@@ -660,4 +694,501 @@ fn unschedulable_pod_explains_why(s: &Suite) -> Result<(), Failed> {
         );
     }
     Ok(())
+}
+
+fn replica_sets(s: &Suite, ns: &str, selector: &str) -> Vec<ReplicaSet> {
+    let api: Api<ReplicaSet> = Api::namespaced(s.client.clone(), ns);
+    let lp = ListParams::default().labels(selector);
+    s.rt.block_on(s.rt.spawn(async move { api.list(&lp).await }))
+        .ok()
+        .and_then(|r| r.ok())
+        .map(|l| l.items)
+        .unwrap_or_default()
+}
+
+/// `kubectl get -o name --ignore-not-found`: empty once the object is gone.
+fn exists(s: &Suite, ns: &str, what: &str) -> Result<bool, Failed> {
+    let out = kubectl(
+        s,
+        &["-n", ns, "get", what, "-o", "name", "--ignore-not-found"],
+        None,
+    )?;
+    Ok(!out.trim().is_empty())
+}
+
+fn image(p: &Pod) -> String {
+    p.spec
+        .as_ref()
+        .and_then(|x| x.containers.first())
+        .and_then(|c| c.image.clone())
+        .unwrap_or_default()
+}
+
+fn foreground_delete_waits_for_dependents(s: &Suite) -> Result<(), Failed> {
+    let ns = "foreground";
+    namespace(s, ns)?;
+    kubectl(
+        s,
+        &["create", "-f", "-"],
+        Some(&deployment(ns, "fg", 2, "capstan.local/busybox:latest", "")),
+    )?;
+    let held = wait("2 ready pods", Duration::from_secs(30), || {
+        let p = pods(s, ns, "app=fg");
+        (p.len() == 2 && p.iter().all(ready)).then(|| p[0].metadata.name.clone())?
+    })?;
+    // A Service deleted in the foreground waits for its EndpointSlice,
+    // which the endpoints controller must not write again meanwhile.
+    kubectl(
+        s,
+        &["create", "-f", "-"],
+        Some(&format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: fgsvc\n  namespace: {ns}\nspec:\n  selector:\n    app: fg\n  ports:\n  - port: 80\n"
+        )),
+    )?;
+    wait(
+        "the service's endpointslice",
+        Duration::from_secs(30),
+        || {
+            let n = jsonpath(
+                s,
+                &[
+                    "-n",
+                    ns,
+                    "get",
+                    "endpointslices",
+                    "-l",
+                    "kubernetes.io/service-name=fgsvc",
+                ],
+                "{.items[*].metadata.name}",
+            );
+            (!n.trim().is_empty()).then_some(())
+        },
+    )?;
+    kubectl(
+        s,
+        &[
+            "-n",
+            ns,
+            "delete",
+            "service",
+            "fgsvc",
+            "--cascade=foreground",
+            "--timeout=30s",
+        ],
+        None,
+    )?;
+    let left = jsonpath(
+        s,
+        &[
+            "-n",
+            ns,
+            "get",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=fgsvc",
+        ],
+        "{.items[*].metadata.name}",
+    );
+    if !left.trim().is_empty() {
+        return Err(format!("endpointslices outlived their service: {left}").into());
+    }
+    // A finalizer on one pod holds the chain: pod, then its ReplicaSet,
+    // then the Deployment.
+    kubectl(
+        s,
+        &[
+            "-n",
+            ns,
+            "patch",
+            "pod",
+            &held,
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":["capstan.test/hold"]}}"#,
+        ],
+        None,
+    )?;
+    kubectl(
+        s,
+        &[
+            "-n",
+            ns,
+            "delete",
+            "deployment",
+            "fg",
+            "--cascade=foreground",
+            "--wait=false",
+        ],
+        None,
+    )?;
+    wait(
+        "only the held pod left, its ReplicaSet deleting in the foreground",
+        Duration::from_secs(30),
+        || {
+            let p = pods(s, ns, "app=fg");
+            let only_held = p.len() == 1
+                && p[0].metadata.name.as_deref() == Some(held.as_str())
+                && p[0].metadata.deletion_timestamp.is_some();
+            let rs = replica_sets(s, ns, "app=fg");
+            let rs_waits = rs.len() == 1
+                && rs[0].metadata.deletion_timestamp.is_some()
+                && rs[0]
+                    .metadata
+                    .finalizers
+                    .iter()
+                    .flatten()
+                    .any(|f| f == "foregroundDeletion");
+            (only_held && rs_waits).then_some(())
+        },
+    )?;
+    let d = jsonpath(
+        s,
+        &["-n", ns, "get", "deployment", "fg"],
+        "{.metadata.deletionTimestamp} {.metadata.finalizers}",
+    );
+    if !d.contains("foregroundDeletion") || !d.starts_with(|c: char| c.is_ascii_digit()) {
+        return Err(format!("deployment while its dependents go: {d:?}").into());
+    }
+    // A second delete changes nothing and answers with the object.
+    let again = kubectl(
+        s,
+        &[
+            "-n",
+            ns,
+            "delete",
+            "deployment",
+            "fg",
+            "--cascade=foreground",
+            "--wait=false",
+        ],
+        None,
+    )?;
+    if !again.contains("fg") || !exists(s, ns, "deployment/fg")? {
+        return Err(format!("second delete: {again:?}").into());
+    }
+    // No finalizer may be added once deletion started.
+    let (ok, err) = kubectl_status(
+        s,
+        &[
+            "-n",
+            ns,
+            "patch",
+            "deployment",
+            "fg",
+            "--type=json",
+            "-p",
+            r#"[{"op":"add","path":"/metadata/finalizers/-","value":"capstan.test/late"}]"#,
+        ],
+        None,
+    )?;
+    if ok || !err.contains("no new finalizers can be added") {
+        return Err(format!("adding a finalizer while deleting: ok={ok} {err}").into());
+    }
+    // Releasing the pod lets everything go, bottom up.
+    kubectl(
+        s,
+        &[
+            "-n",
+            ns,
+            "patch",
+            "pod",
+            &held,
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+        ],
+        None,
+    )?;
+    wait("the deployment gone", Duration::from_secs(30), || {
+        (!exists(s, ns, "deployment/fg").unwrap_or(true)
+            && replica_sets(s, ns, "app=fg").is_empty()
+            && pods(s, ns, "app=fg").is_empty())
+        .then_some(())
+    })
+}
+
+fn orphan_delete_keeps_dependents(s: &Suite) -> Result<(), Failed> {
+    let ns = "orphan";
+    namespace(s, ns)?;
+    kubectl(
+        s,
+        &["create", "-f", "-"],
+        Some(&deployment(
+            ns,
+            "orph",
+            2,
+            "capstan.local/busybox:latest",
+            "",
+        )),
+    )?;
+    wait("2 ready pods", Duration::from_secs(30), || {
+        let p = pods(s, ns, "app=orph");
+        (p.len() == 2 && p.iter().all(ready)).then_some(())
+    })?;
+    kubectl(
+        s,
+        &[
+            "-n",
+            ns,
+            "delete",
+            "deployment",
+            "orph",
+            "--cascade=orphan",
+            "--timeout=30s",
+        ],
+        None,
+    )?;
+    if exists(s, ns, "deployment/orph")? {
+        return Err("the deployment outlived kubectl delete --wait".into());
+    }
+    let rs = replica_sets(s, ns, "app=orph");
+    let [rs] = rs.as_slice() else {
+        return Err(format!("{} replicasets after an orphan delete, want 1", rs.len()).into());
+    };
+    if rs
+        .metadata
+        .owner_references
+        .as_ref()
+        .is_some_and(|o| !o.is_empty())
+    {
+        return Err(format!(
+            "orphaned replicaset still owned: {:?}",
+            rs.metadata.owner_references
+        )
+        .into());
+    }
+    // The orphaned ReplicaSet keeps its pods: watch a few controller passes.
+    let end = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < end {
+        let p = pods(s, ns, "app=orph");
+        if p.len() != 2 || !p.iter().all(ready) {
+            return Err(format!("{} pods after the orphan delete, want 2 ready", p.len()).into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Deleting the ReplicaSet (background, kubectl's default) takes them.
+    let name = rs.metadata.name.clone().unwrap_or_default();
+    kubectl(s, &["-n", ns, "delete", "replicaset", &name], None)?;
+    wait("pods gone", Duration::from_secs(30), || {
+        pods(s, ns, "app=orph").is_empty().then_some(())
+    })
+}
+
+fn crash_mid_rollout_finishes_without_duplicates(s: &Suite) -> Result<(), Failed> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+    let ns = "crash";
+    namespace(s, ns)?;
+    let strategy = "  strategy:\n    type: RollingUpdate\n    rollingUpdate:\n      maxSurge: 1\n      maxUnavailable: 0\n";
+    kubectl(
+        s,
+        &["create", "-f", "-"],
+        Some(&deployment(
+            ns,
+            "rr",
+            6,
+            "capstan.local/busybox:v1",
+            strategy,
+        )),
+    )?;
+    let status = [
+        "-n",
+        ns,
+        "rollout",
+        "status",
+        "deployment/rr",
+        "--timeout=90s",
+    ];
+    kubectl(s, &status, None)?;
+    // Samples the live pods of the deployment through the whole rollout.
+    let most = Arc::new(AtomicUsize::new(0));
+    let old_after_crash = Arc::new(AtomicUsize::new(0));
+    let crashed = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (most, old_after_crash, crashed, stop) = (
+            most.clone(),
+            old_after_crash.clone(),
+            crashed.clone(),
+            stop.clone(),
+        );
+        let api: Api<Pod> = Api::namespaced(s.client.clone(), ns);
+        s.rt.spawn(async move {
+            while !stop.load(SeqCst) {
+                if let Ok(l) = api.list(&ListParams::default().labels("app=rr")).await {
+                    let live: Vec<&Pod> = l
+                        .items
+                        .iter()
+                        .filter(|p| p.metadata.deletion_timestamp.is_none())
+                        .collect();
+                    most.fetch_max(live.len(), SeqCst);
+                    if crashed.load(SeqCst) {
+                        let old = live.iter().filter(|p| image(p).ends_with(":v1")).count();
+                        old_after_crash.fetch_max(old, SeqCst);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let result = (|| -> Result<(), Failed> {
+        kubectl(
+            s,
+            &[
+                "-n",
+                ns,
+                "set",
+                "image",
+                "deployment/rr",
+                "c=capstan.local/busybox:v2",
+            ],
+            None,
+        )?;
+        wait("the rollout under way", Duration::from_secs(30), || {
+            let p = pods(s, ns, "app=rr");
+            (p.iter().filter(|p| image(p).ends_with(":v2")).count() >= 2).then_some(())
+        })?;
+        crashed.store(true, SeqCst);
+        let t = Instant::now();
+        control(s).crash_and_restart()?;
+        eprintln!(
+            "capstan-control killed and ready again in {:?}",
+            t.elapsed()
+        );
+        kubectl(s, &status, None).map(|_| ())
+    })();
+    stop.store(true, SeqCst);
+    let _ = s.rt.block_on(sampler);
+    result?;
+    let (most, old) = (most.load(SeqCst), old_after_crash.load(SeqCst));
+    if most > 7 {
+        return Err(format!("{most} live pods at once, more than replicas + maxSurge = 7").into());
+    }
+    if old == 0 {
+        return Err("the rollout had finished before the crash: nothing was tested".into());
+    }
+    let rs = replica_sets(s, ns, "app=rr");
+    let new: Vec<&ReplicaSet> = rs
+        .iter()
+        .filter(|r| {
+            r.spec
+                .as_ref()
+                .and_then(|x| x.template.as_ref())
+                .and_then(|t| t.spec.as_ref())
+                .and_then(|x| x.containers.first())
+                .and_then(|c| c.image.as_deref())
+                == Some("capstan.local/busybox:v2")
+        })
+        .collect();
+    let [new] = new.as_slice() else {
+        return Err(format!("{} replicasets for the new template, want 1", new.len()).into());
+    };
+    let hash = new
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("pod-template-hash"))
+        .cloned()
+        .unwrap_or_default();
+    let live: Vec<Pod> = pods(s, ns, "app=rr")
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect();
+    let of_new = live
+        .iter()
+        .filter(|p| {
+            p.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("pod-template-hash"))
+                == Some(&hash)
+        })
+        .count();
+    if hash.is_empty() || live.len() != 6 || of_new != 6 || rs.len() != 2 {
+        return Err(format!(
+            "after the rollout: {} live pods, {of_new} of the new template {hash:?}, {} replicasets",
+            live.len(),
+            rs.len()
+        )
+        .into());
+    }
+    eprintln!("crash mid-rollout: at most {most} live pods, {old} old ones left after the crash");
+    Ok(())
+}
+
+fn namespace_terminates_then_goes(s: &Suite) -> Result<(), Failed> {
+    let ns = "doomed";
+    namespace(s, ns)?;
+    kubectl(
+        s,
+        &["create", "-f", "-"],
+        Some(&deployment(ns, "w", 2, "capstan.local/busybox:latest", "")),
+    )?;
+    // A finalizer on a ConfigMap keeps the namespace Terminating.
+    kubectl(
+        s,
+        &["create", "-f", "-"],
+        Some(&format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n  namespace: {ns}\n  finalizers: [capstan.test/hold]\n"
+        )),
+    )?;
+    wait("2 ready pods", Duration::from_secs(30), || {
+        let p = pods(s, ns, "app=w");
+        (p.len() == 2 && p.iter().all(ready)).then_some(())
+    })?;
+    kubectl(s, &["delete", "namespace", ns, "--wait=false"], None)?;
+    let state = jsonpath(
+        s,
+        &["get", "namespace", ns],
+        "{.status.phase} {.spec.finalizers}",
+    );
+    if !state.starts_with("Terminating") || !state.contains("kubernetes") {
+        return Err(format!("namespace after delete: {state:?}").into());
+    }
+    let (ok, err) = kubectl_status(
+        s,
+        &["create", "-f", "-", "--validate=false"],
+        Some(&format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: late\n  namespace: {ns}\n"
+        )),
+    )?;
+    if ok || !err.contains("because it is being terminated") || !err.contains("forbidden") {
+        return Err(format!("create in a Terminating namespace: ok={ok} {err}").into());
+    }
+    wait(
+        "everything but the held ConfigMap gone",
+        Duration::from_secs(30),
+        || {
+            (pods(s, ns, "app=w").is_empty()
+                && replica_sets(s, ns, "app=w").is_empty()
+                && !exists(s, ns, "deployment/w").unwrap_or(true)
+                && exists(s, ns, "configmap/held").unwrap_or(false))
+            .then_some(())
+        },
+    )?;
+    if jsonpath(s, &["get", "namespace", ns], "{.status.phase}") != "Terminating" {
+        return Err("the namespace went while a finalizer held its content".into());
+    }
+    kubectl(
+        s,
+        &[
+            "-n",
+            ns,
+            "patch",
+            "configmap",
+            "held",
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+        ],
+        None,
+    )?;
+    wait("the namespace gone", Duration::from_secs(30), || {
+        let out = kubectl(
+            s,
+            &["get", "namespace", ns, "-o", "name", "--ignore-not-found"],
+            None,
+        );
+        out.is_ok_and(|o| o.trim().is_empty()).then_some(())
+    })
 }

@@ -19,9 +19,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 NAME=${CAPSTAN_CLUSTER_NAME:-capstan}
 NODES=${NODES:-2}
 PROFILE=${CAPSTAN_PROFILE:-release}
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 case "$PROFILE" in
-  release) BIN="$ROOT/target/release"; BUILD_FLAGS=(--release) ;;
-  debug|dev) BIN="$ROOT/target/debug"; BUILD_FLAGS=() ;;
+  release) BIN="$TARGET/release"; BUILD_FLAGS=(--release) ;;
+  debug|dev) BIN="$TARGET/debug"; BUILD_FLAGS=() ;;
   *) echo "cluster.sh: CAPSTAN_PROFILE must be release or debug, not $PROFILE" >&2; exit 2 ;;
 esac
 LAB=("$BIN/capstan-lab" --name "$NAME")
@@ -35,6 +36,16 @@ build() {
   command -v cargo >/dev/null || die "cargo not found: install the Rust toolchain (rustup) first"
   echo "cluster.sh: building ($PROFILE)..." >&2
   (cd "$ROOT" && cargo build --workspace "${BUILD_FLAGS[@]}" --quiet)
+  # The installed plugin is the static one in release (see its script).
+  [ "$PROFILE" = release ] && "$ROOT/deploy/cni/build-static.sh" >/dev/null
+  return 0
+}
+
+# The plugin binary to install: the static release build when there is one.
+cni_binary() {
+  local static
+  static="$TARGET/$(rustc -vV 2>/dev/null | sed -n 's/^host: //p')/release/capstan-cni"
+  if [ "$PROFILE" = release ] && [ -x "$static" ]; then echo "$static"; else echo "$BIN/capstan-cni"; fi
 }
 
 need_lab_binary() { [ -x "$BIN/capstan-lab" ] || build; }
@@ -69,10 +80,11 @@ start_control() {
 # capstan-control) and proxy (Services in nftables).
 start_agents() {
   "${LAB[@]}" exec node-1 etcdctl --endpoints="$ETCD" put /capstan/network/config "$NETWORK_CONFIG" >/dev/null
-  local i dir
+  local i dir cni
+  cni=$(cni_binary)
   for i in $(seq 1 "$NODES"); do
     dir="/var/lib/capstan-lab/$NAME/node-$i"
-    install -m 0755 "$BIN/capstan-cni" "$dir/opt/cni/bin/capstan"
+    install -m 0755 "$cni" "$dir/opt/cni/bin/capstan"
     cat >"$dir/etc/cni/net.d/10-capstan.conflist" <<CONF
 {"cniVersion":"1.0.0","name":"capstan","plugins":[{"type":"capstan","subnetFile":"$dir/run/capstan/subnet.env","dataDir":"$dir/var/lib/cni/networks/capstan","hairpinMode":true}]}
 CONF
@@ -134,7 +146,7 @@ spec:
     spec:
       containers:
       - name: web
-        image: capstan.local/busybox:latest
+        image: capstan.local/busybox:lab
         command: ["/bin/capstan-testsrv", "serve", "--http", "0.0.0.0:8080"]
         ports:
         - containerPort: 8080

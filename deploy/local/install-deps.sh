@@ -11,6 +11,7 @@ PACKAGES=(
   busybox-static                   # the lab's test image
   protobuf-compiler                # etcd-client and containerd-client build their gRPC stubs
   containernetworking-plugins      # reference CNI plugins (chaining tests, CNI benchmark anchor)
+  docker-registry skopeo           # image pull tests: a registry inside a lab node, pushed to with skopeo
   curl ca-certificates
 )
 
@@ -24,6 +25,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # The package enables a registry on the host's :5000; the lab starts its
+  # own inside node namespaces and needs none on the host.
+  if [[ " ${missing[*]} " == *" docker-registry "* ]] && [ -d /run/systemd/system ]; then
+    systemctl disable --now docker-registry >/dev/null 2>&1 || true
+  fi
 fi
 
 # kubectl: some machines already carry a newer one from another package, and

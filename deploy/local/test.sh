@@ -27,6 +27,13 @@ export CAPSTAN_PRIVILEGED_TESTS=1
 cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/capstan-cargo-test.log
 [ "${PIPESTATUS[0]}" = 0 ] || { echo "test.sh: cargo test failed" >&2; exit 1; }
 
+stage "static CNI plugin (the installed artifact): build, then ADD/DEL/concurrent against it"
+# The tests above run the debug plugin; this runs the one cluster.sh and
+# users install (release, +crt-static) through the CNI benchmark, which
+# fails on any plugin error, duplicate address or leftover reservation.
+STATIC_CNI=$(deploy/cni/build-static.sh)
+"${CARGO_TARGET_DIR:-target}/debug/capstan-bench" cni --runs 5 --concurrent 16 --plugin "$STATIC_CNI"
+
 stage "local cluster up/down twice"
 deploy/local/cluster-smoke.sh
 

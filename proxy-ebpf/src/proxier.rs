@@ -15,9 +15,9 @@ use crate::conntrack::{self, ConntrackError};
 use crate::model::endpoints::usable;
 use crate::model::{IpFamily, ServiceKey};
 use crate::netns::Place;
-use crate::nft::skeleton::{Table, NODEPORTS_MAP, SERVICES_CHAIN, SERVICE_IPS_MAP, TABLE};
-use crate::nft::{Nft, NftError};
-use crate::plan::Transaction;
+use crate::nft::skeleton::{Table, SERVICES_CHAIN, TABLE};
+use crate::nft::{genid, Nft, NftError};
+use crate::plan::{write_full, Transaction};
 use crate::render::{render_service, Context, Rendered};
 use crate::tracker::{ServiceState, Tracker};
 
@@ -79,6 +79,18 @@ fn hairpin_delta(
     (counts, add, del)
 }
 
+/// A full sync allocates tens of MB of transient text and rendering at
+/// 10,000 services; glibc keeps freed heap pages mapped, so without this
+/// the agent would hold the sync's peak for good.
+fn release_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel; it
+    // touches no live allocation.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// One health-check node port: which service, how many local endpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthCheck {
@@ -123,6 +135,8 @@ pub struct Proxy {
     health: HashMap<ServiceKey, (u16, usize)>,
     tamper_every: Duration,
     last_tamper_check: Option<Instant>,
+    /// The namespace's nf_tables generation id right after our last commit.
+    generation: Option<u32>,
     metrics: crate::metrics::Metrics,
 }
 
@@ -158,6 +172,7 @@ impl Proxy {
             health: HashMap::new(),
             tamper_every: DEFAULT_TAMPER_CHECK_INTERVAL,
             last_tamper_check: None,
+            generation: None,
             metrics: crate::metrics::Metrics::default(),
         }
     }
@@ -226,30 +241,28 @@ impl Proxy {
     }
 
     /// Whether someone else altered the dispatch chain (or removed the
-    /// table): then only a full sync restores it.
-    fn tampered(&self) -> bool {
-        self.families.iter().any(|f| {
-            match self
-                .nft
-                .list(&["chain", f.table.family.nft(), TABLE, SERVICES_CHAIN])
-            {
-                Ok(v) => {
-                    let rules: Vec<String> = v["nftables"]
-                        .as_array()
-                        .map(|a| {
-                            a.iter()
-                                .filter(|i| i.get("rule").is_some())
-                                .map(|i| i.to_string())
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    rules.len() != 2
-                        || !rules[0].contains(&format!("@{SERVICE_IPS_MAP}"))
-                        || !rules[1].contains(&format!("@{NODEPORTS_MAP}"))
-                }
+    /// table): then only a full sync restores it. Nothing committed in the
+    /// namespace since our last transaction (same generation id) means
+    /// nothing changed; otherwise the chain is listed, which costs ~1 s at
+    /// 10,000 services (nft fetches the table). A foreign commit landing
+    /// between our commit and our reading of the id goes unnoticed until
+    /// the next foreign commit or the periodic full resync.
+    fn tampered(&mut self) -> bool {
+        let now = genid::generation(&self.place).ok();
+        if now.is_some() && now == self.generation {
+            return false;
+        }
+        let altered = self.families.iter().any(|f| {
+            let family = f.table.family.nft();
+            match self.nft.list(&["chain", family, TABLE, SERVICES_CHAIN]) {
+                Ok(listing) => !f.table.services_listing_intact(&listing),
                 Err(_) => true,
             }
-        })
+        });
+        if !altered {
+            self.generation = now;
+        }
+        altered
     }
 
     fn update_health(&mut self, key: &ServiceKey, state: &ServiceState, node: &str) {
@@ -265,6 +278,15 @@ impl Proxy {
     /// One sync. Returns None when there was nothing to do or the initial
     /// state is not known yet.
     pub fn sync(&mut self) -> Result<Option<SyncReport>, SyncError> {
+        let result = self.sync_once();
+        if matches!(&result, Ok(Some(r)) if r.full) {
+            // After the sync's transient state is dropped.
+            release_freed_memory();
+        }
+        result
+    }
+
+    fn sync_once(&mut self) -> Result<Option<SyncReport>, SyncError> {
         if !self.ready {
             return Ok(None);
         }
@@ -285,24 +307,23 @@ impl Proxy {
             .map(|f| f.ctx.node_name.clone())
             .unwrap_or_default();
         let all = full.then(|| self.tracker.all());
-        let mut commands = Vec::new();
+        // The whole transaction as nft text, both families.
+        let mut payload = String::new();
+        let mut n = 0;
         type Programmed = (HashMap<ServiceKey, Rendered>, HashMap<IpAddr, usize>);
         let mut new_programmed: Vec<Programmed> = Vec::new();
         for fam in &self.families {
             if let Some(all) = &all {
-                let mut txn = Transaction::full(&fam.table);
                 let empty = Rendered::default();
                 let mut programmed = HashMap::with_capacity(all.len());
                 for (key, state) in all {
-                    let r = render_service(&fam.ctx, state);
-                    txn.diff(&fam.table, &empty, &r);
-                    programmed.insert(key.clone(), r);
+                    programmed.insert(key.clone(), render_service(&fam.ctx, state));
                 }
                 let pairs: Vec<(&Rendered, &Rendered)> =
                     programmed.values().map(|r| (&empty, r)).collect();
                 let (counts, add, _) = hairpin_delta(&HashMap::new(), &pairs);
-                txn.hairpin(add, Vec::new());
-                commands.extend(txn.into_commands(&fam.table));
+                drop(pairs);
+                n += write_full(&fam.table, programmed.values(), &add, &mut payload);
                 new_programmed.push((programmed, counts));
             } else {
                 let mut txn = Transaction::default();
@@ -319,18 +340,24 @@ impl Proxy {
                     .collect();
                 let (counts, add, del) = hairpin_delta(&fam.hairpin_refs, &pairs);
                 txn.hairpin(add, del);
-                commands.extend(txn.into_commands(&fam.table));
+                for cmd in txn.into_commands(&fam.table) {
+                    payload.push_str(&cmd);
+                    payload.push('\n');
+                    n += 1;
+                }
                 new_programmed.push((programmed, counts));
             }
         }
-        let n = commands.len();
         let nft_start = Instant::now();
-        if let Err(e) = self.nft.apply(commands) {
+        let applied = self.nft.apply_text(&payload, n);
+        drop(payload);
+        if let Err(e) = applied {
             self.needs_full = true;
             self.metrics.sync_failures.inc();
             return Err(SyncError::Apply(e));
         }
         let nft_elapsed = nft_start.elapsed();
+        self.generation = genid::generation(&self.place).ok();
         for (fam, (programmed, counts)) in self.families.iter_mut().zip(new_programmed) {
             if full {
                 fam.programmed = programmed;
@@ -344,7 +371,7 @@ impl Proxy {
                     }
                 }
                 for (key, r) in programmed {
-                    if r == Rendered::default() {
+                    if r.is_empty() {
                         fam.programmed.remove(&key);
                     } else {
                         fam.programmed.insert(key, r);
@@ -399,9 +426,8 @@ impl Proxy {
     pub fn cleanup(&self) -> Result<(), NftError> {
         let mut cmds = Vec::new();
         for f in &self.families {
-            let t = f.table.table_obj();
-            cmds.push(crate::nft::expr::cmd("add", "table", t.clone()).to_string());
-            cmds.push(crate::nft::expr::cmd("delete", "table", t).to_string());
+            cmds.push(f.table.cmd("add", "table", ""));
+            cmds.push(f.table.cmd("delete", "table", ""));
         }
         self.nft.apply(cmds)
     }

@@ -10,17 +10,24 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 use crate::model::endpoints::SERVICE_NAME_LABEL;
 use crate::model::{
-    endpoints_from_slices, service_ports, Endpoint, ServiceKey, ServicePortInfo, ServicePortName,
+    endpoints_from_slices, service_ports, Endpoint, Protocol, ServiceKey, ServicePortInfo,
+    ServicePortName,
 };
 
 /// Everything the dataplane needs about one Service: its ports with their
 /// endpoints. Empty when the service is gone (or has nothing to program).
 pub type ServiceState = BTreeMap<ServicePortName, (ServicePortInfo, Vec<Endpoint>)>;
 
+/// One EndpointSlice's endpoints by (port name, protocol).
+type SliceEndpoints = BTreeMap<(String, Protocol), Vec<Endpoint>>;
+
+/// Keeps the model derived from each object, not the object: a Service or
+/// an EndpointSlice as k8s-openapi holds it is several times larger, and at
+/// 10,000 services that was most of the proxy's memory.
 #[derive(Default)]
 pub struct Tracker {
-    services: HashMap<ServiceKey, Service>,
-    slices: HashMap<ServiceKey, BTreeMap<String, EndpointSlice>>,
+    services: HashMap<ServiceKey, Vec<(ServicePortName, ServicePortInfo)>>,
+    slices: HashMap<ServiceKey, BTreeMap<String, SliceEndpoints>>,
     /// {previous} per service changed since the last drain.
     pending: HashMap<ServiceKey, ServiceState>,
 }
@@ -56,7 +63,7 @@ impl Tracker {
         };
         let key = key_of(&svc.metadata, &name);
         self.touch(&key);
-        self.services.insert(key, svc);
+        self.services.insert(key, service_ports(&svc));
     }
 
     pub fn service_deleted(&mut self, svc: &Service) {
@@ -73,7 +80,8 @@ impl Tracker {
             return;
         };
         self.touch(&key);
-        self.slices.entry(key).or_default().insert(name, slice);
+        let eps = endpoints_from_slices(std::iter::once(&slice));
+        self.slices.entry(key).or_default().insert(name, eps);
     }
 
     pub fn slice_deleted(&mut self, slice: &EndpointSlice) {
@@ -139,18 +147,27 @@ impl Tracker {
 
     /// The desired state of one service from the objects seen so far.
     pub fn state(&self, key: &ServiceKey) -> ServiceState {
-        let Some(svc) = self.services.get(key) else {
+        let Some(ports) = self.services.get(key) else {
             return ServiceState::new();
         };
-        let mut eps =
-            endpoints_from_slices(self.slices.get(key).into_iter().flat_map(|m| m.values()));
-        service_ports(svc)
-            .into_iter()
+        let slices = self.slices.get(key);
+        ports
+            .iter()
             .map(|(name, info)| {
-                let list = eps
-                    .remove(&(name.port_name.clone(), name.protocol))
-                    .unwrap_or_default();
-                (name, (info, list))
+                let port = (name.port_name.clone(), name.protocol);
+                let mut list: Vec<Endpoint> = slices
+                    .into_iter()
+                    .flat_map(|m| m.values())
+                    .filter_map(|eps| eps.get(&port))
+                    .flatten()
+                    .cloned()
+                    .collect();
+                // The same endpoint listed by two slices (e.g. while one
+                // replaces the other) counts once, as endpoints_from_slices
+                // does within one slice.
+                list.sort();
+                list.dedup_by(|a, b| a.ip == b.ip && a.port == b.port);
+                (name.clone(), (info.clone(), list))
             })
             .collect()
     }

@@ -1,4 +1,4 @@
-//! Builds the lab's test image, `capstan.local/busybox:latest`, as an OCI
+//! Builds the lab's test image, `capstan.local/busybox:lab`, as an OCI
 //! image archive without any registry: Debian's static busybox with every
 //! applet linked, plus the project's `capstan-testsrv` and the shared
 //! libraries it needs. The archive is cached by content and imported into
@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::LabError;
 
-pub const TEST_IMAGE: &str = "capstan.local/busybox:latest";
+pub const TEST_IMAGE: &str = "capstan.local/busybox:lab";
 const BUSYBOX: &str = "/bin/busybox";
 
 struct Blob {
@@ -71,7 +71,7 @@ pub fn build(cache_dir: &Path, testsrv: &Path) -> Result<PathBuf, LabError> {
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "digest": manifest.digest, "size": manifest.size,
             "platform": {"architecture": "amd64", "os": "linux"},
-            "annotations": {"org.opencontainers.image.ref.name": "latest"}
+            "annotations": {"org.opencontainers.image.ref.name": "lab"}
         }]
     }))
     .map_err(|e| LabError::Other(e.to_string()))?;

@@ -15,6 +15,7 @@ pub mod image;
 pub mod lab;
 pub mod netns;
 pub mod privileged;
+pub mod registry;
 pub mod simnode;
 pub mod state;
 pub mod sweep;

@@ -97,6 +97,9 @@ impl PodApi {
                 }
             }
         }
+        for r in spec.image_pull_secrets.iter().flatten() {
+            secrets.push(r.name.clone());
+        }
         for v in spec.volumes.iter().flatten() {
             if let Some(c) = &v.config_map {
                 cms.push(c.name.clone());

@@ -36,6 +36,18 @@ impl Backoff {
         (at > now).then_some(at)
     }
 
+    /// Records a failed image pull at `now`: kubelet's image back-off waits
+    /// 10 s after the first failure, doubling to 5 min.
+    pub fn failed(&mut self, now: Instant) -> Duration {
+        let next = match self.delay {
+            Some(d) if !d.is_zero() => (d * 2).min(MAX),
+            _ => INITIAL,
+        };
+        self.delay = Some(next);
+        self.since = Some(now);
+        next
+    }
+
     pub fn delay(&self) -> Duration {
         self.delay.unwrap_or_default()
     }
@@ -44,6 +56,15 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pull_failures_wait_from_the_first_and_double() {
+        let t0 = Instant::now();
+        let mut b = Backoff::default();
+        let seq: Vec<u64> = (0..7).map(|_| b.failed(t0).as_secs()).collect();
+        assert_eq!(seq, [10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(b.ready_at(t0), Some(t0 + MAX));
+    }
 
     #[test]
     fn first_restart_free_then_doubling_capped_and_reset() {

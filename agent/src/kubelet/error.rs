@@ -15,6 +15,8 @@ pub enum Error {
     Connect { path: PathBuf, message: String },
     #[error("image {image}: {message}")]
     Image { image: String, message: String },
+    #[error("Back-off pulling image \"{image}\": {last}")]
+    PullBackOff { image: String, last: String },
     #[error("CNI {op} for {sandbox}: {message}")]
     Cni {
         op: &'static str,

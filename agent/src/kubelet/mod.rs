@@ -58,6 +58,8 @@ pub struct Options {
     pub cgroup_root: String,
     pub sweep_interval: Duration,
     pub manifest_poll: Duration,
+    /// Registries (`host:port`) pulled from over plain HTTP.
+    pub insecure_registries: Vec<String>,
 }
 
 pub const DEFAULT_ROOT_DIR: &str = "/var/lib/capstan/kubelet";
@@ -128,6 +130,7 @@ pub async fn run(
             &opts.containerd_socket,
             &opts.containerd_namespace,
             log_driver,
+            opts.insecure_registries.clone(),
         )
         .await?,
     );

@@ -14,9 +14,11 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::kubelet::backoff::Backoff;
-use crate::kubelet::env::{self, PodFields};
+use crate::kubelet::env::{self, Objects, PodFields};
 use crate::kubelet::error::{Error, Result};
-use crate::kubelet::runtime::{ContainerRuntime, CreateRequest, Exit, ImageInfo, TaskState};
+use crate::kubelet::runtime::{
+    registry, ContainerRuntime, CreateRequest, Exit, ImageInfo, TaskState,
+};
 use crate::kubelet::status::{self, State};
 use crate::kubelet::{assemble, hooks, ids, logs, netns, probes, sandbox, volumes, Shared};
 
@@ -67,6 +69,9 @@ struct Slot {
     backoff: Backoff,
     waiting: Option<(String, Option<String>)>,
     image: Option<ImageInfo>,
+    /// Image pull back-off and the last pull error it holds back.
+    pull_backoff: Backoff,
+    pull_error: Option<String>,
 }
 
 pub struct Worker<R: ContainerRuntime> {
@@ -531,6 +536,7 @@ impl<R: ContainerRuntime> Worker<R> {
                 "ErrImageNeverPull"
             }
             Error::Image { .. } => "ErrImagePull",
+            Error::PullBackOff { .. } => "ImagePullBackOff",
             Error::Config { .. } => "CreateContainerConfigError",
             _ => "CreateContainerError",
         };
@@ -603,23 +609,90 @@ impl<R: ContainerRuntime> Worker<R> {
         if let Some(i) = cached.filter(|i| i.name == name && policy != "Always") {
             return Ok(i);
         }
-        match self.shared.runtime.image(&name).await? {
-            Some(i) => {
-                if let Some(s) = self.slots.get_mut(&c.name) {
-                    s.image = Some(i.clone());
-                }
-                Ok(i)
-            }
-            None if policy == "Never" => Err(Error::Image {
+        let present = if policy == "Always" {
+            None
+        } else {
+            self.shared.runtime.image(&name).await?
+        };
+        if let Some(i) = present {
+            let slot = self.slots.entry(c.name.clone()).or_default();
+            slot.image = Some(i.clone());
+            return Ok(i);
+        }
+        if policy == "Never" {
+            return Err(Error::Image {
                 image: name,
                 message: "ErrImageNeverPull: not present and imagePullPolicy is Never".into(),
-            }),
-            None => Err(Error::Image {
-                image: name,
-                message: "not present on the node (pulling from registries is not supported yet)"
-                    .into(),
-            }),
+            });
         }
+        let now = Instant::now();
+        if let Some(slot) = self.slots.get(&c.name) {
+            if slot.pull_backoff.ready_at(now).is_some() {
+                return Err(Error::PullBackOff {
+                    image: name,
+                    last: slot.pull_error.clone().unwrap_or_default(),
+                });
+            }
+        }
+        let credentials = self.pull_credentials().await;
+        let pulled = self.shared.runtime.pull(&name, &credentials).await;
+        let slot = self.slots.entry(c.name.clone()).or_default();
+        match pulled {
+            Ok(i) => {
+                slot.pull_backoff = Backoff::default();
+                slot.pull_error = None;
+                slot.image = Some(i.clone());
+                Ok(i)
+            }
+            Err(e) => {
+                slot.pull_backoff.failed(now);
+                slot.pull_error = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    /// Registry credentials from the pod's imagePullSecrets, in order;
+    /// a missing or malformed secret is skipped (the pull then runs
+    /// anonymously and the registry's refusal says why), as kubelet does.
+    async fn pull_credentials(&self) -> registry::Credentials {
+        let mut credentials = registry::Credentials::default();
+        let pod = &self.pod;
+        let refs = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.image_pull_secrets.clone())
+            .unwrap_or_default();
+        if refs.is_empty() {
+            return credentials;
+        }
+        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let objects = match (&self.shared.api, crate::kubelet::api::from_api(pod)) {
+            (Some(api), true) => match api.objects_for(pod).await {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::warn!(pod = %name_of(pod), error = %e, "reading imagePullSecrets");
+                    return credentials;
+                }
+            },
+            _ => self.shared.objects.clone(),
+        };
+        for r in refs {
+            let Some(secret) = objects.secret(ns, &r.name) else {
+                tracing::warn!(pod = %name_of(pod), secret = %r.name, "imagePullSecret not found");
+                continue;
+            };
+            let data: std::collections::HashMap<String, Vec<u8>> = secret
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, v.0))
+                .collect();
+            if let Err(e) = credentials.add_secret(&data) {
+                tracing::warn!(pod = %name_of(pod), secret = %r.name, error = %e, "unusable imagePullSecret");
+            }
+        }
+        credentials
     }
 
     async fn start(&mut self, c: &Container, init: bool) -> Result<()> {

@@ -17,7 +17,7 @@ use crate::config::{Family, Network, PluginConfig};
 use crate::error::{Error, Result};
 use crate::ipam::{plan_allocation, Owner, Pool, Store};
 use crate::netlink::link::{random_local_mac, VethSpec};
-use crate::netlink::{self, ForeignSocket, LinkInfo, NetlinkError};
+use crate::netlink::{self, ForeignSocket, NetlinkError};
 use crate::protocol::dispatch::Request;
 use crate::protocol::CniResult;
 
@@ -96,8 +96,18 @@ pub fn add(req: &Request) -> Result<CniResult> {
             op: "open pod netlink".into(),
             detail: "no pod socket".into(),
         })?;
-        let (bridge, pod_index) = node_side(&node, conf_ref, net_ref, spec_ref).await?;
-        pod_side(&pod, spec_ref.peer_name, pod_index, addrs_ref, routes_ref).await?;
+        let bridge = netlink::link::ensure_bridge(&node, &conf_ref.bridge, net_ref.mtu).await?;
+        // Independent requests go out together (one connection task per
+        // namespace multiplexes them): the gateway addresses on the bridge
+        // do not gate the veth, and the pod side needs only the veth. An
+        // ADD is a handful of netlink round trips; overlapping them is
+        // most of what is left to gain after process start.
+        let gateways = gateway_addresses(&node, bridge.index, net_ref);
+        let veth_and_pod = async {
+            let pod_index = veth(&node, conf_ref, bridge.index, spec_ref).await?;
+            pod_side(&pod, spec_ref.peer_name, pod_index, addrs_ref, routes_ref).await
+        };
+        futures::try_join!(gateways, veth_and_pod)?;
         Ok(bridge)
     })?;
     undo.disarm();
@@ -123,21 +133,29 @@ pub fn add(req: &Request) -> Result<CniResult> {
     Ok(ours)
 }
 
-/// Bridge, gateway addresses, the veth pair and hairpin, in the namespace
-/// the plugin was called in. Returns the bridge and, when the kernel told
-/// us, the pod end's index in the pod netns.
-async fn node_side(
+/// The gateway address of every family on the node's bridge.
+async fn gateway_addresses(
+    h: &Handle,
+    bridge_index: u32,
+    net: &Network,
+) -> std::result::Result<(), NetlinkError> {
+    for f in &net.families {
+        netlink::addr::ensure(h, bridge_index, f.gateway.0).await?;
+    }
+    Ok(())
+}
+
+/// The veth pair (host end on the bridge, pod end moved into the pod's
+/// netns at creation) and hairpin, in the namespace the plugin was called
+/// in. Returns the pod end's index in the pod netns when the kernel told us.
+async fn veth(
     h: &Handle,
     conf: &PluginConfig,
-    net: &Network,
+    bridge_index: u32,
     spec: &VethSpec<'_>,
-) -> std::result::Result<(LinkInfo, Option<u32>), NetlinkError> {
-    let bridge = netlink::link::ensure_bridge(h, &conf.bridge, net.mtu).await?;
-    for f in &net.families {
-        netlink::addr::ensure(h, bridge.index, f.gateway.0).await?;
-    }
+) -> std::result::Result<Option<u32>, NetlinkError> {
     let spec = VethSpec {
-        bridge_index: bridge.index,
+        bridge_index,
         ..*spec
     };
     let (host_veth, ifname) = (spec.host_name, spec.peer_name);
@@ -163,7 +181,7 @@ async fn node_side(
     if conf.hairpin_mode {
         netlink::link::set_hairpin(h, host_veth, true).await?;
     }
-    Ok((bridge, pod_index))
+    Ok(pod_index)
 }
 
 /// The node forwards between pods and the world; this is per netns.
@@ -223,10 +241,15 @@ async fn pod_side(
                 .index
         }
     };
-    for a in addrs {
-        netlink::addr::ensure(h, index, *a).await?;
-    }
-    netlink::link::set_up(h, index, ifname).await?;
+    // Addresses and link-up are independent; routes need both (a route
+    // via the gateway needs the link up and the gateway on-link).
+    let addresses = async {
+        for a in addrs {
+            netlink::addr::ensure(h, index, *a).await?;
+        }
+        Ok(())
+    };
+    futures::try_join!(addresses, netlink::link::set_up(h, index, ifname))?;
     for (dst, gw) in routes {
         netlink::route::ensure(h, *dst, Some(*gw), index).await?;
     }

@@ -89,6 +89,12 @@ pub async fn pass(
     for svc in services.state() {
         let k = key(&*svc);
         live_services.insert(k.clone());
+        if svc.metadata.deletion_timestamp.is_some() {
+            // Going away (in the foreground: the collector is deleting its
+            // slices); writing them again would keep it forever.
+            selectorless.insert(k);
+            continue;
+        }
         let pods = pods_by_ns.get(&k.0).unwrap_or(&empty);
         let Some(picked) = selected(&svc, pods) else {
             selectorless.insert(k);

@@ -8,6 +8,7 @@ pub mod deployment;
 pub mod endpoints;
 pub mod endpoints_sync;
 pub mod gc;
+pub mod namespace;
 pub mod node_ipam;
 pub mod node_lifecycle;
 pub mod pods;
@@ -15,12 +16,13 @@ pub mod replicas;
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, ReplicationController, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, ReplicationController, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::Api;
 use kube::runtime::reflector::Store;
@@ -42,6 +44,7 @@ pub struct Options {
     pub daemonsets: bool,
     pub endpoints: bool,
     pub node_lifecycle: bool,
+    /// The garbage collector and the namespace lifecycle.
     pub garbage_collector: bool,
     /// How long a node may stay silent before it is Ready=Unknown.
     pub node_monitor_grace: Duration,
@@ -109,6 +112,7 @@ pub async fn run(
     let services = spawn_reflector(Api::<Service>::all(client.clone()), notify.clone());
     let eps = spawn_reflector(Api::<Endpoints>::all(client.clone()), notify.clone());
     let slices = spawn_reflector(Api::<EndpointSlice>::all(client.clone()), notify.clone());
+    let namespaces = spawn_reflector(Api::<Namespace>::all(client.clone()), notify.clone());
     ready(&pods, "pods").await?;
     ready(&rs, "replicasets").await?;
     ready(&rc, "replicationcontrollers").await?;
@@ -119,10 +123,13 @@ pub async fn run(
     ready(&services, "services").await?;
     ready(&eps, "endpoints").await?;
     ready(&slices, "endpointslices").await?;
+    ready(&namespaces, "namespaces").await?;
     tracing::info!(?opts, "controllers started");
 
     let mut rs_inflight = HashMap::new();
     let mut rc_inflight = HashMap::new();
+    let mut ns_retried = HashMap::new();
+    let wake_pending = Arc::new(AtomicBool::new(false));
     let mut tick = tokio::time::interval(Duration::from_secs(10));
     tokio::pin!(shutdown);
     loop {
@@ -181,18 +188,61 @@ pub async fn run(
             failed += node_lifecycle::evict(&client, &nodes.state(), &pods.state(), now).await;
         }
         if opts.garbage_collector {
-            let rs_now = rs.state();
-            let mut live = std::collections::HashSet::new();
-            let uid =
-                |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| m.uid.clone();
-            live.extend(rs_now.iter().filter_map(|o| uid(&o.metadata)));
-            live.extend(rc.state().iter().filter_map(|o| uid(&o.metadata)));
-            live.extend(deployments.state().iter().filter_map(|o| uid(&o.metadata)));
-            live.extend(daemonsets.state().iter().filter_map(|o| uid(&o.metadata)));
-            live.extend(services.state().iter().filter_map(|o| uid(&o.metadata)));
-            failed += gc::collect(&client, &pods.state(), &live).await;
-            failed += gc::collect(&client, &rs_now, &live).await;
-            failed += gc::collect(&client, &slices.state(), &live).await;
+            use gc::Node;
+            let mut objects: Vec<Node> = Vec::new();
+            objects.extend(
+                pods.state()
+                    .iter()
+                    .map(|o| Node::new(&gc::POD, &o.metadata)),
+            );
+            objects.extend(
+                rs.state()
+                    .iter()
+                    .map(|o| Node::new(&gc::REPLICA_SET, &o.metadata)),
+            );
+            objects.extend(
+                rc.state()
+                    .iter()
+                    .map(|o| Node::new(&gc::REPLICATION_CONTROLLER, &o.metadata)),
+            );
+            objects.extend(
+                deployments
+                    .state()
+                    .iter()
+                    .map(|o| Node::new(&gc::DEPLOYMENT, &o.metadata)),
+            );
+            objects.extend(
+                daemonsets
+                    .state()
+                    .iter()
+                    .map(|o| Node::new(&gc::DAEMON_SET, &o.metadata)),
+            );
+            objects.extend(
+                services
+                    .state()
+                    .iter()
+                    .map(|o| Node::new(&gc::SERVICE, &o.metadata)),
+            );
+            objects.extend(
+                slices
+                    .state()
+                    .iter()
+                    .map(|o| Node::new(&gc::ENDPOINT_SLICE, &o.metadata)),
+            );
+            failed += gc::pass(&client, &objects).await;
+            // The namespace lifecycle rides with the collector's switch.
+            let terminating = namespace::pass(&client, &namespaces.state(), &mut ns_retried).await;
+            // Content going away may not be visible to these watches
+            // (a ConfigMap's finalizer): look again soon, without holding
+            // up the other controllers as a failure would.
+            if terminating > 0 && !wake_pending.swap(true, Ordering::SeqCst) {
+                let (n, w) = (notify.clone(), wake_pending.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(namespace::RETRY).await;
+                    w.store(false, Ordering::SeqCst);
+                    n.notify_one();
+                });
+            }
         }
         if opts.endpoints {
             failed += endpoints_sync::pass(&client, &services, &eps, &slices, &by_ns).await;

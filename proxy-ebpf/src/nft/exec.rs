@@ -1,10 +1,8 @@
-//! Runs `nft -j` in the proxy's namespace: one JSON batch is one atomic
+//! Runs `nft -f -` in the proxy's namespace: one text batch is one atomic
 //! transaction. It must never run nft in any other namespace.
 
 use std::io::Write;
 use std::process::Stdio;
-
-use serde_json::Value;
 
 use crate::netns::Place;
 
@@ -14,12 +12,6 @@ pub enum NftError {
     Spawn(#[source] std::io::Error),
     #[error("nft {what} failed: {stderr}")]
     Failed { what: String, stderr: String },
-    #[error("nft {what} printed invalid JSON: {source}")]
-    Json {
-        what: String,
-        #[source]
-        source: serde_json::Error,
-    },
 }
 
 /// The nft binary, bound to a namespace.
@@ -37,29 +29,28 @@ impl Nft {
         &self.place
     }
 
-    /// Applies `commands` (each one nft JSON command as text) as one
-    /// transaction (all or nothing).
+    /// Applies `commands` (each one nft command line) as one transaction
+    /// (all or nothing).
     pub fn apply(&self, commands: Vec<String>) -> Result<(), NftError> {
-        if commands.is_empty() {
+        let n = commands.len();
+        let mut payload = String::with_capacity(commands.iter().map(|c| c.len() + 1).sum());
+        for c in commands {
+            payload.push_str(&c);
+            payload.push('\n');
+        }
+        self.apply_text(&payload, n)
+    }
+
+    /// Applies `payload` (`n` nft command lines) as one transaction.
+    pub fn apply_text(&self, payload: &str, n: usize) -> Result<(), NftError> {
+        if n == 0 {
             return Ok(());
         }
-        let n = commands.len();
-        let mut payload =
-            String::with_capacity(commands.iter().map(|c| c.len() + 1).sum::<usize>() + 16);
-        payload.push_str("{\"nftables\":[");
-        for (i, c) in commands.iter().enumerate() {
-            if i > 0 {
-                payload.push(',');
-            }
-            payload.push_str(c);
-        }
-        payload.push_str("]}");
-        drop(commands);
         let mut child = self
             .place
             .command("nft")
             .map_err(NftError::Spawn)?
-            .args(["-j", "-f", "-"])
+            .args(["-f", "-"])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -72,9 +63,9 @@ impl Nft {
         }
         let out = child.wait_with_output().map_err(NftError::Spawn)?;
         if !out.status.success() {
-            // Debugging aid: the rejected transaction, to replay with `nft -j -f`.
+            // Debugging aid: the rejected transaction, to replay with `nft -f`.
             if let Ok(path) = std::env::var("CAPSTAN_PROXY_NFT_DUMP") {
-                let _ = std::fs::write(path, &payload);
+                let _ = std::fs::write(path, payload);
             }
             let mut stderr = String::from_utf8_lossy(&out.stderr).into_owned();
             stderr.truncate(2000);
@@ -86,15 +77,16 @@ impl Nft {
         Ok(())
     }
 
-    /// `nft -j list <args>` read back as plain JSON (verdict maps do not
-    /// parse into the nftables crate's types).
-    pub fn list(&self, args: &[&str]) -> Result<Value, NftError> {
+    /// `nft list <args>` as text. Even listing one chain makes nft 1.0.6
+    /// fetch the whole table first (~1 s at 10,000 services): callers
+    /// check the generation id (genid.rs) before listing.
+    pub fn list(&self, args: &[&str]) -> Result<String, NftError> {
         let what = format!("list {}", args.join(" "));
         let out = self
             .place
             .command("nft")
             .map_err(NftError::Spawn)?
-            .args(["-j", "list"])
+            .arg("list")
             .args(args)
             .output()
             .map_err(NftError::Spawn)?;
@@ -104,6 +96,6 @@ impl Nft {
                 stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             });
         }
-        serde_json::from_slice(&out.stdout).map_err(|source| NftError::Json { what, source })
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 }

@@ -1,101 +1,136 @@
-//! Builders for the nft JSON expressions and commands the proxy uses. Pure;
-//! they must never decide policy (that is render.rs).
+//! Builders for the nft text (`nft -f` syntax) fragments the proxy uses:
+//! selectors, matches, statements, names. Pure; they must never decide
+//! policy (that is render.rs).
+//!
+//! Text, not JSON: nft 1.0.6 parses and commits a text batch ~5× faster
+//! than the same batch as JSON (README, proxy section), and a rule as text
+//! is a third of its JSON size.
 
 use std::net::IpAddr;
 
-use serde_json::{json, Value};
-
 use crate::model::IpFamily;
 
-pub fn payload(protocol: &str, field: &str) -> Value {
-    json!({"payload": {"protocol": protocol, "field": field}})
+pub fn saddr(f: IpFamily) -> String {
+    format!("{} saddr", f.nft())
 }
 
-pub fn saddr(f: IpFamily) -> Value {
-    payload(f.nft(), "saddr")
+pub fn daddr(f: IpFamily) -> String {
+    format!("{} daddr", f.nft())
 }
 
-pub fn daddr(f: IpFamily) -> Value {
-    payload(f.nft(), "daddr")
+pub const L4PROTO: &str = "meta l4proto";
+pub const TH_DPORT: &str = "th dport";
+
+/// `addr/len` as nft writes a prefix.
+pub fn prefix(addr: IpAddr, len: u8) -> String {
+    format!("{addr}/{len}")
 }
 
-pub fn l4proto() -> Value {
-    json!({"meta": {"key": "l4proto"}})
+/// `fib <saddr|daddr> type local`.
+pub fn fib_local(which: &str) -> String {
+    format!("fib {which} type local")
 }
 
-pub fn th_dport() -> Value {
-    payload("th", "dport")
+/// `a . b . c`.
+pub fn concat(items: &[&str]) -> String {
+    items.join(" . ")
 }
 
-pub fn mark() -> Value {
-    json!({"meta": {"key": "mark"}})
+/// The only characters nft 1.0.6 accepts in an unquoted name (it rejects
+/// quoted chain and set names); anything else becomes '.'. Callers keep
+/// names unique with a hash of the unsanitised text.
+pub fn name(raw: &str) -> String {
+    raw.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.') {
+                c
+            } else {
+                '.'
+            }
+        })
+        .collect()
 }
 
-pub fn matches(op: &str, left: Value, right: Value) -> Value {
-    json!({"match": {"op": op, "left": left, "right": right}})
+pub fn jump(chain: &str) -> String {
+    format!("jump {chain}")
 }
 
-pub fn eq(left: Value, right: Value) -> Value {
-    matches("==", left, right)
+pub fn goto(chain: &str) -> String {
+    format!("goto {chain}")
 }
 
-pub fn prefix(addr: IpAddr, len: u8) -> Value {
-    json!({"prefix": {"addr": addr.to_string(), "len": len}})
+/// `numgen random mod n == 0`: true with probability 1/n.
+pub fn numgen_zero(n: usize) -> String {
+    format!("numgen random mod {n} == 0")
 }
 
-pub fn fib_type(flag: &str) -> Value {
-    json!({"fib": {"result": "type", "flags": [flag]}})
+/// `dnat <family> to addr:port` (IPv6 addresses in brackets).
+pub fn dnat(addr: IpAddr, port: u16) -> String {
+    match addr {
+        IpAddr::V4(a) => format!("dnat ip to {a}:{port}"),
+        IpAddr::V6(a) => format!("dnat ip6 to [{a}]:{port}"),
+    }
 }
 
-pub fn concat(items: Vec<Value>) -> Value {
-    json!({"concat": items})
+/// `update @set { <key> }`: adds the key or refreshes its timeout.
+pub fn set_update(set: &str, key: &str) -> String {
+    format!("update @{set} {{ {key} }}")
 }
 
-pub fn jump(chain: &str) -> Value {
-    json!({"jump": {"target": chain}})
+/// `<key> @set`: the key is in the set.
+pub fn in_set(key: &str, set: &str) -> String {
+    format!("{key} @{set}")
 }
 
-pub fn goto(chain: &str) -> Value {
-    json!({"goto": {"target": chain}})
+/// `<key> vmap @map`.
+pub fn vmap(key: &str, map: &str) -> String {
+    format!("{key} vmap @{map}")
 }
 
-pub fn vmap(key: Value, data: Value) -> Value {
-    json!({"vmap": {"key": key, "data": data}})
+/// One rule from its statements.
+pub fn rule(parts: &[&str]) -> String {
+    parts.join(" ")
 }
 
-/// `numgen random mod n`.
-pub fn numgen(n: usize) -> Value {
-    json!({"numgen": {"mode": "random", "mod": n, "offset": 0}})
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// `numgen random mod N vmap { 0 : goto c0, ... }` (an anonymous set: avoid
-/// per service, the kernel allocates set names by a linear scan).
-pub fn numgen_goto(chains: &[String]) -> Value {
-    let set: Vec<Value> = chains
-        .iter()
-        .enumerate()
-        .map(|(i, c)| json!([i, goto(c)]))
-        .collect();
-    vmap(
-        json!({"numgen": {"mode": "random", "mod": chains.len(), "offset": 0}}),
-        json!({"set": set}),
-    )
-}
+    #[test]
+    fn names_keep_only_what_nft_accepts() {
+        assert_eq!(
+            name("endpoint-ab12-ns/web/tcp/http__[fd00::1]/80"),
+            "endpoint-ab12-ns/web/tcp/http__.fd00..1./80"
+        );
+        assert_eq!(name("service-x-ns/a_b/tcp/p.1"), "service-x-ns/a_b/tcp/p.1");
+    }
 
-pub fn dnat(addr: IpAddr, port: u16) -> Value {
-    json!({"dnat": {"addr": addr.to_string(), "port": port}})
-}
+    #[test]
+    fn dnat_brackets_v6() {
+        assert_eq!(
+            dnat("10.0.0.1".parse().unwrap(), 80),
+            "dnat ip to 10.0.0.1:80"
+        );
+        assert_eq!(
+            dnat("fd00::1".parse().unwrap(), 80),
+            "dnat ip6 to [fd00::1]:80"
+        );
+    }
 
-/// `update @set { <key> }`: refreshes an element's timeout.
-pub fn set_update(set: &str, key: Value) -> Value {
-    json!({"set": {"op": "update", "elem": key, "set": format!("@{set}")}})
-}
-
-pub fn in_set(key: Value, set: &str) -> Value {
-    eq(key, Value::String(format!("@{set}")))
-}
-
-/// A command wrapper: `{"add": {"rule": {...}}}` and friends.
-pub fn cmd(verb: &str, kind: &str, body: Value) -> Value {
-    json!({ verb: { kind: body } })
+    #[test]
+    fn rules_join_statements() {
+        let r = rule(&[
+            &format!(
+                "{} != {}",
+                saddr(IpFamily::V4),
+                prefix("10.244.0.0".parse().unwrap(), 16)
+            ),
+            &jump("mark-for-masquerade"),
+        ]);
+        assert_eq!(r, "ip saddr != 10.244.0.0/16 jump mark-for-masquerade");
+        assert_eq!(
+            vmap(&concat(&[&daddr(IpFamily::V6), L4PROTO, TH_DPORT]), "m"),
+            "ip6 daddr . meta l4proto . th dport vmap @m"
+        );
+    }
 }

@@ -3,9 +3,8 @@
 //! chains every service jumps to. Services add only chains, sets and map
 //! elements; nothing here knows about a particular service.
 
+use std::fmt::Write as _;
 use std::net::IpAddr;
-
-use serde_json::{json, Value};
 
 use super::expr::*;
 use crate::model::IpFamily;
@@ -26,7 +25,8 @@ pub const HAIRPIN_SET: &str = "hairpin";
 /// The packet mark bit that asks postrouting to masquerade (kube-proxy's).
 pub const MASQUERADE_MARK: u32 = 0x4000;
 
-/// Names every object of the table carries.
+/// Names every object of the table carries; builds its commands as nft
+/// text, one command per line.
 #[derive(Debug, Clone, Copy)]
 pub struct Table {
     pub family: IpFamily,
@@ -37,164 +37,147 @@ impl Table {
         Table { family }
     }
 
-    fn obj(&self, extra: Value) -> Value {
-        let mut v = json!({"family": self.family.nft(), "table": TABLE});
-        if let (Some(o), Value::Object(e)) = (v.as_object_mut(), extra) {
-            o.extend(e);
+    /// `<family> capstan-proxy`, the prefix of every object.
+    pub fn id(&self) -> String {
+        format!("{} {TABLE}", self.family.nft())
+    }
+
+    /// `<verb> <kind> <family> capstan-proxy <rest>`.
+    pub fn cmd(&self, verb: &str, kind: &str, rest: &str) -> String {
+        let mut s = String::with_capacity(40 + rest.len());
+        let _ = write!(s, "{verb} {kind} {} {TABLE}", self.family.nft());
+        if !rest.is_empty() {
+            s.push(' ');
+            s.push_str(rest);
         }
-        v
+        s
     }
 
-    pub fn table_obj(&self) -> Value {
-        json!({"family": self.family.nft(), "name": TABLE})
+    pub fn add_rule(&self, chain: &str, rule: &str) -> String {
+        let mut s = String::with_capacity(32 + chain.len() + rule.len());
+        let _ = write!(s, "add rule {} {TABLE} {chain} {rule}", self.family.nft());
+        s
     }
 
-    pub fn chain(&self, name: &str) -> Value {
-        self.obj(json!({"name": name}))
-    }
-
-    fn base_chain(&self, name: &str, kind: &str, hook: &str, prio: i32) -> Value {
-        self.obj(
-            json!({"name": name, "type": kind, "hook": hook, "prio": prio, "policy": "accept"}),
+    pub fn affinity_set(&self, name: &str, timeout_s: u32) -> String {
+        self.cmd(
+            "add",
+            "set",
+            &format!(
+                "{name} {{ type {}; flags timeout; timeout {timeout_s}s; }}",
+                self.family.addr_type()
+            ),
         )
     }
 
-    /// `add rule` for a rule stored as JSON text (its expression list).
-    pub fn add_rule_text(&self, chain: &str, expr: &str) -> String {
-        format!(
-            r#"{{"add":{{"rule":{{"family":{},"table":{},"chain":{},"expr":{expr}}}}}}}"#,
-            json!(self.family.nft()),
-            json!(TABLE),
-            json!(chain),
-        )
+    /// `<verb> element ... <set> { a, b, ... }`; None when there is none.
+    pub fn elements<I, S>(&self, verb: &str, set: &str, elems: I) -> Option<String>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut s = self.cmd(verb, "element", set);
+        s.push_str(" { ");
+        let mut any = false;
+        for e in elems {
+            if any {
+                s.push_str(", ");
+            }
+            s.push_str(e.as_ref());
+            any = true;
+        }
+        s.push_str(" }");
+        any.then_some(s)
     }
 
-    pub fn rule(&self, chain: &str, expr: Vec<Value>) -> Value {
-        self.obj(json!({"chain": chain, "expr": expr}))
+    /// A hairpin set element for this endpoint address.
+    pub fn hairpin_element(ip: &IpAddr) -> String {
+        format!("{ip} . {ip}")
     }
 
-    pub fn affinity_set(&self, name: &str, timeout_s: u32) -> Value {
-        self.obj(json!({"name": name, "type": self.family.addr_type(),
-            "flags": ["timeout"], "timeout": timeout_s}))
-    }
-
-    pub fn set_ref(&self, name: &str) -> Value {
-        self.obj(json!({"name": name}))
-    }
-
-    /// Hairpin set elements for these endpoint addresses.
-    pub fn hairpin_elements(&self, ips: &[IpAddr]) -> Value {
-        let elems: Vec<Value> = ips
-            .iter()
-            .map(|ip| concat(vec![json!(ip.to_string()), json!(ip.to_string())]))
-            .collect();
-        self.obj(json!({"name": HAIRPIN_SET, "elem": elems}))
-    }
-
-    /// Map elements `[[key, verdict], ...]` for add/delete commands.
-    pub fn elements(&self, map: &str, elems: Vec<Value>) -> Value {
-        self.obj(json!({"name": map, "elem": elems}))
-    }
-
-    fn vmap_decl(&self, name: &str, key: Vec<&str>) -> Value {
-        self.obj(json!({"name": name, "type": key, "map": "verdict"}))
-    }
-
-    fn loopback(&self) -> (IpAddr, u8) {
+    fn loopback(&self) -> String {
         match self.family {
-            IpFamily::V4 => (IpAddr::from([127, 0, 0, 0]), 8),
-            IpFamily::V6 => (IpAddr::from(std::net::Ipv6Addr::LOCALHOST), 128),
+            IpFamily::V4 => "127.0.0.0/8".into(),
+            IpFamily::V6 => "::1".into(),
         }
     }
 
     /// The rules of the `services` chain: the dispatch every NATed packet
-    /// goes through (also used to notice tampering).
-    pub fn services_rules(&self) -> Vec<Vec<Value>> {
+    /// goes through.
+    pub fn services_rules(&self) -> Vec<String> {
         let f = self.family;
-        let (lo, lo_len) = self.loopback();
         vec![
-            vec![vmap(
-                concat(vec![daddr(f), l4proto(), th_dport()]),
-                json!(format!("@{SERVICE_IPS_MAP}")),
-            )],
-            vec![
-                eq(fib_type("daddr"), json!("local")),
-                matches("!=", daddr(f), prefix(lo, lo_len)),
-                vmap(
-                    concat(vec![l4proto(), th_dport()]),
-                    json!(format!("@{NODEPORTS_MAP}")),
-                ),
-            ],
+            vmap(&concat(&[&daddr(f), L4PROTO, TH_DPORT]), SERVICE_IPS_MAP),
+            rule(&[
+                &fib_local("daddr"),
+                &format!("{} != {}", daddr(f), self.loopback()),
+                &vmap(&concat(&[L4PROTO, TH_DPORT]), NODEPORTS_MAP),
+            ]),
         ]
     }
 
+    /// Whether `nft list chain <table> services` shows the dispatch this
+    /// skeleton wrote (someone flushing or editing it breaks Services).
+    pub fn services_listing_intact(&self, listing: &str) -> bool {
+        let rules: Vec<&str> = listing
+            .lines()
+            .map(str::trim)
+            .filter(|l| {
+                !l.is_empty() && !l.starts_with("table") && !l.starts_with("chain") && *l != "}"
+            })
+            .collect();
+        rules.len() == 2
+            && rules[0].ends_with(&format!("vmap @{SERVICE_IPS_MAP}"))
+            && rules[1].ends_with(&format!("vmap @{NODEPORTS_MAP}"))
+    }
+
     /// Commands that create the skeleton in an empty table.
-    pub fn skeleton(&self) -> Vec<Value> {
+    pub fn skeleton(&self) -> Vec<String> {
         let f = self.family;
         let addr = f.addr_type();
+        let ip_key = format!("{addr} . inet_proto . inet_service");
+        let np_key = "inet_proto . inet_service";
         let mut c = vec![
-            cmd(
+            self.cmd(
                 "add",
                 "map",
-                self.vmap_decl(SERVICE_IPS_MAP, vec![addr, "inet_proto", "inet_service"]),
+                &format!("{SERVICE_IPS_MAP} {{ type {ip_key} : verdict; }}"),
             ),
-            cmd(
+            self.cmd(
                 "add",
                 "map",
-                self.vmap_decl(NODEPORTS_MAP, vec!["inet_proto", "inet_service"]),
+                &format!("{NODEPORTS_MAP} {{ type {np_key} : verdict; }}"),
             ),
-            cmd(
+            self.cmd(
                 "add",
                 "map",
-                self.vmap_decl(
-                    NO_ENDPOINT_SERVICES_MAP,
-                    vec![addr, "inet_proto", "inet_service"],
-                ),
+                &format!("{NO_ENDPOINT_SERVICES_MAP} {{ type {ip_key} : verdict; }}"),
             ),
-            cmd(
+            self.cmd(
                 "add",
                 "map",
-                self.vmap_decl(
-                    NO_ENDPOINT_NODEPORTS_MAP,
-                    vec!["inet_proto", "inet_service"],
-                ),
+                &format!("{NO_ENDPOINT_NODEPORTS_MAP} {{ type {np_key} : verdict; }}"),
             ),
-            cmd(
+            self.cmd(
                 "add",
                 "set",
-                self.obj(json!({"name": HAIRPIN_SET, "type": [addr, addr]})),
-            ),
-            cmd(
-                "add",
-                "chain",
-                self.base_chain("nat-prerouting", "nat", "prerouting", -100),
-            ),
-            cmd(
-                "add",
-                "chain",
-                self.base_chain("nat-output", "nat", "output", -100),
-            ),
-            cmd(
-                "add",
-                "chain",
-                self.base_chain("nat-postrouting", "nat", "postrouting", 100),
-            ),
-            cmd(
-                "add",
-                "chain",
-                self.base_chain("filter-input", "filter", "input", -110),
-            ),
-            cmd(
-                "add",
-                "chain",
-                self.base_chain("filter-forward", "filter", "forward", -110),
-            ),
-            cmd(
-                "add",
-                "chain",
-                self.base_chain("filter-output", "filter", "output", -110),
+                &format!("{HAIRPIN_SET} {{ type {addr} . {addr}; }}"),
             ),
         ];
+        for (name, kind, hook, prio) in [
+            ("nat-prerouting", "nat", "prerouting", -100),
+            ("nat-output", "nat", "output", -100),
+            ("nat-postrouting", "nat", "postrouting", 100),
+            ("filter-input", "filter", "input", -110),
+            ("filter-forward", "filter", "forward", -110),
+            ("filter-output", "filter", "output", -110),
+        ] {
+            c.push(self.cmd(
+                "add",
+                "chain",
+                &format!("{name} {{ type {kind} hook {hook} priority {prio}; policy accept; }}"),
+            ));
+        }
         for name in [
             SERVICES_CHAIN,
             ENDPOINTS_CHECK_CHAIN,
@@ -202,75 +185,104 @@ impl Table {
             MASQUERADING,
             REJECT_CHAIN,
         ] {
-            c.push(cmd("add", "chain", self.chain(name)));
+            c.push(self.cmd("add", "chain", name));
         }
-        let mut rules: Vec<(&str, Vec<Value>)> = vec![
-            ("nat-prerouting", vec![jump(SERVICES_CHAIN)]),
-            ("nat-output", vec![jump(SERVICES_CHAIN)]),
+        let mut rules: Vec<(&str, String)> = vec![
+            ("nat-prerouting", jump(SERVICES_CHAIN)),
+            ("nat-output", jump(SERVICES_CHAIN)),
             (
                 "nat-postrouting",
-                vec![
-                    matches("in", json!({"ct": {"key": "status"}}), json!("dnat")),
-                    in_set(concat(vec![saddr(f), daddr(f)]), HAIRPIN_SET),
-                    jump(MARK_FOR_MASQUERADE),
-                ],
+                rule(&[
+                    "ct status dnat",
+                    &in_set(&concat(&[&saddr(f), &daddr(f)]), HAIRPIN_SET),
+                    &jump(MARK_FOR_MASQUERADE),
+                ]),
             ),
-            ("nat-postrouting", vec![jump(MASQUERADING)]),
+            ("nat-postrouting", jump(MASQUERADING)),
         ];
-        let ct_new = || matches("in", json!({"ct": {"key": "state"}}), json!("new"));
         for chain in ["filter-input", "filter-forward", "filter-output"] {
-            rules.push((chain, vec![ct_new(), jump(ENDPOINTS_CHECK_CHAIN)]));
+            rules.push((chain, rule(&["ct state new", &jump(ENDPOINTS_CHECK_CHAIN)])));
         }
         rules.push((
             ENDPOINTS_CHECK_CHAIN,
-            vec![vmap(
-                concat(vec![daddr(f), l4proto(), th_dport()]),
-                json!(format!("@{NO_ENDPOINT_SERVICES_MAP}")),
-            )],
+            vmap(
+                &concat(&[&daddr(f), L4PROTO, TH_DPORT]),
+                NO_ENDPOINT_SERVICES_MAP,
+            ),
         ));
         rules.push((
             ENDPOINTS_CHECK_CHAIN,
-            vec![
-                eq(fib_type("daddr"), json!("local")),
-                vmap(
-                    concat(vec![l4proto(), th_dport()]),
-                    json!(format!("@{NO_ENDPOINT_NODEPORTS_MAP}")),
-                ),
-            ],
+            rule(&[
+                &fib_local("daddr"),
+                &vmap(&concat(&[L4PROTO, TH_DPORT]), NO_ENDPOINT_NODEPORTS_MAP),
+            ]),
         ));
         for r in self.services_rules() {
             rules.push((SERVICES_CHAIN, r));
         }
+        let mark = format!("{MASQUERADE_MARK:#x}");
         rules.push((
             MARK_FOR_MASQUERADE,
-            vec![json!({"mangle": {"key": mark(), "value": {"|": [mark(), MASQUERADE_MARK]}}})],
+            format!("meta mark set meta mark | {mark}"),
         ));
-        rules.push((
-            MASQUERADING,
-            vec![
-                eq(json!({"&": [mark(), MASQUERADE_MARK]}), json!(0)),
-                json!({"return": null}),
-            ],
-        ));
-        rules.push((
-            MASQUERADING,
-            vec![json!({"mangle": {"key": mark(), "value": {"^": [mark(), MASQUERADE_MARK]}}})],
-        ));
-        rules.push((
-            MASQUERADING,
-            vec![json!({"masquerade": {"flags": "fully-random"}})],
-        ));
+        rules.push((MASQUERADING, format!("meta mark & {mark} == 0 return")));
+        rules.push((MASQUERADING, format!("meta mark set meta mark ^ {mark}")));
+        rules.push((MASQUERADING, "masquerade fully-random".into()));
         rules.push((
             REJECT_CHAIN,
-            vec![
-                eq(l4proto(), json!("tcp")),
-                json!({"reject": {"type": "tcp reset"}}),
-            ],
+            rule(&[L4PROTO, "tcp", "reject with tcp reset"]),
         ));
-        rules.push((REJECT_CHAIN, vec![json!({"reject": null})]));
-        for (chain, expr) in rules {
-            c.push(cmd("add", "rule", self.rule(chain, expr)));
+        rules.push((REJECT_CHAIN, "reject".into()));
+        for (chain, r) in rules {
+            c.push(self.add_rule(chain, &r));
         }
         c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skeleton_is_text_commands_for_the_table() {
+        let t = Table::new(IpFamily::V6);
+        let s = t.skeleton();
+        assert!(s.iter().all(|c| c.contains(" ip6 capstan-proxy")), "{s:?}");
+        assert!(s.contains(&t.add_rule(
+            SERVICES_CHAIN,
+            "fib daddr type local ip6 daddr != ::1 meta l4proto . th dport vmap @service-nodeports"
+        )));
+        assert!(s.contains(&t.cmd("add", "set", "hairpin { type ipv6_addr . ipv6_addr; }")));
+    }
+
+    #[test]
+    fn tamper_check_reads_the_listing() {
+        let t = Table::new(IpFamily::V4);
+        let ok = "table ip capstan-proxy {\n\tchain services {\n\t\tip daddr . meta l4proto . th dport vmap @service-ips\n\t\tfib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports\n\t}\n}\n";
+        assert!(t.services_listing_intact(ok));
+        let flushed = "table ip capstan-proxy {\n\tchain services {\n\t}\n}\n";
+        assert!(!t.services_listing_intact(flushed));
+        assert!(!t.services_listing_intact(""));
+    }
+
+    #[test]
+    fn element_lists() {
+        let t = Table::new(IpFamily::V4);
+        assert_eq!(
+            t.elements(
+                "add",
+                HAIRPIN_SET,
+                ["1.2.3.4 . 1.2.3.4", "5.6.7.8 . 5.6.7.8"]
+            ),
+            Some(
+                "add element ip capstan-proxy hairpin { 1.2.3.4 . 1.2.3.4, 5.6.7.8 . 5.6.7.8 }"
+                    .into()
+            )
+        );
+        assert_eq!(
+            t.elements("delete", HAIRPIN_SET, Vec::<String>::new()),
+            None
+        );
     }
 }

@@ -34,7 +34,11 @@ pub struct Report {
     pub endpoints_per_service: usize,
     pub full_sync_ms: Vec<f64>,
     pub one_service_change_ms: Summary,
+    /// Growth of RSS while holding the state, after the first full sync.
     pub proxy_rss_mib: f64,
+    /// Growth of peak RSS over the same span (includes the transient
+    /// rendering and transaction text of a full sync).
+    pub proxy_peak_rss_mib: f64,
     pub latency: Vec<LatencyRow>,
 }
 
@@ -134,11 +138,20 @@ fn slice(i: usize, endpoints: usize, node: &str, generation: u32) -> EndpointSli
 }
 
 fn rss_kib() -> f64 {
+    status_kib("VmRSS:")
+}
+
+/// The process's peak RSS so far.
+fn hwm_kib() -> f64 {
+    status_kib("VmHWM:")
+}
+
+fn status_kib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse().ok())
         })
@@ -235,6 +248,9 @@ pub fn run(opts: &Options) -> Result<Report, LabError> {
     let server = pod(&lab, "s", SERVER_IP)?;
     let _srv = pods::start_server(&node, &server, 1)?;
 
+    // "5" resets the peak RSS (VmHWM) to the current RSS, so the peak
+    // below is the proxy's, not the lab setup's.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
     let rss_before = rss_kib();
     let mut proxy = Proxy::new(ProxyConfig {
         node_name: node.name().to_string(),
@@ -283,6 +299,7 @@ pub fn run(opts: &Options) -> Result<Report, LabError> {
     proxy.force_full();
     let mut full = vec![sync(&mut proxy)?];
     let rss_after = rss_kib();
+    let hwm_after = hwm_kib();
     for _ in 0..2 {
         proxy.force_full();
         full.push(sync(&mut proxy)?);
@@ -305,6 +322,7 @@ pub fn run(opts: &Options) -> Result<Report, LabError> {
         full_sync_ms: full,
         one_service_change_ms: summary(changes),
         proxy_rss_mib: (rss_after - rss_before) / 1024.0,
+        proxy_peak_rss_mib: (hwm_after - rss_before) / 1024.0,
         latency,
     })
 }
@@ -329,7 +347,11 @@ impl std::fmt::Display for Report {
             "| one-service change ms p50 / p90 / max | {:.1} / {:.1} / {:.1} |",
             c.p50, c.p90, c.max
         )?;
-        writeln!(f, "| proxy state RSS MiB | {:.1} |", self.proxy_rss_mib)?;
+        writeln!(
+            f,
+            "| proxy state RSS MiB (peak during the full sync) | {:.1} ({:.1}) |",
+            self.proxy_rss_mib, self.proxy_peak_rss_mib
+        )?;
         writeln!(f)?;
         writeln!(
             f,

@@ -72,6 +72,21 @@ enum Cmd {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Pod startup: create → Running/Ready through capstan-control and two
+    /// kubelets, N pods in batches and at once; agent RSS and idle CPU.
+    PodStartup {
+        #[arg(long, default_value_t = 100)]
+        pods: usize,
+        /// Pods created together in the batched round (each batch waited for).
+        #[arg(long, default_value_t = 10)]
+        batch: usize,
+        /// Seconds the idle agents' CPU is sampled over.
+        #[arg(long, default_value_t = 10)]
+        idle_seconds: u64,
+        /// Write the report as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// CNI ADD/DEL time: capstan-cni against the reference bridge + host-local.
     Cni {
         /// ADD+DEL pairs per plugin, interleaved.
@@ -80,6 +95,10 @@ enum Cmd {
         /// Pods added at once in the concurrent round.
         #[arg(long, default_value_t = 64)]
         concurrent: usize,
+        /// capstan-cni binary to measure (default: the one built beside
+        /// this tool; deploy/cni/build-static.sh builds the installed one).
+        #[arg(long)]
+        plugin: Option<PathBuf>,
     },
     /// Service proxy (nftables): sync time, memory, ClusterIP vs direct latency.
     Proxy {
@@ -183,10 +202,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{report}");
             Ok(())
         }
-        Cmd::Cni { runs, concurrent } => {
+        Cmd::PodStartup {
+            pods,
+            batch,
+            idle_seconds,
+            json,
+        } => {
+            let report =
+                capstan_lab::bench::pod_startup::run(&capstan_lab::bench::pod_startup::Options {
+                    pods,
+                    batch,
+                    idle_seconds,
+                    json,
+                })?;
+            print!("{report}");
+            Ok(())
+        }
+        Cmd::Cni {
+            runs,
+            concurrent,
+            plugin,
+        } => {
             let report = capstan_lab::bench_cni::run(&capstan_lab::bench_cni::BenchCniOpts {
                 runs,
                 concurrent,
+                plugin,
                 ..Default::default()
             })?;
             print!("{report}");

@@ -25,8 +25,11 @@ use prost_types::Any;
 use tokio_stream::StreamExt;
 
 use super::image::{self, ImageConfig, Index, Manifest};
+use super::registry::{Credentials, Registry};
 use super::{ContainerInfo, ContainerRuntime, CreateRequest, Exit, ImageInfo, TaskState};
 use crate::kubelet::error::{Error, Result};
+
+mod pull;
 
 const SNAPSHOTTER: &str = "overlayfs";
 const RUNC: &str = "io.containerd.runc.v2";
@@ -38,6 +41,10 @@ pub struct Containerd {
     namespace: String,
     /// The binary the shim runs as the log driver (this executable).
     log_driver: PathBuf,
+    registry: Registry,
+    /// Pulls run one at a time, kubelet's default (serializeImagePulls):
+    /// two pods of one image must not write the same blobs at once.
+    pull_lock: tokio::sync::Mutex<()>,
 }
 
 fn err<'a>(op: &'static str, id: &'a str) -> impl FnOnce(tonic::Status) -> Error + 'a {
@@ -59,7 +66,13 @@ fn to_time(t: Option<prost_types::Timestamp>) -> SystemTime {
 }
 
 impl Containerd {
-    pub async fn connect(socket: &Path, namespace: &str, log_driver: PathBuf) -> Result<Self> {
+    /// `insecure_registries`: `host:port`s pulled from over plain HTTP.
+    pub async fn connect(
+        socket: &Path,
+        namespace: &str,
+        log_driver: PathBuf,
+        insecure_registries: Vec<String>,
+    ) -> Result<Self> {
         let client = Client::from_path(socket)
             .await
             .map_err(|e| Error::Connect {
@@ -70,6 +83,8 @@ impl Containerd {
             client,
             namespace: namespace.to_string(),
             log_driver,
+            registry: Registry::new(insecure_registries),
+            pull_lock: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -114,10 +129,44 @@ impl Containerd {
             message: what.to_string(),
         }
     }
-}
 
-impl ContainerRuntime for Containerd {
-    async fn image(&self, name: &str) -> Result<Option<ImageInfo>> {
+    /// A lease `capstan-<tag>` that keeps what is made under it from
+    /// containerd's GC until it is dropped (or an hour passes, should the
+    /// agent die in between).
+    async fn lease(&self, tag: &str) -> Result<String> {
+        let id = format!("capstan-{tag}");
+        self.client
+            .leases()
+            .create(
+                self.req(CreateLease {
+                    id: id.clone(),
+                    labels: HashMap::from([(
+                        "containerd.io/gc.expire".to_string(),
+                        // RFC 3339.
+                        k8s_openapi::jiff::Timestamp::now()
+                            .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(3600))
+                            .map(|t| t.to_string())
+                            .unwrap_or_default(),
+                    )]),
+                }),
+            )
+            .await
+            .map_err(err("create lease", tag))?;
+        Ok(id)
+    }
+
+    async fn drop_lease(&self, id: &str) {
+        let _ = self
+            .client
+            .leases()
+            .delete(self.req(DeleteLease {
+                id: id.to_string(),
+                sync: false,
+            }))
+            .await;
+    }
+
+    async fn image_exact(&self, name: &str) -> Result<Option<ImageInfo>> {
         let img = match self
             .client
             .images()
@@ -164,27 +213,39 @@ impl ContainerRuntime for Containerd {
         }))
     }
 
+    async fn lookup(&self, name: &str) -> Result<Option<ImageInfo>> {
+        match self.image_exact(name).await? {
+            Some(i) => Ok(Some(i)),
+            // `busybox` is stored as docker.io/library/busybox:latest.
+            None => match pull::normalized(name).filter(|n| n != name) {
+                Some(full) => Ok(self.image_exact(&full).await?.map(|i| ImageInfo {
+                    name: name.to_string(),
+                    ..i
+                })),
+                None => Ok(None),
+            },
+        }
+    }
+}
+
+impl ContainerRuntime for Containerd {
+    async fn image(&self, name: &str) -> Result<Option<ImageInfo>> {
+        self.lookup(name).await
+    }
+
+    async fn pull(&self, name: &str, credentials: &Credentials) -> Result<ImageInfo> {
+        let _serial = self.pull_lock.lock().await;
+        let t0 = std::time::Instant::now();
+        let stored = self.pull_image(&self.registry, name, credentials).await?;
+        tracing::info!(image = %name, stored = %stored, took_ms = t0.elapsed().as_millis() as u64, "image pulled");
+        self.lookup(name)
+            .await?
+            .ok_or_else(|| Self::bad_image(name, "pulled, but the image record is not readable"))
+    }
+
     async fn create(&self, req: CreateRequest) -> Result<()> {
         let id = req.id.as_str();
-        let lease_id = format!("capstan-{id}");
-        self.client
-            .leases()
-            .create(
-                self.req(CreateLease {
-                    id: lease_id.clone(),
-                    labels: HashMap::from([(
-                        "containerd.io/gc.expire".to_string(),
-                        // RFC 3339; the lease is deleted right after, this is
-                        // only a bound should the agent die in between.
-                        k8s_openapi::jiff::Timestamp::now()
-                            .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(3600))
-                            .map(|t| t.to_string())
-                            .unwrap_or_default(),
-                    )]),
-                }),
-            )
-            .await
-            .map_err(err("create lease", id))?;
+        let lease_id = self.lease(id).await?;
         let result = async {
             match self
                 .client
@@ -238,14 +299,7 @@ impl ContainerRuntime for Containerd {
             Ok(())
         }
         .await;
-        let _ = self
-            .client
-            .leases()
-            .delete(self.req(DeleteLease {
-                id: lease_id,
-                sync: false,
-            }))
-            .await;
+        self.drop_lease(&lease_id).await;
         result
     }
 

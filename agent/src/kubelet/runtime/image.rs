@@ -11,6 +11,8 @@ pub struct Descriptor {
     pub media_type: String,
     pub digest: String,
     #[serde(default)]
+    pub size: i64,
+    #[serde(default)]
     pub platform: Option<Platform>,
 }
 
@@ -28,6 +30,8 @@ pub struct Index {
 #[derive(Deserialize)]
 pub struct Manifest {
     pub config: Descriptor,
+    #[serde(default)]
+    pub layers: Vec<Descriptor>,
 }
 
 #[derive(Deserialize, Default)]
@@ -79,17 +83,26 @@ pub fn pick_manifest(index: &Index) -> Option<&Descriptor> {
         .or_else(|| index.manifests.iter().find(|d| d.platform.is_none()))
 }
 
-/// chain(0) = diff(0); chain(n) = sha256(chain(n-1) + " " + diff(n)).
-pub fn chain_id(diff_ids: &[String]) -> Option<String> {
-    let mut it = diff_ids.iter();
-    let mut chain = it.next()?.clone();
-    for d in it {
-        chain = format!(
-            "sha256:{}",
-            hex::encode(Sha256::digest(format!("{chain} {d}").as_bytes()))
-        );
+/// chain(0) = diff(0); chain(n) = sha256(chain(n-1) + " " + diff(n)):
+/// the snapshot name of every layer stacked on the ones below it.
+pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(diff_ids.len());
+    for d in diff_ids {
+        let next = match out.last() {
+            None => d.clone(),
+            Some(below) => format!(
+                "sha256:{}",
+                hex::encode(Sha256::digest(format!("{below} {d}").as_bytes()))
+            ),
+        };
+        out.push(next);
     }
-    Some(chain)
+    out
+}
+
+/// The top layer's chain ID: the snapshot a container's rootfs sits on.
+pub fn chain_id(diff_ids: &[String]) -> Option<String> {
+    chain_ids(diff_ids).pop()
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 pub mod containerd;
 pub mod image;
+pub mod registry;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -66,6 +67,12 @@ pub struct Exit {
 pub trait ContainerRuntime: Send + Sync + 'static {
     /// None when the image is not present.
     fn image(&self, name: &str) -> impl Future<Output = Result<Option<ImageInfo>>> + Send;
+    /// Fetches the image from its registry into the node's store.
+    fn pull(
+        &self,
+        name: &str,
+        credentials: &registry::Credentials,
+    ) -> impl Future<Output = Result<ImageInfo>> + Send;
     /// Snapshot + container (no task yet).
     fn create(&self, req: CreateRequest) -> impl Future<Output = Result<()>> + Send;
     /// Creates and starts the task, stdout/stderr into `log_path` (CRI

@@ -447,8 +447,16 @@ fn delete_options(params: &Params, body: &[u8]) -> Result<DeleteOptions, ApiErro
     } else {
         let v: Value = serde_json::from_slice(body)
             .map_err(|e| ApiError::BadRequest(format!("error decoding DeleteOptions: {e}")))?;
-        DeleteOptions::from_body(&v)
+        DeleteOptions::from_body(&v)?
     };
+    let orphan = match params.get("orphanDependents") {
+        None | Some("") => None,
+        Some(o) => Some(matches!(o, "true" | "1")),
+    };
+    let policy = params.get("propagationPolicy").filter(|p| !p.is_empty());
+    if policy.is_some() || orphan.is_some() {
+        opts.set_propagation(policy, orphan)?;
+    }
     if let Some(g) = params.get("gracePeriodSeconds") {
         opts.grace_period_seconds = Some(
             g.parse()

@@ -160,8 +160,25 @@ fn set_namespace(
     }
 }
 
-/// Name and label checks every kind shares.
+fn finalizers(obj: &Value) -> Vec<&str> {
+    obj.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
+/// Name, label and finalizer checks every kind shares.
 pub fn validate(res: &Resource, obj: &Value, out: &mut Vec<Cause>) {
+    let f = finalizers(obj);
+    if f.contains(&"orphan") && f.contains(&"foregroundDeletion") {
+        out.push(Cause::invalid(
+            "metadata.finalizers",
+            "foregroundDeletion",
+            "finalizer foregroundDeletion and orphan cannot be both set",
+        ));
+    }
     let name = name_of(obj);
     // Kubernetes holds namespaces and services to the stricter DNS label.
     if matches!(res.plural, "namespaces" | "services") {
@@ -188,6 +205,24 @@ pub fn prepare_update(
         return Err(ApiError::BadRequest(format!(
             "the name of the object ({body_name}) does not match the name on the URL ({name})"
         )));
+    }
+    if old.pointer("/metadata/deletionTimestamp").is_some() {
+        let before = finalizers(old);
+        let added: Vec<&str> = finalizers(new)
+            .into_iter()
+            .filter(|f| !before.contains(f))
+            .collect();
+        if !added.is_empty() {
+            return Err(ApiError::invalid(
+                res.group,
+                res.kind,
+                name,
+                vec![Cause::forbidden(
+                    "metadata.finalizers",
+                    format!("no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"),
+                )],
+            ));
+        }
     }
     let m = meta_mut(new);
     m.insert("name".into(), json!(name));
@@ -262,5 +297,22 @@ mod tests {
         let mut changed = json!({"metadata": {"name": "d"}, "spec": {"replicas": 2}});
         prepare_update(deps, &old, &mut changed, "d", Some("ns")).unwrap();
         assert_eq!(changed["metadata"]["generation"], 4);
+    }
+
+    #[test]
+    fn no_new_finalizers_while_deleting() {
+        let deps = find("apps", "v1", "deployments").unwrap();
+        let old = json!({"metadata": {"name": "d", "deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": ["a", "b"]}});
+        let mut fewer = json!({"metadata": {"name": "d", "finalizers": ["b"]}});
+        prepare_update(deps, &old, &mut fewer, "d", Some("ns")).unwrap();
+        assert_eq!(
+            fewer["metadata"]["deletionTimestamp"],
+            "2026-01-01T00:00:00Z"
+        );
+        let mut more = json!({"metadata": {"name": "d", "finalizers": ["b", "c"]}});
+        assert!(matches!(
+            prepare_update(deps, &old, &mut more, "d", Some("ns")),
+            Err(ApiError::Invalid { .. })
+        ));
     }
 }

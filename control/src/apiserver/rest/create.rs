@@ -14,14 +14,22 @@ use crate::apiserver::status::ApiError;
 use crate::apiserver::storage::{Expect, Write, WriteOutcome};
 use crate::apiserver::ApiServer;
 
-async fn check_namespace(api: &ApiServer, ns: &str) -> Result<(), ApiError> {
+/// The namespace exists and is not Terminating (Kubernetes' NamespaceLifecycle
+/// admission: `<plural> "<name>" is forbidden: ...`).
+async fn check_namespace(
+    api: &ApiServer,
+    res: &Resource,
+    name: &str,
+    ns: &str,
+) -> Result<(), ApiError> {
     let Some(nsres) = crate::apiserver::resources::find("", "v1", "namespaces") else {
         return Ok(());
     };
     match get(api, nsres, None, ns).await {
         Ok(s) if s.value.pointer("/metadata/deletionTimestamp").is_some() => {
             Err(ApiError::Forbidden(format!(
-                "unable to create new content in namespace {ns} because it is being terminated"
+                "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                res.plural
             )))
         }
         Ok(_) => Ok(()),
@@ -112,7 +120,7 @@ pub async fn create_with(
     let name = meta::name_of(&base).to_string();
     if res.namespaced {
         if let Some(ns) = ns {
-            check_namespace(api, ns).await?;
+            check_namespace(api, res, &name, ns).await?;
         }
     }
     let path = object_path(res, ns, &name);

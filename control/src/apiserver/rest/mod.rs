@@ -12,7 +12,10 @@ mod update;
 
 pub use bind::bind;
 pub use create::{create, create_with};
-pub use delete::{delete, delete_collection, DeleteOptions};
+pub use delete::{
+    delete, delete_collection, finalizers_after_delete, DeleteOptions, Propagation, FOREGROUND,
+    ORPHAN,
+};
 pub use list::{list, matches, ListOptions};
 pub use update::{update, update_with, Change, ComputeFn};
 

@@ -27,6 +27,23 @@ pub enum Change {
     },
 }
 
+/// An update carries the stored `spec.finalizers` of a namespace over.
+fn keep_namespace_finalizers(old: &Value, new: &mut Value) {
+    match old.pointer("/spec/finalizers") {
+        Some(f) => {
+            if !new.get("spec").is_some_and(Value::is_object) {
+                new["spec"] = serde_json::json!({});
+            }
+            new["spec"]["finalizers"] = f.clone();
+        }
+        None => {
+            if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.remove("finalizers");
+            }
+        }
+    }
+}
+
 /// Kubernetes' GuaranteedUpdate: read, change, write if nobody wrote in
 /// between, else retry (or 409 if the client pinned a resourceVersion).
 /// Returns the written object; a deleting object with no finalizers left
@@ -81,6 +98,10 @@ pub async fn update_with(
             registry::normalize(res, new.clone())?;
         }
         meta::prepare_update(res, &current.value, &mut new, name, ns)?;
+        if res.plural == "namespaces" {
+            // Only deletion finalizes a namespace (Kubernetes' `finalize`).
+            keep_namespace_finalizers(&current.value, &mut new);
+        }
         registry::prepare_update(res, &current.value, &mut new, sub)?;
         let claims = if res.kind == "Service" && sub.is_none() {
             plan_service(api, &mut new, Some(&current.value)).await?
@@ -99,7 +120,8 @@ pub async fn update_with(
                 .pointer("/metadata/deletionGracePeriodSeconds")
                 .and_then(Value::as_i64)
                 .unwrap_or(0)
-                == 0;
+                == 0
+            && (res.plural != "namespaces" || super::delete::namespace_finalized(&new));
         let write = if finished {
             Write {
                 value: None,
