@@ -21,6 +21,7 @@ pub struct FileConfig {
     pub ip_masq: Option<bool>,
     pub lease_ttl: Option<u64>,
     pub resync_interval: Option<u64>,
+    pub metrics_addr: Option<std::net::SocketAddr>,
     // kubelet
     pub node_ip: Option<std::net::IpAddr>,
     pub containerd_socket: Option<PathBuf>,

@@ -3,5 +3,6 @@
 pub mod api;
 pub mod config_file;
 pub mod kubelet;
+pub mod metrics_endpoint;
 pub mod node;
 pub mod overlay;

@@ -77,6 +77,11 @@ struct Cli {
     #[arg(long)]
     resync_interval: Option<u64>,
 
+    /// Address for the agent's Prometheus endpoint (`GET /metrics`), e.g.
+    /// 127.0.0.1:9464 [default: off].
+    #[arg(long)]
+    metrics_addr: Option<std::net::SocketAddr>,
+
     /// kubelet: this node's address reported as hostIP [default: first global IPv4].
     #[arg(long)]
     node_ip: Option<std::net::IpAddr>,
@@ -260,7 +265,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .unwrap_or(30)
                 .max(1),
         ),
+        metrics: overlay::metrics::Metrics::default(),
     };
+    let metrics_addr = cli.metrics_addr.or(file.metrics_addr);
+    let mut registry = prometheus_client::registry::Registry::default();
+    if components.contains(&Component::Overlay) {
+        opts.metrics.register(&mut registry);
+    }
     let kubelet_opts = kubelet::Options {
         node_name: node_name.clone(),
         node_ip: cli.node_ip.or(file.node_ip),
@@ -385,6 +396,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
+        let metrics_server = match metrics_addr {
+            Some(addr) => Some(
+                capstan_agent::metrics_endpoint::bind(addr, registry, stopped(stop_rx.clone()))
+                    .await?,
+            ),
+            None => None,
+        };
+        let metrics_run = async {
+            if let Some(server) = metrics_server {
+                server.await?;
+            }
+            anyhow::Ok(())
+        };
         // One API client (one connection pool) for the overlay and the proxy.
         let needs_api = components.contains(&Component::Proxy)
             || (components.contains(&Component::Overlay) && manager == SubnetManagerKind::Kube);
@@ -422,7 +446,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             anyhow::Ok(())
         };
-        let r = tokio::try_join!(overlay_run, kubelet_run, proxy_run);
+        let r = tokio::try_join!(overlay_run, kubelet_run, proxy_run, metrics_run);
         signal.abort();
         r.map(|_| ())
     })?;

@@ -57,9 +57,7 @@ fn main() {
         .expect("build lab");
     etcdctl(&lab, &["put", "/capstan/network/config", CONFIG]);
     // All agents start at the same instant: they race for subnets.
-    let agents: Vec<Option<Daemon>> = (0..NODES)
-        .map(|i| Some(spawn_agent(&lab, i, &[])))
-        .collect();
+    let agents: Vec<Option<Daemon>> = (0..NODES).map(|i| Some(spawn_overlay(&lab, i))).collect();
     let suite = Suite {
         lab,
         agents: Mutex::new(agents),
@@ -115,6 +113,7 @@ fn main() {
             "etcd_outage_loses_no_packet_and_lease_is_renewed",
             etcd_outage,
         ),
+        t("metrics_endpoint_shows_overlay_metrics", metrics_endpoint),
         t("malformed_config_is_a_clear_error", malformed_config),
         t("exhausted_network_is_a_clear_error", exhausted_network),
         t(
@@ -481,8 +480,8 @@ fn restart_loses_nothing(s: &Suite) -> Result<(), Failed> {
         if let Some(mut d) = agents[1].take() {
             d.kill();
         }
-        agents[0] = Some(spawn_agent(lab, 0, &[]));
-        agents[1] = Some(spawn_agent(lab, 1, &[]));
+        agents[0] = Some(spawn_overlay(lab, 0));
+        agents[1] = Some(spawn_overlay(lab, 1));
     });
     check(
         sent >= 600 && got == sent,
@@ -544,7 +543,7 @@ fn deleted_lease_removed(s: &Suite) -> Result<(), Failed> {
     // The victim comes back with the same subnet (from its subnet file).
     {
         let mut agents = s.agents.lock().unwrap_or_else(|e| e.into_inner());
-        agents[victim] = Some(spawn_agent(lab, victim, &[]));
+        agents[victim] = Some(spawn_overlay(lab, victim));
     }
     for i in 0..NODES {
         wait_for(
@@ -613,13 +612,70 @@ fn etcd_outage(s: &Suite) -> Result<(), Failed> {
     })?;
     {
         let mut agents = s.agents.lock().unwrap_or_else(|e| e.into_inner());
-        agents[victim] = Some(spawn_agent(lab, victim, &[]));
+        agents[victim] = Some(spawn_overlay(lab, victim));
     }
     for i in 0..NODES {
         wait_for(
             &format!("node {i} re-meshed"),
             Duration::from_secs(10),
             || meshed(lab, i),
+        )?;
+    }
+    Ok(())
+}
+
+/// Port of the agents' metrics endpoint (on each node's underlay address).
+const METRICS_PORT: u16 = 9464;
+
+/// An overlay agent of this suite (with its metrics endpoint).
+fn spawn_overlay(lab: &Lab, i: usize) -> Daemon {
+    let addr = format!("{}:{METRICS_PORT}", lab.node(i).ip());
+    spawn_agent(lab, i, &["--metrics-addr", &addr])
+}
+
+fn metrics_endpoint(s: &Suite) -> Result<(), Failed> {
+    // Runs after the etcd outage: node 0 has seen store errors and renewals.
+    let addr = std::net::SocketAddr::from((s.lab.node(0).ip(), METRICS_PORT));
+    let text: Result<String, String> = s
+        .lab
+        .node(0)
+        .netns()
+        .run_in(move || {
+            use std::io::{Read, Write};
+            let mut c = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+                .map_err(|e| format!("connect {addr}: {e}"))?;
+            c.set_read_timeout(Some(Duration::from_secs(3))).ok();
+            c.write_all(b"GET /metrics HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n\r\n")
+                .map_err(|e| e.to_string())?;
+            let mut out = String::new();
+            c.read_to_string(&mut out).map_err(|e| e.to_string())?;
+            Ok(out)
+        })
+        .map_err(|e| e.to_string())?;
+    let text = text?;
+    let value = |name: &str| -> Option<f64> {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    check(text.starts_with("HTTP/1.1 200"), format!("answer: {text}"))?;
+    check(
+        value("capstan_overlay_peers") == Some((NODES - 1) as f64),
+        format!("peers programmed: {text}"),
+    )?;
+    for (name, min) in [
+        ("capstan_overlay_reconcile_runs_total", 1.0),
+        ("capstan_overlay_reconcile_duration_seconds_count", 1.0),
+        ("capstan_overlay_subnet_store_errors_total", 1.0),
+        ("capstan_overlay_lease_renewals_total", 1.0),
+        ("capstan_overlay_reconcile_errors_total", 0.0),
+    ] {
+        check(
+            value(name).is_some_and(|v| v >= min),
+            format!("{name} >= {min} in {text}"),
         )?;
     }
     Ok(())

@@ -113,3 +113,60 @@ fn pod_latency_reports_every_row_with_traffic() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `capstan-bench pod-startup` runs end to end (2 nodes, capstan-control,
+/// two kubelets) with a handful of pods and reports both rounds, memory and
+/// CPU. Structure only, never speed.
+#[test]
+fn pod_startup_reports_both_rounds() {
+    if !privileged::require(
+        "pod_startup_reports_both_rounds",
+        &["ip", "etcd", "containerd", "runc", "ctr"],
+    ) {
+        return;
+    }
+    let json =
+        std::env::temp_dir().join(format!("capstan-bench-startup-{}.json", std::process::id()));
+    let out = Command::new(bins::path("capstan-bench").expect("capstan-bench built"))
+        .args([
+            "pod-startup",
+            "--pods",
+            "4",
+            "--batch",
+            "2",
+            "--idle-seconds",
+            "1",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("run capstan-bench");
+    assert!(
+        out.status.success(),
+        "capstan-bench failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("report written")).expect("JSON");
+    let _ = std::fs::remove_file(&json);
+    let rounds = v["rounds"].as_array().expect("rounds");
+    assert_eq!(rounds.len(), 2, "{v}");
+    for r in rounds {
+        assert_eq!(r["pods"], 4, "{r}");
+        let (run, ready) = (r["running_p99_ms"].as_f64(), r["ready_p99_ms"].as_f64());
+        assert!(
+            run.is_some_and(|x| x > 0.0) && ready.is_some_and(|x| x >= run.unwrap_or(0.0)),
+            "{r}"
+        );
+    }
+    for k in ["agent_rss_mib", "agent_idle_cpu_percent"] {
+        let a = v[k].as_array().expect(k);
+        assert_eq!(a.len(), 2, "{k}: {v}");
+        assert!(
+            a.iter()
+                .all(|x| x.as_f64().is_some_and(|x| x > 0.0 || k.contains("cpu"))),
+            "{k}: {v}"
+        );
+    }
+}

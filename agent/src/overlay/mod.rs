@@ -11,6 +11,7 @@ pub mod kube_manager;
 pub mod lease_store;
 pub mod manager;
 pub mod masquerade;
+pub mod metrics;
 pub mod netlink;
 pub mod plan;
 pub mod reconcile;
@@ -47,6 +48,8 @@ pub struct Options {
     pub lease_ttl: Duration,
     /// How often the kernel is re-read even without lease events.
     pub resync_interval: Duration,
+    /// Where the overlay counts what it does (registered by the caller).
+    pub metrics: metrics::Metrics,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,10 +102,19 @@ async fn timed<T>(
 /// mode) once per change of state, never per retry.
 struct EtcdHealth {
     up: bool,
+    errors: prometheus_client::metrics::counter::Counter,
 }
 
 impl EtcdHealth {
+    fn new(m: &metrics::Metrics) -> Self {
+        EtcdHealth {
+            up: true,
+            errors: m.store_errors.clone(),
+        }
+    }
+
     fn down(&mut self, e: &dyn std::fmt::Display) {
+        self.errors.inc();
         if self.up {
             tracing::warn!(error = %e, "subnet store unreachable; dataplane keeps its current state; retrying with backoff");
             self.up = false;
@@ -166,22 +178,14 @@ pub async fn run_kube(
     let (dp, underlay) = open_dataplane(&opts).await?;
     let mgr = kube_manager::KubeSubnetManager::new(client, opts.node_name.clone(), net_conf);
     let kernel = kernel_changes();
-    run_with(
-        opts,
-        mgr,
-        dp,
-        underlay,
-        kernel,
-        EtcdHealth { up: true },
-        shutdown,
-    )
-    .await
+    let health = EtcdHealth::new(&opts.metrics);
+    run_with(opts, mgr, dp, underlay, kernel, health, shutdown).await
 }
 
 /// Runs the overlay with the etcd subnet manager until `shutdown` resolves.
 pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<(), OverlayError> {
     let (dp, underlay) = open_dataplane(&opts).await?;
-    let mut health = EtcdHealth { up: true };
+    let mut health = EtcdHealth::new(&opts.metrics);
     let store = {
         let eps = opts.etcd_endpoints.clone();
         let prefix = opts.etcd_prefix.clone();
@@ -266,6 +270,7 @@ async fn run_with<M: SubnetManager, D: Dataplane>(
         mac,
     };
     let mut rec = Reconciler::new(dp, cfg.clone(), local);
+    rec.metrics = opts.metrics.clone();
 
     let renew_every = (opts.lease_ttl / 3).clamp(Duration::from_secs(1), Duration::from_secs(300));
     let mut renew = tokio::time::interval_at(Instant::now() + renew_every, renew_every);
@@ -331,7 +336,10 @@ async fn run_with<M: SubnetManager, D: Dataplane>(
             },
             _ = renew.tick(), if watching => {
                 match timed("renew lease", mgr.renew(&lease)).await {
-                    Ok(true) => tracing::debug!(lease_id = lease.id.0, "lease renewed"),
+                    Ok(true) => {
+                        opts.metrics.lease_renewals.inc();
+                        tracing::debug!(lease_id = lease.id.0, "lease renewed");
+                    }
                     Ok(false) => {
                         tracing::warn!(subnet = %lease.subnet, "lease expired; re-acquiring");
                         lease = reacquire(&mut health, &mgr, &cfg, &attrs, &lease, &opts, &underlay, &mut rec).await?;
@@ -414,6 +422,7 @@ async fn resume<M: SubnetManager, D: Dataplane>(
             .unwrap_or_else(|_| Err(AcquireError::Store(timeout_err("acquire lease"))))?;
         switch_lease(lease, new, rec, opts, cfg, underlay)?;
     } else {
+        opts.metrics.lease_renewals.inc();
         tracing::info!(lease_id = lease.id.0, subnet = %lease.subnet, "lease renewed");
     }
     let list = timed("list leases", mgr.list()).await?;

@@ -10,6 +10,7 @@ use ipnetwork::Ipv4Network;
 use super::config::NetworkConfig;
 use super::dataplane::{Change, Dataplane, DataplaneError};
 use super::lease_store::{Lease, LeaseEvent, WatchItem};
+use super::metrics::Metrics;
 use super::plan::plan;
 use super::vxlan::{self, Local};
 
@@ -22,6 +23,9 @@ pub struct Reconciler<D> {
     pub leases: BTreeMap<Ipv4Network, Lease>,
     /// Peers already reported as unreachable (logged once, not per pass).
     reported_skips: BTreeSet<Ipv4Network>,
+    /// Peers the last plan covered (all leases but this node's and skipped ones).
+    planned_peers: usize,
+    pub metrics: Metrics,
 }
 
 /// Outcome of one pass.
@@ -39,6 +43,8 @@ impl<D: Dataplane> Reconciler<D> {
             local,
             leases: BTreeMap::new(),
             reported_skips: BTreeSet::new(),
+            planned_peers: 0,
+            metrics: Metrics::default(),
         }
     }
 
@@ -84,6 +90,11 @@ impl<D: Dataplane> Reconciler<D> {
                 tracing::warn!(subnet = %s.subnet, reason = s.reason, "peer not reachable with this backend");
             }
         }
+        self.planned_peers = self
+            .leases
+            .keys()
+            .filter(|s| **s != self.local.subnet && !now.contains(s))
+            .count();
         self.reported_skips = now;
         let name = desired
             .vxlan
@@ -98,6 +109,27 @@ impl<D: Dataplane> Reconciler<D> {
     /// the plan still runs (it does not depend on it except through the
     /// device, whose failure makes the later steps fail the same way).
     pub async fn pass(&mut self) -> Result<PassReport, DataplaneError> {
+        let started = std::time::Instant::now();
+        self.metrics.reconcile_runs.inc();
+        let r = self.apply_pending().await;
+        self.metrics
+            .reconcile_duration
+            .observe(started.elapsed().as_secs_f64());
+        match &r {
+            Ok(rep) => {
+                self.metrics.reconcile_errors.inc_by(rep.failed as u64);
+                if rep.failed == 0 {
+                    self.metrics.peers.set(self.planned_peers as i64);
+                }
+            }
+            Err(_) => {
+                self.metrics.reconcile_errors.inc();
+            }
+        }
+        r
+    }
+
+    async fn apply_pending(&mut self) -> Result<PassReport, DataplaneError> {
         let changes = self.pending().await?;
         let mut report = PassReport::default();
         for c in &changes {
@@ -187,6 +219,8 @@ mod tests {
         );
         dp.take_calls();
         assert_eq!(r.pass().await.unwrap(), PassReport::default());
+        assert_eq!(r.metrics.peers.get(), 2);
+        assert_eq!(r.metrics.reconcile_runs.get(), 2);
         // A "restarted agent" over the same kernel: nothing to do.
         let mut again = reconciler(dp.clone());
         again.replace_leases(vec![lease(1), lease(2), lease(3)]);
@@ -246,6 +280,7 @@ mod tests {
                 failed: 1
             }
         );
+        assert_eq!(r.metrics.reconcile_errors.get(), 1);
         dp.fail.lock().unwrap().clear();
         dp.take_calls();
         let rep = r.pass().await.unwrap();

@@ -12,6 +12,7 @@ pub mod handlers;
 pub mod logs;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod registry;
 pub mod resources;
 pub mod rest;

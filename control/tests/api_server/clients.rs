@@ -228,8 +228,6 @@ pub fn kubectl(s: &Suite) -> Result<(), Failed> {
         "jsonpath={.spec.replicas}",
     ])?;
     check(r == "1", format!("dry run scaled to {r}"))?;
-    // (`kubectl create configmap` would send protobuf, which this server
-    // does not decode: apply sends JSON.)
     let dry = dir.join("dry.yaml");
     std::fs::write(
         &dry,

@@ -162,7 +162,8 @@ pub fn malformed(s: &Suite) -> Result<(), Failed> {
         h.post(&pods, &json!({"kind": "Service", "metadata": {"name": "x"}})).await?.expect(400, "kind mismatch")?;
         h.post(&pods, &json!({"metadata": {"name": "x"}, "spec": {"containers": "nope"}})).await?.expect(400, "wrong shape")?;
         h.get("/api/v1/namespaces/default/bogus").await?.expect(404, "unknown resource")?;
-        h.send("POST", &pods, "application/vnd.kubernetes.protobuf", b"x".to_vec()).await?.expect(415, "protobuf")?;
+        h.send("POST", &pods, "application/vnd.kubernetes.protobuf", b"x".to_vec()).await?.expect(400, "protobuf without its magic")?;
+        h.send("POST", &pods, "text/plain", b"x".to_vec()).await?.expect(415, "text body")?;
         h.patch(&format!("{pods}/x"), "application/apply-patch+yaml", &json!({})).await?.expect(415, "apply patch")?;
         let big = json!({"metadata": {"name": "big"}, "data": {"k": "x".repeat(300 * 1024)}});
         let tl = h.post(&format!("/api/v1/namespaces/{ns}/configmaps"), &big).await?.expect(413, "too large")?;

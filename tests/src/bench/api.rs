@@ -15,10 +15,10 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Container, Namespace, Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
+use super::process::{percentile, rss_mib};
 use crate::control::ControlPlane;
 use crate::Lab;
 
@@ -168,14 +168,6 @@ impl fmt::Display for Report {
     }
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * q).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
 /// Latencies (ms) and failures of one phase, summarised.
 fn cell(
     op: &str,
@@ -198,19 +190,6 @@ fn cell(
         max_ms: lat.last().copied().unwrap_or(f64::NAN),
         per_second: lat.len() as f64 / wall.as_secs_f64().max(1e-9),
     }
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(String::from))
-        })
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
 }
 
 /// etcd's bbolt file: what the stored pods cost on disk (with free pages).
@@ -439,8 +418,7 @@ struct Measured {
 }
 
 async fn measure(kubeconfig: PathBuf, o: Options, pid: u32) -> anyhow::Result<Measured> {
-    let kc = Kubeconfig::read_from(&kubeconfig)?;
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
+    let cfg = super::client::config(&kubeconfig).await?;
     // One kube client (own connections) per simulated client, as C
     // separate programs would have.
     let clients: Vec<kube::Client> = (0..o.clients)

@@ -19,9 +19,9 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Api, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde::Serialize;
 
+use super::process::{percentile, rss_mib};
 use crate::control::ControlPlane;
 use crate::Lab;
 
@@ -150,27 +150,6 @@ fn bench_pod(i: usize) -> Pod {
     }
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * q).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(String::from))
-        })
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
-}
-
 pub fn run(opts: &Options) -> anyhow::Result<Report> {
     if opts.nodes == 0 || opts.pods == 0 || opts.concurrency == 0 {
         bail!("--nodes, --pods and --clients must be positive");
@@ -200,9 +179,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
 }
 
 async fn measure(kubeconfig: PathBuf, o: Options) -> anyhow::Result<Report> {
-    let kc = Kubeconfig::read_from(&kubeconfig)?;
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
-    let client = kube::Client::try_from(cfg)?;
+    let client = super::client::client(&kubeconfig).await?;
     let nodes: Api<Node> = Api::all(client.clone());
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
 

@@ -72,6 +72,21 @@ enum Cmd {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Pod startup: create → Running/Ready through capstan-control and two
+    /// kubelets, N pods in batches and at once; agent RSS and idle CPU.
+    PodStartup {
+        #[arg(long, default_value_t = 100)]
+        pods: usize,
+        /// Pods created together in the batched round (each batch waited for).
+        #[arg(long, default_value_t = 10)]
+        batch: usize,
+        /// Seconds the idle agents' CPU is sampled over.
+        #[arg(long, default_value_t = 10)]
+        idle_seconds: u64,
+        /// Write the report as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// CNI ADD/DEL time: capstan-cni against the reference bridge + host-local.
     Cni {
         /// ADD+DEL pairs per plugin, interleaved.
@@ -184,6 +199,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 stored,
                 json,
             })?;
+            print!("{report}");
+            Ok(())
+        }
+        Cmd::PodStartup {
+            pods,
+            batch,
+            idle_seconds,
+            json,
+        } => {
+            let report =
+                capstan_lab::bench::pod_startup::run(&capstan_lab::bench::pod_startup::Options {
+                    pods,
+                    batch,
+                    idle_seconds,
+                    json,
+                })?;
             print!("{report}");
             Ok(())
         }

@@ -1,6 +1,6 @@
 //! Reading a request: query parameters (selectors, paging, watch options),
-//! the body within the size limit, and its media type (JSON or YAML; the
-//! rest is 415).
+//! the body within the size limit, and its media type (JSON, YAML or
+//! Kubernetes protobuf, which becomes JSON here; the rest is 415).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -10,6 +10,7 @@ use axum::http::{header, HeaderMap};
 use bytes::Bytes;
 use serde_json::Value;
 
+use crate::apiserver::protobuf;
 use crate::apiserver::resources::Resource;
 use crate::apiserver::rest::{self, ListOptions};
 use crate::apiserver::selectors::{FieldSelector, LabelSelector};
@@ -94,9 +95,9 @@ pub async fn read_body(
         .map_err(|_| ApiError::TooLarge(max))
 }
 
-const ACCEPTED: &str = "application/json, application/yaml";
+const ACCEPTED: &str = "application/json, application/yaml, application/vnd.kubernetes.protobuf";
 
-/// A JSON or YAML object body.
+/// A JSON, YAML or protobuf object body, as JSON.
 pub fn read_object(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
     let ct = headers
         .get(header::CONTENT_TYPE)
@@ -110,13 +111,10 @@ pub fn read_object(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> 
         "application/yaml" => serde_yaml::from_slice(body).map_err(|e| {
             ApiError::BadRequest(format!("error decoding the request body as YAML: {e}"))
         })?,
-        // kubectl's `create <kind>` generators send protobuf; `create -f`
-        // and `apply` send JSON, which is all this server decodes.
-        "application/vnd.kubernetes.protobuf" => {
-            return Err(ApiError::UnsupportedMediaType(format!(
-                "{ACCEPTED} (protobuf is not served: use `kubectl create -f`/`kubectl apply` instead of `kubectl create <kind>` generators)"
-            )))
-        }
+        // kubectl's `create <kind>` generators send protobuf.
+        protobuf::MEDIA_TYPE => protobuf::decode(body).map_err(|e| {
+            ApiError::BadRequest(format!("error decoding the request body as protobuf: {e}"))
+        })?,
         _ => return Err(ApiError::UnsupportedMediaType(ACCEPTED.into())),
     };
     if !v.is_object() {
