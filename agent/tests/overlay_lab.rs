@@ -434,18 +434,31 @@ fn pods_reach_each_other(s: &Suite) -> Result<(), Failed> {
 }
 
 fn masquerade_table(s: &Suite) -> Result<(), Failed> {
-    let out = s
-        .lab
-        .node(0)
-        .command("nft")?
-        .args(["list", "table", "ip", "capstan-overlay"])
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let list = |family: &str| -> Result<String, Failed> {
+        let out = s
+            .lab
+            .node(0)
+            .command("nft")?
+            .args(["list", "table", family, "capstan-overlay"])
+            .output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let text = list("ip")?;
     check(
         text.contains("hook postrouting")
             && text.contains("masquerade")
             && text.contains("10.244.0.0/16"),
         format!("table: {text}"),
+    )?;
+    // The lab is dual-stack: IPv6 pod traffic leaving the cluster network
+    // is masqueraded by the same rules in the ip6 table.
+    let text6 = list("ip6")?;
+    check(
+        text6.contains("hook postrouting")
+            && text6.contains("masquerade")
+            && text6.contains("ip6 saddr fd00:10:244::/56")
+            && text6.contains("ff00::/8"),
+        format!("ip6 table: {text6}"),
     )?;
     // Removed behind the agent's back: restored by the periodic resync.
     let node = s.lab.node(0);

@@ -355,7 +355,10 @@ async fn run_with<M: SubnetManager, D: Dataplane>(
             _ = resync.tick() => {
                 need_pass = true;
                 if opts.ip_masq {
-                    keep_masquerade(cfg.network, lease.subnet).await;
+                    keep_masquerade(cfg.network.into(), lease.subnet.into()).await;
+                    if let Some((subnet6, network6)) = own_ipv6(&cfg, &lease).zip(cfg.ipv6_network) {
+                        keep_masquerade(network6.into(), subnet6.into()).await;
+                    }
                 }
             }
             _ = pass_timer => { pass_retry_at = None; need_pass = true; }
@@ -522,18 +525,36 @@ fn publish_local(
         ipv6_subnet: own_ipv6(cfg, lease),
     }
     .write(&opts.subnet_file)?;
+    let v6 = own_ipv6(cfg, lease).zip(cfg.ipv6_network);
     if opts.ip_masq {
-        if masquerade::ensure(cfg.network, lease.subnet)? {
-            tracing::info!(table = masquerade::TABLE, "masquerade rules installed");
+        if masquerade::ensure(cfg.network.into(), lease.subnet.into())? {
+            tracing::info!(
+                table = masquerade::TABLE,
+                family = "ip",
+                "masquerade rules installed"
+            );
+        }
+        match v6 {
+            Some((subnet6, network6)) => {
+                if masquerade::ensure(network6.into(), subnet6.into())? {
+                    tracing::info!(
+                        table = masquerade::TABLE,
+                        family = "ip6",
+                        "masquerade rules installed"
+                    );
+                }
+            }
+            None => masquerade::remove("ip6")?,
         }
     } else {
-        masquerade::remove()?;
+        masquerade::remove("ip")?;
+        masquerade::remove("ip6")?;
     }
     Ok(())
 }
 
 /// Re-installs the masquerade table if something removed or changed it.
-async fn keep_masquerade(network: ipnetwork::Ipv4Network, subnet: ipnetwork::Ipv4Network) {
+async fn keep_masquerade(network: ipnetwork::IpNetwork, subnet: ipnetwork::IpNetwork) {
     match tokio::task::spawn_blocking(move || masquerade::ensure(network, subnet)).await {
         Ok(Ok(true)) => tracing::warn!(
             table = masquerade::TABLE,
