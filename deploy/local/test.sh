@@ -8,7 +8,11 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 [ "$(id -u)" = 0 ] || { echo "test.sh: run as root (the lab makes network namespaces)" >&2; exit 1; }
 
-stage() { printf '\n=== %s (%ss elapsed)\n' "$1" "$SECONDS"; }
+stage() { printf '\n=== %s (%ss elapsed, %s free on disk)\n' "$1" "$SECONDS" "$(df -h --output=avail . | tail -1 | tr -d ' ')"; }
+
+# A CI run builds once: incremental state would only double the target
+# directory's size on disk.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 
 stage "dependencies"
 deploy/local/install-deps.sh
@@ -38,3 +42,4 @@ stage "local cluster up/down twice"
 deploy/local/cluster-smoke.sh
 
 stage "done"
+du -sh "${CARGO_TARGET_DIR:-target}" 2>/dev/null | sed 's/^/target directory size: /' || true
