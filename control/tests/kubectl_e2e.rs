@@ -1841,6 +1841,16 @@ fn kubectl_1_20_apply_twice(s: &Suite) -> Result<(), Failed> {
             configmap_yaml("v120-applied", "v2"),
             deployment_yaml("v120-applied", 3)
         );
+        // 1.20 allows a server dry run only where the OpenAPI document's
+        // PATCH operation lists `dryRun`; it changes nothing.
+        let dry = kubectl_1_20_ok(s, &["apply", "-f", "-", "--dry-run=server"], Some(&changed))?;
+        check(
+            dry.contains("deployment.apps/v120-applied configured (server dry run)"),
+            || dry.clone(),
+        )?;
+        check(rv()? == before, || {
+            "the dry run wrote the deployment".into()
+        })?;
         let third = kubectl_1_20_ok(s, &["apply", "-f", "-"], Some(&changed))?;
         check(
             third.contains("configmap/v120-applied configured")
