@@ -315,6 +315,8 @@ fn main() {
     if let Some(mut d) = suite.agent.lock().unwrap_or_else(|e| e.into_inner()).take() {
         d.stop(Duration::from_secs(5));
     }
+    // exit() skips destructors: the lab must go first.
+    drop(suite);
     conclusion.exit();
 }
 
@@ -1366,20 +1368,26 @@ impl PressureAgent<'_> {
     }
 }
 
-impl Drop for PressureAgent<'_> {
-    fn drop(&mut self) {
-        let _ = self.kubectl(
+impl PressureAgent<'_> {
+    /// Deletes every pod and waits until the agent has torn them down
+    /// (containers, sandbox, IP: the per-pod directories go last).
+    fn remove_pods(&self) -> Result<(), Failed> {
+        self.kubectl(
             &["delete", "pods", "--all", "-n", "default", "--wait=false"],
             None,
-        );
-        // Deleted pods are torn down by the agent (containers, sandbox,
-        // IP) before it stops.
-        let sandboxes = self.root().join("sandboxes");
-        let _ = wait_for(
+        )?;
+        let pods = self.root().join("pods");
+        wait_for(
             "pressure agent pods removed",
             Duration::from_secs(15),
-            || std::fs::read_dir(&sandboxes).map_or(true, |d| d.count() == 0),
-        );
+            || std::fs::read_dir(&pods).is_ok_and(|d| d.count() == 0),
+        )
+    }
+}
+
+impl Drop for PressureAgent<'_> {
+    fn drop(&mut self) {
+        let _ = self.remove_pods();
         if let Some(mut d) = self.agent.take() {
             d.stop(Duration::from_secs(5));
         }
@@ -1641,5 +1649,11 @@ fn memory_pressure_eviction(s: &Suite) -> Result<(), Failed> {
         "important pod lost its memory",
     )?;
     eprintln!("memory pressure eviction: {:?} in all", t0.elapsed());
+    pa.remove_pods().map_err(|e| pa.with_log(e))?;
+    let left = s.ctr(&["containers", "ls", "-q"])?;
+    check(
+        !left.lines().any(|id| id.starts_with("hog-")),
+        format!("containers left after the pods were deleted: {left}"),
+    )?;
     Ok(())
 }
