@@ -1472,6 +1472,7 @@ spec:
 /// their zero requests, so priority decides), Failed/Evicted with an
 /// Event; the other keeps running; MemoryPressure (and its NoSchedule
 /// taint) goes True, then back to False after the 3 s transition period.
+/// A `pid.available<100%` threshold shows PIDPressure from a real reading.
 fn memory_pressure_eviction(s: &Suite) -> Result<(), Failed> {
     let t0 = Instant::now();
     s.lab.etcd_start().map_err(|e| e.to_string())?;
@@ -1509,7 +1510,9 @@ fn memory_pressure_eviction(s: &Suite) -> Result<(), Failed> {
         "--kubelet-port=0".into(),
         format!("--system-reserved=cpu=100m,memory={reserved}"),
         "--kube-reserved=cpu=50m".into(),
-        "--eviction-hard=memory.available<100Mi,nodefs.available<10%".into(),
+        // pid.available below 100% of the limit always holds: PIDPressure
+        // from a real reading, without exhausting PIDs.
+        "--eviction-hard=memory.available<100Mi,nodefs.available<10%,pid.available<100%".into(),
         "--eviction-pressure-transition-period=3s".into(),
     ];
     pa.agent = Some(
@@ -1555,12 +1558,24 @@ fn memory_pressure_eviction(s: &Suite) -> Result<(), Failed> {
             alloc["ephemeral-storage"], cap["ephemeral-storage"]
         ),
     )?;
-    for kind in ["DiskPressure", "PIDPressure"] {
-        check(
-            node_condition(&node, kind) == "False",
-            format!("{kind} is not False: {}", node["status"]["conditions"]),
-        )?;
-    }
+    check(
+        node_condition(&node, "DiskPressure") == "False",
+        format!(
+            "DiskPressure is not False: {}",
+            node["status"]["conditions"]
+        ),
+    )?;
+    wait_for(
+        "PIDPressure=True with its taint",
+        Duration::from_secs(10),
+        || {
+            let n = pa.get(&["node", NODE]).unwrap_or_default();
+            node_condition(&n, "PIDPressure") == "True"
+                && has_taint(&n, "node.kubernetes.io/pid-pressure")
+                && node_condition(&n, "MemoryPressure") == "False"
+        },
+    )
+    .map_err(|e| pa.with_log(e))?;
 
     pa.kubectl(
         &["apply", "-f", "-"],
