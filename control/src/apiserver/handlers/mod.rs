@@ -410,7 +410,7 @@ async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Respo
             Ok(json_response(StatusCode::OK, &v))
         }
         Verb::Delete if dry_run => {
-            delete_options(params, &body)?;
+            delete_options(params, &req.headers, &body)?;
             let name = t.name.clone().unwrap_or_default();
             let s = rest::get(&api, t.res, ns, &name).await?;
             Ok(json_response(
@@ -422,18 +422,22 @@ async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Respo
             "dryRun is not supported for deletecollection".into(),
         )),
         Verb::Delete => {
-            let opts = delete_options(params, &body)?;
+            let opts = delete_options(params, &req.headers, &body)?;
             let name = t.name.clone().unwrap_or_default();
             let (v, gone) = rest::delete(&api, t.res, ns, &name, &opts).await?;
-            let code = if gone {
-                StatusCode::OK
-            } else {
+            // As Kubernetes (handlers/delete.go): an object left in place
+            // (finalizers, a graceful pod, a namespace emptying) is 200 with
+            // the object; 202 only when the client asked for cascading with
+            // `orphanDependents: false`, which old clients expect.
+            let code = if !gone && opts.orphan_dependents == Some(false) {
                 StatusCode::ACCEPTED
+            } else {
+                StatusCode::OK
             };
             Ok(json_response(code, &v))
         }
         Verb::DeleteCollection => {
-            let opts = delete_options(params, &body)?;
+            let opts = delete_options(params, &req.headers, &body)?;
             let list = params.list_options(t.res)?;
             let v = rest::delete_collection(&api, t.res, ns, &list, &opts).await?;
             Ok(json_response(StatusCode::OK, &v))
@@ -441,12 +445,30 @@ async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Respo
     }
 }
 
-fn delete_options(params: &Params, body: &[u8]) -> Result<DeleteOptions, ApiError> {
+/// A `DeleteOptions` body in any media type objects come in (client-go's
+/// typed clients send protobuf), then the query's options over it.
+fn delete_options(
+    params: &Params,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<DeleteOptions, ApiError> {
     let mut opts = if body.iter().all(u8::is_ascii_whitespace) {
         DeleteOptions::default()
     } else {
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::BadRequest(format!("error decoding DeleteOptions: {e}")))?;
+        let v = read_object(headers, body).map_err(|e| match e {
+            ApiError::BadRequest(m) => {
+                ApiError::BadRequest(format!("error decoding DeleteOptions: {m}"))
+            }
+            other => other,
+        })?;
+        match v.get("kind").and_then(Value::as_str) {
+            None | Some("DeleteOptions") => {}
+            Some(other) => {
+                return Err(ApiError::BadRequest(format!(
+                    "the body is a {other}, not DeleteOptions"
+                )))
+            }
+        }
         DeleteOptions::from_body(&v)?
     };
     let orphan = match params.get("orphanDependents") {
