@@ -228,7 +228,9 @@ pub async fn delete(
             WriteOutcome::ObjectChanged(None) => {
                 return Err(ApiError::not_found(res.group, res.plural, name))
             }
-            WriteOutcome::ObjectChanged(Some(_)) | WriteOutcome::ClaimTaken(_) => {}
+            WriteOutcome::ObjectChanged(Some(_))
+            | WriteOutcome::ClaimTaken(_)
+            | WriteOutcome::GuardChanged(_) => {}
         }
     }
     Err(conflict(res, name))
@@ -432,7 +434,9 @@ async fn mark_terminating(
             WriteOutcome::ObjectChanged(None) => {
                 return Err(ApiError::not_found(res.group, res.plural, name))
             }
-            WriteOutcome::ObjectChanged(Some(_)) | WriteOutcome::ClaimTaken(_) => {}
+            WriteOutcome::ObjectChanged(Some(_))
+            | WriteOutcome::ClaimTaken(_)
+            | WriteOutcome::GuardChanged(_) => {}
         }
     }
     Err(conflict(res, name))
@@ -478,7 +482,9 @@ async fn finalize_namespace(
             WriteOutcome::ObjectChanged(None) => {
                 return Err(ApiError::not_found(res.group, res.plural, name))
             }
-            WriteOutcome::ObjectChanged(Some(_)) | WriteOutcome::ClaimTaken(_) => {}
+            WriteOutcome::ObjectChanged(Some(_))
+            | WriteOutcome::ClaimTaken(_)
+            | WriteOutcome::GuardChanged(_) => {}
         }
     }
     Err(conflict(res, name))
