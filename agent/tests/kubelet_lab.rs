@@ -1352,16 +1352,25 @@ impl PressureAgent<'_> {
         )
         .into()
     }
-    /// Working set of the pod's memory cgroup as the agent measures it.
+    /// Working set of the pod's memory cgroup as the agent measures it
+    /// (cgroup v1's memory controller, else the unified hierarchy).
     fn pod_memory(&self, uid: &str) -> Option<i64> {
-        let d = Path::new("/sys/fs/cgroup/memory")
-            .join(self.cgroup_root())
-            .join(format!("pod{uid}"));
-        let read = |f: &str| std::fs::read_to_string(d.join(f)).ok();
-        let usage: i64 = read("memory.usage_in_bytes")?.trim().parse().ok()?;
+        let rel = format!("{}/pod{uid}", self.cgroup_root());
+        let v1 = Path::new("/sys/fs/cgroup/memory").join(&rel);
+        let (dir, usage_file, inactive_key) = if v1.is_dir() {
+            (v1, "memory.usage_in_bytes", "total_inactive_file ")
+        } else {
+            (
+                Path::new("/sys/fs/cgroup").join(&rel),
+                "memory.current",
+                "inactive_file ",
+            )
+        };
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).ok();
+        let usage: i64 = read(usage_file)?.trim().parse().ok()?;
         let inactive: i64 = read("memory.stat")?
             .lines()
-            .find_map(|l| l.strip_prefix("total_inactive_file "))
+            .find_map(|l| l.strip_prefix(inactive_key))
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0);
         Some(usage - inactive)

@@ -155,6 +155,23 @@ fn verb_of(method: &Method, t: &ResourceTarget, watch: bool) -> Result<Verb, Api
     })
 }
 
+fn attributes<'a>(
+    verb: Verb,
+    t: &'a ResourceTarget,
+    name: Option<&'a str>,
+    pod_node: Option<&'a str>,
+) -> Attributes<'a> {
+    Attributes {
+        verb: Some(verb),
+        group: t.res.group,
+        resource: t.res.plural,
+        subresource: t.sub.map(Sub::name),
+        namespace: t.namespace.as_deref(),
+        name,
+        pod_node_name: pod_node,
+    }
+}
+
 fn authorize(
     api: &ApiServer,
     user: Option<&User>,
@@ -166,15 +183,7 @@ fn authorize(
     let Some(user) = user else {
         return Err(ApiError::Unauthorized);
     };
-    let attrs = Attributes {
-        verb: Some(verb),
-        group: t.res.group,
-        resource: t.res.plural,
-        subresource: t.sub.map(Sub::name),
-        namespace: t.namespace.as_deref(),
-        name,
-        pod_node_name: pod_node,
-    };
+    let attrs = attributes(verb, t, name, pod_node);
     match api.authorizer.authorize(user, &attrs) {
         Decision::Allow => Ok(()),
         Decision::Deny(reason) => {
@@ -237,12 +246,20 @@ async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Respo
         }
         body_bytes = Some(b);
     } else if let (Some(name), true) = (&t.name, is_pod) {
-        if let Ok(s) = rest::get(&api, t.res, ns, name).await {
-            pod_node = s
-                .value
-                .pointer("/spec/nodeName")
-                .and_then(Value::as_str)
-                .map(str::to_string);
+        // Read the pod only when the decision can depend on its node: for
+        // most callers it cannot, and the read doubled every pod request.
+        let wants_node = req.user.as_ref().is_some_and(|u| {
+            api.authorizer
+                .uses_pod_node(u, &attributes(verb, &t, Some(name), None))
+        });
+        if wants_node {
+            if let Ok(s) = rest::get(&api, t.res, ns, name).await {
+                pod_node = s
+                    .value
+                    .pointer("/spec/nodeName")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+            }
         }
     }
     let name = t.name.as_deref().or(body_name.as_deref());

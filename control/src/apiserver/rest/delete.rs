@@ -233,7 +233,9 @@ pub async fn delete(
             WriteOutcome::ObjectChanged(None) => {
                 return Err(ApiError::not_found(res.group, res.plural, name))
             }
-            WriteOutcome::ObjectChanged(Some(_)) | WriteOutcome::ClaimTaken(_) => {}
+            WriteOutcome::ObjectChanged(Some(_))
+            | WriteOutcome::ClaimTaken(_)
+            | WriteOutcome::GuardChanged(_) => {}
         }
     }
     Err(conflict(res, name))
@@ -437,7 +439,9 @@ async fn mark_terminating(
             WriteOutcome::ObjectChanged(None) => {
                 return Err(ApiError::not_found(res.group, res.plural, name))
             }
-            WriteOutcome::ObjectChanged(Some(_)) | WriteOutcome::ClaimTaken(_) => {}
+            WriteOutcome::ObjectChanged(Some(_))
+            | WriteOutcome::ClaimTaken(_)
+            | WriteOutcome::GuardChanged(_) => {}
         }
     }
     Err(conflict(res, name))
@@ -483,7 +487,9 @@ async fn finalize_namespace(
             WriteOutcome::ObjectChanged(None) => {
                 return Err(ApiError::not_found(res.group, res.plural, name))
             }
-            WriteOutcome::ObjectChanged(Some(_)) | WriteOutcome::ClaimTaken(_) => {}
+            WriteOutcome::ObjectChanged(Some(_))
+            | WriteOutcome::ClaimTaken(_)
+            | WriteOutcome::GuardChanged(_) => {}
         }
     }
     Err(conflict(res, name))
