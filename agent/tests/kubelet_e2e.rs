@@ -417,8 +417,9 @@ fn killed_container_restarts(s: &Suite) -> Result<(), Failed> {
         return Err(format!("after the kill: {}", after["status"]).into());
     }
 
-    kill_container(s, i, &after)?;
+    // Taken before the kill: the kubelet's back-off clock starts later.
     let killed = Instant::now();
+    kill_container(s, i, &after)?;
     let waiting = wait_for(
         "CrashLoopBackOff after the second kill",
         Duration::from_secs(10),
