@@ -262,8 +262,20 @@ impl Proxy {
     /// commit landing between our commit and our reading of the id goes
     /// unnoticed until the next foreign commit or the periodic full resync.
     fn tampered(&mut self) -> bool {
-        let now = genid::generation(&self.place).ok();
+        let now = self.generation();
         now.is_none() || now != self.generation
+    }
+
+    /// The generation id, read on the proxy's socket.
+    fn generation(&mut self) -> Option<u32> {
+        let now = self.socket().ok().map(|s| s.generation());
+        match now {
+            Some(Ok(g)) => Some(g),
+            _ => {
+                self.socket = None;
+                genid::generation(&self.place).ok()
+            }
+        }
     }
 
     fn socket(&mut self) -> Result<&Socket, SyncError> {
@@ -455,7 +467,7 @@ impl Proxy {
             }
         };
         let nft_elapsed = nft_start.elapsed();
-        self.generation = genid::generation(&self.place).ok();
+        self.generation = self.generation();
         for ((fam, (programmed, counts)), picks) in
             self.families.iter_mut().zip(new_programmed).zip(new_picks)
         {

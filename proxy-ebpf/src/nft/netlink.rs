@@ -459,6 +459,16 @@ impl Socket {
         first_error.map_or(Ok(()), Err)
     }
 
+    /// The namespace's nf_tables generation id (genid.rs), on this
+    /// socket: a fresh socket and thread per query cost 8-17 ms each
+    /// (measured at 10,000 services), more than the element batch.
+    pub fn generation(&self) -> io::Result<u32> {
+        self.send(&super::genid::request(1))?;
+        let mut buf = [0u8; 512];
+        let n = self.recv(&mut buf)?;
+        super::genid::parse(&buf[..n])
+    }
+
     /// Names of the chains and of the sets of `family table` (a dump of
     /// each: no elements, no rules).
     pub fn names(&self, family: IpFamily, table: &str) -> Result<TableNames, NetlinkError> {
