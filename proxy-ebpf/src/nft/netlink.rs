@@ -363,9 +363,26 @@ impl Socket {
                 )
             })?;
             // SAFETY: fd is a fresh, valid descriptor owned by nobody else.
-            Ok(Socket {
+            let s = Socket {
                 fd: unsafe { OwnedFd::from_raw_fd(fd) },
-            })
+            };
+            // A kernel that answers less than expected must not hang the
+            // proxy: a receive that waits this long fails the sync instead.
+            let timeout = libc::timeval {
+                tv_sec: 30,
+                tv_usec: 0,
+            };
+            // SAFETY: setsockopt reads a timeval from a live local.
+            check(unsafe {
+                libc::setsockopt(
+                    s.fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVTIMEO,
+                    (&timeout as *const libc::timeval).cast(),
+                    std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+                )
+            })?;
+            Ok(s)
         };
         if place.netns.is_none() {
             open()
