@@ -2,6 +2,7 @@
 //! here, spelled the same (`etcd-endpoints = ["http://..."]`); flags override
 //! the file. This module only parses; it never applies settings.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -42,9 +43,23 @@ pub struct FileConfig {
     pub tls_private_key_file: Option<PathBuf>,
     pub client_ca_file: Option<PathBuf>,
     pub insecure_registry: Option<Vec<String>>,
+    pub system_reserved: Option<KeyValues>,
+    pub kube_reserved: Option<KeyValues>,
+    pub eviction_hard: Option<KeyValues>,
+    pub eviction_pressure_transition_period: Option<String>,
     // proxy and kubelet
     pub kubeconfig: Option<PathBuf>,
     pub cluster_cidr: Option<Vec<String>>,
+}
+
+/// A `name=value` list, as the flag spells it (`"cpu=100m,memory=1Gi"`,
+/// `"memory.available<100Mi"`) or as a table (`{cpu = "100m"}`,
+/// `{"memory.available" = "100Mi"}`, kubelet's config-file form).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum KeyValues {
+    Text(String),
+    Table(BTreeMap<String, String>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +129,10 @@ kubelet-port = 10250
 tls-cert-file = "/etc/capstan/agent.crt"
 tls-private-key-file = "/etc/capstan/agent.key"
 client-ca-file = "/etc/capstan/ca.crt"
+system-reserved = "cpu=100m,memory=256Mi"
+kube-reserved = {memory = "128Mi"}
+eviction-hard = {"memory.available" = "200Mi"}
+eviction-pressure-transition-period = "30s"
 "#,
         )
         .unwrap();
@@ -123,6 +142,21 @@ client-ca-file = "/etc/capstan/ca.crt"
         assert_eq!(c.cluster_dns.as_ref().map(Vec::len), Some(1));
         assert_eq!(c.cgroup_root.as_deref(), Some("capstan"));
         assert_eq!(c.kubelet_port, Some(10250));
+        assert_eq!(
+            c.system_reserved,
+            Some(KeyValues::Text("cpu=100m,memory=256Mi".into()))
+        );
+        assert_eq!(
+            c.eviction_hard,
+            Some(KeyValues::Table(BTreeMap::from([(
+                "memory.available".into(),
+                "200Mi".into()
+            )])))
+        );
+        assert_eq!(
+            c.eviction_pressure_transition_period.as_deref(),
+            Some("30s")
+        );
         let c = FileConfig::parse(Path::new("a.toml"), "ipMasq = false").unwrap();
         assert_eq!(c.ip_masq, Some(false));
         let e = FileConfig::parse(Path::new("a.toml"), "bogus = 1").unwrap_err();

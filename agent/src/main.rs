@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use capstan_agent::config_file::FileConfig;
+use capstan_agent::config_file::{FileConfig, KeyValues};
+use capstan_agent::node::resources::Resources;
 use capstan_agent::{kubelet, overlay};
 use clap::{Parser, ValueEnum};
 
@@ -159,6 +160,25 @@ struct Cli {
     #[arg(long, value_delimiter = ',')]
     insecure_registry: Option<Vec<String>>,
 
+    /// kubelet: resources kept for the OS, taken out of allocatable
+    /// (cpu=100m,memory=256Mi,ephemeral-storage=1Gi,pid=1000).
+    #[arg(long)]
+    system_reserved: Option<String>,
+
+    /// kubelet: resources kept for Kubernetes daemons (same syntax).
+    #[arg(long)]
+    kube_reserved: Option<String>,
+
+    /// kubelet: hard eviction thresholds; given ones replace all defaults
+    /// [default: memory.available<100Mi,nodefs.available<10%,nodefs.inodesFree<5%,imagefs.available<15%,imagefs.inodesFree<5%].
+    #[arg(long)]
+    eviction_hard: Option<String>,
+
+    /// kubelet: how long a pressure condition stays True after its
+    /// threshold is no longer met [default: 5m0s].
+    #[arg(long)]
+    eviction_pressure_transition_period: Option<String>,
+
     /// proxy: kubeconfig to watch Services and EndpointSlices with [default: in-cluster or $KUBECONFIG];
     /// kubelet: with it, pods bound to this node run too and the node registers itself.
     #[arg(long)]
@@ -218,11 +238,59 @@ fn parse_components(names: &[String]) -> anyhow::Result<Vec<Component>> {
         .collect()
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    let file = match &cli.config {
+/// A reservation flag or key; errors name the flag.
+fn reserved(flag: &str, cli: Option<String>, file: Option<KeyValues>) -> anyhow::Result<Resources> {
+    match (cli, file) {
+        (Some(t), _) | (None, Some(KeyValues::Text(t))) => Resources::parse(&t),
+        (None, Some(KeyValues::Table(m))) => Resources::from_map(&m),
+        (None, None) => Ok(Resources::default()),
+    }
+    .map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+}
+
+fn eviction_settings(
+    cli: &mut Cli,
+    file: &mut FileConfig,
+) -> anyhow::Result<kubelet::eviction::Settings> {
+    use kubelet::eviction::{parse_duration, threshold, Settings};
+    let mut s = Settings {
+        system_reserved: reserved(
+            "system-reserved",
+            cli.system_reserved.take(),
+            file.system_reserved.take(),
+        )?,
+        kube_reserved: reserved(
+            "kube-reserved",
+            cli.kube_reserved.take(),
+            file.kube_reserved.take(),
+        )?,
+        ..Default::default()
+    };
+    let hard = match (cli.eviction_hard.take(), file.eviction_hard.take()) {
+        (Some(t), _) | (None, Some(KeyValues::Text(t))) => Some(threshold::parse_list(&t)),
+        (None, Some(KeyValues::Table(m))) => Some(threshold::from_map(&m)),
+        (None, None) => None,
+    };
+    if let Some(h) = hard {
+        s.hard = h.map_err(|e| anyhow::anyhow!("--eviction-hard: {e}"))?;
+    }
+    if let Some(p) = cli
+        .eviction_pressure_transition_period
+        .take()
+        .or(file.eviction_pressure_transition_period.take())
+    {
+        s.pressure_transition_period = parse_duration(&p)
+            .map_err(|e| anyhow::anyhow!("--eviction-pressure-transition-period: {e}"))?;
+    }
+    Ok(s)
+}
+
+fn run(mut cli: Cli) -> anyhow::Result<()> {
+    let mut file = match &cli.config {
         Some(p) => FileConfig::load(p)?,
         None => FileConfig::default(),
     };
+    let eviction = eviction_settings(&mut cli, &mut file)?;
     let components = match (cli.components, &file.components) {
         (Some(c), _) => c,
         (None, Some(names)) => parse_components(names)?,
@@ -342,6 +410,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .insecure_registry
             .or(file.insecure_registry)
             .unwrap_or_default(),
+        eviction,
     };
     if kubelet_opts.tls_cert_file.is_some() != kubelet_opts.tls_private_key_file.is_some() {
         bail!("--tls-cert-file and --tls-private-key-file go together");

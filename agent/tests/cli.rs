@@ -82,6 +82,56 @@ fn config_file_keys_are_checked_and_flags_override_them() {
 }
 
 #[test]
+fn reservation_and_eviction_flags_are_checked_before_anything_runs() {
+    one_line_error(
+        &["--components", "kubelet", "--system-reserved", "gpu=1"],
+        "--system-reserved: unknown resource \"gpu\"",
+    );
+    one_line_error(
+        &["--components", "kubelet", "--kube-reserved", "memory=lots"],
+        "--kube-reserved: memory=\"lots\"",
+    );
+    one_line_error(
+        &[
+            "--components",
+            "kubelet",
+            "--eviction-hard",
+            "memory.available>1Gi",
+        ],
+        "--eviction-hard: \"memory.available>1Gi\": only \"<\"",
+    );
+    one_line_error(
+        &[
+            "--components",
+            "kubelet",
+            "--eviction-hard",
+            "nodefs.available<110%",
+        ],
+        "nodefs.available",
+    );
+    one_line_error(
+        &[
+            "--components",
+            "kubelet",
+            "--eviction-pressure-transition-period",
+            "5 minutes",
+        ],
+        "--eviction-pressure-transition-period",
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("agent.toml");
+    std::fs::write(
+        &file,
+        "components = [\"kubelet\"]\neviction-hard = {\"memory.free\" = \"1Gi\"}\n",
+    )
+    .expect("write");
+    one_line_error(
+        &["--config", file.to_str().unwrap_or_default()],
+        "unknown eviction signal \"memory.free\"",
+    );
+}
+
+#[test]
 fn help_and_version_succeed() {
     assert_eq!(run(&["--help"]).0, 0);
     assert_eq!(run(&["--version"]).0, 0);

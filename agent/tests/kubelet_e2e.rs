@@ -4,8 +4,12 @@
 //! Service + ReplicationController serving HTTP with a liveness probe)
 //! answers from the underlay; Nodes carry the overlay's podCIDR and
 //! NetworkUnavailable=False; a killed container restarts with
-//! restartCount 1; an agent restart leaves containers untouched and a
-//! running ping loses nothing.
+//! restartCount 1, a second kill waits out the CrashLoopBackOff; a
+//! failing liveness probe restarts its container; `kubectl logs -f` streams
+//! what a container prints after it started and `--previous` shows the
+//! attempt before a restart; an image pulls from the lab's registry with an
+//! imagePullSecret and a missing one ends in ImagePullBackOff; an agent
+//! restart leaves containers untouched and a running ping loses nothing.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +22,8 @@ use serde_json::Value;
 
 const IMAGE: &str = capstan_lab::image::TEST_IMAGE;
 const NODE_PORT: u16 = 30080;
+/// The lab registry listens on node-1's underlay address at this port.
+const REGISTRY_PORT: u16 = 5000;
 const NETWORK_CONFIG: &str =
     r#"{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan","VNI":1,"Port":8472}}"#;
 
@@ -94,7 +100,21 @@ impl Suite {
             format!("--cgroup-root={}", self.lab.cgroup_root()),
             "--cluster-cidr=10.244.0.0/16".into(),
             format!("--client-ca-file={}", self.cp.ca_cert().display()),
+            // The lab's registry (registry_pulls) speaks plain HTTP.
+            format!("--insecure-registry={}", self.registry_host()),
         ]
+    }
+    fn registry_host(&self) -> String {
+        format!("{}:{REGISTRY_PORT}", self.lab.node(0).ip())
+    }
+    /// `kubectl ARGS` as a long-running child (`logs -f`, `get -w`).
+    fn kubectl_child(&self, args: &[&str]) -> Result<std::process::Child, Failed> {
+        let mut c = self.cp.kubectl().map_err(|e| e.to_string())?;
+        Ok(c.args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?)
     }
     fn start_agent(&self, i: usize) -> Result<(), Failed> {
         let bin = capstan_lab::bins::path("capstan-agent").map_err(|e| e.to_string())?;
@@ -144,6 +164,8 @@ fn main() {
             "curl",
             "nft",
             "ping",
+            "docker-registry",
+            "skopeo",
         ],
     ) {
         return;
@@ -195,7 +217,22 @@ fn main() {
     let trials = vec![
         t("nodes_ready_with_overlay_pod_cidr", nodes_ready),
         t("seed_example_answers_on_the_node_port", seed_example),
-        t("killed_container_restarts_once", killed_container_restarts),
+        t(
+            "killed_container_restarts_once_then_backs_off",
+            killed_container_restarts,
+        ),
+        t(
+            "failing_liveness_probe_restarts_the_container",
+            liveness_restarts,
+        ),
+        t(
+            "kubectl_logs_follow_streams_and_previous_shows_the_last_attempt",
+            logs_follow,
+        ),
+        t(
+            "registry_pull_with_pull_secret_then_image_pull_backoff",
+            registry_pulls,
+        ),
         t(
             "agent_restart_leaves_containers_and_traffic_alone",
             agent_restart,
@@ -329,6 +366,25 @@ fn container_id(pod: &Value) -> String {
         .to_string()
 }
 
+fn node_index(s: &Suite, pod: &Value) -> usize {
+    usize::from(pod["spec"]["nodeName"] == s.lab.node(1).name())
+}
+
+/// SIGKILL to a container's task, behind the kubelet's back.
+fn kill_container(s: &Suite, node: usize, pod: &Value) -> Result<(), Failed> {
+    let id = container_id(pod);
+    let cid = id.trim_start_matches("containerd://");
+    let mut ctr = s.lab.node(node).ctr().map_err(|e| e.to_string())?;
+    cmd::run(ctr.args(["tasks", "kill", "-s", "SIGKILL", cid])).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn timestamp(v: &Value) -> Option<jiff::Timestamp> {
+    v.as_str()?.parse().ok()
+}
+
+/// The first restart is immediate; a second exit soon after waits out
+/// kubelet's 10 s back-off, shown as CrashLoopBackOff meanwhile.
 fn killed_container_restarts(s: &Suite) -> Result<(), Failed> {
     let pods = wait_for(
         "demo pods",
@@ -341,27 +397,62 @@ fn killed_container_restarts(s: &Suite) -> Result<(), Failed> {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let node = pod["spec"]["nodeName"].as_str().unwrap_or_default();
-    let i = usize::from(node == s.lab.node(1).name());
+    let i = node_index(s, pod);
     let id = container_id(pod);
-    let cid = id.trim_start_matches("containerd://");
-    let mut ctr = s.lab.node(i).ctr().map_err(|e| e.to_string())?;
-    cmd::run(ctr.args(["tasks", "kill", "-s", "SIGKILL", cid])).map_err(|e| e.to_string())?;
+    let restarted = |n: u32| {
+        s.get(&["pod", &name]).filter(|p| {
+            p["status"]["containerStatuses"][0]["restartCount"] == n
+                && condition(p, "Ready") == "True"
+        })
+    };
+    kill_container(s, i, pod)?;
     let after = wait_for(
         "restartCount 1 and Ready again",
         Duration::from_secs(30),
-        || {
-            s.get(&["pod", &name]).filter(|p| {
-                p["status"]["containerStatuses"][0]["restartCount"] == 1
-                    && condition(p, "Ready") == "True"
-            })
-        },
+        || restarted(1),
         || s.log(),
     )?;
     let last = &after["status"]["containerStatuses"][0]["lastState"]["terminated"];
     if last["exitCode"] != 137 || container_id(&after) == id {
         return Err(format!("after the kill: {}", after["status"]).into());
     }
+
+    kill_container(s, i, &after)?;
+    let killed = Instant::now();
+    let waiting = wait_for(
+        "CrashLoopBackOff after the second kill",
+        Duration::from_secs(10),
+        || {
+            s.get(&["pod", &name]).filter(|p| {
+                p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+                    == "CrashLoopBackOff"
+            })
+        },
+        || s.log(),
+    )?;
+    let st = &waiting["status"]["containerStatuses"][0];
+    let msg = st["state"]["waiting"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    if st["restartCount"] != 1 || !msg.contains("back-off 10s") || st["ready"] != false {
+        return Err(format!("in back-off: {st}").into());
+    }
+    let again = wait_for(
+        "restartCount 2 and Ready after the back-off",
+        Duration::from_secs(30),
+        || restarted(2),
+        || s.log(),
+    )?;
+    let held = killed.elapsed();
+    let st = &again["status"]["containerStatuses"][0];
+    // Seconds resolution on both stamps: 10 s apart can read as 9.
+    let gap = timestamp(&st["state"]["running"]["startedAt"])
+        .zip(timestamp(&st["lastState"]["terminated"]["finishedAt"]))
+        .map(|(started, finished)| started.as_second() - finished.as_second());
+    if held < Duration::from_secs(10) || gap.is_none_or(|g| g < 9) {
+        return Err(format!("second restart after {held:?} (stamps {gap:?} s apart): {st}").into());
+    }
+    eprintln!("second kill: {msg:?}, restarted after {held:?}");
     Ok(())
 }
 
@@ -553,5 +644,460 @@ spec:
     eprintln!("delete: preStop ran, SIGTERM handled, pod gone after {took:?}");
     let _ = s.kubectl(&["delete", "service", "gate"], None);
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Lines (or JSON objects) a long-running kubectl prints, read on a thread
+/// so a test waits for the next one with a deadline; the child is killed on
+/// drop.
+struct Stream<T> {
+    child: std::process::Child,
+    rx: std::sync::mpsc::Receiver<T>,
+    seen: Vec<T>,
+}
+
+impl<T: Clone + Send + 'static> Stream<T> {
+    fn start(
+        mut child: std::process::Child,
+        read: impl FnOnce(std::process::ChildStdout, std::sync::mpsc::Sender<T>) + Send + 'static,
+    ) -> Result<Self, Failed> {
+        let out = child.stdout.take().ok_or("kubectl without stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || read(out, tx));
+        Ok(Self {
+            child,
+            rx,
+            seen: Vec::new(),
+        })
+    }
+
+    /// Waits for an item `f` accepts; Err(true) when the stream ended
+    /// first, Err(false) at the deadline.
+    fn until(&mut self, timeout: Duration, f: impl Fn(&T) -> bool) -> Result<T, bool> {
+        let end = Instant::now() + timeout;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(v) => {
+                    let hit = f(&v);
+                    self.seen.push(v.clone());
+                    if hit {
+                        return Ok(v);
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => return Err(false),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Err(true),
+            }
+        }
+    }
+
+    fn stderr(&mut self) -> String {
+        let _ = self.child.kill();
+        let mut text = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut text);
+        }
+        text
+    }
+}
+
+impl<T> Drop for Stream<T> {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lines(out: std::process::ChildStdout, tx: std::sync::mpsc::Sender<String>) {
+    use std::io::BufRead;
+    for line in std::io::BufReader::new(out).lines() {
+        let Ok(line) = line else { return };
+        if tx.send(line).is_err() {
+            return;
+        }
+    }
+}
+
+fn json_objects(out: std::process::ChildStdout, tx: std::sync::mpsc::Sender<Value>) {
+    for v in serde_json::Deserializer::from_reader(out).into_iter::<Value>() {
+        let Ok(v) = v else { return };
+        if tx.send(v).is_err() {
+            return;
+        }
+    }
+}
+
+/// A hostPath directory in node `i`'s lab directory, for files a test and
+/// a container hand each other.
+fn shared_dir(s: &Suite, i: usize, name: &str) -> Result<std::path::PathBuf, Failed> {
+    let dir = s.lab.node(i).dir().join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Drops a file the container polls for, whole (written, then renamed).
+fn hand_over(dir: &std::path::Path, name: &str, text: &str) -> Result<(), Failed> {
+    let tmp = dir.join(format!(".{name}"));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, dir.join(name))?;
+    Ok(())
+}
+
+fn delete_pod(s: &Suite, name: &str) -> Result<(), Failed> {
+    s.kubectl(&["delete", "pod", name, "--wait=false"], None)?;
+    wait_for(
+        &format!("{name} gone"),
+        Duration::from_secs(20),
+        || s.get(&["pod", name]).is_none().then_some(()),
+        || s.log(),
+    )
+}
+
+/// The container turns unhealthy by itself once told to (it removes the
+/// file its exec liveness probe tests, once); the kubelet kills it (grace
+/// 1 s; sh as PID 1 ignores SIGTERM, so SIGKILL: 137) and starts a new
+/// attempt, which is healthy again. Nothing else ends this container.
+fn liveness_restarts(s: &Suite) -> Result<(), Failed> {
+    let dir = shared_dir(s, 1, "alive")?;
+    let node = s.lab.node(1).name().to_string();
+    s.kubectl(
+        &["apply", "--validate=false", "-f", "-"],
+        Some(&format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: alive, namespace: default}}
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 1
+  volumes: [{{name: t, hostPath: {{path: {dir}}}}}]
+  containers:
+  - name: main
+    image: {IMAGE}
+    volumeMounts: [{{name: t, mountPath: /t}}]
+    command: ["sh", "-c", "touch /tmp/live; while true; do if [ -f /t/fail ]; then rm -f /t/fail /tmp/live; fi; sleep 0.2; done"]
+    livenessProbe:
+      exec: {{command: ["test", "-f", "/tmp/live"]}}
+      periodSeconds: 1
+      failureThreshold: 2
+"#,
+            dir = dir.display()
+        )),
+    )?;
+    let pod = wait_for(
+        "alive Running and Ready",
+        Duration::from_secs(30),
+        || {
+            s.get(&["pod", "alive"])
+                .filter(|p| condition(p, "Ready") == "True")
+        },
+        || s.log(),
+    )?;
+    let id = container_id(&pod);
+    hand_over(&dir, "fail", "")?;
+    let t0 = Instant::now();
+    let after = wait_for(
+        "restartCount 1 after the liveness probe failed",
+        Duration::from_secs(30),
+        || {
+            s.get(&["pod", "alive"]).filter(|p| {
+                p["status"]["containerStatuses"][0]["restartCount"] == 1
+                    && condition(p, "Ready") == "True"
+            })
+        },
+        || format!("{}\npod: {:?}", s.log(), s.get(&["pod", "alive"])),
+    )?;
+    let took = t0.elapsed();
+    let st = &after["status"]["containerStatuses"][0];
+    let last = &st["lastState"]["terminated"];
+    if dir.join("fail").exists()
+        || last["exitCode"] != 137
+        || last["reason"] != "Error"
+        || container_id(&after) == id
+        || !st["state"]["running"].is_object()
+    {
+        return Err(format!("after the liveness failure: {st}").into());
+    }
+    eprintln!("liveness: unhealthy → restarted and Ready in {took:?}");
+    delete_pod(s, "alive")?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// `kubectl logs -f` (capstan-control → the agent's API on :10250) shows a
+/// line the container prints only after the stream began, and ends when
+/// the container exits; after the restart `--previous` shows that attempt.
+fn logs_follow(s: &Suite) -> Result<(), Failed> {
+    let dir = shared_dir(s, 0, "chatty")?;
+    let node = s.lab.node(0).name().to_string();
+    s.kubectl(
+        &["apply", "--validate=false", "-f", "-"],
+        Some(&format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: chatty, namespace: default}}
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 1
+  volumes: [{{name: t, hostPath: {{path: {dir}}}}}]
+  containers:
+  - name: main
+    image: {IMAGE}
+    volumeMounts: [{{name: t, mountPath: /t}}]
+    command:
+    - sh
+    - -c
+    - |
+      echo started
+      while true; do
+        if [ -f /t/say ]; then cat /t/say; rm -f /t/say; fi
+        if [ -f /t/quit ]; then rm -f /t/quit; echo bye; exit 3; fi
+        sleep 0.1
+      done
+"#,
+            dir = dir.display()
+        )),
+    )?;
+    wait_for(
+        "chatty Running",
+        Duration::from_secs(30),
+        || {
+            s.get(&["pod", "chatty"])
+                .filter(|p| p["status"]["containerStatuses"][0]["state"]["running"].is_object())
+        },
+        || s.log(),
+    )?;
+    let mut follow = Stream::start(s.kubectl_child(&["logs", "-f", "chatty"])?, lines)?;
+    if let Err(ended) = follow.until(Duration::from_secs(15), |l| l == "started") {
+        let stderr = follow.stderr();
+        return Err(format!(
+            "logs -f: no \"started\" (ended: {ended}; got {:?}): {stderr}\n{}",
+            follow.seen,
+            s.log()
+        )
+        .into());
+    }
+    let word = format!("said-after-the-stream-began-{}", std::process::id());
+    hand_over(&dir, "say", &format!("{word}\n"))?;
+    let t0 = Instant::now();
+    if let Err(ended) = follow.until(Duration::from_secs(10), |l| *l == word) {
+        let stderr = follow.stderr();
+        return Err(format!(
+            "logs -f: {word:?} did not arrive (ended: {ended}; got {:?}): {stderr}",
+            follow.seen
+        )
+        .into());
+    }
+    let latency = t0.elapsed();
+    hand_over(&dir, "quit", "")?;
+    // The container's exit ends the stream, as kubelet's follow does.
+    match follow.until(Duration::from_secs(15), |_| false) {
+        Err(true) => {}
+        _ => {
+            return Err(format!(
+                "logs -f did not end after the container exited; got {:?}",
+                follow.seen
+            )
+            .into())
+        }
+    }
+    if follow.seen.last().map(String::as_str) != Some("bye") {
+        return Err(format!("logs -f: last line not \"bye\": {:?}", follow.seen).into());
+    }
+    drop(follow);
+    wait_for(
+        "chatty restarted",
+        Duration::from_secs(30),
+        || {
+            s.get(&["pod", "chatty"]).filter(|p| {
+                p["status"]["containerStatuses"][0]["restartCount"] == 1
+                    && p["status"]["containerStatuses"][0]["state"]["running"].is_object()
+            })
+        },
+        || s.log(),
+    )?;
+    let previous = s.kubectl(&["logs", "chatty", "--previous"], None)?;
+    let want = format!("started\n{word}\nbye\n");
+    if previous != want {
+        return Err(format!("logs --previous: {previous:?}, want {want:?}").into());
+    }
+    let current = s.kubectl(&["logs", "chatty"], None)?;
+    if current != "started\n" {
+        return Err(format!("logs after the restart: {current:?}").into());
+    }
+    eprintln!("logs -f: a new line arrived {latency:?} after it was written");
+    delete_pod(s, "chatty")?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// The lab's registry (on node-1's underlay address, basic auth): a pod on
+/// node-2 whose image is only there runs with a `kubectl create secret
+/// docker-registry` pull secret; a missing tag goes ErrImagePull →
+/// ImagePullBackOff with the registry's reason, as `kubectl get -w` sees.
+fn registry_pulls(s: &Suite) -> Result<(), Failed> {
+    let registry_node = s.lab.node(0);
+    let node = s.lab.node(1).name().to_string();
+    let password = format!("pw-{}", std::process::id());
+    let hash = bcrypt::hash(&password, 4).map_err(|e| e.to_string())?;
+    let registry = capstan_lab::registry::Registry::start_at(
+        &registry_node,
+        registry_node.ip(),
+        REGISTRY_PORT,
+        Some(&format!("lab:{hash}\n")),
+    )
+    .map_err(|e| e.to_string())?;
+    if registry.host != s.registry_host() {
+        return Err(format!(
+            "registry at {}, agents told {}",
+            registry.host,
+            s.registry_host()
+        )
+        .into());
+    }
+    let archive = capstan_lab::registry::test_image_archive().map_err(|e| e.to_string())?;
+    let image = registry
+        .push(
+            &registry_node,
+            &archive,
+            "capstan/pulled:v1",
+            Some(("lab", &password)),
+        )
+        .map_err(|e| e.to_string())?;
+    s.kubectl(
+        &[
+            "create",
+            "secret",
+            "docker-registry",
+            "regcred",
+            &format!("--docker-server={}", registry.host),
+            "--docker-username=lab",
+            &format!("--docker-password={password}"),
+        ],
+        None,
+    )?;
+    let pod = |name: &str, image: &str| {
+        format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, namespace: default, labels: {{pull: lab}}}}
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 1
+  imagePullSecrets: [{{name: regcred}}]
+  containers:
+  - name: main
+    image: {image}
+    command: ["sleep", "3600"]
+"#
+        )
+    };
+    let t0 = Instant::now();
+    s.kubectl(
+        &["apply", "--validate=false", "-f", "-"],
+        Some(&pod("pulled", &image)),
+    )?;
+    let st = wait_for(
+        "pulled Running",
+        Duration::from_secs(60),
+        || {
+            s.get(&["pod", "pulled"])
+                .filter(|p| p["status"]["containerStatuses"][0]["state"]["running"].is_object())
+        },
+        || format!("{}\npod: {:?}", s.log(), s.get(&["pod", "pulled"])),
+    )?;
+    let pulled_in = t0.elapsed();
+    let c = &st["status"]["containerStatuses"][0];
+    if c["image"] != image.as_str()
+        || !c["imageID"]
+            .as_str()
+            .is_some_and(|i| i.contains("@sha256:"))
+    {
+        return Err(format!("pulled: {c}").into());
+    }
+    let mut ctr = s.lab.node(1).ctr().map_err(|e| e.to_string())?;
+    let images = cmd::stdout(ctr.args(["images", "ls", "-q"])).map_err(|e| e.to_string())?;
+    if !images.lines().any(|l| l == image) {
+        return Err(format!("{image} not in node-2's containerd: {images}").into());
+    }
+
+    // Watched from before it exists (ErrImagePull lasts one 2 s retry):
+    // once the watch printed `pulled`, its list is done and every later
+    // change arrives.
+    let mut watch = Stream::start(
+        s.kubectl_child(&["get", "pods", "-l", "pull=lab", "-o", "json", "-w"])?,
+        json_objects,
+    )?;
+    if let Err(ended) = watch.until(Duration::from_secs(15), |p| {
+        p["metadata"]["name"] == "pulled"
+    }) {
+        let stderr = watch.stderr();
+        return Err(format!("get -w: no pulled (ended: {ended}): {stderr}").into());
+    }
+    let missing = format!("{}/capstan/missing:v1", registry.host);
+    s.kubectl(
+        &["apply", "--validate=false", "-f", "-"],
+        Some(&pod("badref", &missing)),
+    )?;
+    let waiting = |p: &Value, field: &str| {
+        p["status"]["containerStatuses"][0]["state"]["waiting"][field]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let badref = |p: &&Value| p["metadata"]["name"] == "badref";
+    let reasons = |seen: &[Value]| {
+        let mut r: Vec<String> = seen
+            .iter()
+            .filter(badref)
+            .map(|p| waiting(p, "reason"))
+            .collect();
+        r.dedup();
+        r
+    };
+    let backoff = match watch.until(Duration::from_secs(30), |p| {
+        badref(&p) && waiting(p, "reason") == "ImagePullBackOff"
+    }) {
+        Ok(p) => p,
+        Err(ended) => {
+            let stderr = watch.stderr();
+            return Err(format!(
+                "badref: no ImagePullBackOff (watch ended: {ended}); reasons {:?}: {stderr}\n{}",
+                reasons(&watch.seen),
+                s.log()
+            )
+            .into());
+        }
+    };
+    let seen = reasons(&watch.seen);
+    let msg = waiting(&backoff, "message");
+    let pull_error = watch
+        .seen
+        .iter()
+        .filter(badref)
+        .find(|p| waiting(p, "reason") == "ErrImagePull")
+        .map(|p| waiting(p, "message"));
+    // ErrImagePull came first: the watch stopped at ImagePullBackOff.
+    if !pull_error
+        .as_deref()
+        .is_some_and(|m| m.to_lowercase().contains("manifest unknown"))
+        || !msg.contains("Back-off pulling image")
+        || !msg.contains(&missing)
+        || !msg.to_lowercase().contains("manifest unknown")
+        || backoff["status"]["phase"] != "Pending"
+    {
+        return Err(format!(
+            "badref: reasons {seen:?}, ErrImagePull message {pull_error:?}, back-off message {msg:?}, phase {}",
+            backoff["status"]["phase"]
+        )
+        .into());
+    }
+    drop(watch);
+    eprintln!("registry: pulled and Running in {pulled_in:?}; bad reference: {seen:?}: {msg}");
+    for name in ["pulled", "badref"] {
+        delete_pod(s, name)?;
+    }
+    s.kubectl(&["delete", "secret", "regcred"], None)?;
     Ok(())
 }

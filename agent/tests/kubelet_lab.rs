@@ -2,12 +2,15 @@
 //! capstan-cni as the node's CNI plugin, static pods from a manifest
 //! directory, and `capstan-agent --components kubelet`. One lab and one
 //! agent are shared by the suite (harness = false); tests run in order.
+//! The node-pressure test adds etcd, capstan-control and a second agent
+//! (API pods, its own directories) to the same node for its duration.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use capstan_lab::control::ControlPlane;
 use capstan_lab::daemon::Daemon;
 use capstan_lab::{cmd, privileged, Lab};
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -217,6 +220,8 @@ fn main() {
             "ping",
             "skopeo",
             "docker-registry",
+            "etcd",
+            "kubectl",
         ],
     ) {
         return;
@@ -301,11 +306,17 @@ fn main() {
             "registry_pull_with_pull_secret_then_backoff_for_bad_references",
             registry_pulls,
         ),
+        t(
+            "memory_pressure_evicts_lowest_priority_pod_with_event_and_conditions",
+            memory_pressure_eviction,
+        ),
     ];
     let conclusion = libtest_mimic::run(&args, trials);
     if let Some(mut d) = suite.agent.lock().unwrap_or_else(|e| e.into_inner()).take() {
         d.stop(Duration::from_secs(5));
     }
+    // exit() skips destructors: the lab must go first.
+    drop(suite);
     conclusion.exit();
 }
 
@@ -1283,5 +1294,390 @@ spec:
             s.status(name).is_none()
         })?;
     }
+    Ok(())
+}
+
+/// The pressure test's own API-driven agent on node-1, beside the suite's
+/// static-pod agent: its own root, log, netns prefix and cgroup root, no
+/// agent API port. Dropping it deletes its pods, stops it, the control
+/// plane and etcd.
+struct PressureAgent<'a> {
+    s: &'a Suite,
+    cp: ControlPlane,
+    agent: Option<Daemon>,
+}
+
+const PRESSURE_LOG: &str = "logs/pressure-agent.log";
+
+impl PressureAgent<'_> {
+    fn root(&self) -> PathBuf {
+        self.s.dir().join("pressure/kubelet")
+    }
+    fn cgroup_root(&self) -> String {
+        format!("{}/pressure", self.s.lab.cgroup_root())
+    }
+    fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Result<String, Failed> {
+        use std::io::Write;
+        let mut c = self.cp.kubectl().map_err(|e| e.to_string())?;
+        c.args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn()?;
+        if let Some(mut w) = child.stdin.take() {
+            w.write_all(stdin.unwrap_or_default().as_bytes())?;
+        }
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            return Err(
+                format!("kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr)).into(),
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+    fn get(&self, args: &[&str]) -> Option<Value> {
+        let mut a = vec!["get"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["-o", "json"]);
+        serde_json::from_str(&self.kubectl(&a, None).ok()?).ok()
+    }
+    fn log(&self) -> String {
+        capstan_lab::daemon::log_tail(&self.s.dir().join(PRESSURE_LOG), 30)
+    }
+    fn with_log(&self, e: Failed) -> Failed {
+        format!(
+            "{}\npressure agent log:\n{}",
+            e.message().unwrap_or_default(),
+            self.log()
+        )
+        .into()
+    }
+    /// Working set of the pod's memory cgroup as the agent measures it
+    /// (cgroup v1's memory controller, else the unified hierarchy).
+    fn pod_memory(&self, uid: &str) -> Option<i64> {
+        let rel = format!("{}/pod{uid}", self.cgroup_root());
+        let v1 = Path::new("/sys/fs/cgroup/memory").join(&rel);
+        let (dir, usage_file, inactive_key) = if v1.is_dir() {
+            (v1, "memory.usage_in_bytes", "total_inactive_file ")
+        } else {
+            (
+                Path::new("/sys/fs/cgroup").join(&rel),
+                "memory.current",
+                "inactive_file ",
+            )
+        };
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).ok();
+        let usage: i64 = read(usage_file)?.trim().parse().ok()?;
+        let inactive: i64 = read("memory.stat")?
+            .lines()
+            .find_map(|l| l.strip_prefix(inactive_key))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        Some(usage - inactive)
+    }
+}
+
+impl PressureAgent<'_> {
+    /// Deletes every pod and waits until the agent has torn them down
+    /// (containers, sandbox, IP: the per-pod directories go last).
+    fn remove_pods(&self) -> Result<(), Failed> {
+        self.kubectl(
+            &["delete", "pods", "--all", "-n", "default", "--wait=false"],
+            None,
+        )?;
+        let pods = self.root().join("pods");
+        wait_for(
+            "pressure agent pods removed",
+            Duration::from_secs(15),
+            || std::fs::read_dir(&pods).is_ok_and(|d| d.count() == 0),
+        )
+    }
+}
+
+impl Drop for PressureAgent<'_> {
+    fn drop(&mut self) {
+        let _ = self.remove_pods();
+        if let Some(mut d) = self.agent.take() {
+            d.stop(Duration::from_secs(5));
+        }
+        self.s.lab.etcd_stop();
+    }
+}
+
+fn mem_total_bytes() -> Result<i64, Failed> {
+    let t = std::fs::read_to_string("/proc/meminfo")?;
+    t.lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<i64>().ok())
+        .map(|k| k * 1024)
+        .ok_or_else(|| "no MemTotal in /proc/meminfo".into())
+}
+
+/// A Kubernetes quantity in base units (cpu in millicores when `milli`).
+fn quantity(q: &Value, milli: bool) -> i64 {
+    let q = q.as_str().unwrap_or("");
+    let split = q.find(|c: char| !c.is_ascii_digit()).unwrap_or(q.len());
+    let (n, suffix) = q.split_at(split);
+    let n: i64 = n.parse().unwrap_or(-1);
+    let scale = match (suffix, milli) {
+        ("", true) => 1000,
+        ("m", true) => 1,
+        ("", false) => 1,
+        ("Ki", false) => 1 << 10,
+        ("Mi", false) => 1 << 20,
+        ("Gi", false) => 1 << 30,
+        ("Ti", false) => 1 << 40,
+        _ => return -1,
+    };
+    n * scale
+}
+
+fn node_condition(node: &Value, kind: &str) -> String {
+    node["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == kind)
+        .and_then(|c| c["status"].as_str())
+        .unwrap_or("")
+        .to_string()
+}
+
+fn has_taint(node: &Value, key: &str) -> bool {
+    node["spec"]["taints"].as_array().is_some_and(|t| {
+        t.iter()
+            .any(|t| t["key"] == key && t["effect"] == "NoSchedule")
+    })
+}
+
+/// A pod bound to node-1 whose container holds `mib` MiB of anonymous
+/// memory: busybox dd's block buffer, kept while the write to a pipe
+/// nobody reads blocks. `spec.priority` is set directly (capstan-control
+/// has no PriorityClass admission; kubelet reads the field either way).
+fn hog_manifest(name: &str, priority: i32, mib: u32) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  namespace: default
+spec:
+  nodeName: {NODE}
+  priority: {priority}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: hog
+    image: {IMAGE}
+    command: ["sh", "-c", "dd if=/dev/zero bs={mib}M count=1 | sleep 3600"]
+"#
+    )
+}
+
+/// Memory pressure without touching the host: `--system-reserved` leaves
+/// 350Mi minus the 100Mi hard threshold = 250Mi allocatable, so the
+/// allocatable-memory signal falls below 100Mi once the pods' working sets
+/// pass 150Mi. A priority-1000 pod holds 100Mi, then a priority-0 pod
+/// 80Mi: the low-priority one goes although it uses less (both exceed
+/// their zero requests, so priority decides), Failed/Evicted with an
+/// Event; the other keeps running; MemoryPressure (and its NoSchedule
+/// taint) goes True, then back to False after the 3 s transition period.
+/// A `pid.available<100%` threshold shows PIDPressure from a real reading.
+fn memory_pressure_eviction(s: &Suite) -> Result<(), Failed> {
+    let t0 = Instant::now();
+    s.lab.etcd_start().map_err(|e| e.to_string())?;
+    let cp = match ControlPlane::start(&s.lab) {
+        Ok(cp) => cp,
+        Err(e) => {
+            s.lab.etcd_stop();
+            return Err(e.to_string().into());
+        }
+    };
+    let mut pa = PressureAgent { s, cp, agent: None };
+    // CAPSTAN_BIN_DIR first: the target dir's agent is shared by builds.
+    let agent = capstan_lab::bins::path("capstan-agent").map_err(|e| e.to_string())?;
+    let total = mem_total_bytes()?;
+    let reserved = total - (350 << 20);
+    let d = s.dir();
+    let p = |x: &str| d.join(x).display().to_string();
+    let args: Vec<String> = vec![
+        "--components=kubelet".into(),
+        format!("--node-name={NODE}"),
+        format!("--node-ip={}", s.lab.node(0).ip()),
+        format!("--kubeconfig={}", pa.cp.node_kubeconfig(NODE).display()),
+        format!(
+            "--containerd-socket={}",
+            s.lab.node(0).containerd_socket().display()
+        ),
+        "--containerd-namespace=capstan".into(),
+        format!("--cni-conf-dir={}", p("etc/cni/net.d")),
+        format!("--cni-bin-dir={}", p("opt/cni/bin")),
+        format!("--root-dir={}", pa.root().display()),
+        format!("--pod-log-dir={}", p("pressure/pods")),
+        "--netns-dir=/run/netns".into(),
+        format!("--netns-prefix={}-prs-", s.lab.prefix()),
+        format!("--cgroup-root={}", pa.cgroup_root()),
+        "--kubelet-port=0".into(),
+        format!("--system-reserved=cpu=100m,memory={reserved}"),
+        "--kube-reserved=cpu=50m".into(),
+        // pid.available below 100% of the limit always holds: PIDPressure
+        // from a real reading, without exhausting PIDs.
+        "--eviction-hard=memory.available<100Mi,nodefs.available<10%,pid.available<100%".into(),
+        "--eviction-pressure-transition-period=3s".into(),
+    ];
+    pa.agent = Some(
+        s.lab
+            .node(0)
+            .spawn("pressure-agent", &agent, &args)
+            .map_err(|e| e.to_string())?,
+    );
+
+    // Allocatable = capacity − system-reserved − kube-reserved − hard threshold.
+    let mut node = Value::Null;
+    wait_for(
+        "Node registered with MemoryPressure=False",
+        Duration::from_secs(15),
+        || {
+            node = pa.get(&["node", NODE]).unwrap_or(Value::Null);
+            node_condition(&node, "MemoryPressure") == "False"
+        },
+    )
+    .map_err(|e| pa.with_log(e))?;
+    let cap = &node["status"]["capacity"];
+    let alloc = &node["status"]["allocatable"];
+    check(
+        quantity(&cap["memory"], false) == total,
+        format!("capacity memory {} is not MemTotal {total}", cap["memory"]),
+    )?;
+    check(
+        quantity(&alloc["memory"], false) == total - reserved - (100 << 20),
+        format!("allocatable memory {} != 250Mi", alloc["memory"]),
+    )?;
+    check(
+        quantity(&alloc["cpu"], true) == quantity(&cap["cpu"], true) - 150,
+        format!(
+            "allocatable cpu {} != capacity {} − 150m",
+            alloc["cpu"], cap["cpu"]
+        ),
+    )?;
+    let eph = quantity(&cap["ephemeral-storage"], false);
+    check(
+        eph > 0 && quantity(&alloc["ephemeral-storage"], false) == eph - (eph as f64 * 0.10) as i64,
+        format!(
+            "allocatable ephemeral-storage {} != capacity {} − 10%",
+            alloc["ephemeral-storage"], cap["ephemeral-storage"]
+        ),
+    )?;
+    check(
+        node_condition(&node, "DiskPressure") == "False",
+        format!(
+            "DiskPressure is not False: {}",
+            node["status"]["conditions"]
+        ),
+    )?;
+    wait_for(
+        "PIDPressure=True with its taint",
+        Duration::from_secs(10),
+        || {
+            let n = pa.get(&["node", NODE]).unwrap_or_default();
+            node_condition(&n, "PIDPressure") == "True"
+                && has_taint(&n, "node.kubernetes.io/pid-pressure")
+                && node_condition(&n, "MemoryPressure") == "False"
+        },
+    )
+    .map_err(|e| pa.with_log(e))?;
+
+    pa.kubectl(
+        &["apply", "-f", "-"],
+        Some(&hog_manifest("important", 1000, 100)),
+    )?;
+    let mut uid = String::new();
+    wait_for("important pod holds 100Mi", Duration::from_secs(20), || {
+        if uid.is_empty() {
+            uid = pa
+                .get(&["pod", "important"])
+                .and_then(|p| p["metadata"]["uid"].as_str().map(str::to_string))
+                .unwrap_or_default();
+        }
+        pa.pod_memory(&uid).is_some_and(|m| m >= 100 << 20)
+    })
+    .map_err(|e| pa.with_log(e))?;
+    check(
+        node_condition(
+            &pa.get(&["node", NODE]).unwrap_or_default(),
+            "MemoryPressure",
+        ) == "False",
+        "MemoryPressure with only 100Mi in use",
+    )?;
+
+    pa.kubectl(
+        &["apply", "-f", "-"],
+        Some(&hog_manifest("expendable", 0, 80)),
+    )?;
+    let (mut seen_pressure, mut seen_taint, mut evicted) = (false, false, Value::Null);
+    wait_for("expendable pod evicted", Duration::from_secs(20), || {
+        if let Some(n) = pa.get(&["node", NODE]) {
+            if node_condition(&n, "MemoryPressure") == "True" {
+                seen_pressure = true;
+                seen_taint |= has_taint(&n, "node.kubernetes.io/memory-pressure");
+            }
+        }
+        let p = pa.get(&["pod", "expendable"]).unwrap_or_default();
+        let done = p["status"]["phase"] == "Failed" && p["status"]["reason"] == "Evicted";
+        if done {
+            evicted = p;
+        }
+        done && seen_pressure
+    })
+    .map_err(|e| pa.with_log(e))?;
+    let msg = evicted["status"]["message"].as_str().unwrap_or("");
+    check(
+        msg.starts_with("The node was low on resource: memory. Threshold quantity: 100Mi")
+            && msg.contains("Container hog was using"),
+        format!("eviction message: {msg:?}"),
+    )?;
+    check(
+        seen_taint,
+        "no memory-pressure NoSchedule taint while under pressure",
+    )?;
+    let events = pa.get(&["events", "-n", "default"]).unwrap_or_default();
+    let event = events["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["involvedObject"]["name"] == "expendable" && e["reason"] == "Evicted");
+    check(
+        event.is_some_and(|e| e["type"] == "Warning" && e["message"] == msg),
+        format!("no Evicted event for the pod: {events}"),
+    )?;
+
+    // The important pod was not touched, and pressure clears.
+    wait_for(
+        "MemoryPressure back to False, taint gone",
+        Duration::from_secs(15),
+        || {
+            let n = pa.get(&["node", NODE]).unwrap_or_default();
+            node_condition(&n, "MemoryPressure") == "False"
+                && !has_taint(&n, "node.kubernetes.io/memory-pressure")
+        },
+    )
+    .map_err(|e| pa.with_log(e))?;
+    let important = pa.get(&["pod", "important"]).unwrap_or_default();
+    check(
+        important["status"]["phase"] == "Running"
+            && important["status"]["containerStatuses"][0]["restartCount"] == 0
+            && important["status"]["containerStatuses"][0]["state"]["running"].is_object(),
+        format!("important pod disturbed: {}", important["status"]),
+    )?;
+    check(
+        pa.pod_memory(&uid).is_some_and(|m| m >= 100 << 20),
+        "important pod lost its memory",
+    )?;
+    eprintln!("memory pressure eviction: {:?} in all", t0.elapsed());
+    pa.remove_pods().map_err(|e| pa.with_log(e))?;
+    let left = s.ctr(&["containers", "ls", "-q"])?;
+    check(
+        !left.lines().any(|id| id.starts_with("hog-")),
+        format!("containers left after the pods were deleted: {left}"),
+    )?;
     Ok(())
 }

@@ -18,6 +18,11 @@ use libtest_mimic::{Arguments, Failed, Trial};
 
 const NS: &str = "e2e";
 
+/// Debian's kubectl 1.20 (kubernetes-client), unpacked beside the PATH one
+/// by deploy/local/install-deps.sh: the oldest client supported, which
+/// reads OpenAPI v2 as protobuf and knows no aggregated discovery.
+const KUBECTL_1_20: &str = "/opt/capstan/kubectl-1.20/usr/bin/kubectl";
+
 /// Fields drop in order: the server stops before the lab is torn down.
 struct Suite {
     cp: Mutex<ControlPlane>,
@@ -29,7 +34,10 @@ type TestFn = fn(&Suite) -> Result<(), Failed>;
 fn main() {
     let mut args = Arguments::from_args();
     args.test_threads = Some(1);
-    if !privileged::require("kubectl_e2e", &["ip", "etcd", "kubectl", "curl"]) {
+    if !privileged::require(
+        "kubectl_e2e",
+        &["ip", "etcd", "kubectl", "curl", KUBECTL_1_20],
+    ) {
         return;
     }
     let lab = Lab::builder()
@@ -87,6 +95,17 @@ fn main() {
             protobuf_generators_match_create_f,
         ),
         ("malformed_protobuf_is_400", malformed_protobuf_is_400),
+        (
+            "delete_answers_200_unless_cascading_was_asked",
+            delete_answers_200_unless_cascading_was_asked,
+        ),
+        ("openapi_v2_protobuf", openapi_v2_protobuf),
+        (
+            "kubectl_1_20_validates_explains_gets_deletes",
+            kubectl_1_20_validates_explains_gets_deletes,
+        ),
+        ("kubectl_1_20_apply_twice", kubectl_1_20_apply_twice),
+        ("kubectl_1_20_generators", kubectl_1_20_generators),
         ("metrics_count_requests", metrics_count_requests),
         ("objects_survive_a_restart", objects_survive_a_restart),
         (
@@ -1514,6 +1533,421 @@ fn malformed_protobuf_is_400(s: &Suite) -> Result<(), Failed> {
     // The server is still there.
     kubectl_ok(s, &["get", "configmaps", "-n", NS])?;
     Ok(())
+}
+
+/// A DELETE whose object stays (a finalizer holds it) answers 200 with
+/// the object, as Kubernetes does; 202 only for `orphanDependents: false`,
+/// here sent as a protobuf DeleteOptions body like client-go's typed
+/// clients send it.
+fn delete_answers_200_unless_cascading_was_asked(s: &Suite) -> Result<(), Failed> {
+    let name = "held-by-finalizer";
+    let item = format!("/api/v1/namespaces/{NS}/configmaps/{name}");
+    kubectl_in(
+        s,
+        &["create", "-f", "-"],
+        Some(&format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {NS}\n  finalizers: [capstan.test/hold]\n"
+        )),
+    )?;
+    let result = (|| -> Result<(), Failed> {
+        let (code, body) = curl(
+            s,
+            Some("admin"),
+            "DELETE",
+            &item,
+            Some((
+                "application/json",
+                r#"{"kind":"DeleteOptions","apiVersion":"v1"}"#,
+            )),
+        )?;
+        check(code == 200, || format!("finalized delete: {code} {body}"))?;
+        let held = json(&body)?;
+        check(
+            held["kind"] == "ConfigMap" && held["metadata"]["deletionTimestamp"].is_string(),
+            || format!("the answer is not the marked object: {held}"),
+        )?;
+        // typeMeta {apiVersion: "v1", kind: "DeleteOptions"}, raw: the
+        // DeleteOptions message {orphanDependents (field 3): false}.
+        let proto = "k8s\u{0}\n\u{13}\n\u{2}v1\u{12}\u{d}DeleteOptions\u{12}\u{2}\u{18}\u{0}";
+        let (code, body) = curl(
+            s,
+            Some("admin"),
+            "DELETE",
+            &item,
+            Some(("application/vnd.kubernetes.protobuf", proto)),
+        )?;
+        check(code == 202, || {
+            format!("orphanDependents=false (protobuf body): {code} {body}")
+        })?;
+        // A body that is not DeleteOptions is refused.
+        let (code, body) = curl(
+            s,
+            Some("admin"),
+            "DELETE",
+            &item,
+            Some((
+                "application/json",
+                r#"{"kind":"ConfigMap","apiVersion":"v1"}"#,
+            )),
+        )?;
+        check(code == 400, || {
+            format!("ConfigMap as DeleteOptions: {code} {body}")
+        })?;
+        Ok(())
+    })();
+    kubectl_ok(
+        s,
+        &[
+            "patch",
+            "configmap",
+            name,
+            "-n",
+            NS,
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":null}}"#,
+        ],
+    )?;
+    result?;
+    let (code, body) = curl(s, Some("admin"), "GET", &item, None)?;
+    check(code == 404, || format!("gone once unheld: {code} {body}"))?;
+    // Deleted at once: 200 with a Success Status.
+    kubectl_in(
+        s,
+        &["create", "-f", "-"],
+        Some(&configmap_yaml("deleted-at-once", "x")),
+    )?;
+    let (code, body) = curl(
+        s,
+        Some("admin"),
+        "DELETE",
+        &format!("/api/v1/namespaces/{NS}/configmaps/deleted-at-once"),
+        None,
+    )?;
+    check(code == 200, || format!("immediate delete: {code} {body}"))?;
+    Ok(())
+}
+
+/// `/openapi/v2` in the protobuf form client-go before 1.27 asks for.
+fn openapi_v2_protobuf(s: &Suite) -> Result<(), Failed> {
+    let (mut c, pki, server) = {
+        let cp = cp(s);
+        (cp.command("curl")?, cp.pki_dir().to_path_buf(), cp.server())
+    };
+    let out_file = s.lab.dir().join("openapi-v2.pb");
+    c.args([
+        "-s",
+        "--max-time",
+        "20",
+        "-w",
+        "%{http_code} %{content_type}",
+        "-o",
+    ])
+    .arg(&out_file)
+    .args([
+        "-H",
+        "Accept: application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+        "--cacert",
+    ])
+    .arg(pki.join("ca.crt"))
+    .arg("--cert")
+    .arg(pki.join("admin.crt"))
+    .arg("--key")
+    .arg(pki.join("admin.key"))
+    .arg(format!("{server}/openapi/v2"));
+    let out = run(c, None)?;
+    let status = text(&out.stdout);
+    check(
+        status == "200 application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+        || format!("status and type: {status:?} {}", text(&out.stderr)),
+    )?;
+    let body = std::fs::read(&out_file).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_file(&out_file);
+    let doc = capstan_control::apiserver::protobuf::openapi_v2::decode(&body)
+        .map_err(|e| e.to_string())?;
+    check(
+        doc.get_field_by_name("swagger")
+            .is_some_and(|v| v.as_str() == Some("2.0")),
+        || "swagger is not 2.0".into(),
+    )?;
+    // The definitions and the GVK extension kubectl's readers look for.
+    let raw = String::from_utf8_lossy(&body);
+    check(
+        raw.contains("io.k8s.api.apps.v1.Deployment")
+            && raw.contains("x-kubernetes-group-version-kind"),
+        || "no Deployment definition with its GVK".into(),
+    )?;
+    Ok(())
+}
+
+// ------------------------------------------------------ kubectl 1.20
+
+fn kubectl_1_20(s: &Suite, args: &[&str], stdin: Option<&str>) -> Result<Output, Failed> {
+    let (mut c, admin) = {
+        let cp = cp(s);
+        (cp.command(KUBECTL_1_20)?, cp.admin_kubeconfig())
+    };
+    c.arg("--kubeconfig")
+        .arg(admin)
+        .arg("--request-timeout=30s")
+        .args(args);
+    run(c, stdin)
+}
+
+fn kubectl_1_20_ok(s: &Suite, args: &[&str], stdin: Option<&str>) -> Result<String, Failed> {
+    let out = kubectl_1_20(s, args, stdin)?;
+    if !out.status.success() {
+        return Err(format!("kubectl 1.20 {args:?} failed: {}", text(&out.stderr)).into());
+    }
+    Ok(text(&out.stdout))
+}
+
+fn kubectl_1_20_err(s: &Suite, args: &[&str], stdin: Option<&str>) -> Result<String, Failed> {
+    let out = kubectl_1_20(s, args, stdin)?;
+    if out.status.success() {
+        return Err(format!(
+            "kubectl 1.20 {args:?} succeeded but should not: {}",
+            text(&out.stdout)
+        )
+        .into());
+    }
+    Ok(text(&out.stderr))
+}
+
+/// Client-side validation and `explain` both read the protobuf OpenAPI v2
+/// document: a manifest with an unknown field is refused before it is
+/// sent, one with a missing required field too, a correct one is created.
+fn kubectl_1_20_validates_explains_gets_deletes(s: &Suite) -> Result<(), Failed> {
+    let version = kubectl_1_20_ok(s, &["version", "--client", "--short"], None)?;
+    check(version.contains("v1.20."), || {
+        format!("{KUBECTL_1_20} is {version}")
+    })?;
+    let out = kubectl_1_20_ok(s, &["explain", "pod.spec.containers"], None)?;
+    check(
+        out.contains("KIND:")
+            && out.contains("Pod")
+            && out.contains("RESOURCE: containers")
+            && out.contains("image\t<string>"),
+        || format!("explain pod.spec.containers:\n{out}"),
+    )?;
+    let out = kubectl_1_20_ok(s, &["explain", "deployment.spec.replicas"], None)?;
+    check(out.contains("FIELD:") && out.contains("<integer>"), || {
+        format!("explain deployment.spec.replicas:\n{out}")
+    })?;
+    let labels = "    suite: v120\n";
+    let typo = pod_yaml("v120-typo", None, labels).replace("    image:", "    imagee:");
+    let err = kubectl_1_20_err(s, &["create", "-f", "-"], Some(&typo))?;
+    check(
+        err.contains("ValidationError") && err.contains("unknown field \"imagee\""),
+        || format!("unknown field: {err}"),
+    )?;
+    let nameless =
+        pod_yaml("v120-nameless", None, labels).replace("  - name: main\n    image:", "  - image:");
+    let err = kubectl_1_20_err(s, &["create", "-f", "-"], Some(&nameless))?;
+    check(err.contains("missing required field \"name\""), || {
+        format!("missing name: {err}")
+    })?;
+    let doc = format!(
+        "{}---\n{}",
+        pod_yaml("v120-pod", None, labels),
+        configmap_yaml("v120-cm", "one")
+    );
+    let out = kubectl_1_20_ok(s, &["create", "-f", "-"], Some(&doc))?;
+    check(
+        out.contains("pod/v120-pod created") && out.contains("configmap/v120-cm created"),
+        || out.clone(),
+    )?;
+    let result = (|| -> Result<(), Failed> {
+        let pod = json(&kubectl_1_20_ok(
+            s,
+            &["get", "pod", "v120-pod", "-n", NS, "-o", "json"],
+            None,
+        )?)?;
+        check(
+            pod["spec"]["containers"][0]["image"] == "capstan.test/testsrv:latest",
+            || format!("{pod}"),
+        )?;
+        let table = kubectl_1_20_ok(
+            s,
+            &["get", "pods,configmaps", "-n", NS, "-l", "suite=v120"],
+            None,
+        )?;
+        check(table.contains("NAME") && table.contains("v120-pod"), || {
+            table.clone()
+        })?;
+        let cms = kubectl_1_20_ok(s, &["get", "configmaps", "-n", NS], None)?;
+        check(cms.contains("v120-cm"), || cms.clone())?;
+        Ok(())
+    })();
+    let out = kubectl_1_20_ok(
+        s,
+        &["delete", "pod/v120-pod", "configmap/v120-cm", "-n", NS],
+        None,
+    )?;
+    result?;
+    check(
+        out.contains("pod \"v120-pod\" deleted") && out.contains("configmap \"v120-cm\" deleted"),
+        || out.clone(),
+    )?;
+    let err = kubectl_1_20_err(s, &["get", "configmap", "v120-cm", "-n", NS], None)?;
+    check(
+        err.contains("NotFound") || err.contains("not found"),
+        || err.clone(),
+    )?;
+    Ok(())
+}
+
+/// `apply` with the OpenAPI patch metadata of the protobuf document: the
+/// second apply of the same manifest changes nothing.
+fn kubectl_1_20_apply_twice(s: &Suite) -> Result<(), Failed> {
+    let doc = format!(
+        "{}---\n{}",
+        configmap_yaml("v120-applied", "v1"),
+        deployment_yaml("v120-applied", 1)
+    );
+    let result = (|| -> Result<(), Failed> {
+        let first = kubectl_1_20_ok(s, &["apply", "-f", "-"], Some(&doc))?;
+        check(
+            first.contains("configmap/v120-applied created")
+                && first.contains("deployment.apps/v120-applied created"),
+            || first.clone(),
+        )?;
+        let rv = || {
+            kubectl_ok(
+                s,
+                &[
+                    "get",
+                    "deployment",
+                    "v120-applied",
+                    "-n",
+                    NS,
+                    "-o",
+                    "jsonpath={.metadata.resourceVersion}",
+                ],
+            )
+        };
+        let before = rv()?;
+        let second = kubectl_1_20_ok(s, &["apply", "-f", "-"], Some(&doc))?;
+        check(
+            second.contains("configmap/v120-applied unchanged")
+                && second.contains("deployment.apps/v120-applied unchanged"),
+            || second.clone(),
+        )?;
+        check(rv()? == before, || {
+            "the second apply wrote the deployment".into()
+        })?;
+        let changed = format!(
+            "{}---\n{}",
+            configmap_yaml("v120-applied", "v2"),
+            deployment_yaml("v120-applied", 3)
+        );
+        // 1.20 allows a server dry run only where the OpenAPI document's
+        // PATCH operation lists `dryRun`; it changes nothing.
+        let dry = kubectl_1_20_ok(s, &["apply", "-f", "-", "--dry-run=server"], Some(&changed))?;
+        check(
+            dry.contains("deployment.apps/v120-applied configured (server dry run)"),
+            || dry.clone(),
+        )?;
+        check(rv()? == before, || {
+            "the dry run wrote the deployment".into()
+        })?;
+        let third = kubectl_1_20_ok(s, &["apply", "-f", "-"], Some(&changed))?;
+        check(
+            third.contains("configmap/v120-applied configured")
+                && third.contains("deployment.apps/v120-applied configured"),
+            || third.clone(),
+        )?;
+        let d = json(&kubectl_ok(
+            s,
+            &["get", "deployment", "v120-applied", "-n", NS, "-o", "json"],
+        )?)?;
+        check(
+            d["spec"]["replicas"] == 3
+                && d["spec"]["template"]["spec"]["containers"]
+                    .as_array()
+                    .is_some_and(|c| c.len() == 1),
+            || format!("{d}"),
+        )?;
+        Ok(())
+    })();
+    let _ = kubectl_1_20(s, &["delete", "-f", "-", "--wait=false"], Some(&doc));
+    result
+}
+
+/// 1.20's `create <kind>` generators.
+fn kubectl_1_20_generators(s: &Suite) -> Result<(), Failed> {
+    let ns = "v120-gen";
+    kubectl_1_20_ok(s, &["create", "namespace", ns], None)?;
+    let result = (|| -> Result<(), Failed> {
+        let out = kubectl_1_20_ok(
+            s,
+            &[
+                "create",
+                "configmap",
+                "gen-cm",
+                "-n",
+                ns,
+                "--from-literal=greeting=hello world",
+            ],
+            None,
+        )?;
+        check(out.contains("configmap/gen-cm created"), || out.clone())?;
+        kubectl_1_20_ok(
+            s,
+            &[
+                "create",
+                "secret",
+                "generic",
+                "gen-sec",
+                "-n",
+                ns,
+                "--from-literal=password=s3cr3t",
+            ],
+            None,
+        )?;
+        kubectl_1_20_ok(
+            s,
+            &[
+                "create",
+                "deployment",
+                "gen-web",
+                "-n",
+                ns,
+                "--image=registry.local/web:1.2",
+            ],
+            None,
+        )?;
+        let cm = json(&kubectl_ok(
+            s,
+            &["get", "configmap", "gen-cm", "-n", ns, "-o", "json"],
+        )?)?;
+        check(cm["data"]["greeting"] == "hello world", || format!("{cm}"))?;
+        let pw = kubectl_ok(
+            s,
+            &[
+                "get",
+                "secret",
+                "gen-sec",
+                "-n",
+                ns,
+                "-o",
+                "jsonpath={.data.password}",
+            ],
+        )?;
+        check(base64_decode(&pw)? == b"s3cr3t", || format!("secret: {pw}"))?;
+        let d = json(&kubectl_ok(
+            s,
+            &["get", "deploy", "gen-web", "-n", ns, "-o", "json"],
+        )?)?;
+        check(
+            d["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.local/web:1.2"
+                && d["spec"]["selector"]["matchLabels"]["app"] == "gen-web",
+            || format!("deployment: {d}"),
+        )?;
+        Ok(())
+    })();
+    let _ = kubectl(s, &["delete", "namespace", ns, "--wait=false"], None);
+    result
 }
 
 fn metrics_count_requests(s: &Suite) -> Result<(), Failed> {

@@ -39,3 +39,21 @@ if ! command -v kubectl >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends kubernetes-client \
     || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends kubernetes-client; }
 fi
+
+# kubectl 1.20 (Debian's kubernetes-client) unpacked beside whatever kubectl
+# the machine has: the kubectl e2e suite runs the oldest client we support
+# (protobuf OpenAPI v2, no aggregated discovery) as well as the PATH one.
+# `dpkg -x` into a private directory never conflicts with /usr/bin/kubectl.
+KUBECTL_120_DIR=/opt/capstan/kubectl-1.20
+if [ ! -x "$KUBECTL_120_DIR/usr/bin/kubectl" ]; then
+  echo "install-deps: unpacking kubernetes-client (kubectl 1.20) into $KUBECTL_120_DIR" >&2
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  # `apt-get download` fetches as the _apt user when it may write there.
+  chown _apt "$tmp" 2>/dev/null || true
+  (cd "$tmp" && { apt-get download kubernetes-client || { apt-get update -q && apt-get download kubernetes-client; }; })
+  mkdir -p "$KUBECTL_120_DIR"
+  dpkg -x "$tmp"/kubernetes-client_*.deb "$KUBECTL_120_DIR"
+  rm -rf "$tmp"
+  trap - EXIT
+fi

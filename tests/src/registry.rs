@@ -2,6 +2,7 @@
 //! plain HTTP on the node's loopback), and pushing the lab's test image
 //! into it with skopeo: the only registry a pull test can reach here.
 
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -9,7 +10,8 @@ use crate::daemon::Daemon;
 use crate::{cmd, LabError, Node};
 
 pub struct Registry {
-    /// `127.0.0.1:<port>` inside the node's namespace.
+    /// `<addr>:<port>`: `127.0.0.1:<port>` inside the node's namespace
+    /// (`start`), or the node's own address (`start_at`).
     pub host: String,
     daemon: Daemon,
 }
@@ -19,6 +21,17 @@ impl Registry {
     /// node's directory; with `htpasswd` (a bcrypt htpasswd file's text) it
     /// requires basic auth.
     pub fn start(node: &Node, port: u16, htpasswd: Option<&str>) -> Result<Self, LabError> {
+        Self::start_at(node, Ipv4Addr::LOCALHOST, port, htpasswd)
+    }
+
+    /// As `start`, listening on `addr` (the node's underlay address makes
+    /// the registry reachable from every node of the lab).
+    pub fn start_at(
+        node: &Node,
+        addr: Ipv4Addr,
+        port: u16,
+        htpasswd: Option<&str>,
+    ) -> Result<Self, LabError> {
         let dir = node.dir().join(format!("registry-{port}"));
         std::fs::create_dir_all(dir.join("data")).map_err(LabError::io("create registry dir"))?;
         let auth = match htpasswd {
@@ -36,7 +49,7 @@ impl Registry {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}:{port}\n{auth}",
                 dir.join("data").display()
             ),
         )
@@ -50,11 +63,11 @@ impl Registry {
         let netns = node.netns();
         daemon.wait_ready(Duration::from_secs(20), || {
             netns
-                .run_in(move || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok())
+                .run_in(move || std::net::TcpStream::connect((addr, port)).is_ok())
                 .unwrap_or(false)
         })?;
         Ok(Self {
-            host: format!("127.0.0.1:{port}"),
+            host: format!("{addr}:{port}"),
             daemon,
         })
     }

@@ -1,7 +1,8 @@
 //! Keeps one pod worker per desired pod: starts workers for new pods,
 //! tells workers of removed pods to terminate, and runs the orphan sweep
-//! once the source has delivered its first complete snapshot. Holds no
-//! lock across runtime calls; pods proceed in parallel.
+//! once the source has delivered its first complete snapshot; hands the
+//! eviction manager's kills to the pod's worker. Holds no lock across
+//! runtime calls; pods proceed in parallel.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -10,6 +11,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::kubelet::eviction::Eviction;
 use crate::kubelet::pod_worker::{Command, Worker};
 use crate::kubelet::runtime::ContainerRuntime;
 use crate::kubelet::source::Snapshot;
@@ -24,6 +26,7 @@ struct Handle {
 pub async fn run<R: ContainerRuntime>(
     shared: Arc<Shared<R>>,
     mut snapshots: watch::Receiver<Option<Arc<Snapshot>>>,
+    mut evictions: mpsc::Receiver<Eviction>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let mut workers: HashMap<String, Handle> = HashMap::new();
@@ -37,6 +40,12 @@ pub async fn run<R: ContainerRuntime>(
         tokio::select! {
             _ = &mut shutdown => break,
             r = snapshots.changed() => if r.is_err() { break },
+            Some(e) = evictions.recv() => {
+                if let Some(h) = workers.get(&e.uid).filter(|h| !h.deleting) {
+                    let _ = h.tx.send(Command::Evict { message: e.message, grace: e.grace }).await;
+                }
+                continue;
+            }
             _ = tick.tick() => {}
         }
         let snap = snapshots.borrow().clone();

@@ -10,6 +10,7 @@ pub mod cni;
 pub mod command;
 pub mod env;
 pub mod error;
+pub mod eviction;
 pub mod gc;
 pub mod hooks;
 pub mod ids;
@@ -73,6 +74,8 @@ pub struct Options {
     pub overlay_subnet_file: Option<PathBuf>,
     /// Registries (`host:port`) pulled from over plain HTTP.
     pub insecure_registries: Vec<String>,
+    /// Reservations, hard eviction thresholds, pressure transition period.
+    pub eviction: eviction::Settings,
 }
 
 pub const DEFAULT_ROOT_DIR: &str = "/var/lib/capstan/kubelet";
@@ -164,6 +167,12 @@ pub async fn run(
         Some(path) => Some(api_client(path).await?),
         None => None,
     };
+    let node_resources = opts
+        .eviction
+        .node_resources(crate::node::resources::machine_capacity(&opts.root_dir));
+    let (pressure_tx, pressure_rx) =
+        tokio::sync::watch::channel(crate::node::conditions::Pressure::default());
+    let (evict_tx, evict_rx) = tokio::sync::mpsc::channel(4);
     let shared = Arc::new(Shared {
         runtime,
         cni: cni::Cni {
@@ -205,7 +214,9 @@ pub async fn run(
                 runtime_version: "containerd".into(),
                 kubelet_port: opts.kubelet_port,
                 subnet_file: opts.overlay_subnet_file.clone(),
+                resources: node_resources,
             },
+            pressure_rx,
         )));
     }
     let (tx, rx) = tokio::sync::watch::channel(None);
@@ -228,8 +239,21 @@ pub async fn run(
             server.run(containers, std::future::pending::<()>()),
         ));
     }
+    tasks.push(tokio::spawn(eviction::run(
+        eviction::Context {
+            settings: opts.eviction.clone(),
+            resources: node_resources,
+            cgroup_root: opts.cgroup_root.clone(),
+            nodefs: opts.root_dir.clone(),
+            node_name: opts.node_name.clone(),
+            client: shared.api.as_ref().map(|a| a.client.clone()),
+        },
+        rx.clone(),
+        evict_tx,
+        pressure_tx,
+    )));
     tracing::info!(node = %opts.node_name, host_ip = ?host_ip, "kubelet started");
-    manager::run(shared, rx, shutdown).await;
+    manager::run(shared, rx, evict_rx, shutdown).await;
     for t in tasks {
         t.abort();
     }

@@ -28,6 +28,12 @@ const RETRY: Duration = Duration::from_secs(2);
 pub enum Command {
     Update(Arc<Pod>),
     Delete,
+    /// Node-pressure eviction: kill every container within `grace`, start
+    /// nothing again, report the pod Failed/Evicted with `message`.
+    Evict {
+        message: String,
+        grace: Duration,
+    },
 }
 
 enum Event {
@@ -87,6 +93,15 @@ pub struct Worker<R: ContainerRuntime> {
     probe_tx: mpsc::Sender<probes::Event>,
     probe_rx: mpsc::Receiver<probes::Event>,
     last_status: Vec<u8>,
+    /// The eviction message once the pod was evicted (terminal).
+    evicted: Option<String>,
+}
+
+/// An evicted pod stays evicted across agent restarts: its status says so.
+fn evicted_message(pod: &Pod) -> Option<String> {
+    let s = pod.status.as_ref()?;
+    (s.phase.as_deref() == Some("Failed") && s.reason.as_deref() == Some("Evicted"))
+        .then(|| s.message.clone().unwrap_or_default())
 }
 
 fn name_of(pod: &Pod) -> String {
@@ -157,6 +172,7 @@ impl<R: ContainerRuntime> Worker<R> {
         let (events_tx, events_rx) = mpsc::channel(64);
         let (probe_tx, probe_rx) = mpsc::channel(64);
         let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let pod_evicted = evicted_message(&pod);
         Self {
             shared,
             pod,
@@ -170,6 +186,7 @@ impl<R: ContainerRuntime> Worker<R> {
             probe_tx,
             probe_rx,
             last_status: Vec::new(),
+            evicted: pod_evicted,
         }
     }
 
@@ -207,6 +224,7 @@ impl<R: ContainerRuntime> Worker<R> {
             tokio::select! {
                 cmd = commands.recv() => match cmd {
                     Some(Command::Update(p)) => self.pod = p,
+                    Some(Command::Evict { message, grace }) => self.evict(message, grace),
                     Some(Command::Delete) | None => break,
                 },
                 Some(ev) = self.events_rx.recv() => self.handle(ev).await,
@@ -466,10 +484,30 @@ impl<R: ContainerRuntime> Worker<R> {
         });
     }
 
+    /// Kills every running container (the waiters report the exits) and
+    /// makes the pod terminal.
+    fn evict(&mut self, message: String, grace: Duration) {
+        tracing::warn!(pod = %name_of(&self.pod), %message, "pod evicted");
+        self.evicted = Some(message);
+        let mut kills = Vec::new();
+        for (name, slot) in &mut self.slots {
+            if let Some(r) = slot.running.as_mut().filter(|r| !r.killing) {
+                r.killing = true;
+                kills.push((name.clone(), r.id.clone(), r.attempt));
+            }
+        }
+        for (name, id, attempt) in kills {
+            self.kill_in_background(&name, id, attempt, grace);
+        }
+    }
+
     /// One reconcile pass; returns when it wants to run again at the latest.
     async fn sync(&mut self) -> Instant {
         let now = Instant::now();
         let mut wake = now + RESYNC;
+        if self.evicted.is_some() {
+            return wake;
+        }
         if let Err(e) = self.ensure_sandbox().await {
             let msg = e.to_string();
             if self.sandbox_error.as_ref() != Some(&msg) {
@@ -955,14 +993,18 @@ impl<R: ContainerRuntime> Worker<R> {
                 }
             })
             .unwrap_or_default();
-        status::build(&status::Inputs {
+        let mut st = status::build(&status::Inputs {
             restart_policy: &policy,
             init: &init,
             app: &app,
             pod_ips: &ips,
             host_ip: self.shared.host_ip,
             start_time: self.start_time,
-        })
+        });
+        if let Some(message) = &self.evicted {
+            status::evicted(&mut st, message);
+        }
+        st
     }
 
     async fn write_status(&mut self) {

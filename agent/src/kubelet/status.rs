@@ -229,6 +229,30 @@ pub fn build(i: &Inputs<'_>) -> PodStatus {
     }
 }
 
+/// A node-pressure eviction made the pod terminal: phase Failed, reason
+/// Evicted, not ready, and the DisruptionTarget condition kubelet adds.
+pub fn evicted(st: &mut PodStatus, message: &str) {
+    let now = Time(Timestamp::now());
+    st.phase = Some("Failed".into());
+    st.reason = Some("Evicted".into());
+    st.message = Some(message.to_string());
+    let conds = st.conditions.get_or_insert_with(Vec::new);
+    for c in conds.iter_mut() {
+        if c.type_ == "Ready" || c.type_ == "ContainersReady" {
+            c.status = "False".into();
+            c.reason = Some("PodCompleted".into());
+        }
+    }
+    conds.push(PodCondition {
+        type_: "DisruptionTarget".into(),
+        status: "True".into(),
+        reason: Some("TerminationByKubelet".into()),
+        message: Some(message.to_string()),
+        last_transition_time: Some(now),
+        ..Default::default()
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,6 +370,34 @@ mod tests {
         assert_eq!(
             s.container_statuses.unwrap()[0].container_id.as_deref(),
             Some("containerd://x")
+        );
+    }
+
+    #[test]
+    fn eviction_makes_the_pod_failed_and_not_ready() {
+        let app = [c(run(), None, true)];
+        let mut s = build(&Inputs {
+            restart_policy: "Always",
+            init: &[],
+            app: &app,
+            pod_ips: &[],
+            host_ip: None,
+            start_time: SystemTime::UNIX_EPOCH,
+        });
+        evicted(&mut s, "The node was low on resource: memory. ");
+        assert_eq!(s.phase.as_deref(), Some("Failed"));
+        assert_eq!(s.reason.as_deref(), Some("Evicted"));
+        assert_eq!(
+            s.message.as_deref(),
+            Some("The node was low on resource: memory. ")
+        );
+        let conds = s.conditions.unwrap();
+        let get = |t: &str| conds.iter().find(|c| c.type_ == t).unwrap();
+        assert_eq!(get("Ready").status, "False");
+        assert_eq!(get("DisruptionTarget").status, "True");
+        assert_eq!(
+            get("DisruptionTarget").reason.as_deref(),
+            Some("TerminationByKubelet")
         );
     }
 }

@@ -25,6 +25,13 @@ impl Authorizer for ClusterAuthorizer {
             user.name
         ))
     }
+
+    /// Only the node rules look at a pod's node, and only for writes.
+    fn uses_pod_node(&self, user: &User, a: &Attributes<'_>) -> bool {
+        !user.groups.iter().any(|g| g == MASTERS_GROUP)
+            && user.node_name().is_some()
+            && !a.verb.is_some_and(|v| v.is_read())
+    }
 }
 
 #[cfg(test)]

@@ -102,6 +102,13 @@ pub enum Decision {
 
 pub trait Authorizer: Send + Sync {
     fn authorize(&self, user: &User, attrs: &Attributes<'_>) -> Decision;
+
+    /// Whether a decision for `user` on an existing pod may depend on
+    /// `pod_node_name`: the API server reads the pod from storage for it
+    /// only then (one etcd read per request otherwise wasted).
+    fn uses_pod_node(&self, _user: &User, _attrs: &Attributes<'_>) -> bool {
+        true
+    }
 }
 
 /// Lets everything through: for in-process tests of the REST layer only.
@@ -110,5 +117,9 @@ pub struct AllowAll;
 impl Authorizer for AllowAll {
     fn authorize(&self, _user: &User, _attrs: &Attributes<'_>) -> Decision {
         Decision::Allow
+    }
+
+    fn uses_pod_node(&self, _user: &User, _attrs: &Attributes<'_>) -> bool {
+        false
     }
 }

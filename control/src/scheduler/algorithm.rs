@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 
-use super::filter::filter;
-use super::node_info::{controller_uid, pod_requests, NodeInfo};
+use super::filter::{filter_with, PodFacts};
+use super::node_info::{controller_uid, NodeInfo, Resources};
 
 /// Why a pod fits nowhere: the event and condition message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,8 +33,7 @@ pub fn fit_message(total: usize, reasons: &HashMap<String, usize>) -> String {
 /// same controller. On a 0–10,000 scale rather than kube-scheduler's 0–100,
 /// so that nodes differing by one small pod don't tie and spreading stays
 /// even when requests are tiny.
-fn score(pod: &Pod, info: &NodeInfo) -> i64 {
-    let req = pod_requests(pod);
+fn score(pod: &Pod, req: Resources, info: &NodeInfo) -> i64 {
     let room = |alloc: i128, used: i128| -> i64 {
         if alloc <= 0 {
             return 0;
@@ -63,6 +62,7 @@ pub fn schedule(
     infos: &BTreeMap<String, NodeInfo>,
     pick: usize,
 ) -> Result<String, FitError> {
+    let facts = PodFacts::of(pod);
     let mut reasons: HashMap<String, usize> = HashMap::new();
     let mut best: Vec<&str> = Vec::new();
     let mut best_score = i64::MIN;
@@ -70,14 +70,14 @@ pub fn schedule(
         let Some(info) = infos.get(name) else {
             continue;
         };
-        let why = filter(pod, node, info);
+        let why = filter_with(pod, &facts, node, info);
         if !why.is_empty() {
             for r in why {
                 *reasons.entry(r).or_default() += 1;
             }
             continue;
         }
-        let s = score(pod, info);
+        let s = score(pod, facts.requests, info);
         if s > best_score {
             best_score = s;
             best.clear();

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{
     Node, NodeSelectorRequirement, NodeSelectorTerm, Pod, Taint, Toleration,
 };
 
-use super::node_info::{pod_host_ports, pod_requests, NodeInfo};
+use super::node_info::{pod_host_ports, pod_requests, HostPort, NodeInfo, Resources};
 
 pub const REASON_UNSCHEDULABLE: &str = "node(s) were unschedulable";
 pub const REASON_NOT_READY: &str = "node(s) were not ready";
@@ -15,9 +15,31 @@ pub const REASON_AFFINITY: &str = "node(s) didn't match Pod's node affinity/sele
 pub const REASON_PORTS: &str = "node(s) didn't have free ports for the requested pod ports";
 pub const REASON_NODE_NAME: &str = "node(s) didn't match the requested node name";
 
+/// What the filters and scores need of a pod, computed once per decision
+/// rather than once per node (quantity parsing dominated a 500-node pass).
+#[derive(Clone, Debug)]
+pub struct PodFacts {
+    pub requests: Resources,
+    pub host_ports: Vec<HostPort>,
+}
+
+impl PodFacts {
+    pub fn of(pod: &Pod) -> Self {
+        PodFacts {
+            requests: pod_requests(pod),
+            host_ports: pod_host_ports(pod),
+        }
+    }
+}
+
 /// Why a node can't take the pod (empty: it can). Kubernetes stops at the
 /// first failing filter but reports every insufficient resource.
 pub fn filter(pod: &Pod, node: &Node, info: &NodeInfo) -> Vec<String> {
+    filter_with(pod, &PodFacts::of(pod), node, info)
+}
+
+/// `filter` with the pod's facts already worked out.
+pub fn filter_with(pod: &Pod, facts: &PodFacts, node: &Node, info: &NodeInfo) -> Vec<String> {
     let spec = pod.spec.as_ref();
     let tolerations: &[Toleration] = spec
         .and_then(|s| s.tolerations.as_deref())
@@ -62,7 +84,7 @@ pub fn filter(pod: &Pod, node: &Node, info: &NodeInfo) -> Vec<String> {
     if !matches_selector_and_affinity(pod, node) {
         return vec![REASON_AFFINITY.into()];
     }
-    if pod_host_ports(pod).iter().any(|want| {
+    if facts.host_ports.iter().any(|want| {
         info.host_ports
             .iter()
             .any(|have| ports_conflict(want, have))
@@ -73,7 +95,7 @@ pub fn filter(pod: &Pod, node: &Node, info: &NodeInfo) -> Vec<String> {
     if info.pod_count + 1 > info.allowed_pods {
         reasons.push("Too many pods".to_string());
     }
-    let req = pod_requests(pod);
+    let req = facts.requests;
     if req.milli_cpu > 0 && info.requested.milli_cpu + req.milli_cpu > info.allocatable.milli_cpu {
         reasons.push("Insufficient cpu".to_string());
     }
@@ -119,9 +141,12 @@ fn matches_selector_and_affinity(pod: &Pod, node: &Node) -> bool {
     let Some(spec) = pod.spec.as_ref() else {
         return true;
     };
-    let labels = node.metadata.labels.clone().unwrap_or_default();
+    let labels = node.metadata.labels.as_ref();
     if let Some(sel) = spec.node_selector.as_ref() {
-        if sel.iter().any(|(k, v)| labels.get(k) != Some(v)) {
+        if sel
+            .iter()
+            .any(|(k, v)| labels.and_then(|l| l.get(k)) != Some(v))
+        {
             return false;
         }
     }
@@ -146,14 +171,14 @@ fn term_matches(term: &NodeSelectorTerm, node: &Node) -> bool {
     if exprs.is_empty() && fields.is_empty() {
         return false;
     }
-    let labels = node.metadata.labels.clone().unwrap_or_default();
-    let name = node.metadata.name.clone().unwrap_or_default();
+    let labels = node.metadata.labels.as_ref();
+    let name = node.metadata.name.as_deref().unwrap_or_default();
     exprs
         .iter()
-        .all(|e| requirement_matches(e, labels.get(&e.key).map(String::as_str)))
+        .all(|e| requirement_matches(e, labels.and_then(|l| l.get(&e.key)).map(String::as_str)))
         && fields
             .iter()
-            .all(|e| e.key == "metadata.name" && requirement_matches(e, Some(name.as_str())))
+            .all(|e| e.key == "metadata.name" && requirement_matches(e, Some(name)))
 }
 
 fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {

@@ -513,7 +513,7 @@ pub fn pod_lifecycle(s: &Suite) -> Result<(), Failed> {
         moved["spec"]["nodeName"] = json!("n2");
         h.put(&format!("{pods}/q"), &moved).await?.expect(422, "move pod")?;
         // A bound pod is marked, then removed when the kubelet deletes with grace 0.
-        let marked = h.send("DELETE", &format!("{pods}/q"), "application/json", br#"{"gracePeriodSeconds": 20}"#.to_vec()).await?.expect(202, "graceful")?;
+        let marked = h.send("DELETE", &format!("{pods}/q"), "application/json", br#"{"gracePeriodSeconds": 20}"#.to_vec()).await?.expect(200, "graceful")?;
         check(marked["metadata"]["deletionTimestamp"].is_string() && marked["metadata"]["deletionGracePeriodSeconds"] == 20, format!("{marked}"))?;
         let still = h.get(&format!("{pods}/q")).await?.expect(200, "still there")?;
         check(still["metadata"]["deletionTimestamp"].is_string(), "marked")?;
@@ -526,7 +526,11 @@ pub fn pod_lifecycle(s: &Suite) -> Result<(), Failed> {
         // Finalizers hold an object until they are gone.
         let cm = format!("/api/v1/namespaces/{ns}/configmaps");
         h.post(&cm, &json!({"metadata": {"name": "f", "finalizers": ["example.com/hold"]}})).await?.expect(201, "cm")?;
-        h.delete(&format!("{cm}/f")).await?.expect(202, "finalized delete")?;
+        // Left in place: 200 with the object, as Kubernetes answers; 202
+        // only when the client asked for cascading (orphanDependents=false).
+        let held = h.delete(&format!("{cm}/f")).await?.expect(200, "finalized delete")?;
+        check(held["metadata"]["deletionTimestamp"].is_string(), format!("{held}"))?;
+        h.delete(&format!("{cm}/f?orphanDependents=false")).await?.expect(202, "cascading delete")?;
         h.patch(&format!("{cm}/f"), "application/merge-patch+json", &json!({"metadata": {"finalizers": null}})).await?.expect(200, "drop finalizer")?;
         h.get(&format!("{cm}/f")).await?.expect(404, "gone after finalizer")?;
         // deletecollection with a selector.

@@ -155,6 +155,23 @@ fn verb_of(method: &Method, t: &ResourceTarget, watch: bool) -> Result<Verb, Api
     })
 }
 
+fn attributes<'a>(
+    verb: Verb,
+    t: &'a ResourceTarget,
+    name: Option<&'a str>,
+    pod_node: Option<&'a str>,
+) -> Attributes<'a> {
+    Attributes {
+        verb: Some(verb),
+        group: t.res.group,
+        resource: t.res.plural,
+        subresource: t.sub.map(Sub::name),
+        namespace: t.namespace.as_deref(),
+        name,
+        pod_node_name: pod_node,
+    }
+}
+
 fn authorize(
     api: &ApiServer,
     user: Option<&User>,
@@ -166,15 +183,7 @@ fn authorize(
     let Some(user) = user else {
         return Err(ApiError::Unauthorized);
     };
-    let attrs = Attributes {
-        verb: Some(verb),
-        group: t.res.group,
-        resource: t.res.plural,
-        subresource: t.sub.map(Sub::name),
-        namespace: t.namespace.as_deref(),
-        name,
-        pod_node_name: pod_node,
-    };
+    let attrs = attributes(verb, t, name, pod_node);
     match api.authorizer.authorize(user, &attrs) {
         Decision::Allow => Ok(()),
         Decision::Deny(reason) => {
@@ -237,12 +246,20 @@ async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Respo
         }
         body_bytes = Some(b);
     } else if let (Some(name), true) = (&t.name, is_pod) {
-        if let Ok(s) = rest::get(&api, t.res, ns, name).await {
-            pod_node = s
-                .value
-                .pointer("/spec/nodeName")
-                .and_then(Value::as_str)
-                .map(str::to_string);
+        // Read the pod only when the decision can depend on its node: for
+        // most callers it cannot, and the read doubled every pod request.
+        let wants_node = req.user.as_ref().is_some_and(|u| {
+            api.authorizer
+                .uses_pod_node(u, &attributes(verb, &t, Some(name), None))
+        });
+        if wants_node {
+            if let Ok(s) = rest::get(&api, t.res, ns, name).await {
+                pod_node = s
+                    .value
+                    .pointer("/spec/nodeName")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+            }
         }
     }
     let name = t.name.as_deref().or(body_name.as_deref());
@@ -410,7 +427,7 @@ async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Respo
             Ok(json_response(StatusCode::OK, &v))
         }
         Verb::Delete if dry_run => {
-            delete_options(params, &body)?;
+            delete_options(params, &req.headers, &body)?;
             let name = t.name.clone().unwrap_or_default();
             let s = rest::get(&api, t.res, ns, &name).await?;
             Ok(json_response(
@@ -422,18 +439,22 @@ async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Respo
             "dryRun is not supported for deletecollection".into(),
         )),
         Verb::Delete => {
-            let opts = delete_options(params, &body)?;
+            let opts = delete_options(params, &req.headers, &body)?;
             let name = t.name.clone().unwrap_or_default();
             let (v, gone) = rest::delete(&api, t.res, ns, &name, &opts).await?;
-            let code = if gone {
-                StatusCode::OK
-            } else {
+            // As Kubernetes (handlers/delete.go): an object left in place
+            // (finalizers, a graceful pod, a namespace emptying) is 200 with
+            // the object; 202 only when the client asked for cascading with
+            // `orphanDependents: false`, which old clients expect.
+            let code = if !gone && opts.orphan_dependents == Some(false) {
                 StatusCode::ACCEPTED
+            } else {
+                StatusCode::OK
             };
             Ok(json_response(code, &v))
         }
         Verb::DeleteCollection => {
-            let opts = delete_options(params, &body)?;
+            let opts = delete_options(params, &req.headers, &body)?;
             let list = params.list_options(t.res)?;
             let v = rest::delete_collection(&api, t.res, ns, &list, &opts).await?;
             Ok(json_response(StatusCode::OK, &v))
@@ -441,12 +462,30 @@ async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Respo
     }
 }
 
-fn delete_options(params: &Params, body: &[u8]) -> Result<DeleteOptions, ApiError> {
+/// A `DeleteOptions` body in any media type objects come in (client-go's
+/// typed clients send protobuf), then the query's options over it.
+fn delete_options(
+    params: &Params,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<DeleteOptions, ApiError> {
     let mut opts = if body.iter().all(u8::is_ascii_whitespace) {
         DeleteOptions::default()
     } else {
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::BadRequest(format!("error decoding DeleteOptions: {e}")))?;
+        let v = read_object(headers, body).map_err(|e| match e {
+            ApiError::BadRequest(m) => {
+                ApiError::BadRequest(format!("error decoding DeleteOptions: {m}"))
+            }
+            other => other,
+        })?;
+        match v.get("kind").and_then(Value::as_str) {
+            None | Some("DeleteOptions") => {}
+            Some(other) => {
+                return Err(ApiError::BadRequest(format!(
+                    "the body is a {other}, not DeleteOptions"
+                )))
+            }
+        }
         DeleteOptions::from_body(&v)?
     };
     let orphan = match params.get("orphanDependents") {

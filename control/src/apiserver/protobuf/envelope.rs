@@ -60,6 +60,13 @@ pub fn decode(body: &[u8]) -> Result<Value, ProtoError> {
 /// group (`v1`) is `k8s.io.api.core.v1`, and a group's package is its first
 /// label (`discovery.k8s.io/v1` is `k8s.io.api.discovery.v1`).
 fn message_of(api_version: &str, kind: &str) -> Option<MessageDescriptor> {
+    // Options kinds live in meta/v1 and are registered in every group
+    // version (a typed client sends its own group's apiVersion).
+    if kind == "DeleteOptions" {
+        return pool()
+            .ok()?
+            .get_message_by_name("k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions");
+    }
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
     let package = match group.split('.').next() {
         Some("") | None => "core",

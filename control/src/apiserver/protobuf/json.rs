@@ -115,6 +115,9 @@ pub(super) const KEEP_ZERO: &[&str] = &[
     "api.coordination.v1.LeaseSpec.leaseDurationSeconds",
     "api.coordination.v1.LeaseSpec.leaseTransitions",
     "apimachinery.pkg.apis.meta.v1.ObjectMeta.deletionGracePeriodSeconds",
+    // 0 deletes at once; `orphanDependents: false` asks for cascading.
+    "apimachinery.pkg.apis.meta.v1.DeleteOptions.gracePeriodSeconds",
+    "apimachinery.pkg.apis.meta.v1.DeleteOptions.orphanDependents",
 ];
 
 fn keep_zero(field: &FieldDescriptor) -> bool {

@@ -1,10 +1,12 @@
 //! Kubernetes protobuf request bodies (`application/vnd.kubernetes.protobuf`,
-//! what kubectl's `create <kind>` generators send): the `k8s\0` envelope and
-//! the conversion of its typed message into the JSON object the rest of the
-//! server handles. It only decodes; answers stay JSON.
+//! what kubectl's `create <kind>` generators and typed clients' deletes
+//! send): the `k8s\0` envelope and the conversion of its typed message into
+//! the JSON object the rest of the server handles. Object answers stay JSON;
+//! the one protobuf answer is the OpenAPI v2 document (`openapi_v2`).
 
 mod envelope;
 mod json;
+pub mod openapi_v2;
 
 use std::sync::OnceLock;
 
@@ -147,6 +149,28 @@ mod tests {
                 .and_then(|m| m.get_field_by_name(field));
             assert!(found.is_some(), "{name} is not a field");
         }
+    }
+
+    #[test]
+    fn delete_options_keep_meaningful_zeros() {
+        use prost::Message;
+        use prost_reflect::Value as P;
+        let mut opts = msg("apimachinery.pkg.apis.meta.v1.DeleteOptions");
+        set(&mut opts, "gracePeriodSeconds", P::I64(0));
+        set(&mut opts, "orphanDependents", P::Bool(false));
+        let mut tm = msg("apimachinery.pkg.runtime.TypeMeta");
+        set(&mut tm, "apiVersion", P::String("apps/v1".into()));
+        set(&mut tm, "kind", P::String("DeleteOptions".into()));
+        let mut env = msg("apimachinery.pkg.runtime.Unknown");
+        set(&mut env, "typeMeta", P::Message(tm));
+        set(&mut env, "raw", P::Bytes(opts.encode_to_vec().into()));
+        let mut body = b"k8s\0".to_vec();
+        body.extend(env.encode_to_vec());
+        assert_eq!(
+            decoded(&body),
+            json!({"apiVersion": "apps/v1", "kind": "DeleteOptions",
+                   "gracePeriodSeconds": 0, "orphanDependents": false})
+        );
     }
 
     #[test]

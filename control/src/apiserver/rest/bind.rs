@@ -7,7 +7,7 @@ use super::{conflict, encode, get, object_path, subject, UPDATE_RETRIES};
 use crate::apiserver::registry::meta;
 use crate::apiserver::resources::Resource;
 use crate::apiserver::status::ApiError;
-use crate::apiserver::storage::{Expect, Write, WriteOutcome};
+use crate::apiserver::storage::{Expect, Stored, Write, WriteOutcome};
 use crate::apiserver::ApiServer;
 
 /// `POST pods/<name>/binding`: sets spec.nodeName once.
@@ -34,23 +34,38 @@ pub async fn bind(
     let pod_name = name.to_string();
     let path = object_path(res, ns, name);
     let key = api.storage.key(&path);
+    // Start from this server's last sight of the pod (usually its create a
+    // moment ago); the compare on the mod revision catches a stale guess,
+    // and a refusal is only ever given on a pod read from etcd.
+    let mut known: Option<Stored> = api.storage.guess(&key);
+    let mut verified = false;
     for _ in 0..UPDATE_RETRIES {
-        let current = get(api, res, ns, name).await?;
+        let current = match known.take() {
+            Some(c) => c,
+            None => {
+                verified = true;
+                get(api, res, ns, name).await?
+            }
+        };
         let mut pod = current.value.clone();
-        if pod.pointer("/metadata/deletionTimestamp").is_some() {
+        let refusal = if pod.pointer("/metadata/deletionTimestamp").is_some() {
+            Some("pod is being deleted, cannot be assigned to a host".to_string())
+        } else {
+            match pod.pointer("/spec/nodeName").and_then(Value::as_str) {
+                Some(n) if !n.is_empty() => Some(format!(
+                    "pod {pod_name} is already assigned to node \"{n}\""
+                )),
+                _ => None,
+            }
+        };
+        if let Some(msg) = refusal {
+            if !verified {
+                continue;
+            }
             return Err(ApiError::Conflict {
                 subject: subject(res, &pod_name),
-                msg: "pod is being deleted, cannot be assigned to a host".into(),
+                msg,
             });
-        }
-        match pod.pointer("/spec/nodeName").and_then(Value::as_str) {
-            Some(n) if !n.is_empty() => {
-                return Err(ApiError::Conflict {
-                    subject: subject(res, &pod_name),
-                    msg: format!("pod {pod_name} is already assigned to node \"{n}\""),
-                })
-            }
-            _ => {}
         }
         pod["spec"]["nodeName"] = json!(node);
         let cond = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": meta::now()});
@@ -68,14 +83,25 @@ pub async fn bind(
             value: Some(encode(&pod)?),
             ..Default::default()
         };
-        if let WriteOutcome::Done { .. } = api
+        match api
             .storage
             .write(&key, Expect::ModRevision(current.mod_revision), write)
             .await?
         {
-            return Ok(crate::apiserver::status::success_status(
-                json!({"name": pod_name, "kind": "pods"}),
-            ));
+            WriteOutcome::Done { .. } => {
+                return Ok(crate::apiserver::status::success_status(
+                    json!({"name": pod_name, "kind": "pods"}),
+                ))
+            }
+            WriteOutcome::ObjectChanged(None) => {
+                return Err(ApiError::not_found(res.group, res.plural, name))
+            }
+            // What etcd holds now, read in the same transaction.
+            WriteOutcome::ObjectChanged(Some(now)) => {
+                verified = true;
+                known = Some(now);
+            }
+            WriteOutcome::ClaimTaken(_) | WriteOutcome::GuardChanged(_) => {}
         }
     }
     Err(conflict(res, name))

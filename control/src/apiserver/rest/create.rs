@@ -15,16 +15,30 @@ use crate::apiserver::storage::{Expect, Write, WriteOutcome};
 use crate::apiserver::ApiServer;
 
 /// The namespace exists and is not Terminating (Kubernetes' NamespaceLifecycle
-/// admission: `<plural> "<name>" is forbidden: ...`).
+/// admission: `<plural> "<name>" is forbidden: ...`). Answers the namespace's
+/// key and mod revision, for the create's transaction to compare: the check
+/// and the write are then atomic, and the namespace may come from the recent
+/// cache (a stale guess fails the compare and is checked again with `live`).
 async fn check_namespace(
     api: &ApiServer,
     res: &Resource,
     name: &str,
     ns: &str,
-) -> Result<(), ApiError> {
+    live: bool,
+) -> Result<Option<(String, i64)>, ApiError> {
     let Some(nsres) = crate::apiserver::resources::find("", "v1", "namespaces") else {
-        return Ok(());
+        return Ok(None);
     };
+    let key = api.storage.key(&object_path(nsres, None, ns));
+    if !live {
+        // Only an active namespace is taken on trust; a Terminating or
+        // missing one is confirmed by a read before the create is refused.
+        if let Some(s) = api.storage.guess(&key) {
+            if s.value.pointer("/metadata/deletionTimestamp").is_none() {
+                return Ok(Some((key, s.mod_revision)));
+            }
+        }
+    }
     match get(api, nsres, None, ns).await {
         Ok(s) if s.value.pointer("/metadata/deletionTimestamp").is_some() => {
             Err(ApiError::Forbidden(format!(
@@ -32,11 +46,11 @@ async fn check_namespace(
                 res.plural
             )))
         }
-        Ok(_) => Ok(()),
+        Ok(s) => Ok(Some((key, s.mod_revision))),
         // The system namespaces always exist, even before `bootstrap` ran.
         Err(ApiError::NotFound(_)) if crate::apiserver::SYSTEM_NAMESPACES.contains(&ns) => {
             match Box::pin(create(api, nsres, None, json!({"metadata": {"name": ns}}))).await {
-                Ok(_) | Err(ApiError::AlreadyExists(_)) => Ok(()),
+                Ok(_) | Err(ApiError::AlreadyExists(_)) => Ok(None),
                 Err(e) => Err(e),
             }
         }
@@ -118,14 +132,14 @@ pub async fn create_with(
     meta::prepare_create(res, &mut base, ns)?;
     registry::prepare_create(res, &mut base)?;
     let name = meta::name_of(&base).to_string();
-    if res.namespaced {
-        if let Some(ns) = ns {
-            check_namespace(api, res, &name, ns).await?;
-        }
-    }
     let path = object_path(res, ns, &name);
     let key = api.storage.key(&path);
+    let mut live_namespace = dry_run;
     for _ in 0..UPDATE_RETRIES {
+        let guard = match (res.namespaced, ns) {
+            (true, Some(ns)) => check_namespace(api, res, &name, ns, live_namespace).await?,
+            _ => None,
+        };
         let mut obj = base.clone();
         let claims = if res.kind == "Service" {
             plan_service(api, &mut obj, None).await?
@@ -143,6 +157,7 @@ pub async fn create_with(
             claims: claim_keys(api, &claims),
             releases: Vec::new(),
             owner: path.clone(),
+            guards: guard.into_iter().collect(),
         };
         match api.storage.write(&key, Expect::Absent, write).await? {
             WriteOutcome::Done { revision } => {
@@ -152,6 +167,8 @@ pub async fn create_with(
             WriteOutcome::ObjectChanged(_) => {
                 return Err(ApiError::AlreadyExists(subject(res, &name)))
             }
+            // The namespace changed since it was checked: check it again.
+            WriteOutcome::GuardChanged(_) => live_namespace = true,
             WriteOutcome::ClaimTaken(k) => {
                 if let Some(c) = claims
                     .iter()

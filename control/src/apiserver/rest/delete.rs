@@ -56,6 +56,9 @@ pub struct DeleteOptions {
     pub precondition_rv: Option<String>,
     /// None: the object's own GC finalizers decide, else background.
     pub propagation: Option<Propagation>,
+    /// The deprecated `orphanDependents` as given: an explicit `false` is
+    /// what makes a delete that leaves the object in place answer 202.
+    pub orphan_dependents: Option<bool>,
 }
 
 impl DeleteOptions {
@@ -72,6 +75,7 @@ impl DeleteOptions {
                 .and_then(Value::as_str)
                 .map(str::to_string),
             propagation: None,
+            orphan_dependents: None,
         };
         o.set_propagation(
             body.get("propagationPolicy").and_then(Value::as_str),
@@ -98,6 +102,7 @@ impl DeleteOptions {
             self.propagation = Some(Propagation::parse(p)?);
         }
         if let Some(o) = orphan_dependents {
+            self.orphan_dependents = Some(o);
             self.propagation = Some(if o {
                 Propagation::Orphan
             } else {
@@ -228,7 +233,9 @@ pub async fn delete(
             WriteOutcome::ObjectChanged(None) => {
                 return Err(ApiError::not_found(res.group, res.plural, name))
             }
-            WriteOutcome::ObjectChanged(Some(_)) | WriteOutcome::ClaimTaken(_) => {}
+            WriteOutcome::ObjectChanged(Some(_))
+            | WriteOutcome::ClaimTaken(_)
+            | WriteOutcome::GuardChanged(_) => {}
         }
     }
     Err(conflict(res, name))
@@ -432,7 +439,9 @@ async fn mark_terminating(
             WriteOutcome::ObjectChanged(None) => {
                 return Err(ApiError::not_found(res.group, res.plural, name))
             }
-            WriteOutcome::ObjectChanged(Some(_)) | WriteOutcome::ClaimTaken(_) => {}
+            WriteOutcome::ObjectChanged(Some(_))
+            | WriteOutcome::ClaimTaken(_)
+            | WriteOutcome::GuardChanged(_) => {}
         }
     }
     Err(conflict(res, name))
@@ -478,7 +487,9 @@ async fn finalize_namespace(
             WriteOutcome::ObjectChanged(None) => {
                 return Err(ApiError::not_found(res.group, res.plural, name))
             }
-            WriteOutcome::ObjectChanged(Some(_)) | WriteOutcome::ClaimTaken(_) => {}
+            WriteOutcome::ObjectChanged(Some(_))
+            | WriteOutcome::ClaimTaken(_)
+            | WriteOutcome::GuardChanged(_) => {}
         }
     }
     Err(conflict(res, name))

@@ -9,7 +9,7 @@ use super::{conflict, encode, get, object_path, with_rv, UPDATE_RETRIES};
 use crate::apiserver::registry::{self, meta};
 use crate::apiserver::resources::{Resource, Sub};
 use crate::apiserver::status::ApiError;
-use crate::apiserver::storage::{Expect, Write, WriteOutcome};
+use crate::apiserver::storage::{Expect, Stored, Write, WriteOutcome};
 use crate::apiserver::ApiServer;
 
 /// Computes the new object from the current one.
@@ -71,71 +71,33 @@ pub async fn update_with(
 ) -> Result<Value, ApiError> {
     let path = object_path(res, ns, name);
     let key = api.storage.key(&path);
+    // The object to start from: this server's last sight of it (a guess),
+    // the current one a failed compare-and-swap handed back, or a read.
+    let mut known: Option<Stored> = None;
+    let mut trust_guess = !dry_run;
     for _ in 0..UPDATE_RETRIES {
-        let current = get(api, res, ns, name).await?;
-        let old = with_rv(current.value.clone(), current.mod_revision);
-        let (mut new, pinned) = match &mut change {
-            Change::Replace(v) => {
-                let pinned = v
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str)
-                    .filter(|rv| !rv.is_empty())
-                    .map(str::to_string);
-                (v.clone(), pinned)
-            }
-            Change::Compute { f, precondition } => (f(&old)?, precondition.clone()),
+        let (current, verified) = match known.take() {
+            Some(c) => (c, true),
+            None => match trust_guess.then(|| api.storage.guess(&key)).flatten() {
+                Some(c) => (c, false),
+                None => (get(api, res, ns, name).await?, true),
+            },
         };
-        meta::type_meta(res, &mut new)?;
-        if let Some(rv) = &pinned {
-            if *rv != current.mod_revision.to_string() {
-                return Err(conflict(res, name));
+        let attempt = attempt(api, res, ns, name, sub, &mut change, &current, dry_run).await;
+        let (new, pinned, write, claims) = match attempt {
+            Ok(Attempt::Write {
+                new,
+                pinned,
+                write,
+                claims,
+            }) => (new, pinned, write, claims),
+            Ok(Attempt::DryRun(v)) => return Ok(v),
+            // An answer drawn from a guess is no answer: read and redo.
+            Err(_) if !verified => {
+                trust_guess = false;
+                continue;
             }
-        }
-        if sub != Some(Sub::Status) {
-            new = registry::normalize(res, new)?;
-        } else {
-            // Only the status is taken, but it must still decode.
-            registry::normalize(res, new.clone())?;
-        }
-        meta::prepare_update(res, &current.value, &mut new, name, ns)?;
-        if res.plural == "namespaces" {
-            // Only deletion finalizes a namespace (Kubernetes' `finalize`).
-            keep_namespace_finalizers(&current.value, &mut new);
-        }
-        registry::prepare_update(res, &current.value, &mut new, sub)?;
-        let claims = if res.kind == "Service" && sub.is_none() {
-            plan_service(api, &mut new, Some(&current.value)).await?
-        } else {
-            Vec::new()
-        };
-        if dry_run {
-            return Ok(with_rv(new, current.mod_revision));
-        }
-        let finished = new.pointer("/metadata/deletionTimestamp").is_some()
-            && new
-                .pointer("/metadata/finalizers")
-                .and_then(Value::as_array)
-                .is_none_or(|f| f.is_empty())
-            && new
-                .pointer("/metadata/deletionGracePeriodSeconds")
-                .and_then(Value::as_i64)
-                .unwrap_or(0)
-                == 0
-            && (res.plural != "namespaces" || super::delete::namespace_finalized(&new));
-        let write = if finished {
-            Write {
-                value: None,
-                claims: Vec::new(),
-                releases: releases(api, &current.value, None),
-                owner: path.clone(),
-            }
-        } else {
-            Write {
-                value: Some(encode(&new)?),
-                claims: claim_keys(api, &claims),
-                releases: releases(api, &current.value, Some(&new)),
-                owner: path.clone(),
-            }
+            Err(e) => return Err(e),
         };
         match api
             .storage
@@ -146,10 +108,11 @@ pub async fn update_with(
             WriteOutcome::ObjectChanged(None) => {
                 return Err(ApiError::not_found(res.group, res.plural, name))
             }
-            WriteOutcome::ObjectChanged(Some(_)) => {
-                if pinned.is_some() {
+            WriteOutcome::ObjectChanged(Some(now)) => {
+                if pinned.is_some() && verified {
                     return Err(conflict(res, name));
                 }
+                known = Some(now);
             }
             WriteOutcome::ClaimTaken(k) => {
                 if let Some(c) = claims
@@ -168,7 +131,106 @@ pub async fn update_with(
                     ));
                 }
             }
+            WriteOutcome::GuardChanged(_) => {}
         }
     }
     Err(conflict(res, name))
+}
+
+/// What one round of an update produced.
+enum Attempt {
+    Write {
+        new: Value,
+        pinned: Option<String>,
+        write: Write,
+        claims: Vec<crate::apiserver::registry::service::Claim>,
+    },
+    DryRun(Value),
+}
+
+/// One round of an update against `current`: the new object and the write
+/// that stores it (or the dry-run answer).
+#[allow(clippy::too_many_arguments)]
+async fn attempt(
+    api: &ApiServer,
+    res: &Resource,
+    ns: Option<&str>,
+    name: &str,
+    sub: Option<Sub>,
+    change: &mut Change,
+    current: &Stored,
+    dry_run: bool,
+) -> Result<Attempt, ApiError> {
+    let path = object_path(res, ns, name);
+    let old = with_rv(current.value.clone(), current.mod_revision);
+    let (mut new, pinned) = match change {
+        Change::Replace(v) => {
+            let pinned = v
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .filter(|rv| !rv.is_empty())
+                .map(str::to_string);
+            (v.clone(), pinned)
+        }
+        Change::Compute { f, precondition } => (f(&old)?, precondition.clone()),
+    };
+    meta::type_meta(res, &mut new)?;
+    if let Some(rv) = &pinned {
+        if *rv != current.mod_revision.to_string() {
+            return Err(conflict(res, name));
+        }
+    }
+    if sub != Some(Sub::Status) {
+        new = registry::normalize(res, new)?;
+    } else {
+        // Only the status is taken, but it must still decode.
+        registry::normalize(res, new.clone())?;
+    }
+    meta::prepare_update(res, &current.value, &mut new, name, ns)?;
+    if res.plural == "namespaces" {
+        // Only deletion finalizes a namespace (Kubernetes' `finalize`).
+        keep_namespace_finalizers(&current.value, &mut new);
+    }
+    registry::prepare_update(res, &current.value, &mut new, sub)?;
+    let claims = if res.kind == "Service" && sub.is_none() {
+        plan_service(api, &mut new, Some(&current.value)).await?
+    } else {
+        Vec::new()
+    };
+    if dry_run {
+        return Ok(Attempt::DryRun(with_rv(new, current.mod_revision)));
+    }
+    let finished = new.pointer("/metadata/deletionTimestamp").is_some()
+        && new
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_none_or(|f| f.is_empty())
+        && new
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            == 0
+        && (res.plural != "namespaces" || super::delete::namespace_finalized(&new));
+    let write = if finished {
+        Write {
+            value: None,
+            releases: releases(api, &current.value, None),
+            owner: path.clone(),
+            ..Default::default()
+        }
+    } else {
+        Write {
+            value: Some(encode(&new)?),
+            claims: claim_keys(api, &claims),
+            releases: releases(api, &current.value, Some(&new)),
+            owner: path.clone(),
+            ..Default::default()
+        }
+    };
+    Ok(Attempt::Write {
+        new,
+        pinned,
+        write,
+        claims,
+    })
 }

@@ -4,7 +4,12 @@
 //! mod revision) that may also claim or release allocation keys atomically.
 //! It knows nothing of kinds, validation or HTTP.
 
+pub mod recent;
 pub mod watch;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
 
 use etcd_client::{
     Client, Compare, CompareOp, GetOptions, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse,
@@ -67,6 +72,9 @@ pub struct Write {
     pub releases: Vec<String>,
     /// The value written into claimed keys (the owner's key).
     pub owner: String,
+    /// Other keys that must still be at these mod revisions (what an
+    /// admission check read, e.g. the namespace a create goes into).
+    pub guards: Vec<(String, i64)>,
 }
 
 /// Why a write did not happen.
@@ -79,6 +87,8 @@ pub enum WriteOutcome {
     ObjectChanged(Option<Stored>),
     /// An allocation key is held by someone else.
     ClaimTaken(String),
+    /// A guard key is no longer at the expected revision.
+    GuardChanged(String),
 }
 
 pub struct ListPage {
@@ -96,6 +106,7 @@ const MAX_LIST_BYTES: usize = 1 << 30;
 pub struct Storage {
     client: Client,
     prefix: String,
+    recent: Arc<recent::Recent>,
 }
 
 impl Storage {
@@ -103,6 +114,27 @@ impl Storage {
         Storage {
             client,
             prefix: prefix.trim_end_matches('/').to_string(),
+            recent: Arc::new(recent::Recent::new(recent::DEFAULT_MAX_BYTES)),
+        }
+    }
+
+    /// The object at `key` as this server last wrote or read it: a guess
+    /// for a compare-and-swap, never an answer to a read.
+    pub fn guess(&self, key: &str) -> Option<Stored> {
+        let (bytes, mod_revision) = self.recent.get(key)?;
+        let value = Self::decode(key, &bytes).ok()?;
+        Some(Stored {
+            key: key.to_string(),
+            value,
+            mod_revision,
+        })
+    }
+
+    /// `guess`, else a read.
+    pub async fn guess_or_get(&self, key: &str) -> Result<Option<Stored>, StorageError> {
+        match self.guess(key) {
+            Some(s) => Ok(Some(s)),
+            None => self.get(key).await,
         }
     }
 
@@ -130,11 +162,19 @@ impl Storage {
             .map_err(|e| StorageError::etcd("get", key, e))?;
         match resp.kvs().first() {
             None => Ok(None),
-            Some(item) => Ok(Some(Stored {
-                key: key.to_string(),
-                value: Self::decode(key, item.value())?,
-                mod_revision: item.mod_revision(),
-            })),
+            Some(item) => {
+                let value = Self::decode(key, item.value())?;
+                self.recent.put(
+                    key,
+                    Bytes::copy_from_slice(item.value()),
+                    item.mod_revision(),
+                );
+                Ok(Some(Stored {
+                    key: key.to_string(),
+                    value,
+                    mod_revision: item.mod_revision(),
+                }))
+            }
         }
     }
 
@@ -242,9 +282,13 @@ impl Storage {
         for c in &write.claims {
             compares.push(Compare::create_revision(c.as_str(), CompareOp::Equal, 0));
         }
+        for (g, rev) in &write.guards {
+            compares.push(Compare::mod_revision(g.as_str(), CompareOp::Equal, *rev));
+        }
+        let value = write.value.map(Bytes::from);
         let mut ops = Vec::new();
-        match &write.value {
-            Some(v) => ops.push(TxnOp::put(key, v.clone(), None)),
+        match &value {
+            Some(v) => ops.push(TxnOp::put(key, v.to_vec(), None)),
             None => ops.push(TxnOp::delete(key, None)),
         }
         for c in &write.claims {
@@ -257,6 +301,9 @@ impl Storage {
         for c in &write.claims {
             otherwise.push(TxnOp::get(c.as_str(), None));
         }
+        for (g, _) in &write.guards {
+            otherwise.push(TxnOp::get(g.as_str(), None));
+        }
         let txn = Txn::new().when(compares).and_then(ops).or_else(otherwise);
         let mut kv = self.client.kv_client();
         let resp = kv
@@ -265,6 +312,10 @@ impl Storage {
             .map_err(|e| StorageError::etcd("txn", key, e))?;
         let revision = resp.header().map(|h| h.revision()).unwrap_or(0);
         if resp.succeeded() {
+            match value {
+                Some(v) => self.recent.put(key, v, revision),
+                None => self.recent.forget(key, revision),
+            }
             return Ok(WriteOutcome::Done { revision });
         }
         let answers = resp.op_responses();
@@ -273,11 +324,18 @@ impl Storage {
             _ => None,
         });
         let current = match gets.next().and_then(|g| g.kvs().first()) {
-            Some(item) => Some(Stored {
-                key: key.to_string(),
-                value: Self::decode(key, item.value())?,
-                mod_revision: item.mod_revision(),
-            }),
+            Some(item) => {
+                self.recent.put(
+                    key,
+                    Bytes::copy_from_slice(item.value()),
+                    item.mod_revision(),
+                );
+                Some(Stored {
+                    key: key.to_string(),
+                    value: Self::decode(key, item.value())?,
+                    mod_revision: item.mod_revision(),
+                })
+            }
             None => None,
         };
         let object_ok = match expect {
@@ -285,11 +343,24 @@ impl Storage {
             Expect::ModRevision(r) => current.as_ref().is_some_and(|c| c.mod_revision == r),
         };
         if object_ok {
-            for (claim, g) in write.claims.iter().zip(gets) {
-                if !g.kvs().is_empty() {
+            for claim in &write.claims {
+                if gets.next().is_some_and(|g| !g.kvs().is_empty()) {
                     return Ok(WriteOutcome::ClaimTaken(claim.clone()));
                 }
             }
+            for (guard, rev) in &write.guards {
+                let now = gets
+                    .next()
+                    .and_then(|g| g.kvs().first())
+                    .map(|kv| kv.mod_revision())
+                    .unwrap_or(0);
+                if now != *rev {
+                    return Ok(WriteOutcome::GuardChanged(guard.clone()));
+                }
+            }
+        }
+        if current.is_none() {
+            self.recent.forget(key, revision);
         }
         Ok(WriteOutcome::ObjectChanged(current))
     }

@@ -1,0 +1,342 @@
+//! Node-pressure eviction, kubelet's way: every monitoring interval the
+//! manager observes the node (memory, filesystems, PIDs, each pod's memory
+//! working set), compares the signals with the hard thresholds, publishes
+//! the pressure conditions, and under memory pressure evicts one pod (the
+//! first in kubelet's order), then waits for it to be gone before
+//! observing again. It asks the pod manager to kill; it never talks to
+//! containerd itself and never evicts critical (static) pods.
+
+pub mod decide;
+pub mod observe;
+pub mod rank;
+pub mod report;
+pub mod threshold;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+use tokio::sync::{mpsc, watch};
+
+use crate::kubelet::source::Snapshot;
+use crate::node::conditions::Pressure;
+use crate::node::resources::{self, NodeResources, Resources};
+use threshold::Threshold;
+
+/// kubelet's `--eviction-pressure-transition-period` default.
+pub const DEFAULT_TRANSITION_PERIOD: Duration = Duration::from_secs(300);
+/// How long an evicted pod may take to release its memory before the
+/// manager moves on (kubelet's pod cleanup timeout).
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub system_reserved: Resources,
+    pub kube_reserved: Resources,
+    pub hard: Vec<Threshold>,
+    pub pressure_transition_period: Duration,
+    /// Reading a handful of /proc and cgroup files is cheap; kubelet's 10 s
+    /// housekeeping would let a memory hog grow for that long.
+    pub monitoring_interval: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            system_reserved: Resources::default(),
+            kube_reserved: Resources::default(),
+            hard: threshold::defaults(),
+            pressure_transition_period: DEFAULT_TRANSITION_PERIOD,
+            monitoring_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl Settings {
+    /// Capacity and allocatable = capacity − system-reserved −
+    /// kube-reserved − hard eviction thresholds.
+    pub fn node_resources(&self, capacity: Resources) -> NodeResources {
+        let reservation = self
+            .system_reserved
+            .plus(&self.kube_reserved)
+            .plus(&threshold::reservation(&self.hard, &capacity));
+        NodeResources {
+            capacity,
+            allocatable: resources::allocatable(&capacity, &reservation),
+        }
+    }
+}
+
+/// Go's duration syntax (`5m0s`, `30s`, `1h30m`, `500ms`, `0`), as
+/// kubelet's duration flags take it.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let bad = || format!("{text:?} is not a duration (like 30s, 5m0s, 1h)");
+    if t == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut rest = t;
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let (num, tail) = rest.split_at(n);
+        let num: f64 = num.parse().map_err(|_| bad())?;
+        let u = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(u);
+        let scale = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        total += num * scale;
+        rest = tail;
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+/// The pod manager's part of an eviction: kill the pod's containers for
+/// good and report it Failed/Evicted with `message`.
+#[derive(Clone, Debug)]
+pub struct Eviction {
+    pub uid: String,
+    pub message: String,
+    pub grace: Duration,
+}
+
+/// Where and what the manager observes.
+pub struct Context {
+    pub settings: Settings,
+    pub resources: NodeResources,
+    pub cgroup_root: String,
+    /// The kubelet's root directory: nodefs (and imagefs, as on a node
+    /// with one disk).
+    pub nodefs: PathBuf,
+    pub node_name: String,
+    pub client: Option<kube::Client>,
+}
+
+fn uid(p: &Pod) -> String {
+    p.metadata.uid.clone().unwrap_or_default()
+}
+
+fn terminal(p: &Pod) -> bool {
+    p.metadata.deletion_timestamp.is_some()
+        || p.status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .is_some_and(|ph| ph == "Failed" || ph == "Succeeded")
+}
+
+/// Each container's (name, working set, request) for the message: running
+/// containers' cgroups named by their IDs in the pod's status.
+fn container_usage(pod: &Pod, cgroup_root: &str) -> Vec<(String, i64, i64)> {
+    let uid = uid(pod);
+    let statuses = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.clone())
+        .unwrap_or_default();
+    rank::container_requests(pod)
+        .into_iter()
+        .filter_map(|(name, request)| {
+            let id = statuses
+                .iter()
+                .find(|s| s.name == name)?
+                .container_id
+                .as_deref()?
+                .rsplit("://")
+                .next()?
+                .to_string();
+            let cg = format!("{}/{id}", observe::pod_cgroup(cgroup_root, &uid));
+            Some((name, observe::cgroup_working_set(&cg)?, request))
+        })
+        .collect()
+}
+
+/// Runs until the pods channel closes.
+pub async fn run(
+    ctx: Context,
+    pods: watch::Receiver<Option<Arc<Snapshot>>>,
+    evict: mpsc::Sender<Eviction>,
+    pressure: watch::Sender<Pressure>,
+) {
+    let thresholds = threshold::with_allocatable(&ctx.settings.hard);
+    tracing::info!(
+        thresholds = %ctx.settings.hard.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(","),
+        allocatable_memory = ?ctx.resources.allocatable.memory,
+        "eviction manager started"
+    );
+    let mut tracker = decide::PressureTracker::default();
+    let mut evicted: HashSet<String> = HashSet::new();
+    let mut waiting: Option<(String, Instant)> = None;
+    let mut last_met: Vec<threshold::Signal> = Vec::new();
+    let mut tick = tokio::time::interval(ctx.settings.monitoring_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if evict.is_closed() {
+            return;
+        }
+        let snap = pods.borrow().clone().unwrap_or_default();
+        let all: Vec<Arc<Pod>> = snap.pods.values().cloned().collect();
+        let uids: Vec<String> = all.iter().map(|p| uid(p)).collect();
+        let (root, nodefs) = (ctx.cgroup_root.clone(), ctx.nodefs.clone());
+        // statvfs can block (a hung mount): never on the runtime's threads.
+        let Ok(obs) =
+            tokio::task::spawn_blocking(move || observe::read(&root, &uids, &nodefs, &nodefs))
+                .await
+        else {
+            continue;
+        };
+        let signals = observe::signals(&obs, ctx.resources.allocatable.memory);
+        let met = decide::met(&thresholds, &signals);
+        let met_now: Vec<_> = met.iter().map(|m| m.threshold.signal).collect();
+        if met_now != last_met {
+            for m in &met {
+                tracing::warn!(
+                    threshold = %m.threshold,
+                    available = m.reading.available,
+                    amount = m.amount,
+                    "eviction threshold met"
+                );
+            }
+            if met.is_empty() {
+                tracing::info!("no eviction threshold met");
+            }
+            last_met = met_now;
+        }
+        let p = tracker.observe(
+            &met,
+            Instant::now(),
+            ctx.settings.pressure_transition_period,
+        );
+        pressure.send_if_modified(|cur| {
+            let changed = *cur != p;
+            *cur = p;
+            changed
+        });
+        // One eviction at a time: the last victim's processes must be gone
+        // before the node is judged again.
+        if let Some((victim, deadline)) = &waiting {
+            let cg = observe::pod_cgroup(&ctx.cgroup_root, victim);
+            if observe::cgroup_has_processes(&cg) && Instant::now() < *deadline {
+                continue;
+            }
+            waiting = None;
+        }
+        let Some(m) = decide::memory_met(&met) else {
+            continue;
+        };
+        let candidates = all
+            .iter()
+            .filter(|p| !terminal(p) && !evicted.contains(&uid(p)))
+            .map(|p| rank::Candidate {
+                pod: p.clone(),
+                usage: obs.pods.get(&uid(p)).copied().unwrap_or(0),
+            })
+            .collect();
+        let Some(victim) = rank::rank_memory(candidates).into_iter().next() else {
+            continue;
+        };
+        let pod = victim.pod;
+        let id = uid(&pod);
+        let message = rank::message(m, &container_usage(&pod, &ctx.cgroup_root));
+        tracing::warn!(
+            pod = ?pod.metadata.name,
+            namespace = ?pod.metadata.namespace,
+            usage = victim.usage,
+            priority = rank::priority(&pod),
+            %message,
+            "evicting pod"
+        );
+        if evict
+            .send(Eviction {
+                uid: id.clone(),
+                message: message.clone(),
+                grace: Duration::ZERO,
+            })
+            .await
+            .is_err()
+        {
+            return;
+        }
+        evicted.insert(id.clone());
+        waiting = Some((id, Instant::now() + CLEANUP_TIMEOUT));
+        if let Some(client) = ctx.client.clone() {
+            let node = ctx.node_name.clone();
+            let resource = m.threshold.signal.resource().name();
+            tokio::spawn(async move {
+                report::threshold_met(&client, &node, resource).await;
+                report::pod_evicted(&client, &pod, &message, &node).await;
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_duration("5m0s"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("5 minutes").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn allocatable_follows_kubelet_formula() {
+        let s = Settings {
+            system_reserved: Resources::parse("cpu=100m,memory=1Gi").unwrap(),
+            kube_reserved: Resources::parse("memory=256Mi").unwrap(),
+            ..Default::default()
+        };
+        let r = s.node_resources(Resources {
+            cpu_millis: Some(2000),
+            memory: Some(8 << 30),
+            ephemeral_storage: Some(100 << 30),
+            pid: None,
+        });
+        assert_eq!(r.allocatable.cpu_millis, Some(1900));
+        assert_eq!(
+            r.allocatable.memory,
+            Some((8 << 30) - (1 << 30) - (256 << 20) - (100 << 20))
+        );
+        assert_eq!(r.allocatable.ephemeral_storage, Some(90 << 30));
+        assert_eq!(r.capacity.memory, Some(8 << 30));
+    }
+
+    #[test]
+    fn terminal_pods_are_not_candidates() {
+        let p: Pod = serde_json::from_value(
+            serde_json::json!({"metadata": {"name": "a"}, "status": {"phase": "Failed"}}),
+        )
+        .unwrap();
+        assert!(terminal(&p));
+        let p: Pod = serde_json::from_value(
+            serde_json::json!({"metadata": {"name": "a"}, "status": {"phase": "Running"}}),
+        )
+        .unwrap();
+        assert!(!terminal(&p));
+    }
+}

@@ -1,0 +1,226 @@
+//! Which pod goes first under memory pressure, kubelet's order: pods using
+//! more than they requested, then lower `spec.priority`, then the largest
+//! use above request. Critical pods (static pods, priority at or above
+//! system-critical) are never candidates. Also the eviction message.
+//! Pure: pods and their measured usage in, an order out.
+
+use std::cmp::{Ordering, Reverse};
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+
+use crate::kubelet::eviction::decide::Met;
+use crate::kubelet::spec::parse_quantity;
+use crate::node::resources::format_bytes;
+
+/// `scheduling.SystemCriticalPriority`: system-cluster-critical and above.
+pub const SYSTEM_CRITICAL_PRIORITY: i32 = 2_000_000_000;
+
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    pub pod: Arc<Pod>,
+    /// Memory working set; 0 when the pod has no cgroup (yet).
+    pub usage: i64,
+}
+
+fn memory_of(c: &Container) -> i64 {
+    c.resources
+        .as_ref()
+        .and_then(|r| r.requests.as_ref())
+        .and_then(|r| r.get("memory"))
+        .and_then(|q| parse_quantity(&q.0, false))
+        .and_then(|q| i64::try_from(q).ok())
+        .unwrap_or(0)
+}
+
+/// The pod's memory request: its containers' sum, or the largest init
+/// container's if that is more (init containers run one at a time).
+pub fn memory_request(pod: &Pod) -> i64 {
+    let Some(spec) = pod.spec.as_ref() else {
+        return 0;
+    };
+    let app: i64 = spec.containers.iter().map(memory_of).sum();
+    let init = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .map(memory_of)
+        .max()
+        .unwrap_or(0);
+    app.max(init)
+}
+
+pub fn priority(pod: &Pod) -> i32 {
+    pod.spec.as_ref().and_then(|s| s.priority).unwrap_or(0)
+}
+
+/// kubelet's `IsCriticalPod`: static pods and system-critical priorities.
+pub fn is_critical(pod: &Pod) -> bool {
+    !crate::kubelet::api::from_api(pod) || priority(pod) >= SYSTEM_CRITICAL_PRIORITY
+}
+
+/// Candidates in eviction order (first = evicted first).
+pub fn rank_memory(mut pods: Vec<Candidate>) -> Vec<Candidate> {
+    pods.retain(|c| !is_critical(&c.pod));
+    pods.sort_by(order);
+    pods
+}
+
+fn order(a: &Candidate, b: &Candidate) -> Ordering {
+    let over = |c: &Candidate| c.usage - memory_request(&c.pod);
+    let exceeds = |c: &Candidate| over(c) > 0;
+    Reverse(exceeds(a))
+        .cmp(&Reverse(exceeds(b)))
+        .then(priority(&a.pod).cmp(&priority(&b.pod)))
+        .then(Reverse(over(a)).cmp(&Reverse(over(b))))
+}
+
+/// kubelet's eviction message, e.g. "The node was low on resource: memory.
+/// Threshold quantity: 100Mi, available: 10Mi. Container hog was using
+/// 200Mi, request is 0, has larger consumption of memory. "
+pub fn message(met: &Met, containers: &[(String, i64, i64)]) -> String {
+    let resource = met.threshold.signal.resource().name();
+    let mut m = format!(
+        "The node was low on resource: {resource}. Threshold quantity: {}, available: {}. ",
+        format_bytes(met.amount),
+        format_bytes(met.reading.available)
+    );
+    for (name, usage, request) in containers {
+        if usage > request {
+            m.push_str(&format!(
+                "Container {name} was using {}, request is {}, has larger consumption of {resource}. ",
+                format_bytes(*usage),
+                format_bytes(*request)
+            ));
+        }
+    }
+    m
+}
+
+/// Each container's (name, request) of the pod, for the message.
+pub fn container_requests(pod: &Pod) -> Vec<(String, i64)> {
+    pod.spec
+        .as_ref()
+        .map(|s| {
+            s.containers
+                .iter()
+                .map(|c| (c.name.clone(), memory_of(c)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kubelet::eviction::observe::Reading;
+    use crate::kubelet::eviction::threshold::{Signal, Threshold, Value};
+    use serde_json::json;
+
+    fn pod(name: &str, priority: i32, request: Option<&str>) -> Arc<Pod> {
+        let mut c = json!({"name": "c", "image": "x"});
+        if let Some(r) = request {
+            c["resources"] = json!({"requests": {"memory": r}});
+        }
+        Arc::new(
+            serde_json::from_value(json!({
+                "metadata": {"name": name, "namespace": "default", "uid": name},
+                "spec": {"priority": priority, "containers": [c]},
+            }))
+            .unwrap(),
+        )
+    }
+
+    fn names(c: &[Candidate]) -> Vec<String> {
+        c.iter()
+            .map(|c| c.pod.metadata.name.clone().unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn over_request_first_then_priority_then_excess() {
+        let mi = 1 << 20;
+        let ranked = rank_memory(vec![
+            // Within its request: last, whatever its priority.
+            Candidate {
+                pod: pod("within", -10, Some("500Mi")),
+                usage: 400 * mi,
+            },
+            Candidate {
+                pod: pod("high", 1000, None),
+                usage: 300 * mi,
+            },
+            Candidate {
+                pod: pod("low-small", 0, None),
+                usage: 10 * mi,
+            },
+            Candidate {
+                pod: pod("low-big", 0, Some("10Mi")),
+                usage: 200 * mi,
+            },
+        ]);
+        assert_eq!(names(&ranked), ["low-big", "low-small", "high", "within"]);
+    }
+
+    #[test]
+    fn critical_pods_are_never_candidates() {
+        let mut static_pod = (*pod("static", 0, None)).clone();
+        static_pod.metadata.annotations = Some(
+            [(
+                "kubernetes.io/config.source".to_string(),
+                "file".to_string(),
+            )]
+            .into(),
+        );
+        let ranked = rank_memory(vec![
+            Candidate {
+                pod: Arc::new(static_pod),
+                usage: 1 << 30,
+            },
+            Candidate {
+                pod: pod("system", SYSTEM_CRITICAL_PRIORITY, None),
+                usage: 1 << 30,
+            },
+            Candidate {
+                pod: pod("user", 0, None),
+                usage: 1,
+            },
+        ]);
+        assert_eq!(names(&ranked), ["user"]);
+    }
+
+    #[test]
+    fn request_counts_init_containers_and_message_names_the_hog() {
+        let p: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p"},
+            "spec": {
+                "initContainers": [{"name": "i", "resources": {"requests": {"memory": "1Gi"}}}],
+                "containers": [
+                    {"name": "a", "resources": {"requests": {"memory": "100Mi"}}},
+                    {"name": "b", "resources": {"requests": {"memory": "200Mi"}}},
+                ],
+            },
+        }))
+        .unwrap();
+        assert_eq!(memory_request(&p), 1 << 30);
+        assert_eq!(
+            container_requests(&p),
+            vec![("a".into(), 100 << 20), ("b".into(), 200 << 20)]
+        );
+        let met = Met {
+            threshold: Threshold {
+                signal: Signal::AllocatableMemoryAvailable,
+                value: Value::Quantity(100 << 20),
+            },
+            reading: Reading {
+                available: 10 << 20,
+                capacity: 300 << 20,
+            },
+            amount: 100 << 20,
+        };
+        assert_eq!(
+            message(&met, &[("hog".into(), 200 << 20, 0), ("quiet".into(), 1, 1 << 20)]),
+            "The node was low on resource: memory. Threshold quantity: 100Mi, available: 10Mi. Container hog was using 200Mi, request is 0, has larger consumption of memory. "
+        );
+    }
+}
