@@ -437,6 +437,11 @@ fn killed_container_restarts(s: &Suite) -> Result<(), Failed> {
     if st["restartCount"] != 1 || !msg.contains("back-off 10s") || st["ready"] != false {
         return Err(format!("in back-off: {st}").into());
     }
+    events_for(
+        s,
+        &name,
+        &[("BackOff", "Back-off restarting failed container web")],
+    )?;
     let again = wait_for(
         "restartCount 2 and Ready after the back-off",
         Duration::from_secs(30),
@@ -475,30 +480,66 @@ fn agent_restart(s: &Suite) -> Result<(), Failed> {
     // Ping the pod from the other node (across the overlay) while both
     // agents restart.
     let mut ping = s.lab.node(0).command("ping").map_err(|e| e.to_string())?;
-    let mut ping = ping
+    let ping = ping
         .args(["-i", "0.2", "-W", "1", &ip])
         .stdout(std::process::Stdio::piped())
         .spawn()?;
-    std::thread::sleep(Duration::from_millis(600));
+    let mut ping = Stream::start(ping, lines)?;
+    let wait_replies = |ping: &mut Stream<String>, n: usize| -> Result<(), Failed> {
+        let want = ping.seen.iter().filter(|l| l.contains("icmp_seq=")).count() + n;
+        let mut got = ping.seen.iter().filter(|l| l.contains("icmp_seq=")).count();
+        while got < want {
+            match ping.until(Duration::from_secs(5), |l| l.contains("icmp_seq=")) {
+                Ok(_) => got += 1,
+                Err(_) => return Err(format!("ping: no reply; got {:?}", ping.seen).into()),
+            }
+        }
+        Ok(())
+    };
+    wait_replies(&mut ping, 3)?;
+    let logs: Vec<std::path::PathBuf> = (0..2)
+        .map(|i| s.lab.node(i).dir().join("logs/agent.log"))
+        .collect();
+    let offsets: Vec<usize> = logs
+        .iter()
+        .map(|l| std::fs::read(l).map_or(0, |b| b.len()))
+        .collect();
     for i in 0..2 {
         if let Some(mut d) = s.agents.lock().unwrap_or_else(|e| e.into_inner())[i].take() {
             d.stop(Duration::from_secs(10));
         }
         s.start_agent(i)?;
     }
-    // Both agents answer again (the Node heartbeats) before the check.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Each new agent has taken over its node's demo containers (its log
+    // says so per pod) before the check, and pings still answer after.
+    for pod in &before {
+        let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+        let i = node_index(s, pod);
+        wait_for(
+            &format!("agent {} adopting {name}", i + 1),
+            Duration::from_secs(30),
+            || {
+                let text = std::fs::read(&logs[i]).ok()?;
+                let new = String::from_utf8_lossy(text.get(offsets[i]..)?).into_owned();
+                new.lines()
+                    .any(|l| l.contains("adopted running container") && l.contains(name))
+                    .then_some(())
+            },
+            || s.log(),
+        )?;
+    }
     let after = wait_for(
         "demo pods after restart",
         Duration::from_secs(30),
         || ready_demo_pods(s),
         || s.log(),
     )?;
-    let _ = ping.kill();
-    let out = ping.wait_with_output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let seqs: Vec<u32> = text
-        .lines()
+    wait_replies(&mut ping, 3)?;
+    let _ = ping.child.kill();
+    let _ = ping.until(Duration::from_secs(5), |_| false);
+    let seqs: Vec<u32> = ping
+        .seen
+        .iter()
         .filter_map(|l| l.split("icmp_seq=").nth(1)?.split(' ').next()?.parse().ok())
         .collect();
     let max = seqs.iter().copied().max().unwrap_or(0);
@@ -745,6 +786,34 @@ fn hand_over(dir: &std::path::Path, name: &str, text: &str) -> Result<(), Failed
     Ok(())
 }
 
+/// The kubelet's Events about `pod` once every `(reason, text in the
+/// message)` of `want` is among them.
+fn events_for(s: &Suite, pod: &str, want: &[(&str, &str)]) -> Result<Vec<Value>, Failed> {
+    let found = || {
+        let list = s.get(&["events"])?;
+        let evs: Vec<Value> = list["items"]
+            .as_array()?
+            .iter()
+            .filter(|e| e["involvedObject"]["name"] == pod && e["source"]["component"] == "kubelet")
+            .cloned()
+            .collect();
+        want.iter()
+            .all(|(reason, text)| {
+                evs.iter().any(|e| {
+                    e["reason"] == *reason
+                        && e["message"].as_str().is_some_and(|m| m.contains(text))
+                })
+            })
+            .then_some(evs)
+    };
+    wait_for(
+        &format!("events {want:?} for {pod}"),
+        Duration::from_secs(10),
+        found,
+        || format!("events: {:?}", s.get(&["events"])),
+    )
+}
+
 fn delete_pod(s: &Suite, name: &str) -> Result<(), Failed> {
     s.kubectl(&["delete", "pod", name, "--wait=false"], None)?;
     wait_for(
@@ -819,6 +888,14 @@ spec:
     {
         return Err(format!("after the liveness failure: {st}").into());
     }
+    events_for(
+        s,
+        "alive",
+        &[
+            ("Unhealthy", "Liveness probe failed"),
+            ("Killing", "failed liveness probe, will be restarted"),
+        ],
+    )?;
     eprintln!("liveness: unhealthy → restarted and Ready in {took:?}");
     delete_pod(s, "alive")?;
     let _ = std::fs::remove_dir_all(&dir);
@@ -1094,6 +1171,14 @@ spec:
         .into());
     }
     drop(watch);
+    events_for(
+        s,
+        "badref",
+        &[
+            ("Failed", "manifest unknown"),
+            ("BackOff", "Back-off pulling image"),
+        ],
+    )?;
     eprintln!("registry: pulled and Running in {pulled_in:?}; bad reference: {seen:?}: {msg}");
     for name in ["pulled", "badref"] {
         delete_pod(s, name)?;

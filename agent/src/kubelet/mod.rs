@@ -10,6 +10,7 @@ pub mod cni;
 pub mod command;
 pub mod env;
 pub mod error;
+pub mod events;
 pub mod eviction;
 pub mod gc;
 pub mod hooks;

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use crate::kubelet::backoff::Backoff;
 use crate::kubelet::env::{self, Objects, PodFields};
 use crate::kubelet::error::{Error, Result};
+use crate::kubelet::events;
 use crate::kubelet::runtime::{
     registry, ContainerRuntime, CreateRequest, Exit, ImageInfo, TaskState,
 };
@@ -460,10 +461,68 @@ impl<R: ContainerRuntime> Worker<R> {
                             tracing::info!(pod = %pod, container = %p.container, ?kind, message = %p.message, "probe failed; restarting container");
                             let id = run.id.clone();
                             self.kill_in_background(&p.container, id, p.attempt, grace);
+                            let probe = match kind {
+                                probes::Kind::Startup => "Startup",
+                                _ => "Liveness",
+                            };
+                            self.event(
+                                &p.container,
+                                events::WARNING,
+                                "Unhealthy",
+                                format!("{probe} probe failed: {}", p.message),
+                            );
+                            self.event(
+                                &p.container,
+                                events::NORMAL,
+                                "Killing",
+                                format!(
+                                    "Container {} failed {} probe, will be restarted",
+                                    p.container,
+                                    probe.to_lowercase()
+                                ),
+                            );
                         }
                     }
                 }
             }
+        }
+    }
+
+    /// Reports an Event about `container` (pods from the API only).
+    fn event(&self, container: &str, type_: &str, reason: &str, message: String) {
+        if let (Some(api), true) = (&self.shared.api, crate::kubelet::api::from_api(&self.pod)) {
+            let ev = events::build(
+                &self.pod,
+                container,
+                type_,
+                reason,
+                message,
+                &self.shared.opts.node_name,
+                jiff::Timestamp::now(),
+            );
+            events::record(&api.client, ev);
+        }
+    }
+
+    /// CrashLoopBackOff while the restart back-off runs; an Event once as
+    /// the container enters it.
+    fn crash_looping(&mut self, name: &str) {
+        let pod = name_of(&self.pod);
+        let Some(slot) = self.slots.get_mut(name) else {
+            return;
+        };
+        let fresh = slot
+            .waiting
+            .as_ref()
+            .is_none_or(|w| w.0 != "CrashLoopBackOff");
+        slot.waiting = Some(crash_loop(name, slot.backoff.delay()));
+        if fresh {
+            self.event(
+                name,
+                events::WARNING,
+                "BackOff",
+                format!("Back-off restarting failed container {name} in pod {pod}"),
+            );
         }
     }
 
@@ -531,7 +590,7 @@ impl<R: ContainerRuntime> Worker<R> {
                 _ => {}
             }
             if let Some(at) = slot.backoff.ready_at(now) {
-                slot.waiting = Some(crash_loop(&c.name, slot.backoff.delay()));
+                self.crash_looping(&c.name);
                 return at;
             }
             if let Err(e) = self.start(c, true).await {
@@ -556,7 +615,7 @@ impl<R: ContainerRuntime> Worker<R> {
                 }
             }
             if let Some(at) = slot.backoff.ready_at(now) {
-                slot.waiting = Some(crash_loop(&c.name, slot.backoff.delay()));
+                self.crash_looping(&c.name);
                 wake = wake.min(at);
                 continue;
             }
@@ -580,10 +639,26 @@ impl<R: ContainerRuntime> Worker<R> {
         };
         let slot = self.slots.entry(c.name.clone()).or_default();
         let msg = e.to_string();
-        if slot.waiting.as_ref().map(|w| &w.0) != Some(&reason.to_string()) {
+        let changed = slot.waiting.as_ref().map(|w| &w.0) != Some(&reason.to_string());
+        slot.waiting = Some((reason.into(), Some(msg.clone())));
+        if changed {
             tracing::warn!(pod = %name_of(&self.pod), container = %c.name, error = %msg, "container start failed");
+            let image = c.image.clone().unwrap_or_default();
+            let (type_, why, message) = match reason {
+                "ImagePullBackOff" => (
+                    events::NORMAL,
+                    "BackOff",
+                    format!("Back-off pulling image {image:?}"),
+                ),
+                "ErrImagePull" => (
+                    events::WARNING,
+                    "Failed",
+                    format!("Failed to pull image {image:?}: {msg}"),
+                ),
+                _ => (events::WARNING, "Failed", msg),
+            };
+            self.event(&c.name, type_, why, message);
         }
-        slot.waiting = Some((reason.into(), Some(msg)));
     }
 
     async fn ensure_sandbox(&mut self) -> Result<()> {
