@@ -1305,6 +1305,85 @@ struct PressureAgent<'a> {
     s: &'a Suite,
     cp: ControlPlane,
     agent: Option<Daemon>,
+    /// The agent reaches containerd through this, so the test can take
+    /// the runtime away from it (and only from it).
+    proxy: Option<SocketProxy>,
+}
+
+/// A Unix socket that forwards every connection to `target`; `close`
+/// drops the listener and every open connection.
+struct SocketProxy {
+    path: PathBuf,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    conns: Arc<Mutex<Vec<std::os::unix::net::UnixStream>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SocketProxy {
+    fn start(path: &Path, target: &Path) -> std::io::Result<Self> {
+        use std::os::unix::net::{UnixListener, UnixStream};
+        let _ = std::fs::remove_file(path);
+        let listener = UnixListener::bind(path)?;
+        listener.set_nonblocking(true)?;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let conns: Arc<Mutex<Vec<UnixStream>>> = Arc::default();
+        let (stop2, conns2, target) = (stop.clone(), conns.clone(), target.to_path_buf());
+        let thread = std::thread::spawn(move || {
+            while !stop2.load(std::sync::atomic::Ordering::SeqCst) {
+                let Ok((down, _)) = listener.accept() else {
+                    // Non-blocking accept: poll for new clients and the stop flag.
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                let Ok(up) = UnixStream::connect(&target) else {
+                    continue;
+                };
+                let _ = down.set_nonblocking(false);
+                let pairs = [
+                    (down.try_clone(), up.try_clone()),
+                    (up.try_clone(), down.try_clone()),
+                ];
+                for (mut from, mut to) in pairs
+                    .into_iter()
+                    .filter_map(|(a, b)| Some((a.ok()?, b.ok()?)))
+                {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+                if let Ok(mut c) = conns2.lock() {
+                    c.push(down);
+                    c.push(up);
+                }
+            }
+        });
+        Ok(SocketProxy {
+            path: path.to_path_buf(),
+            stop,
+            conns,
+            thread: Some(thread),
+        })
+    }
+
+    fn close(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        if let Ok(mut c) = self.conns.lock() {
+            for s in c.drain(..) {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Drop for SocketProxy {
+    fn drop(&mut self) {
+        self.close();
+    }
 }
 
 const PRESSURE_LOG: &str = "logs/pressure-agent.log";
@@ -1400,6 +1479,7 @@ impl Drop for PressureAgent<'_> {
         if let Some(mut d) = self.agent.take() {
             d.stop(Duration::from_secs(5));
         }
+        self.proxy = None;
         self.s.lab.etcd_stop();
     }
 }
@@ -1482,6 +1562,8 @@ spec:
 /// Event; the other keeps running; MemoryPressure (and its NoSchedule
 /// taint) goes True, then back to False after the 3 s transition period.
 /// A `pid.available<100%` threshold shows PIDPressure from a real reading.
+/// Last, Ready goes False while the agent's containerd socket (a proxy in
+/// the test) is cut off, and True again once it is back.
 fn memory_pressure_eviction(s: &Suite) -> Result<(), Failed> {
     let t0 = Instant::now();
     s.lab.etcd_start().map_err(|e| e.to_string())?;
@@ -1492,7 +1574,16 @@ fn memory_pressure_eviction(s: &Suite) -> Result<(), Failed> {
             return Err(e.to_string().into());
         }
     };
-    let mut pa = PressureAgent { s, cp, agent: None };
+    let mut pa = PressureAgent {
+        s,
+        cp,
+        agent: None,
+        proxy: None,
+    };
+    std::fs::create_dir_all(s.dir().join("pressure"))?;
+    let proxy_path = s.dir().join("pressure/containerd.sock");
+    let containerd = s.lab.node(0).containerd_socket();
+    pa.proxy = Some(SocketProxy::start(&proxy_path, &containerd)?);
     // CAPSTAN_BIN_DIR first: the target dir's agent is shared by builds.
     let agent = capstan_lab::bins::path("capstan-agent").map_err(|e| e.to_string())?;
     let total = mem_total_bytes()?;
@@ -1504,10 +1595,7 @@ fn memory_pressure_eviction(s: &Suite) -> Result<(), Failed> {
         format!("--node-name={NODE}"),
         format!("--node-ip={}", s.lab.node(0).ip()),
         format!("--kubeconfig={}", pa.cp.node_kubeconfig(NODE).display()),
-        format!(
-            "--containerd-socket={}",
-            s.lab.node(0).containerd_socket().display()
-        ),
+        format!("--containerd-socket={}", proxy_path.display()),
         "--containerd-namespace=capstan".into(),
         format!("--cni-conf-dir={}", p("etc/cni/net.d")),
         format!("--cni-bin-dir={}", p("opt/cni/bin")),
@@ -1679,5 +1767,39 @@ fn memory_pressure_eviction(s: &Suite) -> Result<(), Failed> {
         !left.lines().any(|id| id.starts_with("hog-")),
         format!("containers left after the pods were deleted: {left}"),
     )?;
+
+    // Ready follows the container runtime: cut the agent off, then back.
+    let ready = |pa: &PressureAgent, want: &str| {
+        let n = pa.get(&["node", NODE]).unwrap_or_default();
+        let c = n["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["type"] == "Ready")
+            .cloned()
+            .unwrap_or_default();
+        c["status"] == want
+            && (want == "True"
+                || c["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("container runtime is down")))
+    };
+    let t_cut = Instant::now();
+    if let Some(p) = pa.proxy.as_mut() {
+        p.close();
+    }
+    wait_for("Ready=False, runtime down", Duration::from_secs(15), || {
+        ready(&pa, "False")
+    })
+    .map_err(|e| pa.with_log(e))?;
+    let down_after = t_cut.elapsed();
+    // The old proxy's drop removes the socket path: it goes first.
+    pa.proxy = None;
+    pa.proxy = Some(SocketProxy::start(&proxy_path, &containerd)?);
+    wait_for("Ready=True again", Duration::from_secs(15), || {
+        ready(&pa, "True")
+    })
+    .map_err(|e| pa.with_log(e))?;
+    eprintln!("runtime cut: Ready=False after {down_after:?}, True again after reconnecting");
     Ok(())
 }

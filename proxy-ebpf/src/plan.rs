@@ -1,89 +1,144 @@
-//! What is programmed vs what is desired → one nft transaction. Pure: the
-//! caller keeps the record of what each service has programmed, so a
-//! partial sync touches only the differences. It must never run nft.
+//! What is programmed vs what is desired → the steps of one sync. Pure:
+//! the caller keeps the record of what each service has programmed, so a
+//! partial sync touches only the differences. It must never run nft nor
+//! open a socket.
 //!
-//! Order inside the transaction matters to the kernel: map elements that
-//! point at a chain go before the chain, new chains exist before rules
-//! jump to them, rewritten chains are flushed before stale chains (which
-//! they may have referenced) are deleted.
+//! A sync has up to three steps, each one atomic: `before` (nft text: new
+//! sets and chains, rewritten chains), `elements` (one netlink batch: map
+//! and set elements) and `after` (nft text: stale chains and sets, which
+//! nothing references once the elements have moved away). Every state in
+//! between is consistent: new chains exist before elements point at them,
+//! old ones stay until nothing does. A change of endpoints of a service
+//! without chains of its own is an element batch only.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use crate::nft::skeleton::{
-    Table, HAIRPIN_SET, NODEPORTS_MAP, NO_ENDPOINT_NODEPORTS_MAP, NO_ENDPOINT_SERVICES_MAP,
-    SERVICE_IPS_MAP,
-};
+use crate::nft::element::{Key, Value};
+use crate::nft::netlink::Batch;
+use crate::nft::skeleton::{Pick, Table, FIXED_SETS, HAIRPIN_SET};
 use crate::render::Rendered;
 
-/// Every verdict map services put elements in.
-const ELEMENT_MAPS: [&str; 4] = [
-    SERVICE_IPS_MAP,
-    NODEPORTS_MAP,
-    NO_ENDPOINT_SERVICES_MAP,
-    NO_ENDPOINT_NODEPORTS_MAP,
-];
-
-/// A transaction under construction, kept in phases; every command is
-/// one line of nft text.
+/// Element changes of one table.
 #[derive(Debug, Default)]
-pub struct Transaction {
-    delete_elements: BTreeMap<&'static str, Vec<String>>,
-    add_sets: Vec<String>,
-    add_chains: Vec<String>,
-    rewrite: Vec<String>,
-    delete_chains: Vec<String>,
-    delete_sets: Vec<String>,
-    add_elements: BTreeMap<&'static str, Vec<String>>,
-    prologue: Vec<String>,
-    add_hairpin: Vec<IpAddr>,
-    delete_hairpin: Vec<IpAddr>,
+pub struct Elements {
+    /// Maps and sets emptied first (a full sync).
+    pub flush: Vec<&'static str>,
+    pub delete: BTreeMap<&'static str, Vec<Key>>,
+    pub add: BTreeMap<&'static str, Vec<(Key, Option<Value>)>>,
 }
 
-impl Transaction {
-    /// A full sync: the table is replaced atomically (delete + re-create in
-    /// the same transaction, so traffic never sees it half-written and
-    /// established connections keep their conntrack state).
-    pub fn full(table: &Table) -> Transaction {
-        let mut prologue = vec![
-            table.cmd("add", "table", ""),
-            table.cmd("delete", "table", ""),
-            table.cmd("add", "table", ""),
-        ];
-        prologue.extend(table.skeleton());
-        Transaction {
-            prologue,
-            ..Default::default()
+impl Elements {
+    pub fn is_empty(&self) -> bool {
+        self.flush.is_empty() && self.delete.is_empty() && self.add.is_empty()
+    }
+
+    /// Appends the changes to `batch`: flushes, then deletes, then adds
+    /// (a key whose value changes is deleted and re-added).
+    pub fn write(&self, table: &Table, batch: &mut Batch) {
+        let (f, t) = (table.family, crate::nft::skeleton::TABLE);
+        for set in &self.flush {
+            batch.flush(f, t, set);
+        }
+        for (set, keys) in &self.delete {
+            batch.delete(f, t, set, keys.iter());
+        }
+        for (set, elems) in &self.add {
+            batch.add(f, t, set, elems.iter().map(|(k, v)| (k, v.as_ref())));
         }
     }
 
+    /// nft text of the changes (logs, tests).
+    pub fn describe(&self, table: &Table) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .flush
+            .iter()
+            .map(|s| table.cmd("flush", "set", s))
+            .collect();
+        for (set, keys) in &self.delete {
+            let keys: Vec<String> = keys.iter().map(Key::to_string).collect();
+            out.push(table.cmd(
+                "delete",
+                "element",
+                &format!("{set} {{ {} }}", keys.join(", ")),
+            ));
+        }
+        for (set, elems) in &self.add {
+            let elems: Vec<String> = elems
+                .iter()
+                .map(|(k, v)| match v {
+                    Some(v) => format!("{k} : {v}"),
+                    None => k.to_string(),
+                })
+                .collect();
+            out.push(table.cmd(
+                "add",
+                "element",
+                &format!("{set} {{ {} }}", elems.join(", ")),
+            ));
+        }
+        out
+    }
+}
+
+/// One sync's steps for one table.
+#[derive(Debug, Default)]
+pub struct Transaction {
+    add_sets: Vec<String>,
+    add_chains: Vec<String>,
+    rewrite: Vec<String>,
+    pub elements: Elements,
+    flush_stale: Vec<String>,
+    delete_chains: Vec<String>,
+    delete_sets: Vec<String>,
+}
+
+impl Transaction {
     pub fn is_empty(&self) -> bool {
-        self.prologue.is_empty()
-            && self.delete_elements.is_empty()
-            && self.add_sets.is_empty()
-            && self.add_chains.is_empty()
-            && self.rewrite.is_empty()
-            && self.delete_chains.is_empty()
-            && self.delete_sets.is_empty()
-            && self.add_elements.is_empty()
-            && self.add_hairpin.is_empty()
-            && self.delete_hairpin.is_empty()
+        self.before_len() == 0 && self.elements.is_empty() && self.after_len() == 0
+    }
+
+    fn before_len(&self) -> usize {
+        self.add_sets.len() + self.add_chains.len() + self.rewrite.len()
+    }
+
+    fn after_len(&self) -> usize {
+        self.flush_stale.len() + self.delete_chains.len() + self.delete_sets.len()
     }
 
     /// Hairpin set changes (the caller counts references across services).
-    pub fn hairpin(&mut self, add: Vec<IpAddr>, delete: Vec<IpAddr>) {
-        self.add_hairpin.extend(add);
-        self.delete_hairpin.extend(delete);
+    pub fn hairpin(&mut self, add: &[IpAddr], delete: &[IpAddr]) {
+        if !delete.is_empty() {
+            self.elements
+                .delete
+                .entry(HAIRPIN_SET)
+                .or_default()
+                .extend(delete.iter().map(|ip| Key::Pair(*ip)));
+        }
+        if !add.is_empty() {
+            self.elements
+                .add
+                .entry(HAIRPIN_SET)
+                .or_default()
+                .extend(add.iter().map(|ip| (Key::Pair(*ip), None)));
+        }
+    }
+
+    /// Creates (or, if it exists, refills) a shared pick chain.
+    pub fn ensure_pick(&mut self, table: &Table, pick: &Pick, cidr: Option<(IpAddr, u8)>) {
+        let name = pick.chain();
+        self.add_chains.push(table.cmd("add", "chain", &name));
+        self.rewrite.push(table.cmd("flush", "chain", &name));
+        for r in table.pick_rules(pick, cidr) {
+            self.rewrite.push(table.add_rule(&name, &r));
+        }
     }
 
     /// Adds the changes that turn `old` into `new` (one service's objects).
     pub fn diff(&mut self, table: &Table, old: &Rendered, new: &Rendered) {
-        for (key, verdict) in &old.elements {
-            if new.elements.get(key) != Some(verdict) {
-                self.delete_elements
-                    .entry(key.0)
-                    .or_default()
-                    .push(key.1.clone());
+        for (key, value) in &old.elements {
+            if new.elements.get(key) != Some(value) {
+                self.elements.delete.entry(key.0).or_default().push(key.1);
             }
         }
         for (name, timeout) in &new.sets {
@@ -103,9 +158,7 @@ impl Transaction {
         }
         for name in old.chains.keys() {
             if !new.chains.contains_key(name) {
-                // Flushed first: a stale chain may jump to another stale one.
-                self.rewrite.push(table.cmd("flush", "chain", name));
-                self.delete_chains.push(table.cmd("delete", "chain", name));
+                self.stale_chain(table, name);
             }
         }
         for name in old.sets.keys() {
@@ -113,104 +166,146 @@ impl Transaction {
                 self.delete_sets.push(table.cmd("delete", "set", name));
             }
         }
-        for (key, verdict) in &new.elements {
-            if old.elements.get(key) != Some(verdict) {
-                self.add_elements
+        for (key, value) in &new.elements {
+            if old.elements.get(key) != Some(value) {
+                self.elements
+                    .add
                     .entry(key.0)
                     .or_default()
-                    .push(format!("{} : {verdict}", key.1));
+                    .push((key.1, Some(value.clone())));
             }
         }
     }
 
-    /// The nft commands (one text line each), in an order the kernel accepts.
-    pub fn into_commands(self, table: &Table) -> Vec<String> {
-        let mut out = self.prologue;
-        let hairpin = |ips: &[IpAddr]| ips.iter().map(Table::hairpin_element).collect::<Vec<_>>();
-        out.extend(table.elements("delete", HAIRPIN_SET, hairpin(&self.delete_hairpin)));
-        for (map, keys) in self.delete_elements {
-            // Deleting takes keys only.
-            out.extend(table.elements("delete", map, keys));
-        }
-        out.extend(self.add_sets);
-        out.extend(self.add_chains);
-        out.extend(self.rewrite);
-        out.extend(self.delete_chains);
-        out.extend(self.delete_sets);
-        for (map, elems) in self.add_elements {
-            out.extend(table.elements("add", map, elems));
-        }
-        out.extend(table.elements("add", HAIRPIN_SET, hairpin(&self.add_hairpin)));
+    /// A chain to remove after the elements moved away from it; flushed
+    /// first, as a stale chain may jump to another stale one.
+    pub fn stale_chain(&mut self, table: &Table, name: &str) {
+        self.flush_stale.push(table.cmd("flush", "chain", name));
+        self.delete_chains.push(table.cmd("delete", "chain", name));
+    }
+
+    pub fn stale_set(&mut self, table: &Table, name: &str) {
+        self.delete_sets.push(table.cmd("delete", "set", name));
+    }
+
+    /// The nft commands run before the elements.
+    pub fn before(&mut self) -> Vec<String> {
+        let mut out = std::mem::take(&mut self.add_sets);
+        out.append(&mut self.add_chains);
+        out.append(&mut self.rewrite);
+        out
+    }
+
+    /// The nft commands run after the elements.
+    pub fn after(&mut self) -> Vec<String> {
+        let mut out = std::mem::take(&mut self.flush_stale);
+        out.append(&mut self.delete_chains);
+        out.append(&mut self.delete_sets);
         out
     }
 }
 
-/// A full sync written straight into `out` (one command per line; returns
-/// how many): the table re-created with its skeleton, then each service's
-/// sets, chains and rules, then every map element. Streaming instead of
-/// collecting ~120,000 command strings keeps the proxy's peak memory near
-/// its steady state. Each service's rules only reference its own chains
-/// and sets (written just before) and the skeleton's.
-pub fn write_full<'a, I>(table: &Table, services: I, hairpin: &[IpAddr], out: &mut String) -> usize
+/// A full sync's first step: the skeleton restored, every pick chain and
+/// every service's own sets and chains (re)written, without removing
+/// anything traffic uses (that is the elements' and the stale step's job).
+pub fn full_before<'a, I>(
+    table: &Table,
+    services: I,
+    picks: &[Pick],
+    cidr: Option<(IpAddr, u8)>,
+) -> Vec<String>
 where
-    I: Iterator<Item = &'a Rendered> + Clone,
+    I: Iterator<Item = &'a Rendered>,
 {
-    let mut n = 0;
-    let mut line = |out: &mut String, cmd: &str| {
-        out.push_str(cmd);
-        out.push('\n');
-        n += 1;
-    };
-    for cmd in Transaction::full(table).prologue {
-        line(out, &cmd);
+    let mut t = Transaction::default();
+    for p in picks {
+        t.ensure_pick(table, p, cidr);
     }
-    for r in services.clone() {
+    let mut out = table.skeleton();
+    out.extend(t.before());
+    // Every set and chain first: a service's rules jump between its chains.
+    let mut rules = Vec::new();
+    for r in services {
         for (name, timeout) in &r.sets {
-            line(out, &table.affinity_set(name, *timeout));
+            out.push(table.affinity_set(name, *timeout));
         }
-        for name in r.chains.keys() {
-            line(out, &table.cmd("add", "chain", name));
-        }
-        for (name, rules) in &r.chains {
-            for rule in rules {
-                line(out, &table.add_rule(name, rule));
+        for (name, chain_rules) in &r.chains {
+            out.push(table.cmd("add", "chain", name));
+            rules.push(table.cmd("flush", "chain", name));
+            for rule in chain_rules {
+                rules.push(table.add_rule(name, rule));
             }
         }
     }
-    for map in ELEMENT_MAPS {
-        let elems = services.clone().flat_map(|r| {
+    out.append(&mut rules);
+    out
+}
+
+/// A full sync's elements, straight into `batch` (no copy of the ~110,000
+/// elements of 10,000 services): every map and set emptied and refilled in
+/// the same transaction, so traffic never sees them half-written.
+pub fn write_full_elements<'a, I>(table: &Table, services: I, hairpin: &[IpAddr], batch: &mut Batch)
+where
+    I: Iterator<Item = &'a Rendered> + Clone,
+{
+    let (f, t) = (table.family, crate::nft::skeleton::TABLE);
+    for set in FIXED_SETS {
+        batch.flush(f, t, set);
+    }
+    for set in FIXED_SETS {
+        if set == HAIRPIN_SET {
+            continue;
+        }
+        let elems = services.clone().flat_map(move |r| {
             r.elements
                 .iter()
-                .filter(|((m, _), _)| *m == map)
-                .map(|((_, key), verdict)| format!("{key} : {verdict}"))
+                .filter(move |((m, _), _)| *m == set)
+                .map(|((_, k), v)| (k, Some(v)))
         });
-        if let Some(cmd) = table.elements("add", map, elems) {
-            line(out, &cmd);
-        }
+        batch.add(f, t, set, elems);
     }
-    let hp = hairpin.iter().map(Table::hairpin_element);
-    if let Some(cmd) = table.elements("add", HAIRPIN_SET, hp) {
-        line(out, &cmd);
-    }
-    n
+    let pairs: Vec<Key> = hairpin.iter().map(|ip| Key::Pair(*ip)).collect();
+    batch.add(f, t, HAIRPIN_SET, pairs.iter().map(|k| (k, None)));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::IpFamily;
+    use crate::model::{IpFamily, Protocol};
+    use crate::nft::skeleton::{endpoints_map, PickKind, SERVICE_IPS_MAP};
 
     fn table() -> Table {
         Table::new(IpFamily::V4)
     }
 
-    fn rendered(chains: &[(&str, &str)], elems: &[(&'static str, &str, &str)]) -> Rendered {
+    fn dest(last: u8) -> Key {
+        Key::Dest {
+            addr: IpAddr::from([10, 96, 0, last]),
+            proto: Protocol::Tcp,
+            port: 80,
+        }
+    }
+
+    fn slot(last: u8, slot: u32) -> Key {
+        Key::DestSlot {
+            addr: IpAddr::from([10, 96, 0, last]),
+            proto: Protocol::Tcp,
+            port: 80,
+            slot,
+        }
+    }
+
+    fn target(last: u8) -> Value {
+        Value::Target(IpAddr::from([10, 244, 0, last]), 8080)
+    }
+
+    fn rendered(chains: &[(&str, &str)], elems: &[(&'static str, Key, Value)]) -> Rendered {
         let mut r = Rendered::default();
         for (c, rule) in chains {
             r.chains.insert(c.to_string(), vec![rule.to_string()]);
         }
         for (m, k, v) in elems {
-            r.elements.insert((m, k.to_string()), v.to_string());
+            r.elements.insert((m, *k), v.clone());
         }
         r
     }
@@ -230,202 +325,129 @@ mod tests {
 
     #[test]
     fn unchanged_service_plans_nothing() {
-        let r = rendered(&[("service-a", "x")], &[("service-ips", "k", "v")]);
+        let r = rendered(
+            &[("service-a", "x")],
+            &[(SERVICE_IPS_MAP, dest(1), Value::Goto("service-a".into()))],
+        );
         let mut t = Transaction::default();
         t.diff(&table(), &r, &r.clone());
         assert!(t.is_empty());
     }
 
     #[test]
-    fn endpoint_change_touches_only_differences_in_order() {
+    fn endpoint_change_of_a_shared_service_is_elements_only() {
+        let goto = Value::Goto("pick-cluster-tcp-2".into());
         let old = rendered(
-            &[("service-a", "pick e1"), ("endpoint-e1", "dnat 1")],
-            &[("service-ips", "k", "goto service-a")],
+            &[],
+            &[
+                (SERVICE_IPS_MAP, dest(1), goto.clone()),
+                (endpoints_map(Protocol::Tcp), slot(1, 0), target(1)),
+                (endpoints_map(Protocol::Tcp), slot(1, 1), target(2)),
+            ],
         );
         let new = rendered(
-            &[("service-a", "pick e2"), ("endpoint-e2", "dnat 2")],
-            &[("service-ips", "k", "goto service-a")],
+            &[],
+            &[
+                (SERVICE_IPS_MAP, dest(1), goto),
+                (endpoints_map(Protocol::Tcp), slot(1, 0), target(1)),
+                (endpoints_map(Protocol::Tcp), slot(1, 1), target(3)),
+            ],
         );
         let mut t = Transaction::default();
         t.diff(&table(), &old, &new);
-        let v = verbs(&t.into_commands(&table()));
+        assert!(t.before().is_empty() && t.after().is_empty());
         assert_eq!(
-            v,
+            t.elements.describe(&table()),
+            vec![
+                "delete element ip capstan-proxy endpoints-tcp { 10.96.0.1 . tcp . 80 . 1 }",
+                "add element ip capstan-proxy endpoints-tcp { 10.96.0.1 . tcp . 80 . 1 : 10.244.0.3 . 8080 }",
+            ]
+        );
+    }
+
+    #[test]
+    fn own_chains_are_added_before_and_removed_after_the_elements() {
+        let old = rendered(
+            &[("service-a", "pick e1"), ("endpoint-e1", "dnat 1")],
+            &[(SERVICE_IPS_MAP, dest(1), Value::Goto("service-a".into()))],
+        );
+        let new = rendered(
+            &[("service-a", "pick e2"), ("endpoint-e2", "dnat 2")],
+            &[(SERVICE_IPS_MAP, dest(1), Value::Goto("service-a".into()))],
+        );
+        let mut t = Transaction::default();
+        t.diff(&table(), &old, &new);
+        assert_eq!(
+            verbs(&t.before()),
             vec![
                 "add chain endpoint-e2",
                 "add rule endpoint-e2",
                 "flush chain service-a",
                 "add rule service-a",
-                "flush chain endpoint-e1",
-                "delete chain endpoint-e1",
             ]
+        );
+        assert!(t.elements.is_empty());
+        assert_eq!(
+            verbs(&t.after()),
+            vec!["flush chain endpoint-e1", "delete chain endpoint-e1"]
         );
     }
 
     #[test]
-    fn removed_service_deletes_elements_before_chains() {
+    fn removed_service_deletes_elements_then_chains() {
         let old = rendered(
             &[("service-a", "x")],
-            &[("service-ips", "k", "goto service-a")],
+            &[(SERVICE_IPS_MAP, dest(1), Value::Goto("service-a".into()))],
         );
         let mut t = Transaction::default();
         t.diff(&table(), &old, &Rendered::default());
-        let v = verbs(&t.into_commands(&table()));
+        assert!(t.before().is_empty());
+        assert_eq!(t.elements.delete[SERVICE_IPS_MAP], vec![dest(1)]);
         assert_eq!(
-            v,
-            vec![
-                "delete element service-ips",
-                "flush chain service-a",
-                "delete chain service-a"
-            ]
+            verbs(&t.after()),
+            vec!["flush chain service-a", "delete chain service-a"]
         );
     }
 
     #[test]
-    fn verdict_change_replaces_the_element() {
-        let old = rendered(&[], &[("no-endpoint-services", "k", "goto reject-chain")]);
-        let new = rendered(
-            &[("service-a", "x")],
-            &[("service-ips", "k", "goto service-a")],
-        );
+    fn pick_chains_are_refilled_idempotently() {
         let mut t = Transaction::default();
-        t.diff(&table(), &old, &new);
-        let v = verbs(&t.into_commands(&table()));
-        assert_eq!(
-            v.first().map(String::as_str),
-            Some("delete element no-endpoint-services")
-        );
-        assert_eq!(
-            v.last().map(String::as_str),
-            Some("add element service-ips")
-        );
-    }
-
-    #[test]
-    fn full_sync_recreates_the_table_first() {
-        let t = Transaction::full(&table());
-        let v = verbs(&t.into_commands(&table()));
-        assert_eq!(&v[..3], &["add table", "delete table", "add table"]);
-    }
-}
-
-#[cfg(test)]
-mod text_tests {
-    use super::*;
-    use crate::model::IpFamily;
-
-    #[test]
-    fn commands_are_nft_text_lines() {
-        let table = Table::new(IpFamily::V4);
-        let mut new = Rendered::default();
-        new.chains.insert(
-            "service-a".into(),
-            vec!["meta l4proto tcp dnat ip to 10.0.0.1:80".into()],
-        );
-        new.sets.insert("affinity-a".into(), 10);
-        new.elements.insert(
-            ("service-ips", "10.96.0.1 . tcp . 80".into()),
-            "goto service-a".into(),
-        );
-        let mut t = Transaction::default();
-        t.diff(&table, &Rendered::default(), &new);
-        t.hairpin(vec!["10.0.0.1".parse().unwrap()], vec![]);
-        assert_eq!(
-            t.into_commands(&table),
-            vec![
-                "add set ip capstan-proxy affinity-a { type ipv4_addr; flags timeout; timeout 10s; }",
-                "add chain ip capstan-proxy service-a",
-                "add rule ip capstan-proxy service-a meta l4proto tcp dnat ip to 10.0.0.1:80",
-                "add element ip capstan-proxy service-ips { 10.96.0.1 . tcp . 80 : goto service-a }",
-                "add element ip capstan-proxy hairpin { 10.0.0.1 . 10.0.0.1 }",
-            ]
-        );
-    }
-
-    #[test]
-    fn deletes_take_keys_only() {
-        let table = Table::new(IpFamily::V4);
-        let mut old = Rendered::default();
-        old.elements.insert(
-            ("service-ips", "10.96.0.1 . tcp . 80".into()),
-            "goto service-a".into(),
-        );
-        let mut t = Transaction::default();
-        t.diff(&table, &old, &Rendered::default());
-        t.hairpin(vec![], vec!["10.0.0.1".parse().unwrap()]);
-        assert_eq!(
-            t.into_commands(&table),
-            vec![
-                "delete element ip capstan-proxy hairpin { 10.0.0.1 . 10.0.0.1 }",
-                "delete element ip capstan-proxy service-ips { 10.96.0.1 . tcp . 80 }",
-            ]
-        );
-    }
-}
-
-#[cfg(test)]
-mod full_tests {
-    use super::*;
-    use crate::model::IpFamily;
-
-    fn service(name: &str, ip: &str) -> Rendered {
-        let mut r = Rendered::default();
-        r.chains.insert(
-            format!("service-{name}"),
-            vec![format!("goto endpoint-{name}")],
-        );
-        r.chains.insert(
-            format!("endpoint-{name}"),
-            vec![format!("update @affinity-{name} {{ ip saddr }}")],
-        );
-        r.sets.insert(format!("affinity-{name}"), 5);
-        r.elements.insert(
-            (SERVICE_IPS_MAP, format!("{ip} . tcp . 80")),
-            format!("goto service-{name}"),
-        );
-        r
-    }
-
-    #[test]
-    fn full_sync_streams_objects_before_their_users() {
-        let table = Table::new(IpFamily::V4);
-        let (a, b) = (service("a", "10.96.0.1"), service("b", "10.96.0.2"));
-        let mut out = String::new();
-        let hp = ["10.0.0.1".parse().unwrap()];
-        let n = write_full(&table, [&a, &b].into_iter(), &hp, &mut out);
-        let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(n, lines.len());
-        assert_eq!(lines[0], "add table ip capstan-proxy");
-        assert_eq!(lines[1], "delete table ip capstan-proxy");
-        let pos = |needle: &str| {
-            lines
-                .iter()
-                .position(|l| l.starts_with(needle))
-                .unwrap_or_else(|| panic!("{needle} missing: {out}"))
+        let pick = Pick {
+            kind: PickKind::NodePort,
+            proto: Protocol::Udp,
+            n: 3,
         };
-        // Per service: set and chains, then rules using them.
-        assert!(
-            pos("add set ip capstan-proxy affinity-a")
-                < pos("add rule ip capstan-proxy endpoint-a")
-        );
-        assert!(
-            pos("add chain ip capstan-proxy endpoint-a")
-                < pos("add rule ip capstan-proxy service-a")
-        );
-        // One element command per map, after every chain.
-        let el = pos("add element ip capstan-proxy service-ips");
-        assert!(el > pos("add rule ip capstan-proxy service-b"));
+        t.ensure_pick(&table(), &pick, None);
+        let cmds = t.before();
         assert_eq!(
-            lines[el],
-            "add element ip capstan-proxy service-ips { 10.96.0.1 . tcp . 80 : goto service-a, 10.96.0.2 . tcp . 80 : goto service-b }"
+            verbs(&cmds),
+            vec![
+                "add chain pick-nodeport-udp-3",
+                "flush chain pick-nodeport-udp-3",
+                "add rule pick-nodeport-udp-3",
+                "add rule pick-nodeport-udp-3",
+            ]
         );
+        assert!(cmds[3].ends_with(
+            "dnat ip to meta l4proto . th dport . numgen random mod 3 map @nodeport-endpoints-udp"
+        ));
+    }
+
+    #[test]
+    fn full_sync_restores_the_skeleton_without_deleting_the_table() {
+        let r = rendered(&[("service-a", "x")], &[]);
+        let cmds = full_before(&table(), [&r].into_iter(), &[], None);
+        assert!(!cmds.iter().any(|c| c.starts_with("delete")), "{cmds:?}");
+        assert_eq!(cmds[0], "add table ip capstan-proxy");
+        assert!(cmds.contains(&"flush chain ip capstan-proxy services".to_string()));
+        let v = verbs(&cmds);
         assert_eq!(
-            lines.last().copied(),
-            Some("add element ip capstan-proxy hairpin { 10.0.0.1 . 10.0.0.1 }")
-        );
-        assert!(
-            !out.contains("add element ip capstan-proxy service-nodeports"),
-            "no empty element lists"
+            &v[v.len() - 3..],
+            [
+                "add chain service-a",
+                "flush chain service-a",
+                "add rule service-a"
+            ]
         );
     }
 }

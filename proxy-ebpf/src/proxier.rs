@@ -1,10 +1,12 @@
 //! The one sync function: drains the change trackers, renders the changed
 //! services (all of them on a full sync), diffs against what each has
-//! programmed and applies everything, both address families, as ONE nft
-//! transaction; then clears stale UDP flows. A failed sync forces the next
-//! to be full. It must never touch a table other than `capstan-proxy`.
+//! programmed and applies it, both address families together, in the
+//! plan's steps (plan.rs): structure as nft text, elements as one netlink
+//! batch, stale structure as nft text; then clears stale UDP flows. A
+//! failed sync forces the next to be full. It must never touch a table
+//! other than `capstan-proxy`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -15,9 +17,10 @@ use crate::conntrack::{self, ConntrackError};
 use crate::model::endpoints::usable;
 use crate::model::{IpFamily, ServiceKey};
 use crate::netns::Place;
-use crate::nft::skeleton::{Table, SERVICES_CHAIN, TABLE};
+use crate::nft::netlink::{Batch, NetlinkError, Socket};
+use crate::nft::skeleton::{Pick, Table, FIXED_CHAINS, FIXED_SETS, TABLE};
 use crate::nft::{genid, Nft, NftError};
-use crate::plan::{write_full, Transaction};
+use crate::plan::{full_before, write_full_elements, Transaction};
 use crate::render::{render_service, Context, Rendered};
 use crate::tracker::{ServiceState, Tracker};
 
@@ -25,6 +28,8 @@ use crate::tracker::{ServiceState, Tracker};
 pub enum SyncError {
     #[error("apply the proxy's nftables transaction: {0}")]
     Apply(#[source] NftError),
+    #[error("apply the proxy's nftables elements: {0}")]
+    Elements(#[source] NetlinkError),
     #[error("clear stale UDP flows: {0}")]
     Conntrack(#[source] ConntrackError),
 }
@@ -47,6 +52,8 @@ struct Family {
     programmed: HashMap<ServiceKey, Rendered>,
     /// How many services list each endpoint address (hairpin set members).
     hairpin_refs: HashMap<IpAddr, usize>,
+    /// The shared pick chains that exist.
+    picks: BTreeSet<Pick>,
 }
 
 /// Reference-count changes for the hairpin set: (new counts, added, removed).
@@ -104,8 +111,11 @@ pub struct SyncReport {
     pub services_changed: usize,
     pub commands: usize,
     pub elapsed: Duration,
-    /// Of which nft (parse + kernel commit) took this long.
+    /// Of which applying (nft runs and the netlink batch) took this long.
     pub nft_elapsed: Duration,
+    /// The full sync could not restore the table in place and re-created
+    /// it (new connections failed for the length of the sync).
+    pub recreated: bool,
 }
 
 /// Events a source (a kube watcher, a test) feeds in.
@@ -137,6 +147,8 @@ pub struct Proxy {
     last_tamper_check: Option<Instant>,
     /// The namespace's nf_tables generation id right after our last commit.
     generation: Option<u32>,
+    /// The netlink socket for element batches, opened in the namespace.
+    socket: Option<Socket>,
     metrics: crate::metrics::Metrics,
 }
 
@@ -158,6 +170,7 @@ impl Proxy {
                 },
                 programmed: HashMap::new(),
                 hairpin_refs: HashMap::new(),
+                picks: BTreeSet::new(),
             })
             .collect();
         Proxy {
@@ -173,6 +186,7 @@ impl Proxy {
             tamper_every: DEFAULT_TAMPER_CHECK_INTERVAL,
             last_tamper_check: None,
             generation: None,
+            socket: None,
             metrics: crate::metrics::Metrics::default(),
         }
     }
@@ -240,29 +254,95 @@ impl Proxy {
             .collect()
     }
 
-    /// Whether someone else altered the dispatch chain (or removed the
-    /// table): then only a full sync restores it. Nothing committed in the
-    /// namespace since our last transaction (same generation id) means
-    /// nothing changed; otherwise the chain is listed, which costs ~1 s at
-    /// 10,000 services (nft fetches the table). A foreign commit landing
-    /// between our commit and our reading of the id goes unnoticed until
-    /// the next foreign commit or the periodic full resync.
+    /// Whether anyone else committed to nf_tables in the namespace since
+    /// our last transaction (the generation id moved): then the table may
+    /// have been altered and only a full sync restores it. Listing the
+    /// table to find out would cost more than the full sync (nft fetches
+    /// every element: ~4 s at 10,000 services, against < 1 s). A foreign
+    /// commit landing between our commit and our reading of the id goes
+    /// unnoticed until the next foreign commit or the periodic full resync.
     fn tampered(&mut self) -> bool {
-        let now = genid::generation(&self.place).ok();
-        if now.is_some() && now == self.generation {
-            return false;
-        }
-        let altered = self.families.iter().any(|f| {
-            let family = f.table.family.nft();
-            match self.nft.list(&["chain", family, TABLE, SERVICES_CHAIN]) {
-                Ok(listing) => !f.table.services_listing_intact(&listing),
-                Err(_) => true,
+        let now = self.generation();
+        now.is_none() || now != self.generation
+    }
+
+    /// The generation id, read on the proxy's socket.
+    fn generation(&mut self) -> Option<u32> {
+        let now = self.socket().ok().map(|s| s.generation());
+        match now {
+            Some(Ok(g)) => Some(g),
+            _ => {
+                self.socket = None;
+                genid::generation(&self.place).ok()
             }
-        });
-        if !altered {
-            self.generation = now;
         }
-        altered
+    }
+
+    fn socket(&mut self) -> Result<&Socket, SyncError> {
+        if self.socket.is_none() {
+            let s =
+                Socket::open(&self.place).map_err(|e| SyncError::Elements(NetlinkError::Io(e)))?;
+            self.socket = Some(s);
+        }
+        self.socket
+            .as_ref()
+            .ok_or_else(|| SyncError::Elements(NetlinkError::Protocol("no socket".into())))
+    }
+
+    /// Runs the three steps; the first failure stops it.
+    fn apply(
+        &mut self,
+        full: bool,
+        before: Vec<String>,
+        batch: Batch,
+        mut after: Vec<String>,
+        desired: &[(BTreeSet<String>, BTreeSet<String>)],
+    ) -> Result<(usize, bool), SyncError> {
+        let mut n = before.len() + batch.len() + after.len();
+        let mut recreated = false;
+        if let Err(e) = self.nft.apply(before.clone()) {
+            if !full {
+                return Err(SyncError::Apply(e));
+            }
+            // The table holds something the skeleton cannot be written
+            // over (e.g. a map of another type): start from an empty one.
+            tracing::warn!(error = %e, "proxy table not restorable in place; re-creating it");
+            let mut fresh = Vec::with_capacity(before.len() + 2 * self.families.len());
+            for f in &self.families {
+                fresh.push(f.table.cmd("add", "table", ""));
+                fresh.push(f.table.cmd("delete", "table", ""));
+            }
+            fresh.extend(before);
+            self.nft.apply(fresh).map_err(SyncError::Apply)?;
+            recreated = true;
+        }
+        let applied = self.socket()?.apply(batch);
+        if let Err(e) = applied {
+            self.socket = None;
+            return Err(SyncError::Elements(e));
+        }
+        if full {
+            // What the table holds beyond what is desired: left by an
+            // earlier run, or added by someone else.
+            for (f, (chains, sets)) in self.families.iter().zip(desired) {
+                let names = match self.socket.as_ref() {
+                    Some(s) => s.names(f.table.family, TABLE),
+                    None => continue,
+                }
+                .map_err(SyncError::Elements)?;
+                let mut t = Transaction::default();
+                for c in names.chains.iter().filter(|c| !chains.contains(*c)) {
+                    t.stale_chain(&f.table, c);
+                }
+                for s in names.sets.iter().filter(|s| !sets.contains(*s)) {
+                    t.stale_set(&f.table, s);
+                }
+                after.extend(t.after());
+            }
+            n += after.len();
+        }
+        self.nft.apply(after).map_err(SyncError::Apply)?;
+        Ok((n, recreated))
     }
 
     fn update_health(&mut self, key: &ServiceKey, state: &ServiceState, node: &str) {
@@ -307,14 +387,17 @@ impl Proxy {
             .map(|f| f.ctx.node_name.clone())
             .unwrap_or_default();
         let all = full.then(|| self.tracker.all());
-        // The whole transaction as nft text, both families.
-        let mut payload = String::new();
-        let mut n = 0;
+        let mut before = Vec::new();
+        let mut batch = Batch::new();
+        let mut after = Vec::new();
+        // Per family, on a full sync: the chains and sets that should exist.
+        let mut desired = Vec::new();
         type Programmed = (HashMap<ServiceKey, Rendered>, HashMap<IpAddr, usize>);
         let mut new_programmed: Vec<Programmed> = Vec::new();
+        let mut new_picks: Vec<BTreeSet<Pick>> = Vec::new();
         for fam in &self.families {
+            let empty = Rendered::default();
             if let Some(all) = &all {
-                let empty = Rendered::default();
                 let mut programmed = HashMap::with_capacity(all.len());
                 for (key, state) in all {
                     programmed.insert(key.clone(), render_service(&fam.ctx, state));
@@ -323,14 +406,40 @@ impl Proxy {
                     programmed.values().map(|r| (&empty, r)).collect();
                 let (counts, add, _) = hairpin_delta(&HashMap::new(), &pairs);
                 drop(pairs);
-                n += write_full(&fam.table, programmed.values(), &add, &mut payload);
+                let picks: BTreeSet<Pick> = programmed
+                    .values()
+                    .flat_map(|r| r.picks.iter().copied())
+                    .collect();
+                let picks_list: Vec<Pick> = picks.iter().copied().collect();
+                before.extend(full_before(
+                    &fam.table,
+                    programmed.values(),
+                    &picks_list,
+                    fam.ctx.cluster_cidr,
+                ));
+                write_full_elements(&fam.table, programmed.values(), &add, &mut batch);
+                let mut chains: BTreeSet<String> =
+                    FIXED_CHAINS.iter().map(|c| c.to_string()).collect();
+                chains.extend(picks.iter().map(Pick::chain));
+                let mut sets: BTreeSet<String> = FIXED_SETS.iter().map(|s| s.to_string()).collect();
+                for r in programmed.values() {
+                    chains.extend(r.chains.keys().cloned());
+                    sets.extend(r.sets.keys().cloned());
+                }
+                desired.push((chains, sets));
                 new_programmed.push((programmed, counts));
+                new_picks.push(picks);
             } else {
                 let mut txn = Transaction::default();
-                let empty = Rendered::default();
                 let mut programmed = HashMap::new();
+                let mut picks = fam.picks.clone();
                 for (key, _, current) in &changes {
                     let r = render_service(&fam.ctx, current);
+                    for p in &r.picks {
+                        if picks.insert(*p) {
+                            txn.ensure_pick(&fam.table, p, fam.ctx.cluster_cidr);
+                        }
+                    }
                     txn.diff(&fam.table, fam.programmed.get(key).unwrap_or(&empty), &r);
                     programmed.insert(key.clone(), r);
                 }
@@ -339,26 +448,30 @@ impl Proxy {
                     .map(|(k, r)| (fam.programmed.get(k).unwrap_or(&empty), r))
                     .collect();
                 let (counts, add, del) = hairpin_delta(&fam.hairpin_refs, &pairs);
-                txn.hairpin(add, del);
-                for cmd in txn.into_commands(&fam.table) {
-                    payload.push_str(&cmd);
-                    payload.push('\n');
-                    n += 1;
-                }
+                txn.hairpin(&add, &del);
+                before.extend(txn.before());
+                txn.elements.write(&fam.table, &mut batch);
+                after.extend(txn.after());
                 new_programmed.push((programmed, counts));
+                new_picks.push(picks);
             }
         }
         let nft_start = Instant::now();
-        let applied = self.nft.apply_text(&payload, n);
-        drop(payload);
-        if let Err(e) = applied {
-            self.needs_full = true;
-            self.metrics.sync_failures.inc();
-            return Err(SyncError::Apply(e));
-        }
+        let applied = self.apply(full, before, batch, after, &desired);
+        let (n, recreated) = match applied {
+            Ok(r) => r,
+            Err(e) => {
+                self.needs_full = true;
+                self.metrics.sync_failures.inc();
+                return Err(e);
+            }
+        };
         let nft_elapsed = nft_start.elapsed();
-        self.generation = genid::generation(&self.place).ok();
-        for (fam, (programmed, counts)) in self.families.iter_mut().zip(new_programmed) {
+        self.generation = self.generation();
+        for ((fam, (programmed, counts)), picks) in
+            self.families.iter_mut().zip(new_programmed).zip(new_picks)
+        {
+            fam.picks = picks;
             if full {
                 fam.programmed = programmed;
                 fam.hairpin_refs = counts;
@@ -408,6 +521,7 @@ impl Proxy {
             commands: n,
             elapsed: start.elapsed(),
             nft_elapsed,
+            recreated,
         };
         tracing::info!(
             full,

@@ -1,14 +1,20 @@
 //! Desired model → nft objects for one service and one address family:
-//! the chains (by deterministic hashed names), the affinity sets and the
-//! verdict-map elements. Pure; it must never compare with what is
-//! programmed (plan.rs does) nor run nft.
+//! map elements, and for the few services that need them their own chains
+//! and affinity sets. Pure; it must never compare with what is programmed
+//! (plan.rs does) nor run nft.
 //!
-//! Per service port: `service-*` picks among cluster endpoints (numgen)
-//! and DNATs, `external-*` is the entry for NodePort/externalIPs/LB IPs
-//! (masquerades, or for externalTrafficPolicy Local keeps the client IP and
-//! goes to `local-*`); with session affinity one `endpoint-*` chain per
-//! endpoint refreshes the affinity set and DNATs. Hairpin traffic is
-//! masqueraded by the skeleton's `hairpin` set of endpoint addresses.
+//! Most services own no chain and no rule: a destination's element in
+//! `service-ips`/`service-nodeports` sends it to a shared `pick-<kind>-<n>`
+//! chain (`dnat to <destination> . numgen random mod n map @endpoints`),
+//! and the service's endpoints are elements of the `endpoints` maps keyed
+//! by destination and slot. An endpoint change is then a change of
+//! non-verdict elements only: no nft run, no rule, and the kernel does not
+//! re-validate the table's chains. Services with session affinity or
+//! externalTrafficPolicy Local keep chains of their own: `service-*` picks
+//! among cluster endpoints, `external-*` is the external entry (goes to
+//! `local-*` for outside clients), and with affinity one `endpoint-*`
+//! chain per endpoint refreshes the affinity set and DNATs. Hairpin
+//! traffic is masqueraded by the skeleton's `hairpin` set.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -17,10 +23,11 @@ use sha2::{Digest, Sha256};
 
 use crate::model::endpoints::usable;
 use crate::model::{Endpoint, IpFamily, ServicePortInfo, ServicePortName};
+use crate::nft::element::{Key, Value};
 use crate::nft::expr::*;
 use crate::nft::skeleton::{
-    MARK_FOR_MASQUERADE, NODEPORTS_MAP, NO_ENDPOINT_NODEPORTS_MAP, NO_ENDPOINT_SERVICES_MAP,
-    REJECT_CHAIN, SERVICE_IPS_MAP,
+    endpoints_map, nodeport_endpoints_map, Pick, PickKind, MARK_FOR_MASQUERADE, NODEPORTS_MAP,
+    NO_ENDPOINT_NODEPORTS_MAP, NO_ENDPOINT_SERVICES_MAP, REJECT_CHAIN, SERVICE_IPS_MAP,
 };
 use crate::tracker::ServiceState;
 
@@ -35,8 +42,8 @@ pub struct Context {
     pub cluster_cidr: Option<(IpAddr, u8)>,
 }
 
-/// A verdict-map element: (map, key as nft text, e.g. `10.96.0.10 . tcp . 80`).
-pub type ElementKey = (&'static str, String);
+/// A map element: (map, key).
+pub type ElementKey = (&'static str, Key);
 
 /// The nft objects one service owns. Equal models render equal objects.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -47,11 +54,13 @@ pub struct Rendered {
     pub chains: BTreeMap<String, Vec<String>>,
     /// Affinity set name → timeout in seconds.
     pub sets: BTreeMap<String, u32>,
-    /// Map element → verdict (`goto <chain>`).
-    pub elements: BTreeMap<ElementKey, String>,
+    /// Map element → value (a verdict, or an endpoint's address).
+    pub elements: BTreeMap<ElementKey, Value>,
     /// Endpoint addresses whose traffic to themselves (hairpin) must be
     /// masqueraded; shared between services, so counted by the proxier.
     pub hairpin: BTreeSet<IpAddr>,
+    /// The shared pick chains this service's elements go to.
+    pub picks: BTreeSet<Pick>,
 }
 
 impl Rendered {
@@ -60,6 +69,7 @@ impl Rendered {
         self.sets.extend(other.sets);
         self.elements.extend(other.elements);
         self.hairpin.extend(other.hairpin);
+        self.picks.extend(other.picks);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -67,6 +77,7 @@ impl Rendered {
             && self.sets.is_empty()
             && self.elements.is_empty()
             && self.hairpin.is_empty()
+            && self.picks.is_empty()
     }
 }
 
@@ -128,6 +139,11 @@ pub fn render_port(
     let cluster_eps = usable(&eps, info.internal_local.then_some(node));
     let local_eps = usable(&eps, Some(node));
     let any_eps = usable(&eps, None);
+    let reject = any_eps.is_empty() || (cluster_eps.is_empty() && !info.has_external());
+    if info.affinity_timeout_s.is_none() && !info.external_local {
+        render_shared(ctx, info, &cluster_ips, &cluster_eps, reject, &mut out);
+        return out;
+    }
 
     // Services with affinity get a chain and a timeout set per endpoint
     // (the set remembers clients; the chain refreshes it and DNATs).
@@ -230,40 +246,134 @@ pub fn render_port(
 
     // Map elements: where each destination goes, or reject when the
     // service has no endpoint at all.
-    let reject = any_eps.is_empty() || (cluster_eps.is_empty() && !info.has_external());
-    let port = info.port.to_string();
-    let ip_key = |ip: &IpAddr| concat(&[&ip.to_string(), proto, &port]);
-    let mut put = |map: &'static str, key: String, verdict: String| {
+    let (proto, port) = (info.protocol, info.port);
+    let dest = |addr: &IpAddr| Key::Dest {
+        addr: *addr,
+        proto,
+        port,
+    };
+    let mut put = |map: &'static str, key: Key, verdict: Value| {
         out.elements.insert((map, key), verdict);
     };
+    let reject_to = || Value::Goto(REJECT_CHAIN.to_string());
     for ip in &cluster_ips {
         if reject {
-            put(NO_ENDPOINT_SERVICES_MAP, ip_key(ip), goto(REJECT_CHAIN));
+            put(NO_ENDPOINT_SERVICES_MAP, dest(ip), reject_to());
         } else {
-            put(SERVICE_IPS_MAP, ip_key(ip), goto(&service_chain));
+            put(
+                SERVICE_IPS_MAP,
+                dest(ip),
+                Value::Goto(service_chain.clone()),
+            );
         }
     }
-    let externals = info
-        .external_ips
-        .iter()
-        .chain(info.load_balancer_ips.iter())
-        .filter(|ip| IpFamily::of(ip) == f);
-    for ip in externals {
+    for ip in externals(info, f) {
         if reject {
-            put(NO_ENDPOINT_SERVICES_MAP, ip_key(ip), goto(REJECT_CHAIN));
+            put(NO_ENDPOINT_SERVICES_MAP, dest(ip), reject_to());
         } else {
-            put(SERVICE_IPS_MAP, ip_key(ip), goto(&external_chain));
+            put(
+                SERVICE_IPS_MAP,
+                dest(ip),
+                Value::Goto(external_chain.clone()),
+            );
         }
     }
     if let Some(np) = info.node_port {
-        let key = concat(&[proto, &np.to_string()]);
+        let key = Key::NodePort { proto, port: np };
         if reject {
-            put(NO_ENDPOINT_NODEPORTS_MAP, key, goto(REJECT_CHAIN));
+            put(NO_ENDPOINT_NODEPORTS_MAP, key, reject_to());
         } else {
-            put(NODEPORTS_MAP, key, goto(&external_chain));
+            put(NODEPORTS_MAP, key, Value::Goto(external_chain.clone()));
         }
     }
     out
+}
+
+/// External and load-balancer IPs of this family.
+fn externals(info: &ServicePortInfo, f: IpFamily) -> impl Iterator<Item = &IpAddr> {
+    info.external_ips
+        .iter()
+        .chain(info.load_balancer_ips.iter())
+        .filter(move |ip| IpFamily::of(ip) == f)
+}
+
+/// A service without affinity and with externalTrafficPolicy Cluster:
+/// elements only. Every destination (cluster IP, external IP, NodePort)
+/// goes to the shared pick chain for its kind and endpoint count, and gets
+/// one `endpoints` element per slot.
+fn render_shared(
+    ctx: &Context,
+    info: &ServicePortInfo,
+    cluster_ips: &[IpAddr],
+    cluster_eps: &[&Endpoint],
+    reject: bool,
+    out: &mut Rendered,
+) {
+    let (proto, port) = (info.protocol, info.port);
+    let n = cluster_eps.len();
+    for ep in cluster_eps {
+        out.hairpin.insert(ep.ip);
+    }
+    let targets = || {
+        cluster_eps
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (i as u32, Value::Target(e.ip, e.port)))
+    };
+    // Not rejected but no cluster endpoint (internalTrafficPolicy Local
+    // with none on this node): kube-proxy drops.
+    let verdict = |out: &mut Rendered, kind: PickKind| {
+        if n == 0 {
+            return Value::Drop;
+        }
+        let pick = Pick { kind, proto, n };
+        let v = Value::Goto(pick.chain());
+        out.picks.insert(pick);
+        v
+    };
+    let dests: Vec<(IpAddr, PickKind)> = cluster_ips
+        .iter()
+        .map(|ip| (*ip, PickKind::Cluster))
+        .chain(externals(info, ctx.family).map(|ip| (*ip, PickKind::External)))
+        .collect();
+    for (addr, kind) in dests {
+        let key = Key::Dest { addr, proto, port };
+        if reject {
+            let v = Value::Goto(REJECT_CHAIN.to_string());
+            out.elements.insert((NO_ENDPOINT_SERVICES_MAP, key), v);
+            continue;
+        }
+        let v = verdict(out, kind);
+        out.elements.insert((SERVICE_IPS_MAP, key), v);
+        for (slot, target) in targets() {
+            let key = Key::DestSlot {
+                addr,
+                proto,
+                port,
+                slot,
+            };
+            out.elements.insert((endpoints_map(proto), key), target);
+        }
+    }
+    if let Some(np) = info.node_port {
+        let key = Key::NodePort { proto, port: np };
+        if reject {
+            let v = Value::Goto(REJECT_CHAIN.to_string());
+            out.elements.insert((NO_ENDPOINT_NODEPORTS_MAP, key), v);
+            return;
+        }
+        let v = verdict(out, PickKind::NodePort);
+        out.elements.insert((NODEPORTS_MAP, key), v);
+        for (slot, target) in targets() {
+            let key = Key::NodePortSlot {
+                proto,
+                port: np,
+                slot,
+            };
+            out.elements
+                .insert((nodeport_endpoints_map(proto), key), target);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -326,48 +436,89 @@ mod tests {
         assert!(chain_name("service", "ns/web/tcp/http").starts_with("service-"));
     }
 
+    fn dest(ip: &str) -> Key {
+        Key::Dest {
+            addr: ip.parse().unwrap(),
+            proto: Protocol::Tcp,
+            port: 80,
+        }
+    }
+
     #[test]
-    fn cluster_ip_and_node_port_with_two_endpoints() {
+    fn shared_service_is_elements_only() {
         let r = render_port(
             &ctx(),
             &spn(),
             &info(),
             &[ep("10.244.1.2", "n1"), ep("10.244.2.2", "n2")],
         );
-        // service, external; no per-endpoint chains without affinity
-        assert_eq!(r.chains.len(), 2);
-        let svc = &r.chains[&chain_name("service", "ns/web/tcp/http")];
+        assert!(r.chains.is_empty() && r.sets.is_empty(), "{r:?}");
+        let picks: Vec<String> = r.picks.iter().map(Pick::chain).collect();
+        assert_eq!(picks, vec!["pick-cluster-tcp-2", "pick-nodeport-tcp-2"]);
         assert_eq!(
-            svc.len(),
-            3,
-            "masquerade off-cluster + one rule per endpoint: {svc:?}"
+            r.elements[&(SERVICE_IPS_MAP, dest("10.96.0.10"))],
+            Value::Goto("pick-cluster-tcp-2".into())
         );
-        assert_eq!(svc[0], "ip saddr != 10.244.0.0/16 jump mark-for-masquerade");
+        let np = Key::NodePort {
+            proto: Protocol::Tcp,
+            port: 30080,
+        };
         assert_eq!(
-            svc[1],
-            "numgen random mod 2 == 0 meta l4proto tcp dnat ip to 10.244.1.2:8080"
+            r.elements[&(NODEPORTS_MAP, np)],
+            Value::Goto("pick-nodeport-tcp-2".into())
         );
-        assert_eq!(svc[2], "meta l4proto tcp dnat ip to 10.244.2.2:8080");
-        assert!(!svc.iter().any(|r| r.contains('{')), "no anonymous sets");
-        assert_eq!(r.hairpin.len(), 2);
-        let maps: std::collections::BTreeSet<&str> = r.elements.keys().map(|(m, _)| *m).collect();
-        assert_eq!(maps, [SERVICE_IPS_MAP, NODEPORTS_MAP].into());
-        assert_eq!(
-            r.elements[&(SERVICE_IPS_MAP, "10.96.0.10 . tcp . 80".to_string())],
-            goto(&chain_name("service", "ns/web/tcp/http"))
-        );
-        assert!(r
+        let slots: Vec<String> = r
             .elements
-            .contains_key(&(NODEPORTS_MAP, "tcp . 30080".to_string())));
+            .iter()
+            .filter(|((m, _), _)| *m == endpoints_map(Protocol::Tcp))
+            .map(|((_, k), v)| format!("{k} : {v}"))
+            .collect();
+        assert_eq!(
+            slots,
+            vec![
+                "10.96.0.10 . tcp . 80 . 0 : 10.244.1.2 . 8080",
+                "10.96.0.10 . tcp . 80 . 1 : 10.244.2.2 . 8080",
+            ]
+        );
+        assert_eq!(
+            r.elements
+                .keys()
+                .filter(|(m, _)| *m == nodeport_endpoints_map(Protocol::Tcp))
+                .count(),
+            2
+        );
+        assert_eq!(r.hairpin.len(), 2);
         // The v6 cluster IP is not in the v4 rendering.
-        assert!(!r.elements.keys().any(|(_, k)| k.contains("fd00")));
+        assert!(!r
+            .elements
+            .keys()
+            .any(|(_, k)| k.to_string().contains("fd00")));
+    }
+
+    #[test]
+    fn internal_local_without_local_endpoints_drops() {
+        let mut i = info();
+        i.internal_local = true;
+        let r = render_port(&ctx(), &spn(), &i, &[ep("10.244.2.2", "n2")]);
+        assert_eq!(
+            r.elements[&(SERVICE_IPS_MAP, dest("10.96.0.10"))],
+            Value::Drop
+        );
+        assert!(r.picks.is_empty());
+        assert!(!r
+            .elements
+            .keys()
+            .any(|(m, _)| *m == endpoints_map(Protocol::Tcp)));
     }
 
     #[test]
     fn no_endpoints_rejects() {
         let r = render_port(&ctx(), &spn(), &info(), &[]);
         assert!(r.elements.keys().all(|(m, _)| m.starts_with("no-endpoint")));
-        assert!(r.elements.values().all(|v| v == &goto(REJECT_CHAIN)));
+        assert!(r
+            .elements
+            .values()
+            .all(|v| v == &Value::Goto(REJECT_CHAIN.into())));
         assert_eq!(r.elements.len(), 2);
     }
 
@@ -421,15 +572,20 @@ mod tests {
             &info(),
             &[ep("10.244.1.2", "n1"), ep("fd00:244:1::2", "n1")],
         );
-        assert!(r
-            .elements
-            .contains_key(&(SERVICE_IPS_MAP, "fd00::10 . tcp . 80".to_string())));
-        let svc = &r.chains[&chain_name("service", "ns/web/tcp/http")];
         assert_eq!(
-            svc[0],
-            "ip6 saddr != fd00:244::/48 jump mark-for-masquerade"
+            r.elements[&(SERVICE_IPS_MAP, dest("fd00::10"))],
+            Value::Goto("pick-cluster-tcp-1".into())
         );
-        assert_eq!(svc[1], "meta l4proto tcp dnat ip6 to [fd00:244:1::2]:8080");
+        let slot = Key::DestSlot {
+            addr: "fd00::10".parse().unwrap(),
+            proto: Protocol::Tcp,
+            port: 80,
+            slot: 0,
+        };
+        assert_eq!(
+            r.elements[&(endpoints_map(Protocol::Tcp), slot)],
+            Value::Target("fd00:244:1::2".parse().unwrap(), 8080)
+        );
         assert_eq!(r.hairpin.len(), 1);
         assert!(r.hairpin.iter().all(|ip| ip.is_ipv6()));
     }

@@ -22,6 +22,7 @@ pub mod netns;
 pub mod pod_worker;
 pub mod probes;
 pub mod runtime;
+pub mod runtime_health;
 pub mod sandbox;
 pub mod source;
 pub mod spec;
@@ -174,6 +175,7 @@ pub async fn run(
     let (pressure_tx, pressure_rx) =
         tokio::sync::watch::channel(crate::node::conditions::Pressure::default());
     let (evict_tx, evict_rx) = tokio::sync::mpsc::channel(4);
+    let (runtime_tx, runtime_rx) = tokio::sync::watch::channel(None);
     let shared = Arc::new(Shared {
         runtime,
         cni: cni::Cni {
@@ -217,7 +219,10 @@ pub async fn run(
                 subnet_file: opts.overlay_subnet_file.clone(),
                 resources: node_resources,
             },
-            pressure_rx,
+            crate::node::Signals {
+                pressure: pressure_rx,
+                runtime: runtime_rx,
+            },
         )));
     }
     let (tx, rx) = tokio::sync::watch::channel(None);
@@ -240,6 +245,10 @@ pub async fn run(
             server.run(containers, std::future::pending::<()>()),
         ));
     }
+    tasks.push(tokio::spawn(runtime_health::run(
+        shared.runtime.clone(),
+        runtime_tx,
+    )));
     tasks.push(tokio::spawn(eviction::run(
         eviction::Context {
             settings: opts.eviction.clone(),

@@ -48,8 +48,29 @@ fn pressure(
 }
 
 impl Tracker {
-    /// The full condition list for a status patch at time `now`.
-    pub fn conditions(&mut self, p: Pressure, overlay: Overlay, now: &str) -> Vec<Value> {
+    /// The full condition list for a status patch at time `now`;
+    /// `runtime_error` makes the node not Ready.
+    pub fn conditions(
+        &mut self,
+        p: Pressure,
+        overlay: Overlay,
+        runtime_error: Option<&str>,
+        now: &str,
+    ) -> Vec<Value> {
+        let ready = match runtime_error {
+            None => Cond {
+                kind: "Ready",
+                status: "True",
+                reason: "KubeletReady",
+                message: "capstan kubelet is posting ready status".into(),
+            },
+            Some(e) => Cond {
+                kind: "Ready",
+                status: "False",
+                reason: "KubeletNotReady",
+                message: format!("container runtime is down: {e}"),
+            },
+        };
         let mut conds = vec![
             pressure(
                 "MemoryPressure",
@@ -81,12 +102,7 @@ impl Tracker {
                     "kubelet has sufficient PID available",
                 ),
             ),
-            Cond {
-                kind: "Ready",
-                status: "True",
-                reason: "KubeletReady",
-                message: "capstan kubelet is posting ready status".into(),
-            },
+            ready,
         ];
         if let Some(subnet) = overlay {
             conds.push(match subnet {
@@ -138,7 +154,7 @@ mod tests {
     #[test]
     fn transition_time_moves_only_on_change() {
         let mut t = Tracker::default();
-        let c = t.conditions(Pressure::default(), None, "t0");
+        let c = t.conditions(Pressure::default(), None, None, "t0");
         let kinds: Vec<_> = c.iter().map(|c| c["type"].as_str().unwrap()).collect();
         assert_eq!(
             kinds,
@@ -153,16 +169,16 @@ mod tests {
             memory: true,
             ..Default::default()
         };
-        let c = t.conditions(mem, None, "t1");
+        let c = t.conditions(mem, None, None, "t1");
         let m = find(&c, "MemoryPressure");
         assert_eq!(m["status"], "True");
         assert_eq!(m["reason"], "KubeletHasInsufficientMemory");
         assert_eq!(m["lastTransitionTime"], "t1");
         assert_eq!(m["lastHeartbeatTime"], "t1");
         assert_eq!(find(&c, "Ready")["lastTransitionTime"], "t0");
-        let c = t.conditions(mem, None, "t2");
+        let c = t.conditions(mem, None, None, "t2");
         assert_eq!(find(&c, "MemoryPressure")["lastTransitionTime"], "t1");
-        let c = t.conditions(Pressure::default(), None, "t3");
+        let c = t.conditions(Pressure::default(), None, None, "t3");
         assert_eq!(find(&c, "MemoryPressure")["lastTransitionTime"], "t3");
         assert_eq!(find(&c, "DiskPressure")["lastTransitionTime"], "t0");
     }
@@ -170,18 +186,37 @@ mod tests {
     #[test]
     fn network_unavailable_until_the_overlay_is_up() {
         let mut t = Tracker::default();
-        let c = t.conditions(Pressure::default(), Some(None), "t0");
+        let c = t.conditions(Pressure::default(), Some(None), None, "t0");
         let n = find(&c, "NetworkUnavailable");
         assert_eq!(n["status"], "True");
         assert_eq!(n["reason"], "CapstanOverlayNotUp");
         let c = t.conditions(
             Pressure::default(),
             Some(Some("10.244.3.0/24".parse().unwrap())),
+            None,
             "t1",
         );
         let n = find(&c, "NetworkUnavailable");
         assert_eq!(n["status"], "False");
         assert_eq!(n["lastTransitionTime"], "t1");
         assert!(n["message"].as_str().unwrap().contains("10.244.3.0/24"));
+    }
+
+    #[test]
+    fn ready_follows_the_container_runtime() {
+        let mut t = Tracker::default();
+        t.conditions(Pressure::default(), None, None, "t0");
+        let c = t.conditions(Pressure::default(), None, Some("connection refused"), "t1");
+        let r = find(&c, "Ready");
+        assert_eq!(r["status"], "False");
+        assert_eq!(r["reason"], "KubeletNotReady");
+        assert_eq!(
+            r["message"],
+            "container runtime is down: connection refused"
+        );
+        assert_eq!(r["lastTransitionTime"], "t1");
+        let c = t.conditions(Pressure::default(), None, None, "t2");
+        assert_eq!(find(&c, "Ready")["status"], "True");
+        assert_eq!(find(&c, "Ready")["lastTransitionTime"], "t2");
     }
 }

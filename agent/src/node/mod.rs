@@ -98,6 +98,13 @@ async fn renew_lease(api: &Api<Lease>, name: &str) -> Result<(), kube::Error> {
     }
 }
 
+/// What the rest of the agent tells the Node: resource pressure (the
+/// eviction manager) and the container runtime's last error (None: up).
+pub struct Signals {
+    pub pressure: watch::Receiver<Pressure>,
+    pub runtime: watch::Receiver<Option<String>>,
+}
+
 /// Puts the pressure taints on the node (or takes them off); the node's
 /// resourceVersion in the patch makes a concurrent taint change a conflict
 /// to retry, not a lost update.
@@ -124,7 +131,11 @@ async fn sync_taints(api: &Api<Node>, name: &str, p: Pressure) -> Result<(), kub
 /// overlay subnet file, the file is polled between heartbeats so the
 /// podCIDR and NetworkUnavailable follow the overlay within a second; a
 /// pressure change is written at once.
-pub async fn run(client: Client, info: NodeInfo, mut pressure: watch::Receiver<Pressure>) {
+pub async fn run(client: Client, info: NodeInfo, signals: Signals) {
+    let Signals {
+        mut pressure,
+        mut runtime,
+    } = signals;
     let nodes: Api<Node> = Api::all(client.clone());
     let leases: Api<Lease> = Api::namespaced(client, LEASE_NAMESPACE);
     let mut registered = false;
@@ -132,6 +143,7 @@ pub async fn run(client: Client, info: NodeInfo, mut pressure: watch::Receiver<P
     let mut cidr_done = false;
     let mut taints_done = false;
     let mut pressure_open = true;
+    let mut runtime_open = true;
     let mut tracker = Tracker::default();
     let read_subnet = |info: &NodeInfo| {
         info.subnet_file
@@ -151,6 +163,7 @@ pub async fn run(client: Client, info: NodeInfo, mut pressure: watch::Receiver<P
         }
         if tokio::time::Instant::now() >= next_beat {
             let p = *pressure.borrow_and_update();
+            let runtime_error = runtime.borrow_and_update().clone();
             let r = async {
                 if !registered {
                     register(&nodes, &info).await?;
@@ -168,7 +181,7 @@ pub async fn run(client: Client, info: NodeInfo, mut pressure: watch::Receiver<P
                     cidr_done = true;
                 }
                 let now = Timestamp::now().to_string();
-                let conditions = tracker.conditions(p, network, &now);
+                let conditions = tracker.conditions(p, network, runtime_error.as_deref(), &now);
                 let body = json!({"status": status::status(&info, conditions)});
                 nodes
                     .patch_status(&info.name, &PatchParams::default(), &Patch::Merge(&body))
@@ -212,6 +225,10 @@ pub async fn run(client: Client, info: NodeInfo, mut pressure: watch::Receiver<P
                     next_beat = tokio::time::Instant::now();
                 }
                 Err(_) => pressure_open = false,
+            },
+            r = runtime.changed(), if runtime_open => match r {
+                Ok(()) => next_beat = tokio::time::Instant::now(),
+                Err(_) => runtime_open = false,
             },
         }
     }

@@ -69,6 +69,7 @@ mod tests {
         let conditions = Tracker::default().conditions(
             Pressure::default(),
             Some(Some("10.244.3.0/24".parse().unwrap())),
+            None,
             "2026-01-01T00:00:00Z",
         );
         let s = status(&info, conditions);

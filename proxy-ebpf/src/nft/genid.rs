@@ -18,7 +18,7 @@ const NLM_F_REQUEST: u16 = 1;
 const HEADER: usize = 16 + 4; // nlmsghdr + nfgenmsg
 
 /// The GETGEN request: nlmsghdr + nfgenmsg (family unspec, version 0).
-fn request(seq: u32) -> [u8; HEADER] {
+pub(crate) fn request(seq: u32) -> [u8; HEADER] {
     let mut m = [0u8; HEADER];
     m[0..4].copy_from_slice(&(HEADER as u32).to_ne_bytes());
     let kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN;
@@ -29,7 +29,7 @@ fn request(seq: u32) -> [u8; HEADER] {
 }
 
 /// The generation id from the kernel's answer.
-fn parse(buf: &[u8]) -> io::Result<u32> {
+pub(crate) fn parse(buf: &[u8]) -> io::Result<u32> {
     let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("GETGEN: {what}"));
     if buf.len() < 16 {
         return Err(bad("short answer"));

@@ -1,19 +1,41 @@
 //! The fixed part of the proxy's own table (`<family> capstan-proxy`): the
-//! verdict maps, the base chains hooked into nat and filter, and the helper
-//! chains every service jumps to. Services add only chains, sets and map
-//! elements; nothing here knows about a particular service.
+//! maps, the base chains hooked into nat and filter, the helper chains
+//! every service jumps to, and the shared pick chains (one per kind of
+//! destination and endpoint count). Services add map elements, and a few
+//! of them chains and sets; nothing here knows about a particular service.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use super::expr::*;
-use crate::model::IpFamily;
+use crate::model::{IpFamily, Protocol};
 
 pub const TABLE: &str = "capstan-proxy";
 pub const SERVICE_IPS_MAP: &str = "service-ips";
 pub const NODEPORTS_MAP: &str = "service-nodeports";
 pub const NO_ENDPOINT_SERVICES_MAP: &str = "no-endpoint-services";
 pub const NO_ENDPOINT_NODEPORTS_MAP: &str = "no-endpoint-nodeports";
+/// Endpoint slots of a destination, one map per protocol:
+/// `addr . proto . port . slot : addr . port`.
+pub fn endpoints_map(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Tcp => "endpoints-tcp",
+        Protocol::Udp => "endpoints-udp",
+        Protocol::Sctp => "endpoints-sctp",
+    }
+}
+
+/// Endpoint slots of a NodePort, one map per protocol:
+/// `proto . port . slot : addr . port`.
+pub fn nodeport_endpoints_map(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Tcp => "nodeport-endpoints-tcp",
+        Protocol::Udp => "nodeport-endpoints-udp",
+        Protocol::Sctp => "nodeport-endpoints-sctp",
+    }
+}
+
+const PROTOCOLS: [Protocol; 3] = [Protocol::Tcp, Protocol::Udp, Protocol::Sctp];
 pub const SERVICES_CHAIN: &str = "services";
 pub const ENDPOINTS_CHECK_CHAIN: &str = "endpoints-check";
 pub const MARK_FOR_MASQUERADE: &str = "mark-for-masquerade";
@@ -24,6 +46,73 @@ pub const REJECT_CHAIN: &str = "reject-chain";
 pub const HAIRPIN_SET: &str = "hairpin";
 /// The packet mark bit that asks postrouting to masquerade (kube-proxy's).
 pub const MASQUERADE_MARK: u32 = 0x4000;
+
+/// Which destinations a pick chain serves: they differ in when they
+/// masquerade and which endpoint map they read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PickKind {
+    /// ClusterIPs: masquerade only clients outside the pod network.
+    Cluster,
+    /// External and load-balancer IPs (externalTrafficPolicy Cluster):
+    /// always masquerade.
+    External,
+    /// NodePorts (externalTrafficPolicy Cluster): always masquerade.
+    NodePort,
+}
+
+/// A shared chain choosing uniformly among `n` endpoint slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Pick {
+    pub kind: PickKind,
+    pub proto: Protocol,
+    pub n: usize,
+}
+
+impl Pick {
+    pub fn chain(&self) -> String {
+        let kind = match self.kind {
+            PickKind::Cluster => "cluster",
+            PickKind::External => "external",
+            PickKind::NodePort => "nodeport",
+        };
+        format!("pick-{kind}-{}-{}", self.proto.nft(), self.n)
+    }
+
+    /// Whether `chain` is a pick chain's name.
+    pub fn is_pick_chain(chain: &str) -> bool {
+        chain.starts_with("pick-")
+    }
+}
+
+/// Every chain of the skeleton.
+pub const FIXED_CHAINS: [&str; 11] = [
+    "nat-prerouting",
+    "nat-output",
+    "nat-postrouting",
+    "filter-input",
+    "filter-forward",
+    "filter-output",
+    SERVICES_CHAIN,
+    ENDPOINTS_CHECK_CHAIN,
+    MARK_FOR_MASQUERADE,
+    MASQUERADING,
+    REJECT_CHAIN,
+];
+
+/// Every map and set of the skeleton.
+pub const FIXED_SETS: [&str; 11] = [
+    SERVICE_IPS_MAP,
+    NODEPORTS_MAP,
+    NO_ENDPOINT_SERVICES_MAP,
+    NO_ENDPOINT_NODEPORTS_MAP,
+    HAIRPIN_SET,
+    "endpoints-tcp",
+    "endpoints-udp",
+    "endpoints-sctp",
+    "nodeport-endpoints-tcp",
+    "nodeport-endpoints-udp",
+    "nodeport-endpoints-sctp",
+];
 
 /// Names every object of the table carries; builds its commands as nft
 /// text, one command per line.
@@ -64,35 +153,10 @@ impl Table {
             "add",
             "set",
             &format!(
-                "{name} {{ type {}; flags timeout; timeout {timeout_s}s; }}",
+                "{name} {{ type {}; size 65535; flags dynamic,timeout; timeout {timeout_s}s; }}",
                 self.family.addr_type()
             ),
         )
-    }
-
-    /// `<verb> element ... <set> { a, b, ... }`; None when there is none.
-    pub fn elements<I, S>(&self, verb: &str, set: &str, elems: I) -> Option<String>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
-        let mut s = self.cmd(verb, "element", set);
-        s.push_str(" { ");
-        let mut any = false;
-        for e in elems {
-            if any {
-                s.push_str(", ");
-            }
-            s.push_str(e.as_ref());
-            any = true;
-        }
-        s.push_str(" }");
-        any.then_some(s)
-    }
-
-    /// A hairpin set element for this endpoint address.
-    pub fn hairpin_element(ip: &IpAddr) -> String {
-        format!("{ip} . {ip}")
     }
 
     fn loopback(&self) -> String {
@@ -100,6 +164,42 @@ impl Table {
             IpFamily::V4 => "127.0.0.0/8".into(),
             IpFamily::V6 => "::1".into(),
         }
+    }
+
+    /// The rules of a pick chain: masquerade as its kind asks, then DNAT
+    /// to the slot `numgen` draws. The destination (or NodePort) and the
+    /// slot key the endpoint map, so one chain serves every service with
+    /// `n` endpoints, and endpoint changes are element changes.
+    pub fn pick_rules(&self, pick: &Pick, cluster_cidr: Option<(IpAddr, u8)>) -> Vec<String> {
+        let f = self.family;
+        let fam = f.nft();
+        let slot = format!("numgen random mod {}", pick.n);
+        let mut rules = Vec::new();
+        match pick.kind {
+            PickKind::Cluster => {
+                if let Some((net, len)) = cluster_cidr {
+                    rules.push(rule(&[
+                        &format!("{} != {}", saddr(f), prefix(net, len)),
+                        &jump(MARK_FOR_MASQUERADE),
+                    ]));
+                }
+            }
+            PickKind::External | PickKind::NodePort => rules.push(jump(MARK_FOR_MASQUERADE)),
+        }
+        let dnat = match pick.kind {
+            PickKind::Cluster | PickKind::External => format!(
+                "dnat {fam} to {} map @{}",
+                concat(&[&daddr(f), L4PROTO, TH_DPORT, &slot]),
+                endpoints_map(pick.proto)
+            ),
+            PickKind::NodePort => format!(
+                "dnat {fam} to {} map @{}",
+                concat(&[L4PROTO, TH_DPORT, &slot]),
+                nodeport_endpoints_map(pick.proto)
+            ),
+        };
+        rules.push(dnat);
+        rules
     }
 
     /// The rules of the `services` chain: the dispatch every NATed packet
@@ -116,28 +216,18 @@ impl Table {
         ]
     }
 
-    /// Whether `nft list chain <table> services` shows the dispatch this
-    /// skeleton wrote (someone flushing or editing it breaks Services).
-    pub fn services_listing_intact(&self, listing: &str) -> bool {
-        let rules: Vec<&str> = listing
-            .lines()
-            .map(str::trim)
-            .filter(|l| {
-                !l.is_empty() && !l.starts_with("table") && !l.starts_with("chain") && *l != "}"
-            })
-            .collect();
-        rules.len() == 2
-            && rules[0].ends_with(&format!("vmap @{SERVICE_IPS_MAP}"))
-            && rules[1].ends_with(&format!("vmap @{NODEPORTS_MAP}"))
-    }
-
-    /// Commands that create the skeleton in an empty table.
+    /// Commands that create the skeleton, or restore it in a table that
+    /// has it already (every add is idempotent, every fixed chain is
+    /// flushed and refilled): what a full sync runs before reloading the
+    /// elements, without taking anything away from traffic in between.
     pub fn skeleton(&self) -> Vec<String> {
         let f = self.family;
+        let fam = f.nft();
         let addr = f.addr_type();
         let ip_key = format!("{addr} . inet_proto . inet_service");
         let np_key = "inet_proto . inet_service";
         let mut c = vec![
+            self.cmd("add", "table", ""),
             self.cmd(
                 "add",
                 "map",
@@ -164,6 +254,30 @@ impl Table {
                 &format!("{HAIRPIN_SET} {{ type {addr} . {addr}; }}"),
             ),
         ];
+        // typeof: the slot is numgen's 32-bit host-order integer. One map
+        // per protocol because the value's port must be typed `<proto>
+        // dport` (which makes nft add the matching `meta l4proto` check):
+        // nft 1.0.6 cannot read a `th dport` value type back from the
+        // kernel ("conflicting protocols specified: ip vs. th").
+        for p in PROTOCOLS {
+            let value = format!("{fam} daddr . {} dport", p.nft());
+            c.push(self.cmd(
+                "add",
+                "map",
+                &format!(
+                    "{} {{ typeof {fam} daddr . meta l4proto . th dport . numgen random mod 1 : {value}; }}",
+                    endpoints_map(p)
+                ),
+            ));
+            c.push(self.cmd(
+                "add",
+                "map",
+                &format!(
+                    "{} {{ typeof meta l4proto . th dport . numgen random mod 1 : {value}; }}",
+                    nodeport_endpoints_map(p)
+                ),
+            ));
+        }
         for (name, kind, hook, prio) in [
             ("nat-prerouting", "nat", "prerouting", -100),
             ("nat-output", "nat", "output", -100),
@@ -186,6 +300,9 @@ impl Table {
             REJECT_CHAIN,
         ] {
             c.push(self.cmd("add", "chain", name));
+        }
+        for name in FIXED_CHAINS {
+            c.push(self.cmd("flush", "chain", name));
         }
         let mut rules: Vec<(&str, String)> = vec![
             ("nat-prerouting", jump(SERVICES_CHAIN)),
@@ -254,35 +371,11 @@ mod tests {
             "fib daddr type local ip6 daddr != ::1 meta l4proto . th dport vmap @service-nodeports"
         )));
         assert!(s.contains(&t.cmd("add", "set", "hairpin { type ipv6_addr . ipv6_addr; }")));
-    }
-
-    #[test]
-    fn tamper_check_reads_the_listing() {
-        let t = Table::new(IpFamily::V4);
-        let ok = "table ip capstan-proxy {\n\tchain services {\n\t\tip daddr . meta l4proto . th dport vmap @service-ips\n\t\tfib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports\n\t}\n}\n";
-        assert!(t.services_listing_intact(ok));
-        let flushed = "table ip capstan-proxy {\n\tchain services {\n\t}\n}\n";
-        assert!(!t.services_listing_intact(flushed));
-        assert!(!t.services_listing_intact(""));
-    }
-
-    #[test]
-    fn element_lists() {
-        let t = Table::new(IpFamily::V4);
-        assert_eq!(
-            t.elements(
-                "add",
-                HAIRPIN_SET,
-                ["1.2.3.4 . 1.2.3.4", "5.6.7.8 . 5.6.7.8"]
-            ),
-            Some(
-                "add element ip capstan-proxy hairpin { 1.2.3.4 . 1.2.3.4, 5.6.7.8 . 5.6.7.8 }"
-                    .into()
-            )
-        );
-        assert_eq!(
-            t.elements("delete", HAIRPIN_SET, Vec::<String>::new()),
-            None
-        );
+        for p in PROTOCOLS {
+            for m in [endpoints_map(p), nodeport_endpoints_map(p)] {
+                assert!(FIXED_SETS.contains(&m));
+                assert!(s.iter().any(|c| c.starts_with(&t.cmd("add", "map", m))));
+            }
+        }
     }
 }
