@@ -3,6 +3,7 @@
 //! cluster. Nothing here acts on what it sees.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kube::api::Api;
@@ -36,4 +37,15 @@ where
         }
     });
     reader
+}
+
+/// Waits after a full pass over the stores, so that passes take at most
+/// half of a core (the pass's own duration again) and start at most every
+/// `min_gap`. A pass is O(objects in the stores); one per event, at
+/// thousands of events a second, starved the API server these loops are
+/// clients of. Events that arrive meanwhile coalesce in the `Notify` into
+/// the next pass.
+pub async fn pace(pass_started: Instant, min_gap: Duration) {
+    let took = pass_started.elapsed();
+    tokio::time::sleep(took.max(min_gap.saturating_sub(took))).await;
 }

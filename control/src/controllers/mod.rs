@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -28,7 +28,11 @@ use kube::api::Api;
 use kube::runtime::reflector::Store;
 use tokio::sync::Notify;
 
-use crate::informer::spawn_reflector;
+use crate::informer::{pace, spawn_reflector};
+
+/// Passes start at most this often: controllers converge in steps of
+/// seconds, and a pass per pod event cost a core during bursts.
+const MIN_PASS_GAP: Duration = Duration::from_millis(50);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
@@ -141,6 +145,7 @@ pub async fn run(
             _ = notify.notified() => {}
             _ = tick.tick() => {}
         }
+        let pass_started = Instant::now();
         let mut by_ns: HashMap<String, Vec<Arc<Pod>>> = HashMap::new();
         for p in pods.state() {
             by_ns
@@ -252,6 +257,7 @@ pub async fn run(
             tokio::time::sleep(Duration::from_millis(500)).await;
             notify.notify_one();
         }
+        pace(pass_started, MIN_PASS_GAP).await;
     }
 }
 

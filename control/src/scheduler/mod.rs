@@ -14,14 +14,14 @@ mod report;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, PostParams};
 use tokio::sync::{mpsc, Notify, Semaphore};
 
-use crate::informer::spawn_reflector;
+use crate::informer::{pace, spawn_reflector};
 use node_info::{holds_resources, NodeInfo};
 
 /// Kubernetes' default scheduler name; pods that name another scheduler are
@@ -122,6 +122,7 @@ pub async fn run(
             }
             _ = tick.tick() => {}
         }
+        let pass_started = Instant::now();
         let all_pods = pods.state();
         let node_map: BTreeMap<String, Arc<Node>> = nodes
             .state()
@@ -188,6 +189,7 @@ pub async fn run(
                 }
             }
         }
+        pace(pass_started, Duration::ZERO).await;
     }
 }
 
