@@ -10,6 +10,7 @@ PACKAGES=(
   conntrack                        # the proxy clears stale UDP conntrack entries
   busybox-static                   # the lab's test image
   protobuf-compiler                # etcd-client and containerd-client build their gRPC stubs
+  libprotobuf-dev                  # ... importing google/protobuf/*.proto, which protoc alone lacks
   containernetworking-plugins      # reference CNI plugins (chaining tests, CNI benchmark anchor)
   docker-registry skopeo           # image pull tests: a registry inside a lab node, pushed to with skopeo
   curl ca-certificates
