@@ -43,6 +43,9 @@ pub struct Options {
     pub ops: usize,
     /// Pods stored in total when the server's memory is sampled.
     pub stored: usize,
+    /// Open-loop rounds after the closed-loop ones: creates (with watch
+    /// delivery) and patches sent at this many calls per second in all.
+    pub rates: Vec<f64>,
     pub json: Option<PathBuf>,
 }
 
@@ -54,6 +57,8 @@ pub struct Cell {
     /// What the row measured, for the table.
     pub label: String,
     pub clients: usize,
+    /// Calls per second in all for an open-loop round; None: closed loop.
+    pub rate_per_s: Option<f64>,
     pub samples: usize,
     pub errors: usize,
     pub p50_ms: f64,
@@ -72,6 +77,17 @@ pub struct Goals {
     pub mutating_met: bool,
     pub watch_p99_ms: f64,
     pub watch_goal_ms: f64,
+    pub watch_met: bool,
+    /// The same goals per open-loop rate.
+    pub open_loop: Vec<RateGoals>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RateGoals {
+    pub rate_per_s: f64,
+    pub mutating_p99_ms: f64,
+    pub mutating_met: bool,
+    pub watch_p99_ms: f64,
     pub watch_met: bool,
 }
 
@@ -157,6 +173,25 @@ impl fmt::Display for Report {
             self.control_rss_stored_mib,
             db
         )?;
+        if !self.goals.open_loop.is_empty() {
+            writeln!(
+                f,
+                "\n| open loop, calls/s in all | p99 mutating < {:.0} ms | watch p99 < {:.0} ms |",
+                self.goals.mutating_goal_ms, self.goals.watch_goal_ms
+            )?;
+            writeln!(f, "|---:|---|---|")?;
+            for g in &self.goals.open_loop {
+                writeln!(
+                    f,
+                    "| {:.0} | {} ({}) | {} ({}) |",
+                    g.rate_per_s,
+                    met(g.mutating_met),
+                    ms(g.mutating_p99_ms),
+                    met(g.watch_met),
+                    ms(g.watch_p99_ms)
+                )?;
+            }
+        }
         if let Some(e) = &self.list_all_error {
             writeln!(f, "\nlist of all {} pods failed: {e}", self.pods_stored)?;
         }
@@ -173,6 +208,7 @@ fn cell(
     op: &str,
     label: &str,
     clients: usize,
+    rate_per_s: Option<f64>,
     mut lat: Vec<f64>,
     errors: usize,
     wall: Duration,
@@ -182,6 +218,7 @@ fn cell(
         op: op.into(),
         label: label.into(),
         clients,
+        rate_per_s,
         samples: lat.len(),
         errors,
         p50_ms: percentile(&lat, 0.50),
@@ -230,7 +267,13 @@ fn bench_pod(name: &str) -> Pod {
 }
 
 fn create_name(client: usize, op: usize) -> String {
-    format!("c-{client:03}-{op:05}")
+    named("c", client, op)
+}
+
+/// A pod of one create round: `c` for the closed loop, `r<i>` for the
+/// i-th open-loop rate.
+fn named(round: &str, client: usize, op: usize) -> String {
+    format!("{round}-{client:03}-{op:05}")
 }
 
 /// xorshift: which existing pod a get asks for, without a shared RNG.
@@ -244,6 +287,9 @@ fn next(state: &mut u64) -> u64 {
 pub fn run(opts: &Options) -> anyhow::Result<Report> {
     if opts.clients == 0 || opts.pods == 0 || opts.ops == 0 {
         bail!("--clients, --pods and --ops must be positive");
+    }
+    if let Some(r) = opts.rates.iter().find(|r| !(r.is_finite() && **r > 0.0)) {
+        bail!("--rate {r}: a rate is a positive number of calls per second");
     }
     // kube's TLS needs a process-wide provider when the build enables more
     // than one (or none by default); an earlier install is fine.
@@ -273,15 +319,30 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
             .build()?;
         rt.block_on(measure(kubeconfig, o, pid))
     })??;
-    let worst = |op: &str| {
+    let worst = |op: &str, rate: Option<f64>| {
         cells
             .iter()
-            .filter(|c| c.op == op)
+            .filter(|c| c.op == op && c.rate_per_s == rate)
             .map(|c| c.p99_ms)
             .fold(f64::NAN, f64::max)
     };
-    let mutating_p99_ms = worst("create").max(worst("patch"));
-    let watch_p99_ms = worst("watch");
+    let mutating_p99_ms = worst("create", None).max(worst("patch", None));
+    let watch_p99_ms = worst("watch", None);
+    let open_loop = opts
+        .rates
+        .iter()
+        .map(|&r| {
+            let mutating_p99_ms = worst("create", Some(r)).max(worst("patch", Some(r)));
+            let watch_p99_ms = worst("watch", Some(r));
+            RateGoals {
+                rate_per_s: r,
+                mutating_p99_ms,
+                mutating_met: mutating_p99_ms < MUTATING_P99_GOAL_MS,
+                watch_p99_ms,
+                watch_met: watch_p99_ms < WATCH_P99_GOAL_MS,
+            }
+        })
+        .collect();
     let report = Report {
         clients: opts.clients,
         ops_per_client: opts.ops,
@@ -293,6 +354,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
             watch_p99_ms,
             watch_goal_ms: WATCH_P99_GOAL_MS,
             watch_met: watch_p99_ms < WATCH_P99_GOAL_MS,
+            open_loop,
         },
         cells,
         pods_stored,
@@ -314,9 +376,17 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
 /// Runs `per_client` calls on each of `clients`, each client sequential
 /// (a client waits for its answer), all clients at once. Returns the
 /// successful calls' latencies in ms, the failures, and the wall time.
+///
+/// Closed loop (`rate` None): each client calls again as soon as it has
+/// its answer, so the latencies are those of a saturated server (by
+/// Little's law, clients / throughput). Open loop (`rate` Some): call
+/// `j` of client `k` is due at `(j * clients + k) / rate` seconds, and its
+/// latency counts from when it was due, so a late answer also charges the
+/// calls it delayed (no coordinated omission, as wrk2 measures).
 async fn phase<F, Fut>(
     clients: &[kube::Client],
     per_client: usize,
+    rate: Option<f64>,
     call: F,
 ) -> (Vec<f64>, usize, Duration)
 where
@@ -324,6 +394,7 @@ where
     Fut: std::future::Future<Output = Result<(), kube::Error>> + Send,
 {
     let start = Instant::now();
+    let n = clients.len();
     let tasks: Vec<_> = clients
         .iter()
         .enumerate()
@@ -334,7 +405,14 @@ where
                 let mut lat = Vec::with_capacity(per_client);
                 let mut errors = 0;
                 for j in 0..per_client {
-                    let t = Instant::now();
+                    let t = match rate {
+                        Some(r) => {
+                            let due = start + Duration::from_secs_f64((j * n + k) as f64 / r);
+                            tokio::time::sleep_until(due.into()).await;
+                            due
+                        }
+                        None => Instant::now(),
+                    };
                     match call(c.clone(), k, j).await {
                         Ok(()) => lat.push(t.elapsed().as_secs_f64() * 1000.0),
                         Err(e) => {
@@ -432,86 +510,14 @@ async fn measure(kubeconfig: PathBuf, o: Options, pid: u32) -> anyhow::Result<Me
     let mut cells = Vec::new();
 
     // (1) + (4): creates, with a watcher started before them.
-    let watched: Api<Pod> = Api::namespaced(admin.clone(), NS_CREATE);
-    let rv = watched
-        .list_metadata(&ListParams::default())
-        .await?
-        .metadata
-        .resource_version
-        .unwrap_or_default();
-    let stream = watched
-        .watch(&WatchParams::default().timeout(290), &rv)
-        .await
-        .context("start the watch")?;
-    let expected = o.clients * o.ops;
-    let seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let seen_w = seen.clone();
-    let watcher = tokio::spawn(async move {
-        let mut stream = stream.boxed();
-        loop {
-            match stream.try_next().await {
-                Ok(Some(WatchEvent::Added(p))) => {
-                    let at = Instant::now();
-                    let name = p.metadata.name.unwrap_or_default();
-                    let mut s = seen_w.lock().await;
-                    s.entry(name).or_insert(at);
-                    if s.len() >= expected {
-                        return;
-                    }
-                }
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => return,
-            }
-        }
-    });
-    let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let sent_c = sent.clone();
-    let (lat, errors, wall) = phase(&clients, o.ops, move |c, k, j| {
-        let sent = sent_c.clone();
-        async move {
-            let api: Api<Pod> = Api::namespaced(c, NS_CREATE);
-            let name = create_name(k, j);
-            let pod = bench_pod(&name);
-            let t = Instant::now();
-            sent.lock().await.insert(name, t);
-            api.create(&PostParams::default(), &pod).await.map(|_| ())
-        }
-    })
-    .await;
-    tracing::info!(wall_s = wall.as_secs_f64(), errors, "creates done");
-    cells.push(cell("create", "create", o.clients, lat, errors, wall));
-    let created = expected - errors;
-    // Every event for a successful create is due; give the tail a deadline.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while seen.lock().await.len() < created && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    watcher.abort();
-    let (delivery, missing) = {
-        let sent = sent.lock().await;
-        let seen = seen.lock().await;
-        let d: Vec<f64> = seen
-            .iter()
-            .filter_map(|(n, at)| {
-                sent.get(n)
-                    .map(|t| at.saturating_duration_since(*t).as_secs_f64() * 1000.0)
-            })
-            .collect();
-        let missing = created.saturating_sub(d.len());
-        (d, missing)
-    };
-    cells.push(cell(
-        "watch",
-        "watch delivery (create→ADDED)",
-        1,
-        delivery,
-        missing,
-        wall,
-    ));
+    let (create, watch, mut created) =
+        creates_watched(&admin, &clients, o.ops, "c", None, "create").await?;
+    cells.push(create);
+    cells.push(watch);
 
     // (2) gets of random existing pods.
     let (n_clients, n_ops) = (o.clients, o.ops);
-    let (lat, errors, wall) = phase(&clients, o.ops, move |c, k, j| async move {
+    let (lat, errors, wall) = phase(&clients, o.ops, None, move |c, k, j| async move {
         let mut s = ((k as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)) ^ (j as u64 + 1);
         let pick = next(&mut s) as usize;
         let name = create_name(pick % n_clients, (pick >> 16) % n_ops);
@@ -523,39 +529,48 @@ async fn measure(kubeconfig: PathBuf, o: Options, pid: u32) -> anyhow::Result<Me
         "get",
         "get (random pod)",
         o.clients,
+        None,
         lat,
         errors,
         wall,
     ));
 
     // (5) merge patches, each client on its own pods (no conflicts).
-    let (lat, errors, wall) = phase(&clients, o.ops, move |c, k, j| async move {
-        let api: Api<Pod> = Api::namespaced(c, NS_CREATE);
-        let patch = serde_json::json!({"metadata": {"labels": {"bench-rev": j.to_string()}}});
-        api.patch(
-            &create_name(k, j),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
+    cells.push(patches(&clients, o.ops, "c", None, "patch (merge, labels)").await);
+
+    // The same writes at fixed rates: latency at a load, not at saturation.
+    for (i, &r) in o.rates.iter().enumerate() {
+        let round = format!("r{i}");
+        let (create, watch, n) = creates_watched(
+            &admin,
+            &clients,
+            o.ops,
+            &round,
+            Some(r),
+            &format!("create, open loop {r:.0}/s"),
         )
-        .await
-        .map(|_| ())
-    })
-    .await;
-    cells.push(cell(
-        "patch",
-        "patch (merge, labels)",
-        o.clients,
-        lat,
-        errors,
-        wall,
-    ));
+        .await?;
+        created += n;
+        cells.push(create);
+        cells.push(watch);
+        cells.push(
+            patches(
+                &clients,
+                o.ops,
+                &round,
+                Some(r),
+                &format!("patch, open loop {r:.0}/s"),
+            )
+            .await,
+        );
+    }
 
     // (3) lists of a namespace holding exactly --pods pods.
     let names: Vec<String> = (0..o.pods).map(|i| format!("l-{i:06}")).collect();
     fill(&clients, NS_LIST, names, o.clients).await?;
     let listers = &clients[..LIST_CLIENTS.min(clients.len())];
     let want = o.pods;
-    let (lat, errors, wall) = phase(listers, LISTS_PER_CLIENT, move |c, _, _| async move {
+    let (lat, errors, wall) = phase(listers, LISTS_PER_CLIENT, None, move |c, _, _| async move {
         let api: Api<Pod> = Api::namespaced(c, NS_LIST);
         let l = api.list(&ListParams::default()).await?;
         if l.items.len() != want {
@@ -568,6 +583,7 @@ async fn measure(kubeconfig: PathBuf, o: Options, pid: u32) -> anyhow::Result<Me
         "list",
         &format!("list ({} pods)", o.pods),
         listers.len(),
+        None,
         lat,
         errors,
         wall,
@@ -601,4 +617,122 @@ async fn measure(kubeconfig: PathBuf, o: Options, pid: u32) -> anyhow::Result<Me
         rss_stored,
         list_all_error,
     })
+}
+
+/// One round of `ops` creates per client into `NS_CREATE` (names from
+/// `round`), timed per call, and each create's delivery to a watcher that
+/// was started before the round: (create cell, watch cell, pods created).
+async fn creates_watched(
+    admin: &kube::Client,
+    clients: &[kube::Client],
+    ops: usize,
+    round: &str,
+    rate: Option<f64>,
+    label: &str,
+) -> anyhow::Result<(Cell, Cell, usize)> {
+    let watched: Api<Pod> = Api::namespaced(admin.clone(), NS_CREATE);
+    let rv = watched
+        .list_metadata(&ListParams::default())
+        .await?
+        .metadata
+        .resource_version
+        .unwrap_or_default();
+    let stream = watched
+        .watch(&WatchParams::default().timeout(290), &rv)
+        .await
+        .context("start the watch")?;
+    let expected = clients.len() * ops;
+    let prefix = format!("{round}-");
+    let seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let seen_w = seen.clone();
+    let watcher = tokio::spawn(async move {
+        let mut stream = stream.boxed();
+        loop {
+            match stream.try_next().await {
+                Ok(Some(WatchEvent::Added(p))) => {
+                    let at = Instant::now();
+                    let name = p.metadata.name.unwrap_or_default();
+                    if !name.starts_with(&prefix) {
+                        continue;
+                    }
+                    let mut s = seen_w.lock().await;
+                    s.entry(name).or_insert(at);
+                    if s.len() >= expected {
+                        return;
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return,
+            }
+        }
+    });
+    let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let sent_c = sent.clone();
+    let round_c = round.to_string();
+    let (lat, errors, wall) = phase(clients, ops, rate, move |c, k, j| {
+        let sent = sent_c.clone();
+        let name = named(&round_c, k, j);
+        async move {
+            let api: Api<Pod> = Api::namespaced(c, NS_CREATE);
+            let pod = bench_pod(&name);
+            // Delivery counts from the send, not from when the call was
+            // due: it measures the server's path from write to watchers.
+            let t = Instant::now();
+            sent.lock().await.insert(name, t);
+            api.create(&PostParams::default(), &pod).await.map(|_| ())
+        }
+    })
+    .await;
+    tracing::info!(round, wall_s = wall.as_secs_f64(), errors, "creates done");
+    let create = cell("create", label, clients.len(), rate, lat, errors, wall);
+    let created = expected - errors;
+    // Every event for a successful create is due; give the tail a deadline.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.lock().await.len() < created && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    watcher.abort();
+    let (delivery, missing) = {
+        let sent = sent.lock().await;
+        let seen = seen.lock().await;
+        let d: Vec<f64> = seen
+            .iter()
+            .filter_map(|(n, at)| {
+                sent.get(n)
+                    .map(|t| at.saturating_duration_since(*t).as_secs_f64() * 1000.0)
+            })
+            .collect();
+        let missing = created.saturating_sub(d.len());
+        (d, missing)
+    };
+    let watch_label = match rate {
+        None => "watch delivery (create→ADDED)".to_string(),
+        Some(r) => format!("watch delivery, open loop {r:.0}/s"),
+    };
+    let watch = cell("watch", &watch_label, 1, rate, delivery, missing, wall);
+    Ok((create, watch, created))
+}
+
+/// One round of merge patches, each client on its own pods of `round`
+/// (no conflicts).
+async fn patches(
+    clients: &[kube::Client],
+    ops: usize,
+    round: &str,
+    rate: Option<f64>,
+    label: &str,
+) -> Cell {
+    let round_c = round.to_string();
+    let (lat, errors, wall) = phase(clients, ops, rate, move |c, k, j| {
+        let name = named(&round_c, k, j);
+        async move {
+            let api: Api<Pod> = Api::namespaced(c, NS_CREATE);
+            let patch = serde_json::json!({"metadata": {"labels": {"bench-rev": j.to_string()}}});
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map(|_| ())
+        }
+    })
+    .await;
+    cell("patch", label, clients.len(), rate, lat, errors, wall)
 }

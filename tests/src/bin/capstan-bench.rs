@@ -68,6 +68,11 @@ enum Cmd {
         /// Pods stored in total when the server's RSS is sampled.
         #[arg(long, default_value_t = 10_000)]
         stored: usize,
+        /// After the closed-loop rounds (every client calls again as soon
+        /// as answered: the server saturated), creates and patches sent at
+        /// this many calls per second in all; repeat for several rates.
+        #[arg(long = "rate")]
+        rates: Vec<f64>,
         /// Write the report as JSON.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -190,6 +195,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             pods,
             ops,
             stored,
+            rates,
             json,
         } => {
             let report = capstan_lab::bench::api::run(&capstan_lab::bench::api::Options {
@@ -197,6 +203,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 pods,
                 ops,
                 stored,
+                rates,
                 json,
             })?;
             print!("{report}");
