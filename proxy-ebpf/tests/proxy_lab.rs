@@ -172,6 +172,23 @@ fn main() {
         t("udp_follows_an_endpoint_change", udp_endpoint_change),
         t("ipv6_cluster_ip_and_node_port", ipv6),
         t("terminating_endpoints_only_when_nothing_ready", terminating),
+        t(
+            "external_ips_reach_endpoints_from_a_client_routed_via_either_node",
+            external_ips,
+        ),
+        t(
+            "load_balancer_ips_reach_endpoints_and_local_keeps_client_ip",
+            load_balancer,
+        ),
+        t(
+            "named_target_ports_resolve_per_slice_and_per_port",
+            named_ports,
+        ),
+        t("sctp_cluster_ip_and_node_port_with_raw_packets", sctp),
+        t(
+            "udp_conntrack_entries_of_a_removed_endpoint_are_deleted",
+            udp_conntrack_cleared,
+        ),
         t("restart_keeps_connections_and_rules_until_resync", restart),
         t(
             "table_altered_by_someone_else_forces_full_resync",
@@ -679,6 +696,382 @@ fn tampering(s: &Suite) -> Result<(), Failed> {
     let foreign = nft0(s, &["list", "table", "ip", "foreign"])?;
     if !foreign.contains("counter") {
         return Err(format!("the full sync touched a table it does not own: {foreign}").into());
+    }
+    Ok(())
+}
+
+/// An address outside every network of the lab, routed by clients through
+/// a node (what a router in front of the cluster does).
+const EXT_IP: &str = "203.0.113.10";
+const LB_IP: &str = "198.51.100.10";
+const LB_LOCAL_IP: &str = "198.51.100.11";
+
+/// Requests from `place` until every pod in `want` answered (at most 60
+/// tries); fails if any other pod answers or `check` rejects a client
+/// address the server saw.
+fn reach_all(
+    place: &Place,
+    to: SocketAddr,
+    want: &[&str],
+    check: impl Fn(IpAddr) -> Result<(), String>,
+) -> Result<(), Failed> {
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..60 {
+        let (pod, from) =
+            tcp_request(place, to, Duration::from_secs(2)).map_err(|e| format!("{to}: {e}"))?;
+        if !want.contains(&pod.as_str()) {
+            return Err(format!("{to}: answer from {pod}, want one of {want:?}").into());
+        }
+        check(from).map_err(|e| format!("{to} answered by {pod}: {e}"))?;
+        seen.insert(pod);
+        if seen.len() == want.len() {
+            return Ok(());
+        }
+    }
+    Err(format!("{to}: reached only {seen:?}, want {want:?}").into())
+}
+
+/// A connection attempt that must not get through (the proxy drops it):
+/// no answer, and not a reset either.
+fn expect_dropped(place: &Place, to: SocketAddr, what: &str) -> Result<(), Failed> {
+    match tcp_request(place, to, Duration::from_millis(500)) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+            ) =>
+        {
+            Ok(())
+        }
+        other => Err(format!("{what}: want the packet dropped (timeout), got {other:?}").into()),
+    }
+}
+
+fn external_ips(s: &Suite) -> Result<(), Failed> {
+    let (n1, n2) = (s.node_name(0), s.node_name(1));
+    s.apply(vec![
+        ProxyEvent::ServiceApplied(
+            Svc::new("ext", &["10.96.0.70"], 80, "TCP")
+                .external_ips(&[EXT_IP])
+                .s,
+        ),
+        ProxyEvent::SliceApplied(slice(
+            "ext",
+            IpFamily::V4,
+            TCP_PORT,
+            "TCP",
+            &[(s.pod("a2"), &n1, true), (s.pod("b1"), &n2, true)],
+        )),
+    ])?;
+    let client = Client::new(&s.lab, "ext", 200)?;
+    let client_ip = IpAddr::V4(client.ip);
+    // externalTrafficPolicy Cluster: either node takes the traffic, any
+    // endpoint answers, and the client is masqueraded (so the answer
+    // goes back through the node that NATed it).
+    for node in 0..2 {
+        client.route_via(EXT_IP, s.lab.node(node).ip())?;
+        reach_all(&client.place(), addr(EXT_IP, 80), &["a2", "b1"], |from| {
+            if from == client_ip {
+                return Err(format!("client {from} not masqueraded"));
+            }
+            Ok(())
+        })
+        .map_err(|e| format!("via node {}: {}", node + 1, e.message().unwrap_or_default()))?;
+    }
+    // A pod reaches the external IP through its own node.
+    reach_all(
+        &s.pod("b2").place(),
+        addr(EXT_IP, 80),
+        &["a2", "b1"],
+        |_| Ok(()),
+    )?;
+    // Another port on the external IP is not the proxy's business.
+    let r = tcp_request(
+        &client.place(),
+        addr(EXT_IP, 81),
+        Duration::from_millis(300),
+    );
+    if r.is_ok() {
+        return Err(format!("port 81 of the external IP answered: {r:?}").into());
+    }
+    Ok(())
+}
+
+fn load_balancer(s: &Suite) -> Result<(), Failed> {
+    let (n1, n2) = (s.node_name(0), s.node_name(1));
+    s.apply(vec![
+        ProxyEvent::ServiceApplied(
+            Svc::new("lb", &["10.96.0.71"], 80, "TCP")
+                .load_balancer(&[LB_IP], 30071)
+                .s,
+        ),
+        ProxyEvent::SliceApplied(slice(
+            "lb",
+            IpFamily::V4,
+            TCP_PORT,
+            "TCP",
+            &[(s.pod("a2"), &n1, true), (s.pod("b1"), &n2, true)],
+        )),
+        ProxyEvent::ServiceApplied(
+            Svc::new("lb-local", &["10.96.0.72"], 80, "TCP")
+                .load_balancer(&[LB_LOCAL_IP], 30072)
+                .local(30972)
+                .s,
+        ),
+        ProxyEvent::SliceApplied(slice(
+            "lb-local",
+            IpFamily::V4,
+            TCP_PORT,
+            "TCP",
+            &[(s.pod("b1"), &n2, true)],
+        )),
+    ])?;
+    let client = Client::new(&s.lab, "lb", 201)?;
+    let client_ip = IpAddr::V4(client.ip);
+    // Cluster policy: through node 1 to both endpoints, masqueraded.
+    client.route_via(LB_IP, s.lab.node(0).ip())?;
+    reach_all(&client.place(), addr(LB_IP, 80), &["a2", "b1"], |from| {
+        if from == client_ip {
+            return Err(format!("client {from} not masqueraded"));
+        }
+        Ok(())
+    })?;
+    // Local policy through the node with the endpoint: the server sees
+    // the client's own address.
+    client.route_via(LB_LOCAL_IP, s.lab.node(1).ip())?;
+    reach_all(&client.place(), addr(LB_LOCAL_IP, 80), &["b1"], |from| {
+        if from != client_ip {
+            return Err(format!("saw {from}, want the client {client_ip}"));
+        }
+        Ok(())
+    })?;
+    // Through the node without a local endpoint: dropped, as kube-proxy
+    // does (the load balancer's health check steers away from it).
+    client.route_via(LB_LOCAL_IP, s.lab.node(0).ip())?;
+    expect_dropped(
+        &client.place(),
+        addr(LB_LOCAL_IP, 80),
+        "Local LB IP via node 1",
+    )?;
+    // Pods on that node still reach the LB IP (cluster-wide endpoints).
+    reach_all(&s.pod("a1").place(), addr(LB_LOCAL_IP, 80), &["b1"], |_| {
+        Ok(())
+    })?;
+    Ok(())
+}
+
+fn named_ports(s: &Suite) -> Result<(), Failed> {
+    use k8s_openapi::api::core::v1::ServicePort;
+    use k8s_openapi::api::discovery::v1::EndpointPort;
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    let (n1, n2) = (s.node_name(0), s.node_name(1));
+    // b2 serves "serve" on another port number than a2 does: what a named
+    // target port is for. Its 8080 server answers "b2", this one "b2@9090".
+    start_tcp_server_on(s.pod("b2"), 9090, "b2@9090");
+    let mut svc = Svc::new("named", &["10.96.0.74"], 80, "TCP").s;
+    if let Some(ports) = svc.spec.as_mut().and_then(|s| s.ports.as_mut()) {
+        ports.push(ServicePort {
+            name: Some("dns".into()),
+            port: 53,
+            protocol: Some("UDP".into()),
+            target_port: Some(IntOrString::String("dns".into())),
+            ..Default::default()
+        });
+    }
+    let port = |name: &str, number: u16, protocol: &str| EndpointPort {
+        name: Some(name.into()),
+        port: Some(i32::from(number)),
+        protocol: Some(protocol.into()),
+        ..Default::default()
+    };
+    // As the EndpointSlice controller writes them: one slice per set of
+    // resolved port numbers.
+    let mut a = slice(
+        "named",
+        IpFamily::V4,
+        TCP_PORT,
+        "TCP",
+        &[(s.pod("a2"), &n1, true)],
+    );
+    a.metadata.name = Some("named-a".into());
+    a.ports = Some(vec![
+        port("dns", UDP_PORT, "UDP"),
+        port("p", TCP_PORT, "TCP"),
+    ]);
+    let mut b = slice(
+        "named",
+        IpFamily::V4,
+        9090,
+        "TCP",
+        &[(s.pod("b2"), &n2, true)],
+    );
+    b.metadata.name = Some("named-b".into());
+    s.apply(vec![
+        ProxyEvent::ServiceApplied(svc),
+        ProxyEvent::SliceApplied(a),
+        ProxyEvent::SliceApplied(b),
+    ])?;
+    reach_all(
+        &s.pod("a1").place(),
+        addr("10.96.0.74", 80),
+        &["a2", "b2@9090"],
+        |_| Ok(()),
+    )?;
+    // The UDP port only has a2 behind it (b2 does not name "dns").
+    let sock = udp_socket(&s.pod("b1").place(), false);
+    for _ in 0..5 {
+        let (pod, _) =
+            udp_ask(&sock, addr("10.96.0.74", 53)).map_err(|e| format!("dns port: {e}"))?;
+        if pod != "a2" {
+            return Err(format!("the UDP port answered from {pod}").into());
+        }
+    }
+    Ok(())
+}
+
+fn sctp(s: &Suite) -> Result<(), Failed> {
+    use common::sctp::{start_server, RawSctp};
+    use std::net::SocketAddrV4;
+    const EP_PORT: u16 = 9999;
+    let n2 = s.node_name(1);
+    let b1 = s.pod("b1");
+    start_server(&b1.place(), "b1")?;
+    s.apply(vec![
+        ProxyEvent::ServiceApplied(
+            Svc::new("sctp", &["10.96.0.75"], 7777, "SCTP")
+                .node_port(30075)
+                .s,
+        ),
+        ProxyEvent::SliceApplied(slice(
+            "sctp",
+            IpFamily::V4,
+            EP_PORT,
+            "SCTP",
+            &[(b1, &n2, true)],
+        )),
+    ])?;
+    // The elements are there, in the SCTP maps.
+    let elements = nft0(s, &["list", "map", "ip", "capstan-proxy", "endpoints-sctp"])?;
+    if !elements.contains("10.96.0.75 . sctp . 7777") {
+        return Err(format!("no SCTP endpoint element: {elements}").into());
+    }
+    // An INIT to the service reaches b1 on its own port, and the INIT ACK
+    // comes back from the service's address (conntrack's reverse NAT).
+    let mut tag = 0x1000_0000u32;
+    let mut exchange =
+        |place: &Place, to: SocketAddrV4| -> Result<(String, SocketAddrV4), Failed> {
+            let sock = RawSctp::open(place, Duration::from_millis(700))?;
+            let mut last = None;
+            for attempt in 0..3u16 {
+                tag += 1;
+                sock.send_init(40000 + attempt, to, tag)?;
+                match sock.recv_init_ack(tag) {
+                    Ok(p) => return Ok((p.cookie, p.src)),
+                    Err(e) => last = Some(e),
+                }
+            }
+            Err(format!("no INIT ACK from {to}: {last:?}").into())
+        };
+    let service = SocketAddrV4::new([10, 96, 0, 75].into(), 7777);
+    let target = format!("b1 {}:{EP_PORT}", b1.ip);
+    for client in ["a1", "b2"] {
+        let c = s.pod(client);
+        let (cookie, from) = exchange(&c.place(), service)?;
+        let want = format!("{target} {}", c.ip);
+        if cookie != want || from != service {
+            return Err(format!(
+                "{client}: INIT ACK from {from} saying {cookie:?}; want from {service} saying {want:?}"
+            )
+            .into());
+        }
+    }
+    // NodePort from outside the nodes, through node 1: masqueraded.
+    let client = Client::new(&s.lab, "sctp", 202)?;
+    let node_port = SocketAddrV4::new(s.lab.node(0).ip(), 30075);
+    let (cookie, from) = exchange(&client.place(), node_port)?;
+    if !cookie.starts_with(&target) || cookie.ends_with(&client.ip.to_string()) || from != node_port
+    {
+        return Err(format!(
+            "NodePort: INIT ACK from {from} saying {cookie:?}; want from {node_port}, {target}, masqueraded"
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Node 1's UDP conntrack entries of service dns2 NATed to `endpoint`.
+fn udp_flows_to(s: &Suite, endpoint: IpAddr) -> Result<Vec<String>, Failed> {
+    // conntrack -L exits 0 with an empty list; the summary goes to stderr.
+    let out = run(s
+        .lab
+        .node(0)
+        .command("conntrack")
+        .map_err(|e| e.to_string())?
+        .args(["-L", "-p", "udp", "--reply-src", &endpoint.to_string()]))?;
+    Ok(out
+        .lines()
+        .filter(|l| l.contains("dst=10.96.0.76 ") || l.contains("dport=30076 "))
+        .map(str::to_string)
+        .collect())
+}
+
+fn udp_conntrack_cleared(s: &Suite) -> Result<(), Failed> {
+    let (n1, n2) = (s.node_name(0), s.node_name(1));
+    s.apply(vec![
+        ProxyEvent::ServiceApplied(
+            Svc::new("dns2", &["10.96.0.76"], 53, "UDP")
+                .node_port(30076)
+                .s,
+        ),
+        ProxyEvent::SliceApplied(slice(
+            "dns2",
+            IpFamily::V4,
+            UDP_PORT,
+            "UDP",
+            &[(s.pod("a2"), &n1, true), (s.pod("b1"), &n2, true)],
+        )),
+    ])?;
+    // Flows to the ClusterIP (from a pod) and to the NodePort (from outside)
+    // until both endpoints have one on node 1.
+    let client = Client::new(&s.lab, "udp", 203)?;
+    let node_port = SocketAddr::from((s.lab.node(0).ip(), 30076));
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        let pod_sock = udp_socket(&s.pod("a1").place(), false);
+        let (p1, _) = udp_ask(&pod_sock, addr("10.96.0.76", 53))?;
+        let ext_sock = udp_socket(&client.place(), false);
+        let (p2, _) = udp_ask(&ext_sock, node_port)?;
+        seen.insert(format!("cluster-{p1}"));
+        seen.insert(format!("nodeport-{p2}"));
+        if seen.len() == 4 {
+            break;
+        }
+    }
+    if seen.len() != 4 {
+        return Err(format!("flows to both endpoints not made: {seen:?}").into());
+    }
+    let a2 = IpAddr::V4(s.pod("a2").ip);
+    let b1 = IpAddr::V4(s.pod("b1").ip);
+    let before = udp_flows_to(s, a2)?;
+    if !before.iter().any(|l| l.contains("dport=30076"))
+        || !before.iter().any(|l| l.contains("dst=10.96.0.76"))
+    {
+        return Err(format!("expected ClusterIP and NodePort flows to a2: {before:?}").into());
+    }
+    // a2 goes away: its entries go with the sync; b1's stay.
+    s.apply(vec![ProxyEvent::SliceApplied(slice(
+        "dns2",
+        IpFamily::V4,
+        UDP_PORT,
+        "UDP",
+        &[(s.pod("b1"), &n2, true)],
+    ))])?;
+    let after = udp_flows_to(s, a2)?;
+    if !after.is_empty() {
+        return Err(format!("flows to the removed endpoint remain: {after:?}").into());
+    }
+    if udp_flows_to(s, b1)?.is_empty() {
+        return Err("flows to the remaining endpoint were deleted too".into());
     }
     Ok(())
 }
