@@ -188,6 +188,10 @@ fn main() {
             "named_target_ports_resolve_per_slice_and_per_port",
             named_ports,
         ),
+        t(
+            "ipv6_external_ip_and_load_balancer_ip_with_local_policy",
+            ipv6_external,
+        ),
         t("sctp_cluster_ip_and_node_port_with_raw_packets", sctp),
         t(
             "udp_conntrack_entries_of_a_removed_endpoint_are_deleted",
@@ -990,6 +994,57 @@ fn named_ports(s: &Suite) -> Result<(), Failed> {
             return Err(format!("the UDP port answered from {pod}").into());
         }
     }
+    Ok(())
+}
+
+fn ipv6_external(s: &Suite) -> Result<(), Failed> {
+    const EXT6: &str = "2001:db8::77";
+    const LB6: &str = "2001:db8::78";
+    let (n1, n2) = (s.node_name(0), s.node_name(1));
+    let both = [
+        (s.pod("a2"), n1.as_str(), true),
+        (s.pod("b1"), n2.as_str(), true),
+    ];
+    s.apply(vec![
+        ProxyEvent::ServiceApplied(
+            Svc::new("ext6", &["10.96.0.77", "fd00:96::77"], 80, "TCP")
+                .external_ips(&[EXT6])
+                .s,
+        ),
+        ProxyEvent::SliceApplied(slice("ext6", IpFamily::V4, TCP_PORT, "TCP", &both)),
+        ProxyEvent::SliceApplied(slice("ext6", IpFamily::V6, TCP_PORT, "TCP", &both)),
+        ProxyEvent::ServiceApplied(
+            Svc::new("lb6", &["fd00:96::78"], 80, "TCP")
+                .load_balancer(&[LB6], 30078)
+                .local(30978)
+                .s,
+        ),
+        ProxyEvent::SliceApplied(slice(
+            "lb6",
+            IpFamily::V6,
+            TCP_PORT,
+            "TCP",
+            &[(s.pod("b1"), &n2, true)],
+        )),
+    ])?;
+    let client = Client::new(&s.lab, "v6", 204)?;
+    let client_ip = IpAddr::V6(client.ip6);
+    client.route_via(EXT6, node_ip6(1))?;
+    reach_all(&client.place(), addr(EXT6, 80), &["a2", "b1"], |from| {
+        if from == client_ip {
+            return Err(format!("client {from} not masqueraded"));
+        }
+        Ok(())
+    })?;
+    client.route_via(LB6, node_ip6(2))?;
+    reach_all(&client.place(), addr(LB6, 80), &["b1"], |from| {
+        if from != client_ip {
+            return Err(format!("saw {from}, want the client {client_ip}"));
+        }
+        Ok(())
+    })?;
+    client.route_via(LB6, node_ip6(1))?;
+    expect_dropped(&client.place(), addr(LB6, 80), "Local v6 LB IP via node 1")?;
     Ok(())
 }
 

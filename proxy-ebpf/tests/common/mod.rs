@@ -518,6 +518,8 @@ pub fn slice(
 pub struct Client {
     pub netns: Netns,
     pub ip: Ipv4Addr,
+    /// fd00:250::`host`, beside the nodes' IPv6 underlay addresses.
+    pub ip6: Ipv6Addr,
 }
 
 impl Client {
@@ -551,22 +553,41 @@ impl Client {
             netns.name(),
             &["addr", "add", &format!("{ip4}/24"), "dev", "eth0"],
         )?;
+        let ip6: Ipv6Addr = format!("fd00:250::{host}")
+            .parse()
+            .map_err(|e| format!("client v6 address: {e}"))?;
+        ipcmd(
+            netns.name(),
+            &["addr", "add", &format!("{ip6}/64"), "dev", "eth0", "nodad"],
+        )?;
         ipcmd(netns.name(), &["link", "set", "eth0", "up"])?;
-        Ok(Client { netns, ip: ip4 })
+        Ok(Client {
+            netns,
+            ip: ip4,
+            ip6,
+        })
     }
 
     pub fn place(&self) -> Place {
         Place::netns(self.netns.path())
     }
 
-    /// Routes `dst` (a host address) through `gateway` (a node).
-    pub fn route_via(&self, dst: &str, gateway: Ipv4Addr) -> Result<(), String> {
+    /// Routes `dst` (a host address, either family) through `gateway`
+    /// (a node's underlay address of the same family).
+    pub fn route_via(&self, dst: &str, gateway: impl Into<IpAddr>) -> Result<(), String> {
+        let gateway: IpAddr = gateway.into();
+        let (family, len) = if gateway.is_ipv4() {
+            ("-4", 32)
+        } else {
+            ("-6", 128)
+        };
         run(Command::new("ip").args([
+            family,
             "-n",
             self.netns.name(),
             "route",
             "replace",
-            &format!("{dst}/32"),
+            &format!("{dst}/{len}"),
             "via",
             &gateway.to_string(),
         ]))
