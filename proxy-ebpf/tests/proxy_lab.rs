@@ -197,6 +197,10 @@ fn main() {
             "udp_conntrack_entries_of_a_removed_endpoint_are_deleted",
             udp_conntrack_cleared,
         ),
+        t(
+            "udp_flows_from_before_a_service_existed_are_cleared",
+            udp_before_service,
+        ),
         t("restart_keeps_connections_and_rules_until_resync", restart),
         t(
             "table_altered_by_someone_else_forces_full_resync",
@@ -1191,6 +1195,67 @@ fn udp_conntrack_cleared(s: &Suite) -> Result<(), Failed> {
     }
     if udp_flows_to(s, b1)?.is_empty() {
         return Err("flows to the remaining endpoint were deleted too".into());
+    }
+    Ok(())
+}
+
+/// Node 1's UDP conntrack entries matching `filter` (conntrack -L args).
+fn udp_flows(s: &Suite, filter: &[&str]) -> Result<usize, Failed> {
+    let out = run(s
+        .lab
+        .node(0)
+        .command("conntrack")
+        .map_err(|e| e.to_string())?
+        .args(["-L", "-p", "udp"])
+        .args(filter))?;
+    Ok(out.lines().count())
+}
+
+fn udp_before_service(s: &Suite) -> Result<(), Failed> {
+    const EARLY_EXT: &str = "203.0.113.21";
+    let client = Client::new(&s.lab, "early", 205)?;
+    client.route_via(EARLY_EXT, s.lab.node(0).ip())?;
+    let node_port = SocketAddr::from((s.lab.node(0).ip(), 30077));
+    let ext = addr(EARLY_EXT, 53);
+    // A client that starts before the service exists (a resolver retrying
+    // with one socket): node 1 records its flows un-NATed, to itself (the
+    // NodePort) and onwards to the underlay (the external IP, which
+    // drops it: the underlay has no route for it).
+    let sock = udp_socket(&client.place(), false);
+    sock.send_to(b"hi", node_port)?;
+    sock.send_to(b"hi", ext)?;
+    wait_for(
+        "node 1 to record the early flows",
+        Duration::from_secs(2),
+        || {
+            let np = udp_flows(s, &["--orig-port-dst", "30077"]).ok()?;
+            let ex = udp_flows(s, &["--orig-dst", EARLY_EXT]).ok()?;
+            (np > 0 && ex > 0).then_some(())
+        },
+    )?;
+    let n2 = s.node_name(1);
+    s.apply(vec![
+        ProxyEvent::ServiceApplied(
+            Svc::new("early", &["10.96.0.78"], 53, "UDP")
+                .node_port(30077)
+                .external_ips(&[EARLY_EXT])
+                .s,
+        ),
+        ProxyEvent::SliceApplied(slice(
+            "early",
+            IpFamily::V4,
+            UDP_PORT,
+            "UDP",
+            &[(s.pod("b1"), &n2, true)],
+        )),
+    ])?;
+    // Same socket, same 5-tuples: only cleared entries let them reach b1.
+    for (to, what) in [(node_port, "NodePort"), (ext, "external IP")] {
+        let (pod, _) =
+            udp_ask(&sock, to).map_err(|e| format!("{what} after the service appeared: {e}"))?;
+        if pod != "b1" {
+            return Err(format!("{what}: answer from {pod}").into());
+        }
     }
     Ok(())
 }
