@@ -869,6 +869,22 @@ fn load_balancer(s: &Suite) -> Result<(), Failed> {
     reach_all(&s.pod("a1").place(), addr(LB_LOCAL_IP, 80), &["b1"], |_| {
         Ok(())
     })?;
+    // So does the node itself (masqueraded: its source is a local address).
+    reach_all(&s.node_place(0), addr(LB_LOCAL_IP, 80), &["b1"], |_| Ok(()))?;
+    // And a ClusterIP routed to a node by an outside router: masqueraded,
+    // so the answer comes back through that node.
+    client.route_via("10.96.0.71", s.lab.node(1).ip())?;
+    reach_all(
+        &client.place(),
+        addr("10.96.0.71", 80),
+        &["a2", "b1"],
+        |from| {
+            if from == client_ip {
+                return Err(format!("off-cluster client {from} not masqueraded"));
+            }
+            Ok(())
+        },
+    )?;
     Ok(())
 }
 
