@@ -181,6 +181,10 @@ fn main() {
             load_balancer,
         ),
         t(
+            "local_policy_falls_back_to_a_terminating_local_endpoint",
+            local_terminating,
+        ),
+        t(
             "internal_traffic_policy_local_uses_only_node_local_endpoints",
             internal_local,
         ),
@@ -797,6 +801,23 @@ fn external_ips(s: &Suite) -> Result<(), Failed> {
         &["a2", "b1"],
         |_| Ok(()),
     )?;
+    // An external IP of a service without endpoints is rejected at once.
+    s.apply(vec![ProxyEvent::ServiceApplied(
+        Svc::new("ext-empty", &["10.96.0.69"], 80, "TCP")
+            .external_ips(&["203.0.113.11"])
+            .s,
+    )])?;
+    client.route_via("203.0.113.11", s.lab.node(0).ip())?;
+    let start = Instant::now();
+    expect_refused(
+        tcp_request(
+            &client.place(),
+            addr("203.0.113.11", 80),
+            Duration::from_secs(3),
+        ),
+        start,
+        "external IP without endpoints",
+    )?;
     // Another port on the external IP is not the proxy's business.
     let r = tcp_request(
         &client.place(),
@@ -885,6 +906,58 @@ fn load_balancer(s: &Suite) -> Result<(), Failed> {
             Ok(())
         },
     )?;
+    Ok(())
+}
+
+fn local_terminating(s: &Suite) -> Result<(), Failed> {
+    const LB_TERM_IP: &str = "198.51.100.12";
+    let (n1, n2) = (s.node_name(0), s.node_name(1));
+    let mut eps = slice(
+        "lb-term",
+        IpFamily::V4,
+        TCP_PORT,
+        "TCP",
+        &[(s.pod("a2"), &n1, true), (s.pod("b1"), &n2, false)],
+    );
+    // b1: not ready, still serving, terminating (a rolling update).
+    if let Some(c) = eps.endpoints[1].conditions.as_mut() {
+        c.serving = Some(true);
+        c.terminating = Some(true);
+    }
+    s.apply(vec![
+        ProxyEvent::ServiceApplied(
+            Svc::new("lb-term", &["10.96.0.79"], 80, "TCP")
+                .load_balancer(&[LB_TERM_IP], 30079)
+                .local(30979)
+                .s,
+        ),
+        ProxyEvent::SliceApplied(eps),
+    ])?;
+    let client = Client::new(&s.lab, "term", 206)?;
+    let client_ip = IpAddr::V4(client.ip);
+    let keeps_client = |from: IpAddr| {
+        if from != client_ip {
+            return Err(format!("saw {from}, want the client {client_ip}"));
+        }
+        Ok(())
+    };
+    // Node 2's only local endpoint is terminating: outside traffic still
+    // goes there rather than being dropped (kube-proxy does the same).
+    client.route_via(LB_TERM_IP, s.lab.node(1).ip())?;
+    reach_all(&client.place(), addr(LB_TERM_IP, 80), &["b1"], keeps_client)?;
+    client.route_via(LB_TERM_IP, s.lab.node(0).ip())?;
+    reach_all(&client.place(), addr(LB_TERM_IP, 80), &["a2"], keeps_client)?;
+    // Cluster-wide, a ready endpoint exists: pods never get b1.
+    for _ in 0..10 {
+        let (pod, _) = tcp_request(
+            &s.pod("b2").place(),
+            addr("10.96.0.79", 80),
+            Duration::from_secs(2),
+        )?;
+        if pod != "a2" {
+            return Err(format!("ClusterIP used the terminating {pod}").into());
+        }
+    }
     Ok(())
 }
 
