@@ -196,6 +196,10 @@ fn main() {
             "ipv6_external_ip_and_load_balancer_ip_with_local_policy",
             ipv6_external,
         ),
+        t(
+            "ipv6_udp_endpoint_change_and_reject_without_endpoints",
+            ipv6_udp_and_reject,
+        ),
         t("sctp_cluster_ip_and_node_port_with_raw_packets", sctp),
         t(
             "udp_conntrack_entries_of_a_removed_endpoint_are_deleted",
@@ -1143,6 +1147,46 @@ fn ipv6_external(s: &Suite) -> Result<(), Failed> {
     client.route_via(LB6, node_ip6(1))?;
     expect_dropped(&client.place(), addr(LB6, 80), "Local v6 LB IP via node 1")?;
     Ok(())
+}
+
+fn ipv6_udp_and_reject(s: &Suite) -> Result<(), Failed> {
+    let (n1, n2) = (s.node_name(0), s.node_name(1));
+    s.apply(vec![
+        ProxyEvent::ServiceApplied(Svc::new("dns6", &["fd00:96::53"], 53, "UDP").s),
+        ProxyEvent::SliceApplied(slice(
+            "dns6",
+            IpFamily::V6,
+            UDP_PORT,
+            "UDP",
+            &[(s.pod("a2"), &n1, true)],
+        )),
+        ProxyEvent::ServiceApplied(Svc::new("empty6", &["fd00:96::20"], 80, "TCP").s),
+    ])?;
+    let a1 = s.pod("a1");
+    let sock = udp_socket(&a1.place(), true);
+    let to = addr("fd00:96::53", 53);
+    let (pod, from) = udp_ask(&sock, to).map_err(|e| format!("v6 udp before: {e}"))?;
+    if pod != "a2" || from != IpAddr::V6(a1.ip6) {
+        return Err(format!("v6 udp answered by {pod} seeing {from}").into());
+    }
+    s.apply(vec![ProxyEvent::SliceApplied(slice(
+        "dns6",
+        IpFamily::V6,
+        UDP_PORT,
+        "UDP",
+        &[(s.pod("b1"), &n2, true)],
+    ))])?;
+    // Same socket: only the cleared IPv6 conntrack entry lets it move.
+    let (pod, _) = udp_ask(&sock, to).map_err(|e| format!("v6 udp after: {e}"))?;
+    if pod != "b1" {
+        return Err(format!("after the change v6 udp still went to {pod}").into());
+    }
+    let start = Instant::now();
+    expect_refused(
+        tcp_request(&a1.place(), addr("fd00:96::20", 80), Duration::from_secs(3)),
+        start,
+        "v6 ClusterIP without endpoints",
+    )
 }
 
 fn sctp(s: &Suite) -> Result<(), Failed> {

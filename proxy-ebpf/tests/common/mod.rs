@@ -86,6 +86,24 @@ pub fn setup_nodes(lab: &Lab, count: usize) {
                 "nodad",
             ],
         );
+        // A default route, as a dual-stack node has (the lab gives nodes
+        // only an IPv4 one): without it, IPv6 packets to a service address
+        // without endpoints fail the route lookup ("network unreachable")
+        // before the forward hook where the proxy rejects them. Nothing
+        // in the suite sends IPv6 traffic that leaves through it.
+        ip(
+            ns,
+            &[
+                "-6",
+                "route",
+                "add",
+                "default",
+                "via",
+                "fd00:250::1",
+                "dev",
+                "eth0",
+            ],
+        );
         ip(ns, &["link", "add", "cbr0", "type", "bridge"]);
         ip(
             ns,
