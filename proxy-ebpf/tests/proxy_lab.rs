@@ -1026,6 +1026,54 @@ fn internal_local(s: &Suite) -> Result<(), Failed> {
     if pod != "a2" {
         return Err(format!("node 2 NodePort answered by {pod}").into());
     }
+    // Without any external destination it is dropped too, not rejected.
+    s.apply(vec![
+        ProxyEvent::ServiceApplied(
+            Svc::new("itl-plain", &["10.96.0.67"], 80, "TCP")
+                .internal_local()
+                .s,
+        ),
+        ProxyEvent::SliceApplied(slice(
+            "itl-plain",
+            IpFamily::V4,
+            TCP_PORT,
+            "TCP",
+            &[(s.pod("a2"), &n1, true)],
+        )),
+    ])?;
+    expect_dropped(
+        &s.pod("b2").place(),
+        addr("10.96.0.67", 80),
+        "ClusterIP-only: pod on node 2",
+    )?;
+    // The same with session affinity (a service with chains of its own).
+    s.apply(vec![
+        ProxyEvent::ServiceApplied(
+            Svc::new("itl-sticky", &["10.96.0.68"], 80, "TCP")
+                .internal_local()
+                .node_port(30068)
+                .affinity(60)
+                .s,
+        ),
+        ProxyEvent::SliceApplied(slice(
+            "itl-sticky",
+            IpFamily::V4,
+            TCP_PORT,
+            "TCP",
+            &[(s.pod("a2"), &n1, true)],
+        )),
+    ])?;
+    expect_dropped(
+        &s.pod("b2").place(),
+        addr("10.96.0.68", 80),
+        "affinity: pod on node 2",
+    )?;
+    let node_port = SocketAddr::from((s.lab.node(1).ip(), 30068));
+    let (pod, _) = tcp_request(&s.underlay(), node_port, Duration::from_secs(2))
+        .map_err(|e| format!("affinity: underlay -> node 2 NodePort: {e}"))?;
+    if pod != "a2" {
+        return Err(format!("affinity: node 2 NodePort answered by {pod}").into());
+    }
     Ok(())
 }
 
