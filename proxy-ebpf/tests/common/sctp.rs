@@ -5,11 +5,12 @@
 //! server answers with an INIT ACK that carries, as its state cookie, what
 //! it saw (its name, the destination the packet reached, the sender). That
 //! is what the proxy has to get right: DNAT of the INIT, conntrack's
-//! reverse NAT of the answer. IPv4 only (an IPv6 raw socket hides the
-//! addresses the server reports).
+//! reverse NAT of the answer. IPv4 and IPv6; an IPv6 raw socket delivers
+//! no IP header, so there the server reports no destination address (its
+//! port still shows the DNAT).
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
@@ -36,11 +37,13 @@ fn crc32c(data: &[u8]) -> u32 {
     !crc
 }
 
-/// One SCTP packet as a raw IPv4 socket delivers it.
+/// One SCTP packet as a raw socket delivers it.
 #[derive(Debug, Clone)]
 pub struct Packet {
-    pub src: SocketAddrV4,
-    pub dst: SocketAddrV4,
+    pub src: SocketAddr,
+    /// The destination address: None on IPv6 (not delivered).
+    pub dst_ip: Option<IpAddr>,
+    pub dst_port: u16,
     pub vtag: u32,
     pub chunk_type: u8,
     /// The INIT / INIT ACK's initiate tag.
@@ -101,11 +104,15 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
 }
 
 /// Parses an IPv4 packet (header included) carrying SCTP.
-fn parse(b: &[u8]) -> Option<Packet> {
+fn parse_v4(b: &[u8]) -> Option<Packet> {
     let ihl = usize::from(*b.first()? & 0x0f) * 4;
-    let src_ip = Ipv4Addr::from(be32(b, 12)?);
-    let dst_ip = Ipv4Addr::from(be32(b, 16)?);
-    let s = b.get(ihl..)?;
+    let src = IpAddr::V4(Ipv4Addr::from(be32(b, 12)?));
+    let dst = IpAddr::V4(Ipv4Addr::from(be32(b, 16)?));
+    parse_sctp(b.get(ihl..)?, src, Some(dst))
+}
+
+/// Parses an SCTP packet from `src` (to `dst`, if known).
+fn parse_sctp(s: &[u8], src: IpAddr, dst: Option<IpAddr>) -> Option<Packet> {
     let chunk_type = *s.get(12)?;
     let chunk_len = usize::from(be16(s, 14)?);
     let cookie = if chunk_len > 20 {
@@ -115,8 +122,9 @@ fn parse(b: &[u8]) -> Option<Packet> {
         String::new()
     };
     Some(Packet {
-        src: SocketAddrV4::new(src_ip, be16(s, 0)?),
-        dst: SocketAddrV4::new(dst_ip, be16(s, 2)?),
+        src: SocketAddr::new(src, be16(s, 0)?),
+        dst_ip: dst,
+        dst_port: be16(s, 2)?,
         vtag: be32(s, 4)?,
         chunk_type,
         init_tag: be32(s, 16)?,
@@ -124,16 +132,18 @@ fn parse(b: &[u8]) -> Option<Packet> {
     })
 }
 
-/// A raw IPv4 socket for protocol 132 in the namespace it was opened in.
+/// A raw socket for protocol 132 in the namespace it was opened in.
 pub struct RawSctp {
     fd: OwnedFd,
+    v6: bool,
 }
 
 impl RawSctp {
-    pub fn open(place: &Place, timeout: Duration) -> io::Result<RawSctp> {
+    pub fn open(place: &Place, timeout: Duration, v6: bool) -> io::Result<RawSctp> {
         place.run_in(move || {
+            let domain = if v6 { libc::AF_INET6 } else { libc::AF_INET };
             // SAFETY: plain socket(2); the descriptor is owned right away.
-            let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, IPPROTO_SCTP) };
+            let fd = unsafe { libc::socket(domain, libc::SOCK_RAW, IPPROTO_SCTP) };
             if fd < 0 {
                 return Err(io::Error::last_os_error());
             }
@@ -156,18 +166,41 @@ impl RawSctp {
             if r != 0 {
                 return Err(io::Error::last_os_error());
             }
-            Ok(RawSctp { fd })
+            Ok(RawSctp { fd, v6 })
         })
     }
 
-    fn send(&self, to: Ipv4Addr, packet: &[u8]) -> io::Result<()> {
-        let sa = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: 0,
-            sin_addr: libc::in_addr {
-                s_addr: u32::from(to).to_be(),
-            },
-            sin_zero: [0; 8],
+    fn send(&self, to: IpAddr, packet: &[u8]) -> io::Result<()> {
+        // SAFETY: an all-zero sockaddr_storage is a valid (unspecified) address.
+        let mut sa: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let len = match to {
+            IpAddr::V4(ip) => {
+                let sin = libc::sockaddr_in {
+                    sin_family: libc::AF_INET as libc::sa_family_t,
+                    sin_port: 0,
+                    sin_addr: libc::in_addr {
+                        s_addr: u32::from(ip).to_be(),
+                    },
+                    sin_zero: [0; 8],
+                };
+                // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+                unsafe { std::ptr::write((&mut sa as *mut libc::sockaddr_storage).cast(), sin) };
+                std::mem::size_of::<libc::sockaddr_in>()
+            }
+            IpAddr::V6(ip) => {
+                let sin6 = libc::sockaddr_in6 {
+                    sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                    sin6_port: 0,
+                    sin6_flowinfo: 0,
+                    sin6_addr: libc::in6_addr {
+                        s6_addr: ip.octets(),
+                    },
+                    sin6_scope_id: 0,
+                };
+                // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+                unsafe { std::ptr::write((&mut sa as *mut libc::sockaddr_storage).cast(), sin6) };
+                std::mem::size_of::<libc::sockaddr_in6>()
+            }
         };
         // SAFETY: valid descriptor, buffer and address of the sizes given.
         let n = unsafe {
@@ -176,8 +209,8 @@ impl RawSctp {
                 packet.as_ptr().cast(),
                 packet.len(),
                 0,
-                (&sa as *const libc::sockaddr_in).cast(),
-                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                (&sa as *const libc::sockaddr_storage).cast(),
+                len as libc::socklen_t,
             )
         };
         if n < 0 {
@@ -190,22 +223,42 @@ impl RawSctp {
     pub fn recv(&self) -> io::Result<Packet> {
         let mut buf = [0u8; 2048];
         loop {
-            // SAFETY: valid descriptor and buffer.
-            let n =
-                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            // SAFETY: an all-zero sockaddr_storage is valid to be overwritten.
+            let mut from: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+            let mut from_len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            // SAFETY: valid descriptor, buffer and address storage of the sizes given.
+            let n = unsafe {
+                libc::recvfrom(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    0,
+                    (&mut from as *mut libc::sockaddr_storage).cast(),
+                    &mut from_len,
+                )
+            };
             if n < 0 {
                 return Err(io::Error::last_os_error());
             }
-            if let Some(p) = parse(&buf[..n as usize]) {
+            let b = &buf[..n as usize];
+            let packet = if self.v6 {
+                // SAFETY: an AF_INET6 socket fills a sockaddr_in6.
+                let sin6: libc::sockaddr_in6 =
+                    unsafe { std::ptr::read((&from as *const libc::sockaddr_storage).cast()) };
+                parse_sctp(b, IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)), None)
+            } else {
+                parse_v4(b)
+            };
+            if let Some(p) = packet {
                 return Ok(p);
             }
         }
     }
 
     /// Sends an INIT from `src_port` to `to`.
-    pub fn send_init(&self, src_port: u16, to: SocketAddrV4, init_tag: u32) -> io::Result<()> {
+    pub fn send_init(&self, src_port: u16, to: SocketAddr, init_tag: u32) -> io::Result<()> {
         let p = build(src_port, to.port(), 0, CHUNK_INIT, init_tag, &[]);
-        self.send(*to.ip(), &p)
+        self.send(to.ip(), &p)
     }
 
     /// Waits for the INIT ACK that answers an INIT sent with `init_tag`.
@@ -219,27 +272,30 @@ impl RawSctp {
     }
 }
 
-/// Answers every INIT that reaches `place` with an INIT ACK whose cookie
-/// is "<name> <destination it reached> <sender address>". The thread
-/// lives until the process ends.
-pub fn start_server(place: &Place, name: &str) -> io::Result<()> {
-    let sock = RawSctp::open(place, Duration::ZERO)?;
+/// Answers every INIT that reaches `place` (in the family of `v6`) with an
+/// INIT ACK whose cookie is "<name> <destination address or -> <port>
+/// <sender address>". The thread lives until the process ends.
+pub fn start_server(place: &Place, name: &str, v6: bool) -> io::Result<()> {
+    let sock = RawSctp::open(place, Duration::ZERO, v6)?;
     let name = name.to_string();
     std::thread::spawn(move || loop {
         let Ok(p) = sock.recv() else { return };
         if p.chunk_type != CHUNK_INIT {
             continue;
         }
-        let cookie = format!("{name} {} {}", p.dst, p.src.ip());
+        let dst = p
+            .dst_ip
+            .map_or_else(|| "-".to_string(), |ip| ip.to_string());
+        let cookie = format!("{name} {dst} {} {}", p.dst_port, p.src.ip());
         let answer = build(
-            p.dst.port(),
+            p.dst_port,
             p.src.port(),
             p.init_tag,
             CHUNK_INIT_ACK,
             p.init_tag ^ 0x5a5a_5a5a,
             cookie.as_bytes(),
         );
-        let _ = sock.send(*p.src.ip(), &answer);
+        let _ = sock.send(p.src.ip(), &answer);
     });
     Ok(())
 }

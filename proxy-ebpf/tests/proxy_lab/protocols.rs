@@ -74,14 +74,14 @@ pub fn named_ports(s: &Suite) -> Result<(), Failed> {
 
 pub fn sctp(s: &Suite) -> Result<(), Failed> {
     use common::sctp::{start_server, RawSctp};
-    use std::net::SocketAddrV4;
     const EP_PORT: u16 = 9999;
     let n2 = s.node_name(1);
     let b1 = s.pod("b1");
-    start_server(&b1.place(), "b1")?;
+    start_server(&b1.place(), "b1", false)?;
+    start_server(&b1.place(), "b1", true)?;
     s.apply(vec![
         ProxyEvent::ServiceApplied(
-            Svc::new("sctp", &["10.96.0.75"], 7777, "SCTP")
+            Svc::new("sctp", &["10.96.0.75", "fd00:96::75"], 7777, "SCTP")
                 .node_port(30075)
                 .s,
         ),
@@ -92,45 +92,61 @@ pub fn sctp(s: &Suite) -> Result<(), Failed> {
             "SCTP",
             &[(b1, &n2, true)],
         )),
+        ProxyEvent::SliceApplied(slice(
+            "sctp",
+            IpFamily::V6,
+            EP_PORT,
+            "SCTP",
+            &[(b1, &n2, true)],
+        )),
     ])?;
     // The elements are there, in the SCTP maps.
-    let elements = nft0(s, &["list", "map", "ip", "capstan-proxy", "endpoints-sctp"])?;
-    if !elements.contains("10.96.0.75 . sctp . 7777") {
-        return Err(format!("no SCTP endpoint element: {elements}").into());
+    for (family, service) in [("ip", "10.96.0.75"), ("ip6", "fd00:96::75")] {
+        let elements = nft0(
+            s,
+            &["list", "map", family, "capstan-proxy", "endpoints-sctp"],
+        )?;
+        if !elements.contains(&format!("{service} . sctp . 7777")) {
+            return Err(format!("no SCTP endpoint element for {service}: {elements}").into());
+        }
     }
     // An INIT to the service reaches b1 on its own port, and the INIT ACK
     // comes back from the service's address (conntrack's reverse NAT).
     let mut tag = 0x1000_0000u32;
-    let mut exchange =
-        |place: &Place, to: SocketAddrV4| -> Result<(String, SocketAddrV4), Failed> {
-            let sock = RawSctp::open(place, Duration::from_millis(700))?;
-            let mut last = None;
-            for attempt in 0..3u16 {
-                tag += 1;
-                sock.send_init(40000 + attempt, to, tag)?;
-                match sock.recv_init_ack(tag) {
-                    Ok(p) => return Ok((p.cookie, p.src)),
-                    Err(e) => last = Some(e),
-                }
+    let mut exchange = |place: &Place, to: SocketAddr| -> Result<(String, SocketAddr), Failed> {
+        let sock = RawSctp::open(place, Duration::from_millis(700), to.is_ipv6())?;
+        let mut last = None;
+        for attempt in 0..3u16 {
+            tag += 1;
+            sock.send_init(40000 + attempt, to, tag)?;
+            match sock.recv_init_ack(tag) {
+                Ok(p) => return Ok((p.cookie, p.src)),
+                Err(e) => last = Some(e),
             }
-            Err(format!("no INIT ACK from {to}: {last:?}").into())
-        };
-    let service = SocketAddrV4::new([10, 96, 0, 75].into(), 7777);
-    let target = format!("b1 {}:{EP_PORT}", b1.ip);
+        }
+        Err(format!("no INIT ACK from {to}: {last:?}").into())
+    };
+    let service = addr("10.96.0.75", 7777);
+    let service6 = addr("fd00:96::75", 7777);
     for client in ["a1", "b2"] {
         let c = s.pod(client);
-        let (cookie, from) = exchange(&c.place(), service)?;
-        let want = format!("{target} {}", c.ip);
-        if cookie != want || from != service {
-            return Err(format!(
-                "{client}: INIT ACK from {from} saying {cookie:?}; want from {service} saying {want:?}"
-            )
-            .into());
+        for (to, want) in [
+            (service, format!("b1 {} {EP_PORT} {}", b1.ip, c.ip)),
+            (service6, format!("b1 - {EP_PORT} {}", c.ip6)),
+        ] {
+            let (cookie, from) = exchange(&c.place(), to)?;
+            if cookie != want || from != to {
+                return Err(format!(
+                    "{client}: INIT ACK from {from} saying {cookie:?}; want from {to} saying {want:?}"
+                )
+                .into());
+            }
         }
     }
     // NodePort from outside the nodes, through node 1: masqueraded.
     let client = Client::new(&s.lab, "sctp", 202)?;
-    let node_port = SocketAddrV4::new(s.lab.node(0).ip(), 30075);
+    let node_port = SocketAddr::from((s.lab.node(0).ip(), 30075));
+    let target = format!("b1 {} {EP_PORT} ", b1.ip);
     let (cookie, from) = exchange(&client.place(), node_port)?;
     if !cookie.starts_with(&target) || cookie.ends_with(&client.ip.to_string()) || from != node_port
     {
