@@ -20,11 +20,12 @@ pub enum StaleFlow {
         port: u16,
         endpoint: Option<IpAddr>,
     },
-    /// Flows to a node port (any local address) NATed to `endpoint`.
+    /// Flows to a node port (any local address) NATed to `endpoint`
+    /// (None: any flow to the port).
     ToNodePort {
         port: u16,
         family: IpFamily,
-        endpoint: IpAddr,
+        endpoint: Option<IpAddr>,
     },
 }
 
@@ -59,22 +60,42 @@ pub fn stale_flows(previous: &ServiceState, current: &ServiceState) -> Vec<Stale
                 out.push(StaleFlow::ToNodePort {
                     port: np,
                     family: IpFamily::of(&ep.ip),
-                    endpoint: ep.ip,
+                    endpoint: Some(ep.ip),
                 });
             }
         }
     }
     // A UDP service that had no endpoint and now has one: flows recorded
-    // while it rejected must not keep matching.
+    // before (un-NATed: to the node itself for a NodePort, routed onwards
+    // for an external IP) would keep a client that reuses its socket away
+    // from the endpoints until they time out, which its retries prevent.
+    // Every destination of the service, as kube-proxy.
     for (spn, (info, eps)) in current {
         let had = previous.get(spn).is_some_and(|(_, e)| !e.is_empty());
         if spn.protocol == Protocol::Udp && !eps.is_empty() && !had {
-            for addr in &info.cluster_ips {
+            let addrs = info
+                .cluster_ips
+                .iter()
+                .chain(&info.external_ips)
+                .chain(&info.load_balancer_ips);
+            for addr in addrs {
                 out.push(StaleFlow::ToService {
                     addr: *addr,
                     port: info.port,
                     endpoint: None,
                 });
+            }
+            if let Some(np) = info.node_port {
+                let mut families: Vec<IpFamily> =
+                    info.cluster_ips.iter().map(IpFamily::of).collect();
+                families.dedup();
+                for family in families {
+                    out.push(StaleFlow::ToNodePort {
+                        port: np,
+                        family,
+                        endpoint: None,
+                    });
+                }
             }
         }
     }
@@ -121,17 +142,21 @@ fn args(flow: &StaleFlow) -> Vec<String> {
             port,
             family: f,
             endpoint,
-        } => vec![
-            "-D".into(),
-            "-f".into(),
-            if *f == IpFamily::V4 { "ipv4" } else { "ipv6" }.into(),
-            "-p".into(),
-            "udp".into(),
-            "--orig-port-dst".into(),
-            port.to_string(),
-            "--reply-src".into(),
-            endpoint.to_string(),
-        ],
+        } => {
+            let mut a = vec![
+                "-D".into(),
+                "-f".into(),
+                if *f == IpFamily::V4 { "ipv4" } else { "ipv6" }.into(),
+                "-p".into(),
+                "udp".into(),
+                "--orig-port-dst".into(),
+                port.to_string(),
+            ];
+            if let Some(ep) = endpoint {
+                a.extend(["--reply-src".into(), ep.to_string()]);
+            }
+            a
+        }
     }
 }
 
@@ -211,7 +236,7 @@ mod tests {
         assert!(f.contains(&StaleFlow::ToNodePort {
             port: 30053,
             family: IpFamily::V4,
-            endpoint: "10.0.0.1".parse().unwrap()
+            endpoint: Some("10.0.0.1".parse().unwrap())
         }));
     }
 
@@ -230,18 +255,30 @@ mod tests {
     }
 
     #[test]
-    fn first_udp_endpoint_clears_flows_to_the_service() {
-        let f = stale_flows(
-            &state(Protocol::Udp, &[]),
-            &state(Protocol::Udp, &["10.0.0.1"]),
-        );
+    fn first_udp_endpoint_clears_flows_to_every_destination() {
+        let mut current = state(Protocol::Udp, &["10.0.0.1"]);
+        for (info, _) in current.values_mut() {
+            info.external_ips = vec!["192.0.2.7".parse().unwrap()];
+            info.load_balancer_ips = vec!["198.51.100.1".parse().unwrap()];
+        }
+        let f = stale_flows(&state(Protocol::Udp, &[]), &current);
+        let to = |addr: &str| StaleFlow::ToService {
+            addr: addr.parse().unwrap(),
+            port: 53,
+            endpoint: None,
+        };
         assert_eq!(
             f,
-            vec![StaleFlow::ToService {
-                addr: "10.96.0.10".parse().unwrap(),
-                port: 53,
-                endpoint: None
-            }]
+            vec![
+                to("10.96.0.10"),
+                to("192.0.2.7"),
+                to("198.51.100.1"),
+                StaleFlow::ToNodePort {
+                    port: 30053,
+                    family: IpFamily::V4,
+                    endpoint: None
+                },
+            ]
         );
     }
 }

@@ -136,14 +136,32 @@ pub fn render_port(
     let proto = info.protocol.nft();
     let proto_match = rule(&[L4PROTO, proto]);
     let node = ctx.node_name.as_str();
-    let cluster_eps = usable(&eps, info.internal_local.then_some(node));
+    // Which endpoints each kind of traffic may use, as kube-proxy's
+    // CategorizeEndpoints: internalTrafficPolicy restricts traffic to the
+    // ClusterIPs only; external destinations use every endpoint (Cluster)
+    // or this node's (Local), and pod or node traffic to an external
+    // destination short-circuits to every endpoint.
+    let internal_eps = usable(&eps, info.internal_local.then_some(node));
+    let cluster_eps = usable(&eps, None);
     let local_eps = usable(&eps, Some(node));
-    let any_eps = usable(&eps, None);
-    let reject = any_eps.is_empty() || (cluster_eps.is_empty() && !info.has_external());
+    // Reject only a service without a usable endpoint anywhere; a Local
+    // policy without one on this node drops instead (kube-proxy does: the
+    // client must not take "refused" for "the service is down").
+    let reject = cluster_eps.is_empty();
     if info.affinity_timeout_s.is_none() && !info.external_local {
-        render_shared(ctx, info, &cluster_ips, &cluster_eps, reject, &mut out);
+        let eps = Usable {
+            internal: &internal_eps,
+            cluster: &cluster_eps,
+        };
+        render_shared(ctx, info, &cluster_ips, eps, reject, &mut out);
         return out;
     }
+    let all_eps = || {
+        internal_eps
+            .iter()
+            .chain(cluster_eps.iter())
+            .chain(local_eps.iter())
+    };
 
     // Services with affinity get a chain and a timeout set per endpoint
     // (the set remembers clients; the chain refreshes it and DNATs).
@@ -152,7 +170,7 @@ pub fn render_port(
     // quadratically with their number (measured: README, proxy section).
     let mut endpoint_chain: BTreeMap<(IpAddr, u16), (String, String)> = BTreeMap::new();
     if let Some(timeout) = info.affinity_timeout_s {
-        for ep in cluster_eps.iter().chain(local_eps.iter()) {
+        for ep in all_eps() {
             if endpoint_chain.contains_key(&(ep.ip, ep.port)) {
                 continue;
             }
@@ -170,7 +188,7 @@ pub fn render_port(
             endpoint_chain.insert((ep.ip, ep.port), (chain, set));
         }
     }
-    for ep in cluster_eps.iter().chain(local_eps.iter()) {
+    for ep in all_eps() {
         out.hairpin.insert(ep.ip);
     }
     let pick = |list: &[&Endpoint]| -> Vec<String> {
@@ -216,8 +234,18 @@ pub fn render_port(
             &jump(MARK_FOR_MASQUERADE),
         ]));
     }
-    rules.extend(pick(&cluster_eps));
+    rules.extend(pick(&internal_eps));
     out.chains.insert(service_chain.clone(), rules);
+
+    // External traffic that may use every endpoint: the service chain,
+    // unless internalTrafficPolicy Local narrowed that one to this node.
+    let cluster_chain = if info.internal_local && info.has_external() {
+        let chain = chain_name("cluster", &base);
+        out.chains.insert(chain.clone(), pick(&cluster_eps));
+        chain
+    } else {
+        service_chain.clone()
+    };
 
     let external_chain = chain_name("external", &base);
     if info.has_external() {
@@ -227,11 +255,11 @@ pub fn render_port(
             // only traffic from outside is restricted to local endpoints,
             // and keeps its client address.
             rules.push(rule(&[&fib_local("saddr"), &jump(MARK_FOR_MASQUERADE)]));
-            rules.push(rule(&[&fib_local("saddr"), &goto(&service_chain)]));
+            rules.push(rule(&[&fib_local("saddr"), &goto(&cluster_chain)]));
             if let Some((net, len)) = cidr {
                 rules.push(rule(&[
                     &format!("{} {}", saddr(f), prefix(net, len)),
-                    &goto(&service_chain),
+                    &goto(&cluster_chain),
                 ]));
             }
             let local_chain = chain_name("local", &base);
@@ -239,7 +267,7 @@ pub fn render_port(
             rules.push(goto(&local_chain));
         } else {
             rules.push(jump(MARK_FOR_MASQUERADE));
-            rules.push(goto(&service_chain));
+            rules.push(goto(&cluster_chain));
         }
         out.chains.insert(external_chain.clone(), rules);
     }
@@ -297,6 +325,15 @@ fn externals(info: &ServicePortInfo, f: IpFamily) -> impl Iterator<Item = &IpAdd
         .filter(move |ip| IpFamily::of(ip) == f)
 }
 
+/// The endpoints a shared service's destinations pick from.
+#[derive(Clone, Copy)]
+struct Usable<'a, 'e> {
+    /// For ClusterIPs (internalTrafficPolicy applied).
+    internal: &'a [&'e Endpoint],
+    /// For external IPs, load-balancer IPs and NodePorts.
+    cluster: &'a [&'e Endpoint],
+}
+
 /// A service without affinity and with externalTrafficPolicy Cluster:
 /// elements only. Every destination (cluster IP, external IP, NodePort)
 /// goes to the shared pick chain for its kind and endpoint count, and gets
@@ -305,24 +342,23 @@ fn render_shared(
     ctx: &Context,
     info: &ServicePortInfo,
     cluster_ips: &[IpAddr],
-    cluster_eps: &[&Endpoint],
+    eps: Usable<'_, '_>,
     reject: bool,
     out: &mut Rendered,
 ) {
     let (proto, port) = (info.protocol, info.port);
-    let n = cluster_eps.len();
-    for ep in cluster_eps {
+    for ep in eps.internal.iter().chain(eps.cluster) {
         out.hairpin.insert(ep.ip);
     }
-    let targets = || {
-        cluster_eps
-            .iter()
+    let targets = |list: &[&Endpoint]| -> Vec<(u32, Value)> {
+        list.iter()
             .enumerate()
             .map(|(i, e)| (i as u32, Value::Target(e.ip, e.port)))
+            .collect()
     };
-    // Not rejected but no cluster endpoint (internalTrafficPolicy Local
-    // with none on this node): kube-proxy drops.
-    let verdict = |out: &mut Rendered, kind: PickKind| {
+    // Not rejected but nothing to pick from (internalTrafficPolicy Local
+    // with no endpoint on this node): kube-proxy drops.
+    let verdict = |out: &mut Rendered, kind: PickKind, n: usize| {
         if n == 0 {
             return Value::Drop;
         }
@@ -331,21 +367,21 @@ fn render_shared(
         out.picks.insert(pick);
         v
     };
-    let dests: Vec<(IpAddr, PickKind)> = cluster_ips
+    let dests: Vec<(IpAddr, PickKind, &[&Endpoint])> = cluster_ips
         .iter()
-        .map(|ip| (*ip, PickKind::Cluster))
-        .chain(externals(info, ctx.family).map(|ip| (*ip, PickKind::External)))
+        .map(|ip| (*ip, PickKind::Cluster, eps.internal))
+        .chain(externals(info, ctx.family).map(|ip| (*ip, PickKind::External, eps.cluster)))
         .collect();
-    for (addr, kind) in dests {
+    for (addr, kind, list) in dests {
         let key = Key::Dest { addr, proto, port };
         if reject {
             let v = Value::Goto(REJECT_CHAIN.to_string());
             out.elements.insert((NO_ENDPOINT_SERVICES_MAP, key), v);
             continue;
         }
-        let v = verdict(out, kind);
+        let v = verdict(out, kind, list.len());
         out.elements.insert((SERVICE_IPS_MAP, key), v);
-        for (slot, target) in targets() {
+        for (slot, target) in targets(list) {
             let key = Key::DestSlot {
                 addr,
                 proto,
@@ -362,9 +398,9 @@ fn render_shared(
             out.elements.insert((NO_ENDPOINT_NODEPORTS_MAP, key), v);
             return;
         }
-        let v = verdict(out, PickKind::NodePort);
+        let v = verdict(out, PickKind::NodePort, eps.cluster.len());
         out.elements.insert((NODEPORTS_MAP, key), v);
-        for (slot, target) in targets() {
+        for (slot, target) in targets(eps.cluster) {
             let key = Key::NodePortSlot {
                 proto,
                 port: np,
@@ -504,11 +540,52 @@ mod tests {
             r.elements[&(SERVICE_IPS_MAP, dest("10.96.0.10"))],
             Value::Drop
         );
-        assert!(r.picks.is_empty());
         assert!(!r
             .elements
             .keys()
             .any(|(m, _)| *m == endpoints_map(Protocol::Tcp)));
+        // The NodePort is external traffic: every endpoint, not only local.
+        let picks: Vec<String> = r.picks.iter().map(Pick::chain).collect();
+        assert_eq!(picks, vec!["pick-nodeport-tcp-1"]);
+        assert_eq!(
+            r.elements
+                .keys()
+                .filter(|(m, _)| *m == nodeport_endpoints_map(Protocol::Tcp))
+                .count(),
+            1
+        );
+        // Without any external destination it still drops (not rejects).
+        i.node_port = None;
+        let r = render_port(&ctx(), &spn(), &i, &[ep("10.244.2.2", "n2")]);
+        assert_eq!(
+            r.elements[&(SERVICE_IPS_MAP, dest("10.96.0.10"))],
+            Value::Drop
+        );
+        assert!(!r.elements.keys().any(|(m, _)| m.starts_with("no-endpoint")));
+    }
+
+    #[test]
+    fn internal_local_does_not_narrow_external_traffic_with_own_chains() {
+        let mut i = info();
+        i.internal_local = true;
+        i.affinity_timeout_s = Some(7);
+        let r = render_port(
+            &ctx(),
+            &spn(),
+            &i,
+            &[ep("10.244.1.2", "n1"), ep("10.244.2.2", "n2")],
+        );
+        let svc = &r.chains[&chain_name("service", "ns/web/tcp/http")];
+        assert!(!svc.iter().any(|rule| rule.contains("10.244.2.2")));
+        let cluster = chain_name("cluster", "ns/web/tcp/http");
+        let ext = &r.chains[&chain_name("external", "ns/web/tcp/http")];
+        assert_eq!(ext.last(), Some(&goto(&cluster)));
+        // Both endpoints' chains are picked from the cluster chain.
+        let gotos = r.chains[&cluster]
+            .iter()
+            .filter(|rule| rule.contains("goto endpoint-"))
+            .count();
+        assert_eq!(gotos, 4, "{:?}", r.chains[&cluster]);
     }
 
     #[test]

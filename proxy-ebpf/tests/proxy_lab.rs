@@ -3,7 +3,9 @@
 //! syncing inside that node's namespace from Services and EndpointSlices
 //! fed directly (the same objects a kube watcher delivers). One lab for the
 //! whole suite (harness = false); tests run in order and build on the
-//! services the earlier ones made.
+//! services the earlier ones made. Tests by theme live in `proxy_lab/`
+//! (external destinations, traffic policies, protocols, UDP conntrack,
+//! service changes); the trial list below is the order they run in.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -17,6 +19,22 @@ use libtest_mimic::{Arguments, Failed, Trial};
 
 mod common;
 use common::*;
+
+#[path = "proxy_lab/external.rs"]
+mod external;
+#[path = "proxy_lab/internal_policy.rs"]
+mod internal_policy;
+#[path = "proxy_lab/protocols.rs"]
+mod protocols;
+#[path = "proxy_lab/service_changes.rs"]
+mod service_changes;
+#[path = "proxy_lab/udp_conntrack.rs"]
+mod udp_conntrack;
+use external::*;
+use internal_policy::*;
+use protocols::*;
+use service_changes::*;
+use udp_conntrack::*;
 
 const WEB_V4: &str = "10.96.0.10";
 const WEB_V6: &str = "fd00:96::10";
@@ -172,6 +190,47 @@ fn main() {
         t("udp_follows_an_endpoint_change", udp_endpoint_change),
         t("ipv6_cluster_ip_and_node_port", ipv6),
         t("terminating_endpoints_only_when_nothing_ready", terminating),
+        t(
+            "external_ips_reach_endpoints_from_a_client_routed_via_either_node",
+            external_ips,
+        ),
+        t(
+            "load_balancer_ips_reach_endpoints_and_local_keeps_client_ip",
+            load_balancer,
+        ),
+        t(
+            "local_policy_falls_back_to_a_terminating_local_endpoint",
+            local_terminating,
+        ),
+        t(
+            "internal_traffic_policy_local_uses_only_node_local_endpoints",
+            internal_local,
+        ),
+        t(
+            "named_target_ports_resolve_per_slice_and_per_port",
+            named_ports,
+        ),
+        t(
+            "ipv6_external_ip_and_load_balancer_ip_with_local_policy",
+            ipv6_external,
+        ),
+        t(
+            "ipv6_udp_endpoint_change_and_reject_without_endpoints",
+            ipv6_udp_and_reject,
+        ),
+        t("sctp_cluster_ip_and_node_port_with_raw_packets", sctp),
+        t(
+            "udp_conntrack_entries_of_a_removed_endpoint_are_deleted",
+            udp_conntrack_cleared,
+        ),
+        t(
+            "udp_flows_from_before_a_service_existed_are_cleared",
+            udp_before_service,
+        ),
+        t(
+            "affinity_on_and_off_then_delete_leaves_nothing_behind",
+            affinity_flip,
+        ),
         t("restart_keeps_connections_and_rules_until_resync", restart),
         t(
             "table_altered_by_someone_else_forces_full_resync",
@@ -681,4 +740,45 @@ fn tampering(s: &Suite) -> Result<(), Failed> {
         return Err(format!("the full sync touched a table it does not own: {foreign}").into());
     }
     Ok(())
+}
+
+/// Requests from `place` until every pod in `want` answered (at most 60
+/// tries); fails if any other pod answers or `check` rejects a client
+/// address the server saw.
+fn reach_all(
+    place: &Place,
+    to: SocketAddr,
+    want: &[&str],
+    check: impl Fn(IpAddr) -> Result<(), String>,
+) -> Result<(), Failed> {
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..60 {
+        let (pod, from) =
+            tcp_request(place, to, Duration::from_secs(2)).map_err(|e| format!("{to}: {e}"))?;
+        if !want.contains(&pod.as_str()) {
+            return Err(format!("{to}: answer from {pod}, want one of {want:?}").into());
+        }
+        check(from).map_err(|e| format!("{to} answered by {pod}: {e}"))?;
+        seen.insert(pod);
+        if seen.len() == want.len() {
+            return Ok(());
+        }
+    }
+    Err(format!("{to}: reached only {seen:?}, want {want:?}").into())
+}
+
+/// A connection attempt that must not get through (the proxy drops it):
+/// no answer, and not a reset either.
+fn expect_dropped(place: &Place, to: SocketAddr, what: &str) -> Result<(), Failed> {
+    match tcp_request(place, to, Duration::from_millis(500)) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+            ) =>
+        {
+            Ok(())
+        }
+        other => Err(format!("{what}: want the packet dropped (timeout), got {other:?}").into()),
+    }
 }

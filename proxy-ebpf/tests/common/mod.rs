@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod sctp;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::Command;
@@ -82,6 +84,24 @@ pub fn setup_nodes(lab: &Lab, count: usize) {
                 "dev",
                 "eth0",
                 "nodad",
+            ],
+        );
+        // A default route, as a dual-stack node has (the lab gives nodes
+        // only an IPv4 one): without it, IPv6 packets to a service address
+        // without endpoints fail the route lookup ("network unreachable")
+        // before the forward hook where the proxy rejects them. Nothing
+        // in the suite sends IPv6 traffic that leaves through it.
+        ip(
+            ns,
+            &[
+                "-6",
+                "route",
+                "add",
+                "default",
+                "via",
+                "fd00:250::1",
+                "dev",
+                "eth0",
             ],
         );
         ip(ns, &["link", "add", "cbr0", "type", "bridge"]);
@@ -210,7 +230,27 @@ pub fn start_server(pod: &Pod) {
             Ok((t, u))
         })
         .expect("bind test server");
-    let n = name.clone();
+    serve_tcp(tcp, name.clone());
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((_, peer)) = udp.recv_from(&mut buf) {
+            let _ = udp.send_to(format!("{name} {}", canonical(peer)).as_bytes(), peer);
+        }
+    });
+}
+
+/// A second TCP server in the pod on `port`, answering as `label` (so a
+/// client sees which port the proxy chose).
+pub fn start_tcp_server_on(pod: &Pod, port: u16, label: &str) {
+    let tcp = pod
+        .place()
+        .run_in(move || TcpListener::bind((Ipv6Addr::UNSPECIFIED, port)))
+        .expect("bind extra test server");
+    serve_tcp(tcp, label.to_string());
+}
+
+fn serve_tcp(tcp: TcpListener, name: String) {
+    let n = name;
     std::thread::spawn(move || {
         for conn in tcp.incoming().flatten() {
             let n = n.clone();
@@ -224,12 +264,6 @@ pub fn start_server(pod: &Pod) {
                     }
                 }
             });
-        }
-    });
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 1500];
-        while let Ok((_, peer)) = udp.recv_from(&mut buf) {
-            let _ = udp.send_to(format!("{name} {}", canonical(peer)).as_bytes(), peer);
         }
     });
 }
@@ -401,6 +435,38 @@ impl Svc {
         self
     }
 
+    pub fn external_ips(mut self, ips: &[&str]) -> Svc {
+        self.spec().external_ips = Some(ips.iter().map(|s| s.to_string()).collect());
+        self
+    }
+
+    /// Type LoadBalancer with `ips` as the status' ingress IPs (what a
+    /// load-balancer controller writes) and `node_port` for its port.
+    pub fn load_balancer(mut self, ips: &[&str], node_port: i32) -> Svc {
+        use k8s_openapi::api::core::v1::{LoadBalancerIngress, LoadBalancerStatus, ServiceStatus};
+        self = self.node_port(node_port);
+        self.spec().type_ = Some("LoadBalancer".into());
+        self.s.status = Some(ServiceStatus {
+            load_balancer: Some(LoadBalancerStatus {
+                ingress: Some(
+                    ips.iter()
+                        .map(|ip| LoadBalancerIngress {
+                            ip: Some(ip.to_string()),
+                            ..Default::default()
+                        })
+                        .collect(),
+                ),
+            }),
+            ..Default::default()
+        });
+        self
+    }
+
+    pub fn internal_local(mut self) -> Svc {
+        self.spec().internal_traffic_policy = Some("Local".into());
+        self
+    }
+
     pub fn affinity(mut self, timeout: i32) -> Svc {
         use k8s_openapi::api::core::v1::{ClientIPConfig, SessionAffinityConfig};
         let spec = self.spec();
@@ -460,5 +526,89 @@ pub fn slice(
             protocol: Some(protocol.into()),
             ..Default::default()
         }]),
+    }
+}
+
+/// A client outside every node: its own namespace with one leg on the
+/// underlay bridge (`lab0`), address 192.168.250.`host`. Routes to
+/// external addresses are set per test with `route_via`. Dropping it
+/// deletes the namespace (and with it both ends of the veth).
+pub struct Client {
+    pub netns: Netns,
+    pub ip: Ipv4Addr,
+    /// fd00:250::`host`, beside the nodes' IPv6 underlay addresses.
+    pub ip6: Ipv6Addr,
+}
+
+impl Client {
+    pub fn new(lab: &Lab, name: &str, host: u8) -> Result<Client, String> {
+        let netns =
+            Netns::create(&format!("{}-p-{name}", lab.prefix())).map_err(|e| e.to_string())?;
+        let underlay = lab.underlay();
+        let outer = format!("vc{name}");
+        let ip4 = Ipv4Addr::new(192, 168, 250, host);
+        let ipcmd = |ns: &str, args: &[&str]| run(Command::new("ip").args(["-n", ns]).args(args));
+        ipcmd(
+            underlay.name(),
+            &[
+                "link",
+                "add",
+                &outer,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                netns.name(),
+            ],
+        )?;
+        ipcmd(
+            underlay.name(),
+            &["link", "set", &outer, "master", "lab0", "up"],
+        )?;
+        ipcmd(
+            netns.name(),
+            &["addr", "add", &format!("{ip4}/24"), "dev", "eth0"],
+        )?;
+        let ip6: Ipv6Addr = format!("fd00:250::{host}")
+            .parse()
+            .map_err(|e| format!("client v6 address: {e}"))?;
+        ipcmd(
+            netns.name(),
+            &["addr", "add", &format!("{ip6}/64"), "dev", "eth0", "nodad"],
+        )?;
+        ipcmd(netns.name(), &["link", "set", "eth0", "up"])?;
+        Ok(Client {
+            netns,
+            ip: ip4,
+            ip6,
+        })
+    }
+
+    pub fn place(&self) -> Place {
+        Place::netns(self.netns.path())
+    }
+
+    /// Routes `dst` (a host address, either family) through `gateway`
+    /// (a node's underlay address of the same family).
+    pub fn route_via(&self, dst: &str, gateway: impl Into<IpAddr>) -> Result<(), String> {
+        let gateway: IpAddr = gateway.into();
+        let (family, len) = if gateway.is_ipv4() {
+            ("-4", 32)
+        } else {
+            ("-6", 128)
+        };
+        run(Command::new("ip").args([
+            family,
+            "-n",
+            self.netns.name(),
+            "route",
+            "replace",
+            &format!("{dst}/{len}"),
+            "via",
+            &gateway.to_string(),
+        ]))
+        .map(|_| ())
     }
 }
