@@ -3,6 +3,7 @@
 //! pod; workers talk to containerd only through `runtime::ContainerRuntime`.
 //! Never writes anything outside its flags' directories and its cgroup root.
 
+pub mod admission;
 pub mod api;
 pub mod assemble;
 pub mod backoff;
@@ -190,6 +191,20 @@ pub async fn run(
     });
     let mut tasks = Vec::new();
     let mut inputs = Vec::new();
+    let (node_tx, node_rx) = tokio::sync::watch::channel(source::node::initial(&opts.node_name));
+    let admission_inputs = admission::Inputs {
+        allocatable: admission::fit::Allocatable {
+            cpu_millis: node_resources.allocatable.cpu_millis.unwrap_or(i64::MAX),
+            memory: node_resources.allocatable.memory.unwrap_or(i64::MAX),
+            ephemeral_storage: node_resources
+                .allocatable
+                .ephemeral_storage
+                .unwrap_or(i64::MAX),
+            pods: crate::node::resources::MAX_PODS,
+        },
+        node: node_rx,
+        pressure: pressure_rx.clone(),
+    };
     if let Some(dir) = &opts.pod_manifest_path {
         let (tx, rx) = tokio::sync::watch::channel(None);
         inputs.push(rx);
@@ -208,6 +223,11 @@ pub async fn run(
             client.clone(),
             opts.node_name.clone(),
             tx,
+        )));
+        tasks.push(tokio::spawn(source::node::run(
+            client.clone(),
+            opts.node_name.clone(),
+            node_tx,
         )));
         tasks.push(tokio::spawn(crate::node::run(
             client,
@@ -263,7 +283,7 @@ pub async fn run(
         pressure_tx,
     )));
     tracing::info!(node = %opts.node_name, host_ip = ?host_ip, "kubelet started");
-    manager::run(shared, rx, evict_rx, shutdown).await;
+    manager::run(shared, rx, evict_rx, admission_inputs, shutdown).await;
     for t in tasks {
         t.abort();
     }
