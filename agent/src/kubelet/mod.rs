@@ -275,6 +275,7 @@ pub async fn run(
             resources: node_resources,
             cgroup_root: opts.cgroup_root.clone(),
             nodefs: opts.root_dir.clone(),
+            pod_log_dir: opts.pod_log_dir.clone(),
             node_name: opts.node_name.clone(),
             client: shared.api.as_ref().map(|a| a.client.clone()),
         },

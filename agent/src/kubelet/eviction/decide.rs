@@ -69,6 +69,24 @@ pub fn memory_met(met: &[Met]) -> Option<&Met> {
         .min_by_key(|m| m.reading.available - m.amount)
 }
 
+/// The threshold to act on this round, kubelet's eviction priority:
+/// memory first, then disk bytes, inodes, process IDs; within a resource
+/// the one furthest below its threshold.
+pub fn to_reclaim(met: &[Met]) -> Option<&Met> {
+    let rank = |r: Resource| match r {
+        Resource::Memory => 0,
+        Resource::EphemeralStorage => 1,
+        Resource::Inodes => 2,
+        Resource::Pids => 3,
+    };
+    met.iter().min_by_key(|m| {
+        (
+            rank(m.threshold.signal.resource()),
+            m.reading.available - m.amount,
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +120,15 @@ mod tests {
         assert_eq!(
             memory_met(&m).map(|m| m.threshold.signal),
             Some(Signal::AllocatableMemoryAvailable)
+        );
+        // Memory before disk, whatever the amounts.
+        assert_eq!(
+            to_reclaim(&m).map(|m| m.threshold.signal),
+            Some(Signal::AllocatableMemoryAvailable)
+        );
+        assert_eq!(
+            to_reclaim(&m[..1]).map(|m| m.threshold.signal),
+            Some(Signal::ImageFsAvailable)
         );
         // Exactly at the threshold is not below it.
         s.insert(Signal::ImageFsAvailable, reading(15, 100));

@@ -1,8 +1,9 @@
 //! Node-pressure eviction, kubelet's way: every monitoring interval the
 //! manager observes the node (memory, filesystems, PIDs, each pod's memory
 //! working set), compares the signals with the hard thresholds, publishes
-//! the pressure conditions, and under memory pressure evicts one pod (the
-//! first in kubelet's order), then waits for it to be gone before
+//! the pressure conditions, and under memory, disk or PID pressure evicts
+//! one pod (the first in kubelet's order for the starved resource, which
+//! is measured per pod only then), then waits for it to be gone before
 //! observing again. It asks the pod manager to kill; it never talks to
 //! containerd itself and never evicts critical (static) pods.
 
@@ -23,7 +24,7 @@ use tokio::sync::{mpsc, watch};
 use crate::kubelet::source::Snapshot;
 use crate::node::conditions::Pressure;
 use crate::node::resources::{self, NodeResources, Resources};
-use threshold::Threshold;
+use threshold::{Resource, Threshold};
 
 /// kubelet's `--eviction-pressure-transition-period` default.
 pub const DEFAULT_TRANSITION_PERIOD: Duration = Duration::from_secs(300);
@@ -124,6 +125,8 @@ pub struct Context {
     /// The kubelet's root directory: nodefs (and imagefs, as on a node
     /// with one disk).
     pub nodefs: PathBuf,
+    /// `--pod-log-dir`: pods' logs count as their local storage.
+    pub pod_log_dir: PathBuf,
     pub node_name: String,
     pub client: Option<kube::Client>,
 }
@@ -162,6 +165,51 @@ fn container_usage(pod: &Pod, cgroup_root: &str) -> Vec<(String, i64, i64)> {
                 .to_string();
             let cg = format!("{}/{id}", observe::pod_cgroup(cgroup_root, &uid));
             Some((name, observe::cgroup_working_set(&cg)?, request))
+        })
+        .collect()
+}
+
+/// The directories per-pod measurements read.
+#[derive(Clone)]
+struct Paths {
+    root: PathBuf,
+    pod_log_dir: PathBuf,
+    cgroup_root: String,
+}
+
+fn ctx_paths(ctx: &Context) -> Paths {
+    Paths {
+        root: ctx.nodefs.clone(),
+        pod_log_dir: ctx.pod_log_dir.clone(),
+        cgroup_root: ctx.cgroup_root.clone(),
+    }
+}
+
+/// Each pod's use of a disk or PID resource, in `pods`' order (blocking:
+/// walks directories).
+fn measure(paths: &Paths, pods: &[Arc<Pod>], resource: Resource) -> Vec<i64> {
+    pods.iter()
+        .map(|p| {
+            let id = uid(p);
+            let storage = || {
+                observe::pod_storage(&observe::PodStorage {
+                    empty_dirs: crate::kubelet::sandbox::pod_dir(&paths.root, &id)
+                        .join("volumes")
+                        .join("empty-dir"),
+                    logs: crate::kubelet::logs::pod_log_dir(
+                        &paths.pod_log_dir,
+                        p.metadata.namespace.as_deref().unwrap_or("default"),
+                        p.metadata.name.as_deref().unwrap_or(""),
+                        &id,
+                    ),
+                })
+            };
+            match resource {
+                Resource::EphemeralStorage => storage().0,
+                Resource::Inodes => storage().1,
+                Resource::Pids => observe::pod_processes(&paths.cgroup_root, &id).unwrap_or(0),
+                Resource::Memory => 0,
+            }
         })
         .collect()
 }
@@ -237,26 +285,48 @@ pub async fn run(
             }
             waiting = None;
         }
-        let Some(m) = decide::memory_met(&met) else {
+        let Some(m) = decide::to_reclaim(&met).copied() else {
             continue;
         };
-        let candidates = all
+        let resource = m.threshold.signal.resource();
+        let pods: Vec<Arc<Pod>> = all
             .iter()
-            .filter(|p| !terminal(p) && !evicted.contains(&uid(p)))
-            .map(|p| rank::Candidate {
-                pod: p.clone(),
-                usage: obs.pods.get(&uid(p)).copied().unwrap_or(0),
-            })
+            .filter(|p| !terminal(p) && !evicted.contains(&uid(p)) && !rank::is_critical(p))
+            .cloned()
             .collect();
-        let Some(victim) = rank::rank_memory(candidates).into_iter().next() else {
+        let usage = match resource {
+            Resource::Memory => pods
+                .iter()
+                .map(|p| obs.pods.get(&uid(p)).copied().unwrap_or(0))
+                .collect(),
+            _ => {
+                let (ctx_root, pods2) = (ctx_paths(&ctx), pods.clone());
+                tokio::task::spawn_blocking(move || measure(&ctx_root, &pods2, resource))
+                    .await
+                    .unwrap_or_default()
+            }
+        };
+        let candidates = pods
+            .into_iter()
+            .zip(usage.into_iter().chain(std::iter::repeat(0)))
+            .map(|(pod, usage)| rank::Candidate { pod, usage })
+            .collect();
+        let Some(victim) = rank::rank(resource, candidates).into_iter().next() else {
             continue;
         };
         let pod = victim.pod;
         let id = uid(&pod);
-        let message = rank::message(m, &container_usage(&pod, &ctx.cgroup_root));
+        // Per-container use is known for memory only (a container's disk
+        // use would need its writable layer, which containerd holds).
+        let containers = match resource {
+            Resource::Memory => container_usage(&pod, &ctx.cgroup_root),
+            _ => Vec::new(),
+        };
+        let message = rank::message(&m, &containers);
         tracing::warn!(
             pod = ?pod.metadata.name,
             namespace = ?pod.metadata.namespace,
+            resource = resource.name(),
             usage = victim.usage,
             priority = rank::priority(&pod),
             %message,
@@ -277,7 +347,7 @@ pub async fn run(
         waiting = Some((id, Instant::now() + CLEANUP_TIMEOUT));
         if let Some(client) = ctx.client.clone() {
             let node = ctx.node_name.clone();
-            let resource = m.threshold.signal.resource().name();
+            let resource = resource.name();
             tokio::spawn(async move {
                 report::threshold_met(&client, &node, resource).await;
                 report::pod_evicted(&client, &pod, &message, &node).await;

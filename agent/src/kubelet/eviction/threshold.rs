@@ -73,7 +73,7 @@ impl Signal {
     }
 
     /// Whether amounts of this signal are bytes (else counts).
-    fn bytes(self) -> bool {
+    pub fn bytes(self) -> bool {
         matches!(
             self.resource(),
             Resource::Memory | Resource::EphemeralStorage
