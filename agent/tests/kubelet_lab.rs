@@ -2210,6 +2210,21 @@ fn disk_and_pid_eviction(s: &Suite) -> Result<(), Failed> {
         ),
         "--eviction-pressure-transition-period=3s".into(),
     ])?;
+    // imagefs is containerd's snapshotter root (here on the same disk).
+    let log_path = s.dir().join(format!("logs/{}.log", pa.log_name));
+    wait_for(
+        "imagefs = containerd's snapshotter root",
+        Duration::from_secs(10),
+        || {
+            std::fs::read_to_string(&log_path).is_ok_and(|log| {
+                log.lines().any(|l| {
+                    l.contains("filesystems for eviction")
+                        && l.contains("io.containerd.snapshotter.v1.overlayfs")
+                })
+            })
+        },
+    )
+    .map_err(|e| pa.with_log(e))?;
     let writer_pod = pa.wait_pod("writer", "evicted", Duration::from_secs(20), |p| {
         p["status"]["phase"] == "Failed"
     })?;

@@ -156,6 +156,13 @@ pub async fn run(
     for d in [&opts.root_dir, &opts.pod_log_dir, &opts.netns_dir] {
         std::fs::create_dir_all(d).map_err(error::Error::io("create directory", d))?;
     }
+    // kubelet's imagefs is where the runtime keeps layers; without an
+    // answer, the root dir's filesystem stands in (one disk).
+    let image_fs = match runtime.image_fs().await {
+        Some(p) if p.exists() => p,
+        _ => opts.root_dir.clone(),
+    };
+    tracing::info!(imagefs = %image_fs.display(), nodefs = %opts.root_dir.display(), "filesystems for eviction");
     let owner = ids::owner_token(&opts.node_name, &opts.root_dir.display().to_string());
     let host_ip = opts.node_ip.or_else(detect_host_ip);
     // Bound before anything runs, so a taken port or a bad certificate
@@ -275,6 +282,7 @@ pub async fn run(
             resources: node_resources,
             cgroup_root: opts.cgroup_root.clone(),
             nodefs: opts.root_dir.clone(),
+            imagefs: image_fs,
             pod_log_dir: opts.pod_log_dir.clone(),
             node_name: opts.node_name.clone(),
             client: shared.api.as_ref().map(|a| a.client.clone()),

@@ -122,9 +122,10 @@ pub struct Context {
     pub settings: Settings,
     pub resources: NodeResources,
     pub cgroup_root: String,
-    /// The kubelet's root directory: nodefs (and imagefs, as on a node
-    /// with one disk).
+    /// The kubelet's root directory: nodefs.
     pub nodefs: PathBuf,
+    /// containerd's snapshotter root: imagefs (often the same filesystem).
+    pub imagefs: PathBuf,
     /// `--pod-log-dir`: pods' logs count as their local storage.
     pub pod_log_dir: PathBuf,
     pub node_name: String,
@@ -167,6 +168,15 @@ fn container_usage(pod: &Pod, cgroup_root: &str) -> Vec<(String, i64, i64)> {
             Some((name, observe::cgroup_working_set(&cg)?, request))
         })
         .collect()
+}
+
+fn same_filesystem(a: &std::path::Path, b: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev(),
+        // Unknown: treat as one disk, as before.
+        _ => true,
+    }
 }
 
 /// The directories per-pod measurements read.
@@ -231,6 +241,13 @@ pub async fn run(
     let mut evicted: HashSet<String> = HashSet::new();
     let mut waiting: Option<(String, Instant)> = None;
     let mut last_met: Vec<threshold::Signal> = Vec::new();
+    // On a separate image filesystem pods' emptyDirs and logs free
+    // nothing: only image GC and writable layers would, which Capstan
+    // does not do yet, so imagefs thresholds there set DiskPressure only.
+    let image_fs_shared = same_filesystem(&ctx.nodefs, &ctx.imagefs);
+    if !image_fs_shared {
+        tracing::warn!(imagefs = %ctx.imagefs.display(), "imagefs is a separate filesystem: its thresholds set DiskPressure but evict no pods");
+    }
     let mut tick = tokio::time::interval(ctx.settings.monitoring_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -241,10 +258,14 @@ pub async fn run(
         let snap = pods.borrow().clone().unwrap_or_default();
         let all: Vec<Arc<Pod>> = snap.pods.values().cloned().collect();
         let uids: Vec<String> = all.iter().map(|p| uid(p)).collect();
-        let (root, nodefs) = (ctx.cgroup_root.clone(), ctx.nodefs.clone());
+        let (root, nodefs, imagefs) = (
+            ctx.cgroup_root.clone(),
+            ctx.nodefs.clone(),
+            ctx.imagefs.clone(),
+        );
         // statvfs can block (a hung mount): never on the runtime's threads.
         let Ok(obs) =
-            tokio::task::spawn_blocking(move || observe::read(&root, &uids, &nodefs, &nodefs))
+            tokio::task::spawn_blocking(move || observe::read(&root, &uids, &nodefs, &imagefs))
                 .await
         else {
             continue;
@@ -285,7 +306,12 @@ pub async fn run(
             }
             waiting = None;
         }
-        let Some(m) = decide::to_reclaim(&met).copied() else {
+        let actionable: Vec<decide::Met> = met
+            .iter()
+            .filter(|m| image_fs_shared || !m.threshold.signal.image_fs())
+            .copied()
+            .collect();
+        let Some(m) = decide::to_reclaim(&actionable).copied() else {
             continue;
         };
         let resource = m.threshold.signal.resource();

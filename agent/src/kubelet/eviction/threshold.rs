@@ -72,6 +72,11 @@ impl Signal {
         }
     }
 
+    /// Signals of the image filesystem.
+    pub fn image_fs(self) -> bool {
+        matches!(self, Signal::ImageFsAvailable | Signal::ImageFsInodesFree)
+    }
+
     /// Whether amounts of this signal are bytes (else counts).
     pub fn bytes(self) -> bool {
         matches!(

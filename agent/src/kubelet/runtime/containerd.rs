@@ -228,6 +228,24 @@ impl Containerd {
     }
 }
 
+impl Containerd {
+    /// Where containerd keeps image layers and writable layers: the root
+    /// its snapshotter plugin exports (kubelet's imagefs). `None` when
+    /// containerd does not say.
+    pub async fn image_fs(&self) -> Option<PathBuf> {
+        let req = containerd_client::services::v1::PluginsRequest {
+            filters: vec![format!(
+                "type==io.containerd.snapshotter.v1,id=={SNAPSHOTTER}"
+            )],
+        };
+        let resp = self.client.introspection().plugins(req).await.ok()?;
+        resp.into_inner()
+            .plugins
+            .into_iter()
+            .find_map(|p| p.exports.get("root").map(PathBuf::from))
+    }
+}
+
 impl ContainerRuntime for Containerd {
     async fn image(&self, name: &str) -> Result<Option<ImageInfo>> {
         self.lookup(name).await
