@@ -315,9 +315,13 @@ pub async fn run(
             continue;
         };
         let resource = m.threshold.signal.resource();
+        // Only pods that run something: one refused at admission (its
+        // Failed status may not be back from the API yet) or still
+        // pulling has nothing to reclaim.
         let pods: Vec<Arc<Pod>> = all
             .iter()
             .filter(|p| !terminal(p) && !evicted.contains(&uid(p)) && !rank::is_critical(p))
+            .filter(|p| observe::cgroup_exists(&observe::pod_cgroup(&ctx.cgroup_root, &uid(p))))
             .cloned()
             .collect();
         let usage = match resource {

@@ -110,6 +110,12 @@ pub fn cgroup_working_set(relative: &str) -> Option<i64> {
     ))
 }
 
+/// Whether the cgroup at `relative` exists (v1 memory controller or v2).
+pub fn cgroup_exists(relative: &str) -> bool {
+    let rel = relative.trim_matches('/');
+    Path::new(CGROUP_V1_MEMORY).join(rel).is_dir() || Path::new(CGROUP_V2).join(rel).is_dir()
+}
+
 /// Whether any process is left in the cgroup at `relative` or below it
 /// (an evicted pod is gone once this is false).
 pub fn cgroup_has_processes(relative: &str) -> bool {
