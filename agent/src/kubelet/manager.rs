@@ -40,6 +40,11 @@ enum Verdict {
     /// Already decided earlier (by a previous agent, or it is finished or
     /// being deleted): start the worker without judging it again.
     Known,
+    /// An API pod while the Node's labels are not known yet: judged on a
+    /// later tick (kubelet, too, waits for its node informer; judging
+    /// nodeSelector against the registration labels alone would refuse
+    /// pods wrongly after a restart).
+    Wait,
     Reject(Rejection),
 }
 
@@ -59,6 +64,9 @@ fn judge<R>(
         return Verdict::Known;
     }
     let node = inputs.node.borrow().clone();
+    if !node.synced && crate::kubelet::api::from_api(pod) {
+        return Verdict::Wait;
+    }
     let pressure = *inputs.pressure.borrow();
     match admission::admit(pod, &node, inputs.allocatable, pressure, ledger) {
         Ok(()) => Verdict::Admit,
@@ -104,11 +112,15 @@ pub async fn run<R: ContainerRuntime>(
     let mut synced = false;
     // Pods with a worker, shared with the sweep (never held across awaits).
     let active: Arc<Mutex<HashSet<String>>> = Arc::default();
+    // Pods waiting for the Node's labels go as soon as they arrive.
+    let mut node_changes = inputs.node.clone();
+    let mut node_open = true;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
             r = snapshots.changed() => if r.is_err() { break },
+            r = node_changes.changed(), if node_open => node_open = r.is_ok(),
             Some(e) = evictions.recv() => {
                 ledger.remove(&e.uid);
                 if let Some(h) = workers.get(&e.uid).filter(|h| !h.deleting) {
@@ -147,11 +159,15 @@ pub async fn run<R: ContainerRuntime>(
                 // Still terminating an earlier incarnation: next tick.
                 Some(_) => {}
                 None => {
+                    let verdict = judge(&shared, uid, pod, &inputs, &ledger);
+                    if matches!(verdict, Verdict::Wait) {
+                        continue;
+                    }
                     if let Ok(mut a) = active.lock() {
                         a.insert(uid.clone());
                     }
                     let (tx, rx) = mpsc::channel(8);
-                    let w = match judge(&shared, uid, pod, &inputs, &ledger) {
+                    let w = match verdict {
                         Verdict::Reject(r) => {
                             report_rejection(&shared, pod, &r);
                             Worker::rejected(shared.clone(), pod.clone(), r)

@@ -198,7 +198,8 @@ pub async fn run(
     });
     let mut tasks = Vec::new();
     let mut inputs = Vec::new();
-    let (node_tx, node_rx) = tokio::sync::watch::channel(source::node::initial(&opts.node_name));
+    let (node_tx, node_rx) =
+        tokio::sync::watch::channel(source::node::initial(&opts.node_name, client.is_none()));
     let admission_inputs = admission::Inputs {
         allocatable: admission::fit::Allocatable {
             cpu_millis: node_resources.allocatable.cpu_millis.unwrap_or(i64::MAX),

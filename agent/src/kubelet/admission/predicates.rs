@@ -27,6 +27,9 @@ pub struct NodeView {
     pub name: String,
     pub labels: BTreeMap<String, String>,
     pub taints: Vec<Taint>,
+    /// False until the Node was read from the API (when there is one):
+    /// labels an admin added are unknown before.
+    pub synced: bool,
 }
 
 fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
@@ -209,6 +212,7 @@ mod tests {
                 ("cores".into(), "8".into()),
             ]),
             taints: Vec::new(),
+            synced: true,
         }
     }
 

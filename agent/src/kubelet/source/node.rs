@@ -11,12 +11,14 @@ use tokio::sync::watch;
 
 use crate::kubelet::admission::predicates::NodeView;
 
-/// The view before (or without) the API: the registration labels.
-pub fn initial(name: &str) -> NodeView {
+/// The view before (or without) the API: the registration labels;
+/// `synced` when there is no API to wait for.
+pub fn initial(name: &str, synced: bool) -> NodeView {
     NodeView {
         name: name.to_string(),
         labels: crate::node::default_labels(name),
         taints: Vec::new(),
+        synced,
     }
 }
 
@@ -31,6 +33,7 @@ fn view(name: &str, n: &Node) -> NodeView {
             .as_ref()
             .and_then(|s| s.taints.clone())
             .unwrap_or_default(),
+        synced: true,
     }
 }
 
