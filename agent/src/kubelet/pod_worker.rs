@@ -1265,3 +1265,39 @@ pub async fn remove_pod<R: ContainerRuntime>(shared: &Shared<R>, uid: &str) -> R
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn with_status(status: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({"metadata": {"name": "p"}, "status": status})).unwrap()
+    }
+
+    #[test]
+    fn evicted_and_refused_pods_stay_so_across_restarts() {
+        let refused = with_status(json!({"phase": "Failed", "reason": "OutOfcpu",
+            "message": "Pod was rejected: Node didn't have enough resource: cpu, requested: 3000, used: 500, capacity: 2000"}));
+        assert_eq!(
+            terminal_from_status(&refused),
+            Some(Terminal::Rejected(Rejection {
+                reason: "OutOfcpu".into(),
+                message: "Node didn't have enough resource: cpu, requested: 3000, used: 500, capacity: 2000".into(),
+            }))
+        );
+        let evicted = with_status(json!({"phase": "Failed", "reason": "Evicted",
+            "message": "The node was low on resource: memory. "}));
+        assert_eq!(
+            terminal_from_status(&evicted),
+            Some(Terminal::Evicted(
+                "The node was low on resource: memory. ".into()
+            ))
+        );
+        // A pod whose containers failed is not the kubelet's decision.
+        let failed = with_status(json!({"phase": "Failed"}));
+        assert_eq!(terminal_from_status(&failed), None);
+        let running = with_status(json!({"phase": "Running", "reason": "Evicted"}));
+        assert_eq!(terminal_from_status(&running), None);
+    }
+}

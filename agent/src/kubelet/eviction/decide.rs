@@ -90,7 +90,7 @@ pub fn to_reclaim(met: &[Met]) -> Option<&Met> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kubelet::eviction::threshold::{defaults, with_allocatable};
+    use crate::kubelet::eviction::threshold::{defaults, parse_list, with_allocatable};
 
     fn reading(available: i64, capacity: i64) -> Reading {
         Reading {
@@ -133,6 +133,30 @@ mod tests {
         // Exactly at the threshold is not below it.
         s.insert(Signal::ImageFsAvailable, reading(15, 100));
         assert_eq!(met(&t, &s).len(), 1);
+    }
+
+    #[test]
+    fn disk_is_reclaimed_before_inodes_and_pids() {
+        let t = parse_list("nodefs.available<10%,nodefs.inodesFree<5%,pid.available<1000").unwrap();
+        let mut s = BTreeMap::new();
+        s.insert(Signal::PidAvailable, reading(10, 4_000_000));
+        s.insert(Signal::NodeFsInodesFree, reading(1, 100));
+        s.insert(Signal::NodeFsAvailable, reading(9, 100));
+        let m = met(&t, &s);
+        assert_eq!(m.len(), 3);
+        assert_eq!(
+            to_reclaim(&m).map(|m| m.threshold.signal),
+            Some(Signal::NodeFsAvailable)
+        );
+        assert_eq!(
+            to_reclaim(&m[1..]).map(|m| m.threshold.signal),
+            Some(Signal::NodeFsInodesFree)
+        );
+        assert_eq!(
+            to_reclaim(&m[2..]).map(|m| m.threshold.signal),
+            Some(Signal::PidAvailable)
+        );
+        assert!(to_reclaim(&[]).is_none());
     }
 
     #[test]
