@@ -2137,7 +2137,8 @@ const FORKS: i64 = 400;
 const FILL_MIB: i64 = 400;
 
 /// Disk and PID pressure from real readings, without filling the host:
-/// a first agent starts `quiet`, `writer` (writes 400Mi into its emptyDir)
+/// a first agent starts `quiet`, `writer` (writes 400Mi into its emptyDir,
+/// 32Mi into its writable layer)
 /// and `forker` (400 sleeping processes). Then the agent restarts with
 /// thresholds just above what is available now (`nodefs.available <
 /// free + 200Mi`, `pid.available < free PIDs + 200`), so both pressures
@@ -2163,7 +2164,7 @@ fn disk_and_pid_eviction(s: &Suite) -> Result<(), Failed> {
     pa.apply(&pod_manifest(
         "writer",
         0,
-        &format!("dd if=/dev/zero of=/data/fill bs=1M count={FILL_MIB} && sync && touch /data/done && sleep 3600"),
+        &format!("dd if=/dev/zero of=/data/fill bs=1M count={FILL_MIB} && dd if=/dev/zero of=/tmp/layer bs=1M count=32 && sync && touch /data/done && sleep 3600"),
         mount,
         empty_dir,
     ))?;
@@ -2233,9 +2234,14 @@ fn disk_and_pid_eviction(s: &Suite) -> Result<(), Failed> {
         writer_pod["status"]["reason"] == "Evicted"
             && msg.starts_with(
                 "The node was low on resource: ephemeral-storage. Threshold quantity: ",
-            ),
+            )
+            // Its writable layer (32Mi in /tmp) and logs: containerd's
+            // snapshot usage.
+            && msg.contains("Container main was using ")
+            && msg.ends_with("request is 0, has larger consumption of ephemeral-storage. "),
         format!("writer: {}", writer_pod["status"]),
     )?;
+    eprintln!("writer: {msg}");
     check(
         pa.event("writer", "Evicted")
             .is_some_and(|e| e["message"] == msg),
@@ -2262,6 +2268,7 @@ fn disk_and_pid_eviction(s: &Suite) -> Result<(), Failed> {
             && msg.starts_with("The node was low on resource: pids. Threshold quantity: "),
         format!("forker: {}", forker_pod["status"]),
     )?;
+    eprintln!("forker: {msg}");
     check(
         !done.exists(),
         "the evicted writer's emptyDir is still there",

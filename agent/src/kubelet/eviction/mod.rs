@@ -4,16 +4,18 @@
 //! the pressure conditions, and under memory, disk or PID pressure evicts
 //! one pod (the first in kubelet's order for the starved resource, which
 //! is measured per pod only then), then waits for it to be gone before
-//! observing again. It asks the pod manager to kill; it never talks to
-//! containerd itself and never evicts critical (static) pods.
+//! observing again. It asks the pod manager to kill; from containerd it
+//! only reads writable-layer usage; it never evicts critical (static)
+//! pods.
 
 pub mod decide;
 pub mod observe;
 pub mod rank;
 pub mod report;
 pub mod threshold;
+pub mod usage;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,10 +23,11 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::{mpsc, watch};
 
+use crate::kubelet::runtime::ContainerRuntime;
 use crate::kubelet::source::Snapshot;
 use crate::node::conditions::Pressure;
 use crate::node::resources::{self, NodeResources, Resources};
-use threshold::{Resource, Threshold};
+use threshold::Threshold;
 
 /// kubelet's `--eviction-pressure-transition-period` default.
 pub const DEFAULT_TRANSITION_PERIOD: Duration = Duration::from_secs(300);
@@ -130,6 +133,8 @@ pub struct Context {
     pub pod_log_dir: PathBuf,
     pub node_name: String,
     pub client: Option<kube::Client>,
+    /// The owner label of this kubelet's containers.
+    pub owner: String,
 }
 
 fn uid(p: &Pod) -> String {
@@ -144,32 +149,6 @@ fn terminal(p: &Pod) -> bool {
             .is_some_and(|ph| ph == "Failed" || ph == "Succeeded")
 }
 
-/// Each container's (name, working set, request) for the message: running
-/// containers' cgroups named by their IDs in the pod's status.
-fn container_usage(pod: &Pod, cgroup_root: &str) -> Vec<(String, i64, i64)> {
-    let uid = uid(pod);
-    let statuses = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.container_statuses.clone())
-        .unwrap_or_default();
-    rank::container_requests(pod)
-        .into_iter()
-        .filter_map(|(name, request)| {
-            let id = statuses
-                .iter()
-                .find(|s| s.name == name)?
-                .container_id
-                .as_deref()?
-                .rsplit("://")
-                .next()?
-                .to_string();
-            let cg = format!("{}/{id}", observe::pod_cgroup(cgroup_root, &uid));
-            Some((name, observe::cgroup_working_set(&cg)?, request))
-        })
-        .collect()
-}
-
 fn same_filesystem(a: &std::path::Path, b: &std::path::Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     match (std::fs::metadata(a), std::fs::metadata(b)) {
@@ -179,54 +158,10 @@ fn same_filesystem(a: &std::path::Path, b: &std::path::Path) -> bool {
     }
 }
 
-/// The directories per-pod measurements read.
-#[derive(Clone)]
-struct Paths {
-    root: PathBuf,
-    pod_log_dir: PathBuf,
-    cgroup_root: String,
-}
-
-fn ctx_paths(ctx: &Context) -> Paths {
-    Paths {
-        root: ctx.nodefs.clone(),
-        pod_log_dir: ctx.pod_log_dir.clone(),
-        cgroup_root: ctx.cgroup_root.clone(),
-    }
-}
-
-/// Each pod's use of a disk or PID resource, in `pods`' order (blocking:
-/// walks directories).
-fn measure(paths: &Paths, pods: &[Arc<Pod>], resource: Resource) -> Vec<i64> {
-    pods.iter()
-        .map(|p| {
-            let id = uid(p);
-            let storage = || {
-                observe::pod_storage(&observe::PodStorage {
-                    empty_dirs: crate::kubelet::sandbox::pod_dir(&paths.root, &id)
-                        .join("volumes")
-                        .join("empty-dir"),
-                    logs: crate::kubelet::logs::pod_log_dir(
-                        &paths.pod_log_dir,
-                        p.metadata.namespace.as_deref().unwrap_or("default"),
-                        p.metadata.name.as_deref().unwrap_or(""),
-                        &id,
-                    ),
-                })
-            };
-            match resource {
-                Resource::EphemeralStorage => storage().0,
-                Resource::Inodes => storage().1,
-                Resource::Pids => observe::pod_processes(&paths.cgroup_root, &id).unwrap_or(0),
-                Resource::Memory => 0,
-            }
-        })
-        .collect()
-}
-
 /// Runs until the pods channel closes.
-pub async fn run(
+pub async fn run<R: ContainerRuntime>(
     ctx: Context,
+    runtime: Arc<R>,
     pods: watch::Receiver<Option<Arc<Snapshot>>>,
     evict: mpsc::Sender<Eviction>,
     pressure: watch::Sender<Pressure>,
@@ -248,6 +183,12 @@ pub async fn run(
     if !image_fs_shared {
         tracing::warn!(imagefs = %ctx.imagefs.display(), "imagefs is a separate filesystem: its thresholds set DiskPressure but evict no pods");
     }
+    let paths = usage::Paths {
+        root: ctx.nodefs.clone(),
+        pod_log_dir: ctx.pod_log_dir.clone(),
+        cgroup_root: ctx.cgroup_root.clone(),
+        owner: ctx.owner.clone(),
+    };
     let mut tick = tokio::time::interval(ctx.settings.monitoring_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -324,34 +265,32 @@ pub async fn run(
             .filter(|p| observe::cgroup_exists(&observe::pod_cgroup(&ctx.cgroup_root, &uid(p))))
             .cloned()
             .collect();
-        let usage = match resource {
-            Resource::Memory => pods
-                .iter()
-                .map(|p| obs.pods.get(&uid(p)).copied().unwrap_or(0))
-                .collect(),
-            _ => {
-                let (ctx_root, pods2) = (ctx_paths(&ctx), pods.clone());
-                tokio::task::spawn_blocking(move || measure(&ctx_root, &pods2, resource))
-                    .await
-                    .unwrap_or_default()
-            }
-        };
+        let usage = usage::measure(&paths, runtime.as_ref(), &obs, &pods, resource).await;
+        let mut per_pod: HashMap<String, Vec<(String, i64)>> = HashMap::new();
         let candidates = pods
             .into_iter()
-            .zip(usage.into_iter().chain(std::iter::repeat(0)))
-            .map(|(pod, usage)| rank::Candidate { pod, usage })
+            .zip(usage)
+            .map(|(pod, u)| {
+                per_pod.insert(uid(&pod), u.containers);
+                rank::Candidate {
+                    pod,
+                    usage: u.total,
+                }
+            })
             .collect();
         let Some(victim) = rank::rank(resource, candidates).into_iter().next() else {
             continue;
         };
         let pod = victim.pod;
         let id = uid(&pod);
-        // Per-container use is known for memory only (a container's disk
-        // use would need its writable layer, which containerd holds).
-        let containers = match resource {
-            Resource::Memory => container_usage(&pod, &ctx.cgroup_root),
-            _ => Vec::new(),
-        };
+        let used = per_pod.remove(&id).unwrap_or_default();
+        let containers: Vec<(String, i64, i64)> = rank::container_requests(&pod, resource)
+            .into_iter()
+            .filter_map(|(name, request)| {
+                let u = used.iter().find(|(n, _)| *n == name)?.1;
+                Some((name, u, request))
+            })
+            .collect();
         let message = rank::message(&m, &containers);
         tracing::warn!(
             pod = ?pod.metadata.name,

@@ -1,11 +1,10 @@
 //! What the eviction manager measures, as kubelet's summary stats define
 //! it: the node's memory working set (/proc/meminfo), each pod's memory
 //! working set (usage − inactive file, from its memory cgroup, v1 or v2),
-//! the filesystems (statvfs) and process IDs; and, when a pod must be
-//! chosen under disk or PID pressure, each pod's local storage (emptyDir
-//! volumes and logs: bytes and inodes) and process count (its pids
-//! cgroup). Reads only; the text parsers are pure and tested without a
-//! machine.
+//! the filesystems (statvfs) and process IDs; and the pieces `usage`
+//! measures pods with when one must be chosen (du of a directory, a pod's
+//! process count from its pids cgroup). Reads only; the text parsers are
+//! pure and tested without a machine.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -157,20 +156,6 @@ pub fn du(dir: &Path) -> (i64, i64) {
         }
     }
     (bytes, inodes)
-}
-
-/// Where a pod's local storage lives: its emptyDir volumes and its logs
-/// (containers' writable layers are containerd's and not counted).
-pub struct PodStorage {
-    pub empty_dirs: std::path::PathBuf,
-    pub logs: std::path::PathBuf,
-}
-
-/// (bytes, inodes) of the pod's local storage.
-pub fn pod_storage(s: &PodStorage) -> (i64, i64) {
-    let (a, b) = du(&s.empty_dirs);
-    let (c, d) = du(&s.logs);
-    (a + c, b + d)
 }
 
 /// Tasks in the pod's cgroup: the pids controller's count (v1, else v2),

@@ -147,14 +147,20 @@ pub fn message(met: &Met, containers: &[(String, i64, i64)]) -> String {
     m
 }
 
-/// Each container's (name, request) of the pod, for the message.
-pub fn container_requests(pod: &Pod) -> Vec<(String, i64)> {
+/// Each container's (name, request of `resource`) of the pod, for the
+/// message (inodes and PIDs are never requested: 0).
+pub fn container_requests(pod: &Pod, resource: Resource) -> Vec<(String, i64)> {
+    let name = match resource {
+        Resource::Memory => "memory",
+        Resource::EphemeralStorage => "ephemeral-storage",
+        Resource::Inodes | Resource::Pids => "",
+    };
     pod.spec
         .as_ref()
         .map(|s| {
             s.containers
                 .iter()
-                .map(|c| (c.name.clone(), memory_of(c)))
+                .map(|c| (c.name.clone(), request_of(c, name)))
                 .collect()
         })
         .unwrap_or_default()
@@ -351,7 +357,7 @@ mod tests {
         .unwrap();
         assert_eq!(memory_request(&p), 1 << 30);
         assert_eq!(
-            container_requests(&p),
+            container_requests(&p, Resource::Memory),
             vec![("a".into(), 100 << 20), ("b".into(), 200 << 20)]
         );
         let met = Met {

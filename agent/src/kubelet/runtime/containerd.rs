@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use containerd_client::services::v1::container::Runtime;
 use containerd_client::services::v1::snapshots::{
-    MountsRequest, PrepareSnapshotRequest, RemoveSnapshotRequest,
+    MountsRequest, PrepareSnapshotRequest, RemoveSnapshotRequest, UsageRequest,
 };
 use containerd_client::services::v1::CreateRequest as CreateLease;
 use containerd_client::services::v1::{
@@ -483,6 +483,25 @@ impl ContainerRuntime for Containerd {
             .await
             .map_err(err("update container", id))?;
         Ok(())
+    }
+
+    async fn writable_layer(&self, id: &str) -> Result<Option<(i64, i64)>> {
+        match self
+            .client
+            .snapshots()
+            .usage(self.req(UsageRequest {
+                snapshotter: SNAPSHOTTER.into(),
+                key: id.to_string(),
+            }))
+            .await
+        {
+            Ok(r) => {
+                let u = r.into_inner();
+                Ok(Some((u.size, u.inodes)))
+            }
+            Err(s) if s.code() == Code::NotFound => Ok(None),
+            Err(s) => Err(err("snapshot usage", id)(s)),
+        }
     }
 
     async fn list(&self, label: &str, value: &str) -> Result<Vec<ContainerInfo>> {
