@@ -310,6 +310,14 @@ fn main() {
             "memory_pressure_evicts_lowest_priority_pod_with_event_and_conditions",
             memory_pressure_eviction,
         ),
+        t(
+            "admission_rejects_out_of_cpu_node_affinity_and_best_effort_under_memory_pressure",
+            admission_rejections,
+        ),
+        t(
+            "disk_and_pid_pressure_evict_the_writer_then_the_forker",
+            disk_and_pid_eviction,
+        ),
     ];
     let conclusion = libtest_mimic::run(&args, trials);
     if let Some(mut d) = suite.agent.lock().unwrap_or_else(|e| e.into_inner()).take() {
@@ -1308,6 +1316,10 @@ struct PressureAgent<'a> {
     /// The agent reaches containerd through this, so the test can take
     /// the runtime away from it (and only from it).
     proxy: Option<SocketProxy>,
+    /// The current agent's log (`logs/<name>.log`; a restart starts a
+    /// new one).
+    log_name: String,
+    runs: u32,
 }
 
 /// A Unix socket that forwards every connection to `target`; `close`
@@ -1386,9 +1398,126 @@ impl Drop for SocketProxy {
     }
 }
 
-const PRESSURE_LOG: &str = "logs/pressure-agent.log";
+impl<'a> PressureAgent<'a> {
+    /// etcd, capstan-control and an API-driven agent on node-1 with the
+    /// common flags plus `extra` (reservations, thresholds).
+    fn start(s: &'a Suite, extra: &[String]) -> Result<Self, Failed> {
+        s.lab.etcd_start().map_err(|e| e.to_string())?;
+        let cp = match ControlPlane::start(&s.lab) {
+            Ok(cp) => cp,
+            Err(e) => {
+                s.lab.etcd_stop();
+                return Err(e.to_string().into());
+            }
+        };
+        let mut pa = PressureAgent {
+            s,
+            cp,
+            agent: None,
+            proxy: None,
+            log_name: String::new(),
+            runs: 0,
+        };
+        std::fs::create_dir_all(s.dir().join("pressure"))?;
+        pa.proxy = Some(SocketProxy::start(
+            &pa.proxy_path(),
+            &s.lab.node(0).containerd_socket(),
+        )?);
+        pa.spawn(extra)?;
+        Ok(pa)
+    }
 
-impl PressureAgent<'_> {
+    fn proxy_path(&self) -> PathBuf {
+        self.s.dir().join("pressure/containerd.sock")
+    }
+
+    fn spawn(&mut self, extra: &[String]) -> Result<(), Failed> {
+        // CAPSTAN_BIN_DIR first: the target dir's agent is shared by builds.
+        let agent = capstan_lab::bins::path("capstan-agent").map_err(|e| e.to_string())?;
+        let s = self.s;
+        let d = s.dir();
+        let p = |x: &str| d.join(x).display().to_string();
+        let mut args: Vec<String> = vec![
+            "--components=kubelet".into(),
+            format!("--node-name={NODE}"),
+            format!("--node-ip={}", s.lab.node(0).ip()),
+            format!("--kubeconfig={}", self.cp.node_kubeconfig(NODE).display()),
+            format!("--containerd-socket={}", self.proxy_path().display()),
+            "--containerd-namespace=capstan".into(),
+            format!("--cni-conf-dir={}", p("etc/cni/net.d")),
+            format!("--cni-bin-dir={}", p("opt/cni/bin")),
+            format!("--root-dir={}", self.root().display()),
+            format!("--pod-log-dir={}", p("pressure/pods")),
+            "--netns-dir=/run/netns".into(),
+            format!("--netns-prefix={}-prs-", s.lab.prefix()),
+            format!("--cgroup-root={}", self.cgroup_root()),
+            "--kubelet-port=0".into(),
+        ];
+        args.extend_from_slice(extra);
+        self.runs += 1;
+        self.log_name = format!("pressure-agent-{}", self.runs);
+        self.agent = Some(
+            s.lab
+                .node(0)
+                .spawn(&self.log_name, &agent, &args)
+                .map_err(|e| e.to_string())?,
+        );
+        Ok(())
+    }
+
+    /// Stops the agent (its pods keep running) and starts it again with
+    /// other flags.
+    fn restart(&mut self, extra: &[String]) -> Result<(), Failed> {
+        if let Some(mut d) = self.agent.take() {
+            d.stop(Duration::from_secs(5));
+        }
+        self.spawn(extra)
+    }
+
+    fn apply(&self, yaml: &str) -> Result<(), Failed> {
+        self.kubectl(&["apply", "-f", "-"], Some(yaml)).map(|_| ())
+    }
+
+    /// Waits until pod `name` satisfies `f`; returns the pod.
+    fn wait_pod(
+        &self,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        f: impl Fn(&Value) -> bool,
+    ) -> Result<Value, Failed> {
+        let mut last = Value::Null;
+        wait_for(&format!("pod {name}: {what}"), timeout, || {
+            last = self.get(&["pod", name]).unwrap_or_default();
+            f(&last)
+        })
+        .map_err(|e| {
+            self.with_log(
+                format!(
+                    "{}\nlast: {}",
+                    e.message().unwrap_or_default(),
+                    last["status"]
+                )
+                .into(),
+            )
+        })?;
+        Ok(last)
+    }
+
+    /// The kubelet's Event about pod `name` with `reason`.
+    fn event(&self, name: &str, reason: &str) -> Option<Value> {
+        let events = self.get(&["events", "-n", "default"])?;
+        events["items"]
+            .as_array()?
+            .iter()
+            .find(|e| e["involvedObject"]["name"] == name && e["reason"] == reason)
+            .cloned()
+    }
+
+    fn node(&self) -> Value {
+        self.get(&["node", NODE]).unwrap_or_default()
+    }
+
     fn root(&self) -> PathBuf {
         self.s.dir().join("pressure/kubelet")
     }
@@ -1421,7 +1550,10 @@ impl PressureAgent<'_> {
         serde_json::from_str(&self.kubectl(&a, None).ok()?).ok()
     }
     fn log(&self) -> String {
-        capstan_lab::daemon::log_tail(&self.s.dir().join(PRESSURE_LOG), 30)
+        capstan_lab::daemon::log_tail(
+            &self.s.dir().join(format!("logs/{}.log", self.log_name)),
+            30,
+        )
     }
     fn with_log(&self, e: Failed) -> Failed {
         format!(
@@ -1561,63 +1693,23 @@ spec:
 /// their zero requests, so priority decides), Failed/Evicted with an
 /// Event; the other keeps running; MemoryPressure (and its NoSchedule
 /// taint) goes True, then back to False after the 3 s transition period.
-/// A `pid.available<100%` threshold shows PIDPressure from a real reading.
 /// Last, Ready goes False while the agent's containerd socket (a proxy in
 /// the test) is cut off, and True again once it is back.
 fn memory_pressure_eviction(s: &Suite) -> Result<(), Failed> {
     let t0 = Instant::now();
-    s.lab.etcd_start().map_err(|e| e.to_string())?;
-    let cp = match ControlPlane::start(&s.lab) {
-        Ok(cp) => cp,
-        Err(e) => {
-            s.lab.etcd_stop();
-            return Err(e.to_string().into());
-        }
-    };
-    let mut pa = PressureAgent {
-        s,
-        cp,
-        agent: None,
-        proxy: None,
-    };
-    std::fs::create_dir_all(s.dir().join("pressure"))?;
-    let proxy_path = s.dir().join("pressure/containerd.sock");
-    let containerd = s.lab.node(0).containerd_socket();
-    pa.proxy = Some(SocketProxy::start(&proxy_path, &containerd)?);
-    // CAPSTAN_BIN_DIR first: the target dir's agent is shared by builds.
-    let agent = capstan_lab::bins::path("capstan-agent").map_err(|e| e.to_string())?;
     let total = mem_total_bytes()?;
     let reserved = total - (350 << 20);
-    let d = s.dir();
-    let p = |x: &str| d.join(x).display().to_string();
-    let args: Vec<String> = vec![
-        "--components=kubelet".into(),
-        format!("--node-name={NODE}"),
-        format!("--node-ip={}", s.lab.node(0).ip()),
-        format!("--kubeconfig={}", pa.cp.node_kubeconfig(NODE).display()),
-        format!("--containerd-socket={}", proxy_path.display()),
-        "--containerd-namespace=capstan".into(),
-        format!("--cni-conf-dir={}", p("etc/cni/net.d")),
-        format!("--cni-bin-dir={}", p("opt/cni/bin")),
-        format!("--root-dir={}", pa.root().display()),
-        format!("--pod-log-dir={}", p("pressure/pods")),
-        "--netns-dir=/run/netns".into(),
-        format!("--netns-prefix={}-prs-", s.lab.prefix()),
-        format!("--cgroup-root={}", pa.cgroup_root()),
-        "--kubelet-port=0".into(),
-        format!("--system-reserved=cpu=100m,memory={reserved}"),
-        "--kube-reserved=cpu=50m".into(),
-        // pid.available below 100% of the limit always holds: PIDPressure
-        // from a real reading, without exhausting PIDs.
-        "--eviction-hard=memory.available<100Mi,nodefs.available<10%,pid.available<100%".into(),
-        "--eviction-pressure-transition-period=3s".into(),
-    ];
-    pa.agent = Some(
-        s.lab
-            .node(0)
-            .spawn("pressure-agent", &agent, &args)
-            .map_err(|e| e.to_string())?,
-    );
+    let mut pa = PressureAgent::start(
+        s,
+        &[
+            format!("--system-reserved=cpu=100m,memory={reserved}"),
+            "--kube-reserved=cpu=50m".into(),
+            "--eviction-hard=memory.available<100Mi,nodefs.available<10%".into(),
+            "--eviction-pressure-transition-period=3s".into(),
+        ],
+    )?;
+    let proxy_path = pa.proxy_path();
+    let containerd = s.lab.node(0).containerd_socket();
 
     // Allocatable = capacity − system-reserved − kube-reserved − hard threshold.
     let mut node = Value::Null;
@@ -1656,23 +1748,13 @@ fn memory_pressure_eviction(s: &Suite) -> Result<(), Failed> {
         ),
     )?;
     check(
-        node_condition(&node, "DiskPressure") == "False",
+        node_condition(&node, "DiskPressure") == "False"
+            && node_condition(&node, "PIDPressure") == "False",
         format!(
-            "DiskPressure is not False: {}",
+            "DiskPressure or PIDPressure is not False: {}",
             node["status"]["conditions"]
         ),
     )?;
-    wait_for(
-        "PIDPressure=True with its taint",
-        Duration::from_secs(10),
-        || {
-            let n = pa.get(&["node", NODE]).unwrap_or_default();
-            node_condition(&n, "PIDPressure") == "True"
-                && has_taint(&n, "node.kubernetes.io/pid-pressure")
-                && node_condition(&n, "MemoryPressure") == "False"
-        },
-    )
-    .map_err(|e| pa.with_log(e))?;
 
     pa.kubectl(
         &["apply", "-f", "-"],
@@ -1802,4 +1884,411 @@ fn memory_pressure_eviction(s: &Suite) -> Result<(), Failed> {
     .map_err(|e| pa.with_log(e))?;
     eprintln!("runtime cut: Ready=False after {down_after:?}, True again after reconnecting");
     Ok(())
+}
+
+/// A pod bound to node-1 running `script`, with `extra` YAML lines
+/// appended to its container (resources) and to its spec (selectors,
+/// tolerations, volumes).
+fn pod_manifest(name: &str, priority: i32, script: &str, container: &str, spec: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  namespace: default
+spec:
+  nodeName: {NODE}
+  priority: {priority}
+  terminationGracePeriodSeconds: 1
+{spec}
+  containers:
+  - name: main
+    image: {IMAGE}
+    command: ["sh", "-c", {script:?}]
+{container}
+"#
+    )
+}
+
+fn cpu_request(millis: i64) -> String {
+    format!("    resources:\n      requests:\n        cpu: {millis}m")
+}
+
+fn pod_running(p: &Value) -> bool {
+    p["status"]["phase"] == "Running"
+        && p["status"]["containerStatuses"][0]["state"]["running"].is_object()
+}
+
+/// The pod was refused with `reason`, and kubelet's Event says why.
+fn check_rejected(
+    pa: &PressureAgent,
+    name: &str,
+    reason: &str,
+    message: &str,
+) -> Result<(), Failed> {
+    let p = pa.wait_pod(
+        name,
+        &format!("Failed/{reason}"),
+        Duration::from_secs(15),
+        |p| p["status"]["phase"] == "Failed",
+    )?;
+    let st = &p["status"];
+    check(
+        st["reason"] == reason
+            && st["message"] == format!("Pod was rejected: {message}").as_str()
+            && st["containerStatuses"].is_null()
+            && st["podIP"].is_null(),
+        format!("pod {name}: status {st}, wanted {reason} / Pod was rejected: {message}"),
+    )?;
+    let mut ev = None;
+    wait_for(
+        &format!("{reason} event for {name}"),
+        Duration::from_secs(5),
+        || {
+            ev = pa.event(name, reason);
+            ev.is_some()
+        },
+    )?;
+    let ev = ev.unwrap_or_default();
+    check(
+        ev["type"] == "Warning"
+            && ev["message"] == message
+            && ev["source"]["component"] == "kubelet",
+        format!("{reason} event for {name}: {ev}"),
+    )
+}
+
+/// kubelet's admission in the lab. With allocatable cpu A, a pod
+/// requesting A/2 runs; one requesting A/2+100m is refused OutOfcpu with
+/// kubelet's message and Event and never gets a container; a nodeSelector
+/// the node lacks is refused (NodeAffinity) until the node is labelled.
+/// Then the agent restarts with almost no cpu allocatable and a
+/// `memory.available` threshold above the machine's memory (permanent
+/// MemoryPressure): the running pod (system-critical priority, so never
+/// evicted) is adopted, not judged again; a 50m pod is refused OutOfcpu
+/// counting the adopted pod as used; a BestEffort pod is refused with
+/// reason Evicted; a BestEffort pod tolerating the memory-pressure taint
+/// is admitted (and, as the only candidate, evicted under the pressure).
+fn admission_rejections(s: &Suite) -> Result<(), Failed> {
+    let t0 = Instant::now();
+    let base = |extra: &[String]| -> Vec<String> {
+        let mut v = vec![
+            "--kube-reserved=cpu=50m".to_string(),
+            "--eviction-pressure-transition-period=3s".to_string(),
+        ];
+        v.extend_from_slice(extra);
+        v
+    };
+    let mut pa = PressureAgent::start(
+        s,
+        &base(&[
+            "--system-reserved=cpu=100m".into(),
+            "--eviction-hard=memory.available<100Mi".into(),
+        ]),
+    )?;
+    let mut node = Value::Null;
+    wait_for("Node registered", Duration::from_secs(15), || {
+        node = pa.node();
+        node_condition(&node, "Ready") == "True"
+    })
+    .map_err(|e| pa.with_log(e))?;
+    let cap_cpu = quantity(&node["status"]["capacity"]["cpu"], true);
+    let alloc = quantity(&node["status"]["allocatable"]["cpu"], true);
+    check(alloc == cap_cpu - 150, format!("allocatable cpu {alloc}"))?;
+
+    let half = alloc / 2;
+    // system-cluster-critical: the memory pressure later must not evict it.
+    pa.apply(&pod_manifest(
+        "fits",
+        2_000_000_000,
+        "sleep 3600",
+        &cpu_request(half),
+        "",
+    ))?;
+    let fits = pa.wait_pod("fits", "Running", Duration::from_secs(20), pod_running)?;
+    let fits_id = fits["status"]["containerStatuses"][0]["containerID"].clone();
+
+    pa.apply(&pod_manifest(
+        "toobig",
+        0,
+        "sleep 3600",
+        &cpu_request(half + 100),
+        "",
+    ))?;
+    check_rejected(
+        &pa,
+        "toobig",
+        "OutOfcpu",
+        &format!(
+            "Node didn't have enough resource: cpu, requested: {}, used: {half}, capacity: {alloc}",
+            half + 100
+        ),
+    )?;
+    let selector = "  nodeSelector:\n    disktype: ssd";
+    pa.apply(&pod_manifest("elsewhere", 0, "sleep 3600", "", selector))?;
+    check_rejected(
+        &pa,
+        "elsewhere",
+        "NodeAffinity",
+        "Predicate NodeAffinity failed: node(s) didn't match Pod's node affinity/selector",
+    )?;
+    // The agent follows the Node's labels.
+    pa.kubectl(&["label", "node", NODE, "disktype=ssd"], None)?;
+    wait_for("label on the Node", Duration::from_secs(5), || {
+        pa.node()["metadata"]["labels"]["disktype"] == "ssd"
+    })?;
+    pa.apply(&pod_manifest("labelled", 0, "sleep 3600", "", selector))?;
+    pa.wait_pod("labelled", "Running", Duration::from_secs(20), pod_running)?;
+    pa.kubectl(
+        &["delete", "pod", "labelled", "--wait=true", "--timeout=20s"],
+        None,
+    )?;
+    let left = s.ctr(&["containers", "ls", "-q"])?;
+    check(
+        !left.contains("toobig") && !left.contains("elsewhere"),
+        format!("a refused pod got a container: {left}"),
+    )?;
+    eprintln!("admission, first agent: {:?}", t0.elapsed());
+
+    // Permanent memory pressure and ~no cpu: what a re-judged "fits"
+    // would fail both ways.
+    let total = mem_total_bytes()?;
+    pa.restart(&base(&[
+        format!("--system-reserved=cpu={}m", cap_cpu - 150),
+        format!("--eviction-hard=memory.available<{total}"),
+    ]))?;
+    wait_for("MemoryPressure=True", Duration::from_secs(15), || {
+        let n = pa.node();
+        node_condition(&n, "MemoryPressure") == "True"
+            && quantity(&n["status"]["allocatable"]["cpu"], true) == 100
+    })
+    .map_err(|e| pa.with_log(e))?;
+    pa.apply(&pod_manifest(
+        "small",
+        0,
+        "sleep 3600",
+        &cpu_request(50),
+        "",
+    ))?;
+    check_rejected(
+        &pa,
+        "small",
+        "OutOfcpu",
+        &format!(
+            "Node didn't have enough resource: cpu, requested: 50, used: {half}, capacity: 100"
+        ),
+    )?;
+    pa.apply(&pod_manifest("besteffort", 0, "sleep 3600", "", ""))?;
+    check_rejected(
+        &pa,
+        "besteffort",
+        "Evicted",
+        "The node had condition: [MemoryPressure]. ",
+    )?;
+    let tolerate = "  tolerations:\n  - key: node.kubernetes.io/memory-pressure\n    operator: Exists\n    effect: NoSchedule";
+    pa.apply(&pod_manifest("tolerant", 0, "sleep 3600", "", tolerate))?;
+    // Admitted, so the eviction manager (not admission) ends it.
+    let p = pa.wait_pod(
+        "tolerant",
+        "evicted by the eviction manager",
+        Duration::from_secs(20),
+        |p| p["status"]["phase"] == "Failed",
+    )?;
+    check(
+        p["status"]["reason"] == "Evicted"
+            && p["status"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("The node was low on resource: memory.")),
+        format!("tolerant pod: {}", p["status"]),
+    )?;
+    let fits = pa.get(&["pod", "fits"]).unwrap_or_default();
+    check(
+        pod_running(&fits)
+            && fits["status"]["containerStatuses"][0]["containerID"] == fits_id
+            && fits["status"]["containerStatuses"][0]["restartCount"] == 0,
+        format!("the adopted pod was disturbed: {}", fits["status"]),
+    )?;
+    eprintln!("admission: {:?} in all", t0.elapsed());
+    pa.remove_pods().map_err(|e| pa.with_log(e))
+}
+
+/// Tasks on the machine now (what pid.available subtracts from the limit).
+fn tasks_now() -> Result<i64, Failed> {
+    let t = std::fs::read_to_string("/proc/loadavg")?;
+    t.split_whitespace()
+        .nth(3)
+        .and_then(|f| f.split_once('/'))
+        .and_then(|(_, n)| n.parse().ok())
+        .ok_or_else(|| format!("no task count in /proc/loadavg: {t}").into())
+}
+
+fn pid_limit() -> Result<i64, Failed> {
+    let read =
+        |p: &str| -> Result<i64, Failed> { Ok(std::fs::read_to_string(p)?.trim().parse::<i64>()?) };
+    Ok(read("/proc/sys/kernel/pid_max")?.min(read("/proc/sys/kernel/threads-max")?))
+}
+
+fn fs_available(path: &Path) -> Result<i64, Failed> {
+    let st = nix::sys::statvfs::statvfs(path).map_err(|e| e.to_string())?;
+    Ok(st.blocks_available() as i64 * st.fragment_size() as i64)
+}
+
+const FORKS: i64 = 400;
+const FILL_MIB: i64 = 400;
+
+/// Disk and PID pressure from real readings, without filling the host:
+/// a first agent starts `quiet`, `writer` (writes 400Mi into its emptyDir,
+/// 32Mi into its writable layer)
+/// and `forker` (400 sleeping processes). Then the agent restarts with
+/// thresholds just above what is available now (`nodefs.available <
+/// free + 200Mi`, `pid.available < free PIDs + 200`), so both pressures
+/// hold until the heavy pods are gone, and clear with a 200Mi / 200-task
+/// margin for the rest of the machine. The restarted agent adopts the
+/// pods (under pressure it would refuse them as new), evicts the writer
+/// first (disk before PIDs, most storage), removes its emptyDir, then the
+/// forker (most processes), each with kubelet's message and an Event;
+/// `quiet` keeps running; a new pod meanwhile is refused ("The node had
+/// condition: ...").
+fn disk_and_pid_eviction(s: &Suite) -> Result<(), Failed> {
+    let t0 = Instant::now();
+    let mut pa = PressureAgent::start(
+        s,
+        &[
+            "--eviction-hard=memory.available<100Mi".into(),
+            "--eviction-pressure-transition-period=3s".into(),
+        ],
+    )?;
+    let empty_dir = "  volumes:\n  - name: data\n    emptyDir: {}";
+    let mount = "    volumeMounts:\n    - name: data\n      mountPath: /data";
+    pa.apply(&pod_manifest("quiet", 0, "sleep 3600", "", ""))?;
+    pa.apply(&pod_manifest(
+        "writer",
+        0,
+        &format!("dd if=/dev/zero of=/data/fill bs=1M count={FILL_MIB} && dd if=/dev/zero of=/tmp/layer bs=1M count=32 && sync && touch /data/done && sleep 3600"),
+        mount,
+        empty_dir,
+    ))?;
+    pa.apply(&pod_manifest(
+        "forker",
+        0,
+        &format!("for i in $(seq {FORKS}); do sleep 3600 & done; wait"),
+        "",
+        "",
+    ))?;
+    let uid = |name: &str| -> String {
+        pa.get(&["pod", name])
+            .and_then(|p| p["metadata"]["uid"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    pa.wait_pod("quiet", "Running", Duration::from_secs(20), pod_running)?;
+    let (writer, forker) = (uid("writer"), uid("forker"));
+    let done = pa
+        .root()
+        .join(format!("pods/{writer}/volumes/empty-dir/data/done"));
+    let procs = Path::new("/sys/fs/cgroup/pids")
+        .join(pa.cgroup_root())
+        .join(format!("pod{forker}/pids.current"));
+    wait_for(
+        "writer filled its emptyDir, forker forked",
+        Duration::from_secs(30),
+        || {
+            done.exists()
+                && std::fs::read_to_string(&procs)
+                    .ok()
+                    .and_then(|t| t.trim().parse::<i64>().ok())
+                    .is_some_and(|n| n > FORKS)
+        },
+    )
+    .map_err(|e| pa.with_log(e))?;
+
+    let free = fs_available(&pa.root())?;
+    let free_pids = pid_limit()? - tasks_now()?;
+    pa.restart(&[
+        format!(
+            "--eviction-hard=memory.available<100Mi,nodefs.available<{},pid.available<{}",
+            free + (200 << 20),
+            free_pids + 200
+        ),
+        "--eviction-pressure-transition-period=3s".into(),
+    ])?;
+    // imagefs is containerd's snapshotter root (here on the same disk).
+    let log_path = s.dir().join(format!("logs/{}.log", pa.log_name));
+    wait_for(
+        "imagefs = containerd's snapshotter root",
+        Duration::from_secs(10),
+        || {
+            std::fs::read_to_string(&log_path).is_ok_and(|log| {
+                log.lines().any(|l| {
+                    l.contains("filesystems for eviction")
+                        && l.contains("io.containerd.snapshotter.v1.overlayfs")
+                })
+            })
+        },
+    )
+    .map_err(|e| pa.with_log(e))?;
+    let writer_pod = pa.wait_pod("writer", "evicted", Duration::from_secs(20), |p| {
+        p["status"]["phase"] == "Failed"
+    })?;
+    let msg = writer_pod["status"]["message"].as_str().unwrap_or("");
+    check(
+        writer_pod["status"]["reason"] == "Evicted"
+            && msg.starts_with(
+                "The node was low on resource: ephemeral-storage. Threshold quantity: ",
+            )
+            // Its writable layer (32Mi in /tmp) and logs: containerd's
+            // snapshot usage.
+            && msg.contains("Container main was using ")
+            && msg.ends_with("request is 0, has larger consumption of ephemeral-storage. "),
+        format!("writer: {}", writer_pod["status"]),
+    )?;
+    eprintln!("writer: {msg}");
+    check(
+        pa.event("writer", "Evicted")
+            .is_some_and(|e| e["message"] == msg),
+        "no Evicted event for the writer",
+    )?;
+    // Under pressure a new pod is refused.
+    pa.apply(&pod_manifest("late", 0, "sleep 3600", &cpu_request(10), ""))?;
+    let late = pa.wait_pod("late", "refused", Duration::from_secs(15), |p| {
+        p["status"]["phase"] == "Failed"
+    })?;
+    check(
+        late["status"]["reason"] == "Evicted"
+            && late["status"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Pod was rejected: The node had condition: [")),
+        format!("late pod: {}", late["status"]),
+    )?;
+    let forker_pod = pa.wait_pod("forker", "evicted", Duration::from_secs(45), |p| {
+        p["status"]["phase"] == "Failed"
+    })?;
+    let msg = forker_pod["status"]["message"].as_str().unwrap_or("");
+    check(
+        forker_pod["status"]["reason"] == "Evicted"
+            && msg.starts_with("The node was low on resource: pids. Threshold quantity: "),
+        format!("forker: {}", forker_pod["status"]),
+    )?;
+    eprintln!("forker: {msg}");
+    check(
+        !done.exists(),
+        "the evicted writer's emptyDir is still there",
+    )?;
+    let mut n = Value::Null;
+    wait_for(
+        "DiskPressure and PIDPressure False again",
+        Duration::from_secs(20),
+        || {
+            n = pa.node();
+            node_condition(&n, "DiskPressure") == "False"
+                && node_condition(&n, "PIDPressure") == "False"
+        },
+    )
+    .map_err(|e| pa.with_log(e))?;
+    let quiet = pa.get(&["pod", "quiet"]).unwrap_or_default();
+    check(
+        pod_running(&quiet) && quiet["status"]["containerStatuses"][0]["restartCount"] == 0,
+        format!("quiet pod disturbed: {}", quiet["status"]),
+    )?;
+    eprintln!("disk and pid eviction: {:?} in all", t0.elapsed());
+    pa.remove_pods().map_err(|e| pa.with_log(e))
 }

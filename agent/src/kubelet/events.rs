@@ -61,6 +61,21 @@ pub fn build(
     }
 }
 
+/// One event about the pod itself (no container), e.g. an admission
+/// refusal.
+pub fn build_for_pod(
+    pod: &Pod,
+    type_: &str,
+    reason: &str,
+    message: String,
+    node: &str,
+    now: Timestamp,
+) -> Event {
+    let mut e = build(pod, "", type_, reason, message, node, now);
+    e.involved_object.field_path = None;
+    e
+}
+
 /// Creates `event` in the background; a refusal is logged, not returned.
 pub fn record(client: &Client, event: Event) {
     let ns = event.metadata.namespace.clone().unwrap_or_default();

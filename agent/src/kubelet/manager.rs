@@ -1,21 +1,24 @@
-//! Keeps one pod worker per desired pod: starts workers for new pods,
-//! tells workers of removed pods to terminate, and runs the orphan sweep
-//! once the source has delivered its first complete snapshot; hands the
-//! eviction manager's kills to the pod's worker. Holds no lock across
-//! runtime calls; pods proceed in parallel.
+//! Keeps one pod worker per desired pod: admits new pods (oldest first,
+//! once per UID) and starts their workers, or starts a worker that only
+//! reports the refusal; tells workers of removed pods to terminate, and
+//! runs the orphan sweep once the source has delivered its first complete
+//! snapshot; hands the eviction manager's kills to the pod's worker. Holds
+//! no lock across runtime calls; pods proceed in parallel.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::kubelet::admission::{self, Ledger, Rejection};
 use crate::kubelet::eviction::Eviction;
 use crate::kubelet::pod_worker::{Command, Worker};
 use crate::kubelet::runtime::ContainerRuntime;
 use crate::kubelet::source::Snapshot;
-use crate::kubelet::{gc, Shared};
+use crate::kubelet::{events, gc, sandbox, Shared};
 
 struct Handle {
     tx: mpsc::Sender<Command>,
@@ -23,24 +26,103 @@ struct Handle {
     deleting: bool,
 }
 
+/// Failed or Succeeded: the pod holds no resources any more.
+fn finished(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .is_some_and(|ph| ph == "Failed" || ph == "Succeeded")
+}
+
+/// Admission's verdict on a pod that has no worker yet.
+enum Verdict {
+    Admit,
+    /// Already decided earlier (by a previous agent, or it is finished or
+    /// being deleted): start the worker without judging it again.
+    Known,
+    /// An API pod while the Node's labels are not known yet: judged on a
+    /// later tick (kubelet, too, waits for its node informer; judging
+    /// nodeSelector against the registration labels alone would refuse
+    /// pods wrongly after a restart).
+    Wait,
+    Reject(Rejection),
+}
+
+fn judge<R>(
+    shared: &Shared<R>,
+    uid: &str,
+    pod: &Pod,
+    inputs: &admission::Inputs,
+    ledger: &Ledger,
+) -> Verdict {
+    // A sandbox record means a previous agent admitted and started the
+    // pod: it keeps running whatever changed since (kubelet admits once).
+    if finished(pod)
+        || pod.metadata.deletion_timestamp.is_some()
+        || sandbox::load(&shared.opts.root_dir, uid).is_some()
+    {
+        return Verdict::Known;
+    }
+    let node = inputs.node.borrow().clone();
+    if !node.synced && crate::kubelet::api::from_api(pod) {
+        return Verdict::Wait;
+    }
+    let pressure = *inputs.pressure.borrow();
+    match admission::admit(pod, &node, inputs.allocatable, pressure, ledger) {
+        Ok(()) => Verdict::Admit,
+        Err(r) => Verdict::Reject(r),
+    }
+}
+
+/// kubelet's rejection Event: the reason and message without the status's
+/// "Pod was rejected: " prefix.
+fn report_rejection<R>(shared: &Shared<R>, pod: &Pod, r: &Rejection) {
+    tracing::warn!(
+        pod = ?pod.metadata.name,
+        namespace = ?pod.metadata.namespace,
+        reason = %r.reason,
+        message = %r.message,
+        "pod rejected at admission"
+    );
+    if let (Some(api), true) = (&shared.api, crate::kubelet::api::from_api(pod)) {
+        let ev = events::build_for_pod(
+            pod,
+            events::WARNING,
+            &r.reason,
+            r.message.clone(),
+            &shared.opts.node_name,
+            jiff::Timestamp::now(),
+        );
+        events::record(&api.client, ev);
+    }
+}
+
 pub async fn run<R: ContainerRuntime>(
     shared: Arc<Shared<R>>,
     mut snapshots: watch::Receiver<Option<Arc<Snapshot>>>,
     mut evictions: mpsc::Receiver<Eviction>,
+    inputs: admission::Inputs,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let mut workers: HashMap<String, Handle> = HashMap::new();
+    // Admitted pods still holding their requests.
+    let mut ledger = Ledger::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut since_sweep = Duration::ZERO;
     let mut synced = false;
     // Pods with a worker, shared with the sweep (never held across awaits).
     let active: Arc<Mutex<HashSet<String>>> = Arc::default();
+    // Pods waiting for the Node's labels go as soon as they arrive.
+    let mut node_changes = inputs.node.clone();
+    let mut node_open = true;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
             r = snapshots.changed() => if r.is_err() { break },
+            r = node_changes.changed(), if node_open => node_open = r.is_ok(),
             Some(e) = evictions.recv() => {
+                ledger.remove(&e.uid);
                 if let Some(h) = workers.get(&e.uid).filter(|h| !h.deleting) {
                     let _ = h.tx.send(Command::Evict { message: e.message, grace: e.grace }).await;
                 }
@@ -54,7 +136,22 @@ pub async fn run<R: ContainerRuntime>(
         if let Ok(mut a) = active.lock() {
             a.retain(|uid| workers.contains_key(uid));
         }
-        for (uid, pod) in &snap.pods {
+        ledger.retain(|uid| {
+            workers.contains_key(uid) && snap.pods.get(uid).is_some_and(|p| !finished(p))
+        });
+        // Oldest first, as kubelet admits: a later pod never takes the
+        // room of an earlier one.
+        let mut order: Vec<(&String, &Arc<Pod>)> = snap.pods.iter().collect();
+        order.sort_by(|a, b| {
+            let key = |p: &Pod| {
+                (
+                    p.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                    p.metadata.name.clone(),
+                )
+            };
+            key(a.1).cmp(&key(b.1))
+        });
+        for (uid, pod) in order {
             match workers.get(uid) {
                 Some(h) if !h.deleting => {
                     let _ = h.tx.try_send(Command::Update(pod.clone()));
@@ -62,11 +159,26 @@ pub async fn run<R: ContainerRuntime>(
                 // Still terminating an earlier incarnation: next tick.
                 Some(_) => {}
                 None => {
+                    let verdict = judge(&shared, uid, pod, &inputs, &ledger);
+                    if matches!(verdict, Verdict::Wait) {
+                        continue;
+                    }
                     if let Ok(mut a) = active.lock() {
                         a.insert(uid.clone());
                     }
                     let (tx, rx) = mpsc::channel(8);
-                    let w = Worker::new(shared.clone(), pod.clone());
+                    let w = match verdict {
+                        Verdict::Reject(r) => {
+                            report_rejection(&shared, pod, &r);
+                            Worker::rejected(shared.clone(), pod.clone(), r)
+                        }
+                        v => {
+                            if matches!(v, Verdict::Admit) || !finished(pod) {
+                                ledger.add(uid, pod);
+                            }
+                            Worker::new(shared.clone(), pod.clone())
+                        }
+                    };
                     let task = tokio::spawn(w.run(rx));
                     workers.insert(
                         uid.clone(),

@@ -3,6 +3,7 @@
 //! pod; workers talk to containerd only through `runtime::ContainerRuntime`.
 //! Never writes anything outside its flags' directories and its cgroup root.
 
+pub mod admission;
 pub mod api;
 pub mod assemble;
 pub mod backoff;
@@ -155,6 +156,13 @@ pub async fn run(
     for d in [&opts.root_dir, &opts.pod_log_dir, &opts.netns_dir] {
         std::fs::create_dir_all(d).map_err(error::Error::io("create directory", d))?;
     }
+    // kubelet's imagefs is where the runtime keeps layers; without an
+    // answer, the root dir's filesystem stands in (one disk).
+    let image_fs = match runtime.image_fs().await {
+        Some(p) if p.exists() => p,
+        _ => opts.root_dir.clone(),
+    };
+    tracing::info!(imagefs = %image_fs.display(), nodefs = %opts.root_dir.display(), "filesystems for eviction");
     let owner = ids::owner_token(&opts.node_name, &opts.root_dir.display().to_string());
     let host_ip = opts.node_ip.or_else(detect_host_ip);
     // Bound before anything runs, so a taken port or a bad certificate
@@ -190,6 +198,21 @@ pub async fn run(
     });
     let mut tasks = Vec::new();
     let mut inputs = Vec::new();
+    let (node_tx, node_rx) =
+        tokio::sync::watch::channel(source::node::initial(&opts.node_name, client.is_none()));
+    let admission_inputs = admission::Inputs {
+        allocatable: admission::fit::Allocatable {
+            cpu_millis: node_resources.allocatable.cpu_millis.unwrap_or(i64::MAX),
+            memory: node_resources.allocatable.memory.unwrap_or(i64::MAX),
+            ephemeral_storage: node_resources
+                .allocatable
+                .ephemeral_storage
+                .unwrap_or(i64::MAX),
+            pods: crate::node::resources::MAX_PODS,
+        },
+        node: node_rx,
+        pressure: pressure_rx.clone(),
+    };
     if let Some(dir) = &opts.pod_manifest_path {
         let (tx, rx) = tokio::sync::watch::channel(None);
         inputs.push(rx);
@@ -208,6 +231,11 @@ pub async fn run(
             client.clone(),
             opts.node_name.clone(),
             tx,
+        )));
+        tasks.push(tokio::spawn(source::node::run(
+            client.clone(),
+            opts.node_name.clone(),
+            node_tx,
         )));
         tasks.push(tokio::spawn(crate::node::run(
             client,
@@ -255,15 +283,19 @@ pub async fn run(
             resources: node_resources,
             cgroup_root: opts.cgroup_root.clone(),
             nodefs: opts.root_dir.clone(),
+            imagefs: image_fs,
+            pod_log_dir: opts.pod_log_dir.clone(),
             node_name: opts.node_name.clone(),
             client: shared.api.as_ref().map(|a| a.client.clone()),
+            owner: shared.owner.clone(),
         },
+        shared.runtime.clone(),
         rx.clone(),
         evict_tx,
         pressure_tx,
     )));
     tracing::info!(node = %opts.node_name, host_ip = ?host_ip, "kubelet started");
-    manager::run(shared, rx, evict_rx, shutdown).await;
+    manager::run(shared, rx, evict_rx, admission_inputs, shutdown).await;
     for t in tasks {
         t.abort();
     }

@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::kubelet::admission::{self, Rejection, REJECTED_PREFIX};
 use crate::kubelet::backoff::Backoff;
 use crate::kubelet::env::{self, Objects, PodFields};
 use crate::kubelet::error::{Error, Result};
@@ -94,15 +95,38 @@ pub struct Worker<R: ContainerRuntime> {
     probe_tx: mpsc::Sender<probes::Event>,
     probe_rx: mpsc::Receiver<probes::Event>,
     last_status: Vec<u8>,
-    /// The eviction message once the pod was evicted (terminal).
-    evicted: Option<String>,
+    /// Set once the kubelet decided the pod never runs again.
+    terminal: Option<Terminal>,
+    /// An evicted pod's emptyDir volumes are gone (kubelet tears down the
+    /// volumes of terminated pods: disk pressure must be able to clear).
+    volumes_released: bool,
 }
 
-/// An evicted pod stays evicted across agent restarts: its status says so.
-fn evicted_message(pod: &Pod) -> Option<String> {
+/// Why the kubelet will not run a pod (again).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Terminal {
+    /// Node-pressure eviction, with its message.
+    Evicted(String),
+    /// Refused at admission; nothing was ever started.
+    Rejected(Rejection),
+}
+
+/// A pod the kubelet evicted or refused stays so across agent restarts:
+/// its status says so.
+fn terminal_from_status(pod: &Pod) -> Option<Terminal> {
     let s = pod.status.as_ref()?;
-    (s.phase.as_deref() == Some("Failed") && s.reason.as_deref() == Some("Evicted"))
-        .then(|| s.message.clone().unwrap_or_default())
+    if s.phase.as_deref() != Some("Failed") {
+        return None;
+    }
+    let reason = s.reason.clone()?;
+    let message = s.message.clone().unwrap_or_default();
+    match message.strip_prefix(REJECTED_PREFIX) {
+        Some(m) => Some(Terminal::Rejected(Rejection {
+            reason,
+            message: m.to_string(),
+        })),
+        None => (reason == "Evicted").then_some(Terminal::Evicted(message)),
+    }
 }
 
 fn name_of(pod: &Pod) -> String {
@@ -173,7 +197,7 @@ impl<R: ContainerRuntime> Worker<R> {
         let (events_tx, events_rx) = mpsc::channel(64);
         let (probe_tx, probe_rx) = mpsc::channel(64);
         let uid = pod.metadata.uid.clone().unwrap_or_default();
-        let pod_evicted = evicted_message(&pod);
+        let terminal = terminal_from_status(&pod);
         Self {
             shared,
             pod,
@@ -187,8 +211,17 @@ impl<R: ContainerRuntime> Worker<R> {
             probe_tx,
             probe_rx,
             last_status: Vec::new(),
-            evicted: pod_evicted,
+            terminal,
+            volumes_released: false,
         }
+    }
+
+    /// A worker for a pod admission refused: it only reports the refusal
+    /// and, once the pod is deleted, cleans up.
+    pub fn rejected(shared: Arc<Shared<R>>, pod: Arc<Pod>, r: Rejection) -> Self {
+        let mut w = Self::new(shared, pod);
+        w.terminal = Some(Terminal::Rejected(r));
+        w
     }
 
     fn containers(&self) -> (Vec<Container>, Vec<Container>) {
@@ -546,8 +579,11 @@ impl<R: ContainerRuntime> Worker<R> {
     /// Kills every running container (the waiters report the exits) and
     /// makes the pod terminal.
     fn evict(&mut self, message: String, grace: Duration) {
+        if self.terminal.is_some() {
+            return;
+        }
         tracing::warn!(pod = %name_of(&self.pod), %message, "pod evicted");
-        self.evicted = Some(message);
+        self.terminal = Some(Terminal::Evicted(message));
         let mut kills = Vec::new();
         for (name, slot) in &mut self.slots {
             if let Some(r) = slot.running.as_mut().filter(|r| !r.killing) {
@@ -564,7 +600,13 @@ impl<R: ContainerRuntime> Worker<R> {
     async fn sync(&mut self) -> Instant {
         let now = Instant::now();
         let mut wake = now + RESYNC;
-        if self.evicted.is_some() {
+        if let Some(t) = &self.terminal {
+            let stopped = self.slots.values().all(|s| s.running.is_none());
+            if matches!(t, Terminal::Evicted(_)) && stopped && !self.volumes_released {
+                self.volumes_released = true;
+                let dir = sandbox::pod_dir(&self.shared.opts.root_dir, &self.uid);
+                volumes::remove_empty_dirs(&dir);
+            }
             return wake;
         }
         if let Err(e) = self.ensure_sandbox().await {
@@ -1076,8 +1118,12 @@ impl<R: ContainerRuntime> Worker<R> {
             host_ip: self.shared.host_ip,
             start_time: self.start_time,
         });
-        if let Some(message) = &self.evicted {
-            status::evicted(&mut st, message);
+        match &self.terminal {
+            Some(Terminal::Evicted(message)) => status::evicted(&mut st, message),
+            Some(Terminal::Rejected(r)) => {
+                return status::rejected(admission::request::qos(&self.pod).name(), r)
+            }
+            None => {}
         }
         st
     }
@@ -1218,4 +1264,40 @@ pub async fn remove_pod<R: ContainerRuntime>(shared: &Shared<R>, uid: &str) -> R
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn with_status(status: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({"metadata": {"name": "p"}, "status": status})).unwrap()
+    }
+
+    #[test]
+    fn evicted_and_refused_pods_stay_so_across_restarts() {
+        let refused = with_status(json!({"phase": "Failed", "reason": "OutOfcpu",
+            "message": "Pod was rejected: Node didn't have enough resource: cpu, requested: 3000, used: 500, capacity: 2000"}));
+        assert_eq!(
+            terminal_from_status(&refused),
+            Some(Terminal::Rejected(Rejection {
+                reason: "OutOfcpu".into(),
+                message: "Node didn't have enough resource: cpu, requested: 3000, used: 500, capacity: 2000".into(),
+            }))
+        );
+        let evicted = with_status(json!({"phase": "Failed", "reason": "Evicted",
+            "message": "The node was low on resource: memory. "}));
+        assert_eq!(
+            terminal_from_status(&evicted),
+            Some(Terminal::Evicted(
+                "The node was low on resource: memory. ".into()
+            ))
+        );
+        // A pod whose containers failed is not the kubelet's decision.
+        let failed = with_status(json!({"phase": "Failed"}));
+        assert_eq!(terminal_from_status(&failed), None);
+        let running = with_status(json!({"phase": "Running", "reason": "Evicted"}));
+        assert_eq!(terminal_from_status(&running), None);
+    }
 }

@@ -231,6 +231,18 @@ pub fn build(i: &Inputs<'_>) -> PodStatus {
 
 /// A node-pressure eviction made the pod terminal: phase Failed, reason
 /// Evicted, not ready, and the DisruptionTarget condition kubelet adds.
+/// A pod refused at admission: only phase, reason, message and QoS class,
+/// as kubelet's `rejectPod` sets them.
+pub fn rejected(qos_class: &str, r: &crate::kubelet::admission::Rejection) -> PodStatus {
+    PodStatus {
+        phase: Some("Failed".into()),
+        reason: Some(r.reason.clone()),
+        message: Some(r.status_message()),
+        qos_class: Some(qos_class.into()),
+        ..Default::default()
+    }
+}
+
 pub fn evicted(st: &mut PodStatus, message: &str) {
     let now = Time(Timestamp::now());
     st.phase = Some("Failed".into());

@@ -67,6 +67,20 @@ fn write_files(
     Ok(())
 }
 
+/// Deletes the pod's emptyDir volumes (their data dies with the pod, as
+/// kubelet tears them down once the pod is terminated); the rest of the
+/// pod's directory stays until the pod is deleted.
+pub fn remove_empty_dirs(pod_dir: &Path) {
+    let d = pod_dir.join("volumes").join("empty-dir");
+    match std::fs::remove_dir_all(&d) {
+        Ok(()) => tracing::info!(path = %d.display(), "emptyDir volumes removed"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(path = %d.display(), error = %e, "removing emptyDir volumes failed")
+        }
+    }
+}
+
 /// Makes every volume present and returns where each lives.
 pub fn prepare(
     pod: &Pod,

@@ -10,6 +10,7 @@ pub mod resources;
 pub mod status;
 pub mod taints;
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -56,17 +57,27 @@ pub fn pod_cidr_patch(node: &Node, subnet: ipnetwork::Ipv4Network) -> Option<Val
         .then(|| json!({"spec": {"podCIDR": subnet.to_string(), "podCIDRs": [subnet.to_string()]}}))
 }
 
+/// The labels kubelet registers its Node with.
+pub fn default_labels(name: &str) -> BTreeMap<String, String> {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        a => a,
+    };
+    BTreeMap::from([
+        ("kubernetes.io/hostname".to_string(), name.to_string()),
+        ("kubernetes.io/os".to_string(), "linux".to_string()),
+        ("kubernetes.io/arch".to_string(), arch.to_string()),
+    ])
+}
+
 async fn register(api: &Api<Node>, info: &NodeInfo) -> Result<(), kube::Error> {
     let node: Node = serde_json::from_value(json!({
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {
             "name": info.name,
-            "labels": {
-                "kubernetes.io/hostname": info.name,
-                "kubernetes.io/os": "linux",
-                "kubernetes.io/arch": match std::env::consts::ARCH { "x86_64" => "amd64", a => a },
-            },
+            "labels": default_labels(&info.name),
         },
     }))
     .map_err(kube::Error::SerdeError)?;

@@ -69,10 +69,28 @@ pub fn memory_met(met: &[Met]) -> Option<&Met> {
         .min_by_key(|m| m.reading.available - m.amount)
 }
 
+/// The threshold to act on this round, kubelet's eviction priority:
+/// memory first, then disk bytes, inodes, process IDs; within a resource
+/// the one furthest below its threshold.
+pub fn to_reclaim(met: &[Met]) -> Option<&Met> {
+    let rank = |r: Resource| match r {
+        Resource::Memory => 0,
+        Resource::EphemeralStorage => 1,
+        Resource::Inodes => 2,
+        Resource::Pids => 3,
+    };
+    met.iter().min_by_key(|m| {
+        (
+            rank(m.threshold.signal.resource()),
+            m.reading.available - m.amount,
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kubelet::eviction::threshold::{defaults, with_allocatable};
+    use crate::kubelet::eviction::threshold::{defaults, parse_list, with_allocatable};
 
     fn reading(available: i64, capacity: i64) -> Reading {
         Reading {
@@ -103,9 +121,42 @@ mod tests {
             memory_met(&m).map(|m| m.threshold.signal),
             Some(Signal::AllocatableMemoryAvailable)
         );
+        // Memory before disk, whatever the amounts.
+        assert_eq!(
+            to_reclaim(&m).map(|m| m.threshold.signal),
+            Some(Signal::AllocatableMemoryAvailable)
+        );
+        assert_eq!(
+            to_reclaim(&m[..1]).map(|m| m.threshold.signal),
+            Some(Signal::ImageFsAvailable)
+        );
         // Exactly at the threshold is not below it.
         s.insert(Signal::ImageFsAvailable, reading(15, 100));
         assert_eq!(met(&t, &s).len(), 1);
+    }
+
+    #[test]
+    fn disk_is_reclaimed_before_inodes_and_pids() {
+        let t = parse_list("nodefs.available<10%,nodefs.inodesFree<5%,pid.available<1000").unwrap();
+        let mut s = BTreeMap::new();
+        s.insert(Signal::PidAvailable, reading(10, 4_000_000));
+        s.insert(Signal::NodeFsInodesFree, reading(1, 100));
+        s.insert(Signal::NodeFsAvailable, reading(9, 100));
+        let m = met(&t, &s);
+        assert_eq!(m.len(), 3);
+        assert_eq!(
+            to_reclaim(&m).map(|m| m.threshold.signal),
+            Some(Signal::NodeFsAvailable)
+        );
+        assert_eq!(
+            to_reclaim(&m[1..]).map(|m| m.threshold.signal),
+            Some(Signal::NodeFsInodesFree)
+        );
+        assert_eq!(
+            to_reclaim(&m[2..]).map(|m| m.threshold.signal),
+            Some(Signal::PidAvailable)
+        );
+        assert!(to_reclaim(&[]).is_none());
     }
 
     #[test]

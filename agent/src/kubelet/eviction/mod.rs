@@ -1,18 +1,21 @@
 //! Node-pressure eviction, kubelet's way: every monitoring interval the
 //! manager observes the node (memory, filesystems, PIDs, each pod's memory
 //! working set), compares the signals with the hard thresholds, publishes
-//! the pressure conditions, and under memory pressure evicts one pod (the
-//! first in kubelet's order), then waits for it to be gone before
-//! observing again. It asks the pod manager to kill; it never talks to
-//! containerd itself and never evicts critical (static) pods.
+//! the pressure conditions, and under memory, disk or PID pressure evicts
+//! one pod (the first in kubelet's order for the starved resource, which
+//! is measured per pod only then), then waits for it to be gone before
+//! observing again. It asks the pod manager to kill; from containerd it
+//! only reads writable-layer usage; it never evicts critical (static)
+//! pods.
 
 pub mod decide;
 pub mod observe;
 pub mod rank;
 pub mod report;
 pub mod threshold;
+pub mod usage;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +23,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::{mpsc, watch};
 
+use crate::kubelet::runtime::ContainerRuntime;
 use crate::kubelet::source::Snapshot;
 use crate::node::conditions::Pressure;
 use crate::node::resources::{self, NodeResources, Resources};
@@ -121,11 +125,16 @@ pub struct Context {
     pub settings: Settings,
     pub resources: NodeResources,
     pub cgroup_root: String,
-    /// The kubelet's root directory: nodefs (and imagefs, as on a node
-    /// with one disk).
+    /// The kubelet's root directory: nodefs.
     pub nodefs: PathBuf,
+    /// containerd's snapshotter root: imagefs (often the same filesystem).
+    pub imagefs: PathBuf,
+    /// `--pod-log-dir`: pods' logs count as their local storage.
+    pub pod_log_dir: PathBuf,
     pub node_name: String,
     pub client: Option<kube::Client>,
+    /// The owner label of this kubelet's containers.
+    pub owner: String,
 }
 
 fn uid(p: &Pod) -> String {
@@ -140,35 +149,19 @@ fn terminal(p: &Pod) -> bool {
             .is_some_and(|ph| ph == "Failed" || ph == "Succeeded")
 }
 
-/// Each container's (name, working set, request) for the message: running
-/// containers' cgroups named by their IDs in the pod's status.
-fn container_usage(pod: &Pod, cgroup_root: &str) -> Vec<(String, i64, i64)> {
-    let uid = uid(pod);
-    let statuses = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.container_statuses.clone())
-        .unwrap_or_default();
-    rank::container_requests(pod)
-        .into_iter()
-        .filter_map(|(name, request)| {
-            let id = statuses
-                .iter()
-                .find(|s| s.name == name)?
-                .container_id
-                .as_deref()?
-                .rsplit("://")
-                .next()?
-                .to_string();
-            let cg = format!("{}/{id}", observe::pod_cgroup(cgroup_root, &uid));
-            Some((name, observe::cgroup_working_set(&cg)?, request))
-        })
-        .collect()
+fn same_filesystem(a: &std::path::Path, b: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev(),
+        // Unknown: treat as one disk, as before.
+        _ => true,
+    }
 }
 
 /// Runs until the pods channel closes.
-pub async fn run(
+pub async fn run<R: ContainerRuntime>(
     ctx: Context,
+    runtime: Arc<R>,
     pods: watch::Receiver<Option<Arc<Snapshot>>>,
     evict: mpsc::Sender<Eviction>,
     pressure: watch::Sender<Pressure>,
@@ -183,6 +176,19 @@ pub async fn run(
     let mut evicted: HashSet<String> = HashSet::new();
     let mut waiting: Option<(String, Instant)> = None;
     let mut last_met: Vec<threshold::Signal> = Vec::new();
+    // On a separate image filesystem pods' emptyDirs and logs free
+    // nothing: only image GC and writable layers would, which Capstan
+    // does not do yet, so imagefs thresholds there set DiskPressure only.
+    let image_fs_shared = same_filesystem(&ctx.nodefs, &ctx.imagefs);
+    if !image_fs_shared {
+        tracing::warn!(imagefs = %ctx.imagefs.display(), "imagefs is a separate filesystem: its thresholds set DiskPressure but evict no pods");
+    }
+    let paths = usage::Paths {
+        root: ctx.nodefs.clone(),
+        pod_log_dir: ctx.pod_log_dir.clone(),
+        cgroup_root: ctx.cgroup_root.clone(),
+        owner: ctx.owner.clone(),
+    };
     let mut tick = tokio::time::interval(ctx.settings.monitoring_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -193,10 +199,14 @@ pub async fn run(
         let snap = pods.borrow().clone().unwrap_or_default();
         let all: Vec<Arc<Pod>> = snap.pods.values().cloned().collect();
         let uids: Vec<String> = all.iter().map(|p| uid(p)).collect();
-        let (root, nodefs) = (ctx.cgroup_root.clone(), ctx.nodefs.clone());
+        let (root, nodefs, imagefs) = (
+            ctx.cgroup_root.clone(),
+            ctx.nodefs.clone(),
+            ctx.imagefs.clone(),
+        );
         // statvfs can block (a hung mount): never on the runtime's threads.
         let Ok(obs) =
-            tokio::task::spawn_blocking(move || observe::read(&root, &uids, &nodefs, &nodefs))
+            tokio::task::spawn_blocking(move || observe::read(&root, &uids, &nodefs, &imagefs))
                 .await
         else {
             continue;
@@ -237,26 +247,55 @@ pub async fn run(
             }
             waiting = None;
         }
-        let Some(m) = decide::memory_met(&met) else {
+        let actionable: Vec<decide::Met> = met
+            .iter()
+            .filter(|m| image_fs_shared || !m.threshold.signal.image_fs())
+            .copied()
+            .collect();
+        let Some(m) = decide::to_reclaim(&actionable).copied() else {
             continue;
         };
-        let candidates = all
+        let resource = m.threshold.signal.resource();
+        // Only pods that run something: one refused at admission (its
+        // Failed status may not be back from the API yet) or still
+        // pulling has nothing to reclaim.
+        let pods: Vec<Arc<Pod>> = all
             .iter()
-            .filter(|p| !terminal(p) && !evicted.contains(&uid(p)))
-            .map(|p| rank::Candidate {
-                pod: p.clone(),
-                usage: obs.pods.get(&uid(p)).copied().unwrap_or(0),
+            .filter(|p| !terminal(p) && !evicted.contains(&uid(p)) && !rank::is_critical(p))
+            .filter(|p| observe::cgroup_exists(&observe::pod_cgroup(&ctx.cgroup_root, &uid(p))))
+            .cloned()
+            .collect();
+        let usage = usage::measure(&paths, runtime.as_ref(), &obs, &pods, resource).await;
+        let mut per_pod: HashMap<String, Vec<(String, i64)>> = HashMap::new();
+        let candidates = pods
+            .into_iter()
+            .zip(usage)
+            .map(|(pod, u)| {
+                per_pod.insert(uid(&pod), u.containers);
+                rank::Candidate {
+                    pod,
+                    usage: u.total,
+                }
             })
             .collect();
-        let Some(victim) = rank::rank_memory(candidates).into_iter().next() else {
+        let Some(victim) = rank::rank(resource, candidates).into_iter().next() else {
             continue;
         };
         let pod = victim.pod;
         let id = uid(&pod);
-        let message = rank::message(m, &container_usage(&pod, &ctx.cgroup_root));
+        let used = per_pod.remove(&id).unwrap_or_default();
+        let containers: Vec<(String, i64, i64)> = rank::container_requests(&pod, resource)
+            .into_iter()
+            .filter_map(|(name, request)| {
+                let u = used.iter().find(|(n, _)| *n == name)?.1;
+                Some((name, u, request))
+            })
+            .collect();
+        let message = rank::message(&m, &containers);
         tracing::warn!(
             pod = ?pod.metadata.name,
             namespace = ?pod.metadata.namespace,
+            resource = resource.name(),
             usage = victim.usage,
             priority = rank::priority(&pod),
             %message,
@@ -277,7 +316,7 @@ pub async fn run(
         waiting = Some((id, Instant::now() + CLEANUP_TIMEOUT));
         if let Some(client) = ctx.client.clone() {
             let node = ctx.node_name.clone();
-            let resource = m.threshold.signal.resource().name();
+            let resource = resource.name();
             tokio::spawn(async move {
                 report::threshold_met(&client, &node, resource).await;
                 report::pod_evicted(&client, &pod, &message, &node).await;

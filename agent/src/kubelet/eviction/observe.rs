@@ -1,8 +1,10 @@
 //! What the eviction manager measures, as kubelet's summary stats define
 //! it: the node's memory working set (/proc/meminfo), each pod's memory
 //! working set (usage − inactive file, from its memory cgroup, v1 or v2),
-//! the filesystems (statvfs) and process IDs. Reads only; the text parsers
-//! are pure and tested without a machine.
+//! the filesystems (statvfs) and process IDs; and the pieces `usage`
+//! measures pods with when one must be chosen (du of a directory, a pod's
+//! process count from its pids cgroup). Reads only; the text parsers are
+//! pure and tested without a machine.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -107,6 +109,12 @@ pub fn cgroup_working_set(relative: &str) -> Option<i64> {
     ))
 }
 
+/// Whether the cgroup at `relative` exists (v1 memory controller or v2).
+pub fn cgroup_exists(relative: &str) -> bool {
+    let rel = relative.trim_matches('/');
+    Path::new(CGROUP_V1_MEMORY).join(rel).is_dir() || Path::new(CGROUP_V2).join(rel).is_dir()
+}
+
 /// Whether any process is left in the cgroup at `relative` or below it
 /// (an evicted pod is gone once this is false).
 pub fn cgroup_has_processes(relative: &str) -> bool {
@@ -126,6 +134,55 @@ pub fn cgroup_has_processes(relative: &str) -> bool {
         return walk(&v1);
     }
     walk(&Path::new(CGROUP_V2).join(rel))
+}
+
+/// Disk blocks and inodes under `dir` (du's way: allocated blocks, every
+/// entry one inode; symlinks not followed, hard links counted once each
+/// time they are met).
+pub fn du(dir: &Path) -> (i64, i64) {
+    use std::os::unix::fs::MetadataExt;
+    let (mut bytes, mut inodes) = (0i64, 0i64);
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&d) else {
+            continue;
+        };
+        bytes += meta.blocks() as i64 * 512;
+        inodes += 1;
+        if meta.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&d) {
+                stack.extend(entries.filter_map(|e| e.ok()).map(|e| e.path()));
+            }
+        }
+    }
+    (bytes, inodes)
+}
+
+/// Tasks in the pod's cgroup: the pids controller's count (v1, else v2),
+/// else the tasks listed in its memory cgroup and below.
+pub fn pod_processes(cgroup_root: &str, uid: &str) -> Option<i64> {
+    let rel = pod_cgroup(cgroup_root, uid);
+    for base in ["/sys/fs/cgroup/pids", CGROUP_V2] {
+        if let Some(n) = read_i64(&Path::new(base).join(&rel).join("pids.current")) {
+            return Some(n);
+        }
+    }
+    fn count(dir: &Path) -> i64 {
+        let here = std::fs::read_to_string(dir.join("tasks"))
+            .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count() as i64)
+            .unwrap_or(0);
+        here + std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| count(&e.path()))
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+    let v1 = Path::new(CGROUP_V1_MEMORY).join(&rel);
+    v1.is_dir().then(|| count(&v1))
 }
 
 fn read_i64(p: &Path) -> Option<i64> {
@@ -292,6 +349,20 @@ mod tests {
             Some(345)
         );
         assert_eq!(parse_loadavg_tasks("garbage"), None);
+    }
+
+    #[test]
+    fn du_counts_blocks_and_inodes() {
+        let dir = std::env::temp_dir().join(format!("capstan-du-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("sub/a"), vec![1u8; 64 << 10]).unwrap();
+        std::fs::write(dir.join("b"), b"x").unwrap();
+        let (bytes, inodes) = du(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(inodes, 4);
+        assert!(bytes >= 64 << 10, "{bytes}");
+        assert_eq!(du(&dir), (0, 0));
     }
 
     #[test]

@@ -72,8 +72,13 @@ impl Signal {
         }
     }
 
+    /// Signals of the image filesystem.
+    pub fn image_fs(self) -> bool {
+        matches!(self, Signal::ImageFsAvailable | Signal::ImageFsInodesFree)
+    }
+
     /// Whether amounts of this signal are bytes (else counts).
-    fn bytes(self) -> bool {
+    pub fn bytes(self) -> bool {
         matches!(
             self.resource(),
             Resource::Memory | Resource::EphemeralStorage

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use containerd_client::services::v1::container::Runtime;
 use containerd_client::services::v1::snapshots::{
-    MountsRequest, PrepareSnapshotRequest, RemoveSnapshotRequest,
+    MountsRequest, PrepareSnapshotRequest, RemoveSnapshotRequest, UsageRequest,
 };
 use containerd_client::services::v1::CreateRequest as CreateLease;
 use containerd_client::services::v1::{
@@ -225,6 +225,24 @@ impl Containerd {
                 None => Ok(None),
             },
         }
+    }
+}
+
+impl Containerd {
+    /// Where containerd keeps image layers and writable layers: the root
+    /// its snapshotter plugin exports (kubelet's imagefs). `None` when
+    /// containerd does not say.
+    pub async fn image_fs(&self) -> Option<PathBuf> {
+        let req = containerd_client::services::v1::PluginsRequest {
+            filters: vec![format!(
+                "type==io.containerd.snapshotter.v1,id=={SNAPSHOTTER}"
+            )],
+        };
+        let resp = self.client.introspection().plugins(req).await.ok()?;
+        resp.into_inner()
+            .plugins
+            .into_iter()
+            .find_map(|p| p.exports.get("root").map(PathBuf::from))
     }
 }
 
@@ -465,6 +483,25 @@ impl ContainerRuntime for Containerd {
             .await
             .map_err(err("update container", id))?;
         Ok(())
+    }
+
+    async fn writable_layer(&self, id: &str) -> Result<Option<(i64, i64)>> {
+        match self
+            .client
+            .snapshots()
+            .usage(self.req(UsageRequest {
+                snapshotter: SNAPSHOTTER.into(),
+                key: id.to_string(),
+            }))
+            .await
+        {
+            Ok(r) => {
+                let u = r.into_inner();
+                Ok(Some((u.size, u.inodes)))
+            }
+            Err(s) if s.code() == Code::NotFound => Ok(None),
+            Err(s) => Err(err("snapshot usage", id)(s)),
+        }
     }
 
     async fn list(&self, label: &str, value: &str) -> Result<Vec<ContainerInfo>> {

@@ -91,6 +91,9 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         id: &str,
         labels: HashMap<String, String>,
     ) -> impl Future<Output = Result<()>> + Send;
+    /// Bytes and inodes of the container's writable layer (its snapshot);
+    /// None when it has none.
+    fn writable_layer(&self, id: &str) -> impl Future<Output = Result<Option<(i64, i64)>>> + Send;
     /// Containers carrying `label=value`, with their task states.
     fn list(
         &self,

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod merge;
+pub mod node;
 pub mod static_dir;
 
 use std::collections::HashMap;
