@@ -155,6 +155,12 @@ fn pod_startup_reports_both_rounds() {
     for r in rounds {
         assert_eq!(r["pods"], 4, "{r}");
         let (run, ready) = (r["running_p99_ms"].as_f64(), r["ready_p99_ms"].as_f64());
+        // Bound is seen no later than Running (same or an earlier event).
+        let bound = r["bound_p50_ms"].as_f64();
+        assert!(
+            bound.is_some_and(|b| b > 0.0 && b <= r["running_p50_ms"].as_f64().unwrap_or(0.0)),
+            "{r}"
+        );
         assert!(
             run.is_some_and(|x| x > 0.0) && ready.is_some_and(|x| x >= run.unwrap_or(0.0)),
             "{r}"

@@ -32,6 +32,10 @@ pub struct Options {
     pub batch: usize,
     /// Seconds the idle agents' CPU is sampled over.
     pub idle_seconds: u64,
+    /// Every pod's HTTP readiness probe period: 1 s makes Ready follow a
+    /// failed first probe quickly; Kubernetes' default is 10 s. The idle
+    /// CPU includes these probes.
+    pub probe_period: u32,
     pub json: Option<PathBuf>,
 }
 
@@ -39,6 +43,10 @@ pub struct Options {
 pub struct Round {
     pub mode: String,
     pub pods: usize,
+    /// Create to the first watch event with `spec.nodeName` (the
+    /// scheduler's share; the rest up to Running is the kubelet's).
+    pub bound_p50_ms: f64,
+    pub bound_p99_ms: f64,
     pub running_p50_ms: f64,
     pub running_p99_ms: f64,
     pub ready_p50_ms: f64,
@@ -54,6 +62,7 @@ pub struct Report {
     pub agent_rss_mib: Vec<f64>,
     /// Per node, percent of one core, same pods running, nothing changing.
     pub agent_idle_cpu_percent: Vec<f64>,
+    pub probe_period_seconds: u32,
     pub loadavg: String,
 }
 
@@ -61,15 +70,17 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "| mode | pods | create→Running p50 | p99 | create→Ready p50 | p99 | all Ready (wall) |"
+            "| mode | pods | create→bound p50 | p99 | create→Running p50 | p99 | create→Ready p50 | p99 | all Ready (wall) |"
         )?;
-        writeln!(f, "|---|---:|---:|---:|---:|---:|---:|")?;
+        writeln!(f, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")?;
         for r in &self.rounds {
             writeln!(
                 f,
-                "| {} | {} | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.2} s |",
+                "| {} | {} | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.2} s |",
                 r.mode,
                 r.pods,
+                r.bound_p50_ms,
+                r.bound_p99_ms,
                 r.running_p50_ms,
                 r.running_p99_ms,
                 r.ready_p50_ms,
@@ -85,9 +96,10 @@ impl fmt::Display for Report {
         };
         writeln!(
             f,
-            "\nagent RSS with the pods running (per node): {}; agent CPU idle: {} of a core; load average {}",
+            "\nagent RSS with the pods running (per node): {}; agent CPU idle: {} of a core (readiness probes every {} s); load average {}",
             list(&self.agent_rss_mib, " MiB"),
             list(&self.agent_idle_cpu_percent, " %"),
+            self.probe_period_seconds,
             self.loadavg
         )
     }
@@ -154,7 +166,7 @@ fn start(lab: Lab) -> anyhow::Result<Cluster> {
     Ok(Cluster { lab, cp, agents })
 }
 
-fn bench_pod(i: usize) -> anyhow::Result<Pod> {
+fn bench_pod(i: usize, probe_period: u32) -> anyhow::Result<Pod> {
     Ok(serde_json::from_value(serde_json::json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": format!("startup-{i}"), "labels": {"capstan-bench": "pod-startup"}},
@@ -165,7 +177,7 @@ fn bench_pod(i: usize) -> anyhow::Result<Pod> {
                 "image": crate::image::TEST_IMAGE,
                 "imagePullPolicy": "IfNotPresent",
                 "command": ["/bin/capstan-testsrv", "serve", "--http", "0.0.0.0:8080"],
-                "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": 1},
+                "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": probe_period.max(1)},
             }]
         }
     }))?)
@@ -209,40 +221,45 @@ async fn wait_nodes_ready(client: &kube::Client) -> anyhow::Result<()> {
 
 /// Creates pods `ids` with at most `in_flight` creates at once, waiting
 /// for each group of `group` to be Ready before the next; returns per pod
-/// (create sent, Running seen, Ready seen).
+/// (create sent, bound seen, Running seen, Ready seen).
 async fn round(
     pods: &Api<Pod>,
     ids: std::ops::Range<usize>,
     group: usize,
-) -> anyhow::Result<Vec<(Instant, Instant, Instant)>> {
+    probe_period: u32,
+) -> anyhow::Result<Vec<Times>> {
     let list = pods.list(&ListParams::default().labels(LABEL)).await?;
     let rv = list.metadata.resource_version.unwrap_or_default();
     let stream = pods
         .watch(&WatchParams::default().labels(LABEL).timeout(290), &rv)
         .await?;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, bool, bool, Instant)>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Seen>();
     let watcher = tokio::spawn(async move {
         let mut s = stream.boxed();
         while let Ok(Some(ev)) = s.try_next().await {
             if let WatchEvent::Added(p) | WatchEvent::Modified(p) = ev {
-                let name = p.metadata.name.clone().unwrap_or_default();
-                if tx
-                    .send((name, is_running(&p), is_ready(&p), Instant::now()))
-                    .is_err()
-                {
+                let seen = Seen {
+                    at: Instant::now(),
+                    name: p.metadata.name.clone().unwrap_or_default(),
+                    bound: p.spec.as_ref().is_some_and(|s| s.node_name.is_some()),
+                    running: is_running(&p),
+                    ready: is_ready(&p),
+                };
+                if tx.send(seen).is_err() {
                     break;
                 }
             }
         }
     });
     let mut sent: HashMap<String, Instant> = HashMap::new();
+    let mut bound: HashMap<String, Instant> = HashMap::new();
     let mut running: HashMap<String, Instant> = HashMap::new();
     let mut ready: HashMap<String, Instant> = HashMap::new();
     let all: Vec<usize> = ids.collect();
     for chunk in all.chunks(group.max(1)) {
         let made: Vec<anyhow::Result<(String, Instant)>> =
             futures::stream::iter(chunk.iter().map(|&i| async move {
-                let p = bench_pod(i)?;
+                let p = bench_pod(i, probe_period)?;
                 let t = Instant::now();
                 pods.create(&PostParams::default(), &p).await?;
                 Ok((p.metadata.name.unwrap_or_default(), t))
@@ -259,13 +276,23 @@ async fn round(
         let deadline = Instant::now() + Duration::from_secs(120);
         while !names.iter().all(|n| ready.contains_key(n)) {
             let left = deadline.saturating_duration_since(Instant::now());
-            let Ok(Some((name, run, rdy, at))) = tokio::time::timeout(left, rx.recv()).await else {
+            let Ok(Some(Seen {
+                at,
+                name,
+                bound: bnd,
+                running: run,
+                ready: rdy,
+            })) = tokio::time::timeout(left, rx.recv()).await
+            else {
                 bail!(
                     "{} of {} pods Ready within 120 s",
                     names.iter().filter(|n| ready.contains_key(*n)).count(),
                     names.len()
                 );
             };
+            if bnd || run || rdy {
+                bound.entry(name.clone()).or_insert(at);
+            }
             if run || rdy {
                 running.entry(name.clone()).or_insert(at);
             }
@@ -277,23 +304,53 @@ async fn round(
     watcher.abort();
     Ok(sent
         .iter()
-        .filter_map(|(n, s)| Some((*s, *running.get(n)?, *ready.get(n)?)))
+        .filter_map(|(n, s)| {
+            Some(Times {
+                sent: *s,
+                bound: *bound.get(n)?,
+                running: *running.get(n)?,
+                ready: *ready.get(n)?,
+            })
+        })
         .collect())
 }
 
-fn summarise(mode: &str, t: &[(Instant, Instant, Instant)]) -> Round {
-    let ms = |f: &dyn Fn(&(Instant, Instant, Instant)) -> Duration| {
-        let mut v: Vec<f64> = t.iter().map(|x| f(x).as_secs_f64() * 1000.0).collect();
+/// One watch event's news about a pod.
+struct Seen {
+    at: Instant,
+    name: String,
+    bound: bool,
+    running: bool,
+    ready: bool,
+}
+
+/// When a pod was created and first seen bound, Running and Ready.
+struct Times {
+    sent: Instant,
+    bound: Instant,
+    running: Instant,
+    ready: Instant,
+}
+
+fn summarise(mode: &str, t: &[Times]) -> Round {
+    let ms = |f: &dyn Fn(&Times) -> Instant| {
+        let mut v: Vec<f64> = t
+            .iter()
+            .map(|x| f(x).saturating_duration_since(x.sent).as_secs_f64() * 1000.0)
+            .collect();
         v.sort_by(f64::total_cmp);
         v
     };
-    let run = ms(&|(s, r, _)| r.saturating_duration_since(*s));
-    let rdy = ms(&|(s, _, r)| r.saturating_duration_since(*s));
-    let first = t.iter().map(|x| x.0).min();
-    let last = t.iter().map(|x| x.2).max();
+    let bnd = ms(&|x| x.bound);
+    let run = ms(&|x| x.running);
+    let rdy = ms(&|x| x.ready);
+    let first = t.iter().map(|x| x.sent).min();
+    let last = t.iter().map(|x| x.ready).max();
     Round {
         mode: mode.into(),
         pods: t.len(),
+        bound_p50_ms: percentile(&bnd, 0.50),
+        bound_p99_ms: percentile(&bnd, 0.99),
         running_p50_ms: percentile(&run, 0.50),
         running_p99_ms: percentile(&run, 0.99),
         ready_p50_ms: percentile(&rdy, 0.50),
@@ -373,10 +430,10 @@ async fn measure(kubeconfig: &Path, o: &Options, pids: &[u32]) -> anyhow::Result
     wait_nodes_ready(&client).await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let mut rounds = Vec::new();
-    let t = round(&pods, 0..o.pods, o.batch).await?;
+    let t = round(&pods, 0..o.pods, o.batch, o.probe_period).await?;
     rounds.push(summarise(&format!("{} at a time", o.batch), &t));
     delete_all(&pods).await?;
-    let t = round(&pods, o.pods..2 * o.pods, o.pods).await?;
+    let t = round(&pods, o.pods..2 * o.pods, o.pods, o.probe_period).await?;
     rounds.push(summarise("all at once", &t));
     let agent_rss_mib = pids.iter().map(|p| rss_mib(*p)).collect();
     // Let the last status patches and probes settle before sampling idle.
@@ -401,6 +458,7 @@ async fn measure(kubeconfig: &Path, o: &Options, pids: &[u32]) -> anyhow::Result
         rounds,
         agent_rss_mib,
         agent_idle_cpu_percent,
+        probe_period_seconds: o.probe_period.max(1),
         loadavg: std::fs::read_to_string("/proc/loadavg")
             .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
             .unwrap_or_default(),

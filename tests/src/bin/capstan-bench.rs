@@ -88,6 +88,9 @@ enum Cmd {
         /// Seconds the idle agents' CPU is sampled over.
         #[arg(long, default_value_t = 10)]
         idle_seconds: u64,
+        /// Readiness probe period of every pod (Kubernetes' default is 10).
+        #[arg(long, default_value_t = 1)]
+        probe_period: u32,
         /// Write the report as JSON.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -213,6 +216,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             pods,
             batch,
             idle_seconds,
+            probe_period,
             json,
         } => {
             let report =
@@ -220,6 +224,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     pods,
                     batch,
                     idle_seconds,
+                    probe_period,
                     json,
                 })?;
             print!("{report}");
