@@ -81,6 +81,9 @@ pub struct ConcurrentRound {
 pub struct BenchCniReport {
     pub rows: Vec<Row>,
     pub concurrent: ConcurrentRound,
+    /// `busybox true` (static glibc, does nothing) started the same way:
+    /// the floor under any glibc-linked plugin's process start here.
+    pub exec_floor: Option<Stats>,
 }
 
 fn ms(d: Duration) -> String {
@@ -124,8 +127,41 @@ impl fmt::Display for BenchCniReport {
             f,
             "| distinct addresses (capstan) | {} of {} | |",
             c.distinct_addresses, c.pods
-        )
+        )?;
+        if let Some(floor) = &self.exec_floor {
+            writeln!(
+                f,
+                "\nexec floor (`{FLOOR_PROGRAM} true`, static glibc, started like a plugin): median {}, p99 {}",
+                ms(floor.median),
+                ms(floor.p99)
+            )?;
+        }
+        Ok(())
     }
+}
+
+const FLOOR_PROGRAM: &str = "/bin/busybox";
+
+/// Starts a static glibc program that does nothing, exactly as a plugin
+/// is started (fork, setns into the node, exec, pipes): what any such
+/// plugin pays before its own first instruction.
+fn exec_floor(node: &Netns) -> anyhow::Result<Duration> {
+    let mut cmd = node.command(FLOOR_PROGRAM)?;
+    cmd.arg("true")
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let start = Instant::now();
+    let out = cmd
+        .spawn()
+        .with_context(|| format!("spawn {FLOOR_PROGRAM}"))?
+        .wait_with_output()?;
+    let took = start.elapsed();
+    if !out.status.success() {
+        bail!("{FLOOR_PROGRAM} true failed");
+    }
+    Ok(took)
 }
 
 /// One plugin under test: its binary, its config and its private node.
@@ -231,7 +267,12 @@ pub fn run(opts: &BenchCniOpts) -> anyhow::Result<BenchCniReport> {
     // [subject][add, del, version]; VERSION does no work, so it shows
     // what starting the plugin process alone costs.
     let mut samples: [[Vec<Duration>; 3]; 2] = Default::default();
+    let floor_available = Path::new(FLOOR_PROGRAM).exists();
+    let mut floor = Vec::new();
     for i in 0..opts.runs {
+        if floor_available {
+            floor.push(exec_floor(&capstan.node)?);
+        }
         let order: [usize; 2] = if i % 2 == 0 { [0, 1] } else { [1, 0] };
         for s in order {
             let subject = if s == 0 { &capstan } else { &reference };
@@ -291,6 +332,7 @@ pub fn run(opts: &BenchCniOpts) -> anyhow::Result<BenchCniReport> {
         bail!("capstan left {leftover} reservations after the concurrent DELs");
     }
     Ok(BenchCniReport {
+        exec_floor: (!floor.is_empty()).then(|| Stats::of(floor)),
         rows,
         concurrent: ConcurrentRound {
             pods: opts.concurrent,
