@@ -5,11 +5,13 @@
 //! with the other nodes found through the API. Pods on different nodes
 //! then reach each other, and a node deleted from the API is unmeshed.
 //!
-//! The cluster is dual-stack: the net-conf has an `IPv6Network` and the
-//! nodes register with an IPv4 and an IPv6 `podCIDRs` entry (set at
-//! registration: capstan-control's node IPAM hands out IPv4 CIDRs only,
-//! and leaves a node that already has one alone). IPv6 pod traffic rides
-//! the same VXLAN device over the IPv4 underlay, as in etcd mode.
+//! The cluster is dual-stack: the net-conf has an `IPv6Network`; the first
+//! `DUAL` nodes register with an IPv4 and an IPv6 `podCIDRs` entry (set at
+//! registration: capstan-control's node IPAM hands out IPv4 CIDRs only, and
+//! leaves a node that already has one alone), the last registers bare and
+//! gets an IPv4 CIDR from the IPAM: a single-stack node among dual-stack
+//! ones. IPv6 pod traffic rides the same VXLAN device over the IPv4
+//! underlay, as in etcd mode.
 
 mod common;
 
@@ -23,7 +25,9 @@ use capstan_lab::{privileged, Lab};
 use common::*;
 use libtest_mimic::{Arguments, Failed, Trial};
 
-const NODES: usize = 2;
+const NODES: usize = 3;
+/// Nodes `0..DUAL` are dual-stack; node `DUAL` gets its CIDR from the IPAM.
+const DUAL: usize = 2;
 const NET_CONF: &str = r#"{"Network":"10.244.0.0/16","SubnetLen":24,"IPv6Network":"fd00:10:244::/56","Backend":{"Type":"vxlan","VNI":1}}"#;
 
 /// The dual-stack pod CIDRs node `i` registers with.
@@ -121,12 +125,18 @@ fn main() {
         ],
     )
     .unwrap_or_else(|e| panic!("start capstan-control: {e}"));
-    // The nodes register (here before any agent runs) with dual-stack pod
-    // CIDRs, as kube-controller-manager's dual-stack IPAM would give them.
+    // The nodes register (here before any agent runs); the dual-stack ones
+    // with both pod CIDRs, as kube-controller-manager's dual-stack IPAM
+    // would give them.
     for (i, n) in lab.nodes().iter().enumerate() {
         let (v4, v6) = registered_cidrs(i);
+        let spec = if i < DUAL {
+            format!("spec:\n  podCIDR: {v4}\n  podCIDRs: [{v4}, \"{v6}\"]\n")
+        } else {
+            String::new()
+        };
         let manifest = format!(
-            "apiVersion: v1\nkind: Node\nmetadata:\n  name: {}\nspec:\n  podCIDR: {v4}\n  podCIDRs: [{v4}, \"{v6}\"]\n",
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: {}\n{spec}",
             n.name()
         );
         kubectl(&cp, &["create", "-f", "-"], Some(&manifest)).expect("register node");
@@ -169,6 +179,7 @@ fn main() {
         ),
         t("ipv6_vtep_published_as_node_annotation", vtep_v6_annotation),
         t("dual_stack_pods_reach_each_other_over_ipv6", pods_reach_v6),
+        t("single_stack_node_among_dual_stack_ones", single_stack_node),
         t("a_deleted_node_is_unmeshed", deleted_node_unmeshed),
     ];
     let conclusion = libtest_mimic::run(&args, trials);
@@ -273,7 +284,7 @@ fn pods_reach(s: &Suite) -> Result<(), Failed> {
 
 /// The subnet file carries both families: the IPv4 and the IPv6 podCIDR.
 fn subnet_files_dual_stack(s: &Suite) -> Result<(), Failed> {
-    for i in 0..NODES {
+    for i in 0..DUAL {
         let (v4, v6) = registered_cidrs(i);
         let want6 = node_field(s, i, ".spec.podCIDRs[1]");
         let have4 = node_subnet(&s.lab, i).map(|n| n.to_string());
@@ -293,7 +304,7 @@ fn subnet_files_dual_stack(s: &Suite) -> Result<(), Failed> {
 /// The IPv6 VTEP is on the Node, and (one device for both families) it is
 /// the IPv4 one.
 fn vtep_v6_annotation(s: &Suite) -> Result<(), Failed> {
-    for i in 0..NODES {
+    for i in 0..DUAL {
         let v6 = node_field(s, i, r".metadata.annotations.capstan\.io/backend-v6-data");
         let v4 = node_field(s, i, r".metadata.annotations.capstan\.io/backend-data");
         check(
@@ -307,9 +318,9 @@ fn vtep_v6_annotation(s: &Suite) -> Result<(), Failed> {
 /// Every node routes to the other's IPv6 subnet over the tunnel, and TCP
 /// (and UDP) between pods on different nodes works over IPv6.
 fn pods_reach_v6(s: &Suite) -> Result<(), Failed> {
-    for i in 0..NODES {
+    for i in 0..DUAL {
         let ns = s.lab.node(i).netns_name().to_string();
-        for j in (0..NODES).filter(|j| *j != i) {
+        for j in (0..DUAL).filter(|j| *j != i) {
             // Programmed in the same pass as the IPv4 entries the set-up
             // waited for; the deadline only bounds a failure.
             wait_for(
@@ -329,6 +340,35 @@ fn pods_reach_v6(s: &Suite) -> Result<(), Failed> {
     tcp_echo(&s.pods[0], ip6(1)?).map_err(|e| format!("tcp6 pod0->pod1: {e}"))?;
     tcp_echo(&s.pods[1], ip6(0)?).map_err(|e| format!("tcp6 pod1->pod0: {e}"))?;
     udp_echo(&s.pods[0], ip6(1)?).map_err(|e| format!("udp6 pod0->pod1: {e}"))?;
+    Ok(())
+}
+
+/// Node `DUAL` has only the IPv4 CIDR the IPAM gave it: its subnet file has
+/// no IPv6 line, it publishes no IPv6 VTEP, the dual-stack nodes have no
+/// IPv6 entries towards it, and IPv4 pod traffic with it still works.
+fn single_stack_node(s: &Suite) -> Result<(), Failed> {
+    let cidrs = node_field(s, DUAL, ".spec.podCIDRs");
+    let text = std::fs::read_to_string(subnet_file(&s.lab, DUAL)).unwrap_or_default();
+    check(
+        !cidrs.is_empty() && !cidrs.contains(':') && !text.contains("CAPSTAN_IPV6"),
+        format!("node {DUAL}: podCIDRs {cidrs:?}, subnet file:\n{text}"),
+    )?;
+    let v6 = node_field(
+        s,
+        DUAL,
+        r".metadata.annotations.capstan\.io/backend-v6-data",
+    );
+    check(v6.is_empty(), format!("node {DUAL} backend-v6-data {v6:?}"))?;
+    for i in 0..DUAL {
+        let ns = s.lab.node(i).netns_name().to_string();
+        let routes6 = ip_in(&ns, &["-6", "route", "show", "proto", "67"]);
+        check(
+            has_peer(&s.lab, &ns, DUAL) && routes6.lines().count() == DUAL - 1,
+            format!("node {i}: v6 routes {routes6:?}"),
+        )?;
+    }
+    tcp_echo(&s.pods[0], s.pods[DUAL].ip).map_err(|e| format!("tcp pod0->pod{DUAL}: {e}"))?;
+    tcp_echo(&s.pods[DUAL], s.pods[0].ip).map_err(|e| format!("tcp pod{DUAL}->pod0: {e}"))?;
     Ok(())
 }
 
