@@ -311,9 +311,9 @@ fn pods_reach(s: &Suite) -> Result<(), Failed> {
 /// The subnet file carries both families: the IPv4 and the IPv6 podCIDR.
 fn subnet_files_dual_stack(s: &Suite) -> Result<(), Failed> {
     let nodes = nodes_json(s)?;
-    for i in 0..DUAL {
+    for (i, node) in nodes.iter().enumerate().take(DUAL) {
         let (v4, v6) = registered_cidrs(i);
-        let want6 = nodes[i]["spec"]["podCIDRs"][1].as_str().unwrap_or_default();
+        let want6 = node["spec"]["podCIDRs"][1].as_str().unwrap_or_default();
         let have4 = node_subnet(&s.lab, i).map(|n| n.to_string());
         let have6 = node_subnet6(&s.lab, i).map(|n| n.to_string());
         let text = std::fs::read_to_string(subnet_file(&s.lab, i)).unwrap_or_default();
