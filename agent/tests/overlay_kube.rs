@@ -4,6 +4,14 @@
 //! its VTEP as Node annotations with its own node credentials, and meshes
 //! with the other nodes found through the API. Pods on different nodes
 //! then reach each other, and a node deleted from the API is unmeshed.
+//!
+//! The cluster is dual-stack: the net-conf has an `IPv6Network`; the first
+//! `DUAL` nodes register with an IPv4 and an IPv6 `podCIDRs` entry (set at
+//! registration: capstan-control's node IPAM hands out IPv4 CIDRs only, and
+//! leaves a node that already has one alone), the last registers bare and
+//! gets an IPv4 CIDR from the IPAM: a single-stack node among dual-stack
+//! ones. IPv6 pod traffic rides the same VXLAN device over the IPv4
+//! underlay, as in etcd mode.
 
 mod common;
 
@@ -17,9 +25,18 @@ use capstan_lab::{privileged, Lab};
 use common::*;
 use libtest_mimic::{Arguments, Failed, Trial};
 
-const NODES: usize = 2;
-const NET_CONF: &str =
-    r#"{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan","VNI":1}}"#;
+const NODES: usize = 3;
+/// Nodes `0..DUAL` are dual-stack; node `DUAL` gets its CIDR from the IPAM.
+const DUAL: usize = 2;
+const NET_CONF: &str = r#"{"Network":"10.244.0.0/16","SubnetLen":24,"IPv6Network":"fd00:10:244::/56","Backend":{"Type":"vxlan","VNI":1}}"#;
+
+/// The dual-stack pod CIDRs node `i` registers with.
+fn registered_cidrs(i: usize) -> (String, String) {
+    (
+        format!("10.244.{}.0/24", 10 + i),
+        format!("fd00:10:244:{:x}::/64", 10 + i),
+    )
+}
 
 struct Suite {
     lab: Lab,
@@ -108,10 +125,18 @@ fn main() {
         ],
     )
     .unwrap_or_else(|e| panic!("start capstan-control: {e}"));
-    // The nodes register as a kubelet would (here before any agent runs).
-    for n in lab.nodes() {
+    // The nodes register (here before any agent runs); the dual-stack ones
+    // with both pod CIDRs, as kube-controller-manager's dual-stack IPAM
+    // would give them.
+    for (i, n) in lab.nodes().iter().enumerate() {
+        let (v4, v6) = registered_cidrs(i);
+        let spec = if i < DUAL {
+            format!("spec:\n  podCIDR: {v4}\n  podCIDRs: [{v4}, \"{v6}\"]\n")
+        } else {
+            String::new()
+        };
         let manifest = format!(
-            "apiVersion: v1\nkind: Node\nmetadata:\n  name: {}\n",
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: {}\n{spec}",
             n.name()
         );
         kubectl(&cp, &["create", "-f", "-"], Some(&manifest)).expect("register node");
@@ -148,6 +173,13 @@ fn main() {
         t("subnets_are_the_nodes_pod_cidrs", subnets_are_pod_cidrs),
         t("vtep_published_as_node_annotations", vtep_annotations),
         t("pods_reach_each_other_across_nodes", pods_reach),
+        t(
+            "dual_stack_subnet_files_have_both_families",
+            subnet_files_dual_stack,
+        ),
+        t("ipv6_vtep_published_as_node_annotation", vtep_v6_annotation),
+        t("dual_stack_pods_reach_each_other_over_ipv6", pods_reach_v6),
+        t("single_stack_node_among_dual_stack_ones", single_stack_node),
         t("a_deleted_node_is_unmeshed", deleted_node_unmeshed),
     ];
     let conclusion = libtest_mimic::run(&args, trials);
@@ -167,7 +199,7 @@ fn main() {
     conclusion.exit();
 }
 
-fn pod_cidr(s: &Suite, i: usize) -> String {
+fn node_field(s: &Suite, i: usize, jsonpath: &str) -> String {
     kubectl(
         &s.cp,
         &[
@@ -175,11 +207,41 @@ fn pod_cidr(s: &Suite, i: usize) -> String {
             "node",
             s.lab.node(i).name(),
             "-o",
-            "jsonpath={.spec.podCIDR}",
+            &format!("jsonpath={{{jsonpath}}}"),
         ],
         None,
     )
     .unwrap_or_default()
+}
+
+/// Every Node as JSON, by lab node index: one kubectl call (each costs
+/// ~0.1 s) for all the checks of a test.
+fn nodes_json(s: &Suite) -> Result<Vec<serde_json::Value>, Failed> {
+    let out = kubectl(&s.cp, &["get", "nodes", "-o", "json"], None)?;
+    let list: serde_json::Value =
+        serde_json::from_str(&out).map_err(|e| format!("node list: {e}"))?;
+    let items = list["items"].as_array().cloned().unwrap_or_default();
+    Ok((0..NODES)
+        .map(|i| {
+            let name = s.lab.node(i).name().to_string();
+            items
+                .iter()
+                .find(|n| n["metadata"]["name"] == name.as_str())
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect())
+}
+
+fn annotation(node: &serde_json::Value, key: &str) -> String {
+    node["metadata"]["annotations"][key]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn pod_cidr(s: &Suite, i: usize) -> String {
+    node_field(s, i, ".spec.podCIDR")
 }
 
 fn subnets_are_pod_cidrs(s: &Suite) -> Result<(), Failed> {
@@ -246,9 +308,99 @@ fn pods_reach(s: &Suite) -> Result<(), Failed> {
     Ok(())
 }
 
+/// The subnet file carries both families: the IPv4 and the IPv6 podCIDR.
+fn subnet_files_dual_stack(s: &Suite) -> Result<(), Failed> {
+    let nodes = nodes_json(s)?;
+    for (i, node) in nodes.iter().enumerate().take(DUAL) {
+        let (v4, v6) = registered_cidrs(i);
+        let want6 = node["spec"]["podCIDRs"][1].as_str().unwrap_or_default();
+        let have4 = node_subnet(&s.lab, i).map(|n| n.to_string());
+        let have6 = node_subnet6(&s.lab, i).map(|n| n.to_string());
+        let text = std::fs::read_to_string(subnet_file(&s.lab, i)).unwrap_or_default();
+        check(
+            want6 == v6
+                && have4.as_deref() == Some(v4.as_str())
+                && have6.as_deref() == Some(v6.as_str())
+                && text.contains("CAPSTAN_IPV6_NETWORK=fd00:10:244::/56"),
+            format!("node {i}: podCIDRs[1] {want6:?}, subnet file:\n{text}"),
+        )?;
+    }
+    Ok(())
+}
+
+/// The IPv6 VTEP is on the Node, and (one device for both families) it is
+/// the IPv4 one.
+fn vtep_v6_annotation(s: &Suite) -> Result<(), Failed> {
+    let nodes = nodes_json(s)?;
+    for (i, node) in nodes.iter().enumerate().take(DUAL) {
+        let v6 = annotation(node, "capstan.io/backend-v6-data");
+        let v4 = annotation(node, "capstan.io/backend-data");
+        check(
+            v6.contains("VtepMAC") && v6 == v4,
+            format!("node {i}: backend-v6-data {v6:?}, backend-data {v4:?}"),
+        )?;
+    }
+    Ok(())
+}
+
+/// Every node routes to the other's IPv6 subnet over the tunnel, and TCP
+/// (and UDP) between pods on different nodes works over IPv6.
+fn pods_reach_v6(s: &Suite) -> Result<(), Failed> {
+    for i in 0..DUAL {
+        let ns = s.lab.node(i).netns_name().to_string();
+        for j in (0..DUAL).filter(|j| *j != i) {
+            // Programmed in the same pass as the IPv4 entries the set-up
+            // waited for; the deadline only bounds a failure.
+            wait_for(
+                &format!("node {i} has the v6 route and neighbour for node {j}"),
+                Duration::from_secs(10),
+                || has_peer6(&s.lab, &ns, j),
+            )
+            .map_err(|e| {
+                format!(
+                    "{e:?}; v6 routes: {}",
+                    ip_in(&ns, &["-6", "route", "show", "proto", "67"])
+                )
+            })?;
+        }
+    }
+    let ip6 = |i: usize| s.pods[i].ip6.ok_or(format!("pod{i} has no IPv6 address"));
+    tcp_echo(&s.pods[0], ip6(1)?).map_err(|e| format!("tcp6 pod0->pod1: {e}"))?;
+    tcp_echo(&s.pods[1], ip6(0)?).map_err(|e| format!("tcp6 pod1->pod0: {e}"))?;
+    udp_echo(&s.pods[0], ip6(1)?).map_err(|e| format!("udp6 pod0->pod1: {e}"))?;
+    Ok(())
+}
+
+/// Node `DUAL` has only the IPv4 CIDR the IPAM gave it: its subnet file has
+/// no IPv6 line, it publishes no IPv6 VTEP, the dual-stack nodes have no
+/// IPv6 entries towards it, and IPv4 pod traffic with it still works.
+fn single_stack_node(s: &Suite) -> Result<(), Failed> {
+    let node = nodes_json(s)?.swap_remove(DUAL);
+    let cidrs = node["spec"]["podCIDRs"].to_string();
+    let text = std::fs::read_to_string(subnet_file(&s.lab, DUAL)).unwrap_or_default();
+    check(
+        cidrs.contains("10.244.") && !cidrs.contains(':') && !text.contains("CAPSTAN_IPV6"),
+        format!("node {DUAL}: podCIDRs {cidrs}, subnet file:\n{text}"),
+    )?;
+    let v6 = annotation(&node, "capstan.io/backend-v6-data");
+    check(v6.is_empty(), format!("node {DUAL} backend-v6-data {v6:?}"))?;
+    for i in 0..DUAL {
+        let ns = s.lab.node(i).netns_name().to_string();
+        let routes6 = ip_in(&ns, &["-6", "route", "show", "proto", "67"]);
+        check(
+            has_peer(&s.lab, &ns, DUAL) && routes6.lines().count() == DUAL - 1,
+            format!("node {i}: v6 routes {routes6:?}"),
+        )?;
+    }
+    tcp_echo(&s.pods[0], s.pods[DUAL].ip).map_err(|e| format!("tcp pod0->pod{DUAL}: {e}"))?;
+    tcp_echo(&s.pods[DUAL], s.pods[0].ip).map_err(|e| format!("tcp pod{DUAL}->pod0: {e}"))?;
+    Ok(())
+}
+
 fn deleted_node_unmeshed(s: &Suite) -> Result<(), Failed> {
     let gone = s.lab.node(1);
     let subnet = node_subnet(&s.lab, 1).ok_or("node 1 has no subnet")?;
+    let subnet6 = node_subnet6(&s.lab, 1).ok_or("node 1 has no IPv6 subnet")?;
     // Its agent goes first, or it would just annotate its Node again.
     if let Ok(mut a) = s.agents.lock() {
         if let Some(d) = a.get_mut(1) {
@@ -258,9 +410,15 @@ fn deleted_node_unmeshed(s: &Suite) -> Result<(), Failed> {
     kubectl(&s.cp, &["delete", "node", gone.name()], None)?;
     let ns = s.lab.node(0).netns_name().to_string();
     wait_for(
-        "node 0 drops node 1's route, neighbour and FDB",
+        "node 0 drops node 1's routes (both families), neighbours and FDB",
         Duration::from_secs(15),
-        || lacks_peer(&s.lab, &ns, subnet, gone.ip()),
+        || {
+            lacks_peer(&s.lab, &ns, subnet, gone.ip())
+                && !ip_in(&ns, &["-6", "route", "show", "proto", "67"])
+                    .contains(&subnet6.to_string())
+                && !ip_in(&ns, &["-6", "neigh", "show", "dev", "capstan.1"])
+                    .contains(&format!("{} ", subnet6.network()))
+        },
     )
     .map(|_| ())
 }

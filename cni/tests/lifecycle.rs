@@ -292,6 +292,15 @@ fn dual_stack_from_the_subnet_file() {
         routes6.contains("default via fd00:10:244:1::1 dev eth0"),
         "{routes6}"
     );
+    // The new bridge's link-local address skipped DAD: forwarded IPv6
+    // towards the pod can be resolved at once (the kernel solicits only from
+    // a non-tentative link-local).
+    let tentative = fx.node_ip(&["-6", "-o", "addr", "show", "dev", "capstan0", "tentative"]);
+    assert!(tentative.is_empty(), "{tentative}");
+    let link_local = fx.node_ip(&[
+        "-6", "-o", "addr", "show", "dev", "capstan0", "scope", "link",
+    ]);
+    assert!(link_local.contains("fe80::"), "{link_local}");
     fx.call("CHECK", "c-dual", &pod, "eth0", &with_prev(&conf, &r))
         .expect_ok();
     fx.call("DEL", "c-dual", &pod, "eth0", &conf).expect_ok();

@@ -4,6 +4,15 @@
 //! the lease attributes peers need (public IP, backend, VTEP MAC) are
 //! published as annotations on the agent's own Node, and peers are every
 //! Node that carries both. The network config comes from a local file.
+//!
+//! Dual stack (net-conf with `IPv6Network`): the node's IPv6 subnet is the
+//! IPv6 entry of its `spec.podCIDRs`, and its IPv6 VTEP is published as
+//! `capstan.io/backend-v6-data` (flannel: `backend-v6-data`). flannel also
+//! publishes `public-ipv6`, the IPv6 underlay address its separate
+//! `flannel-v6.<VNI>` device tunnels to. Capstan's underlay is IPv4 and IPv6
+//! rides the same VXLAN device as IPv4 (see `vxlan.rs`, as in etcd mode), so
+//! the outer destination of a peer's IPv6 traffic is its `public-ip` and
+//! there is no IPv6 public address to publish.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -26,6 +35,8 @@ use super::types::NodeIp;
 pub const ANN_PUBLIC_IP: &str = "capstan.io/public-ip";
 pub const ANN_BACKEND_TYPE: &str = "capstan.io/backend-type";
 pub const ANN_BACKEND_DATA: &str = "capstan.io/backend-data";
+/// Dual stack: the VTEP that carries IPv6 (flannel's `backend-v6-data`).
+pub const ANN_BACKEND_V6_DATA: &str = "capstan.io/backend-v6-data";
 
 /// Default location of the network config in kube mode (flannel's is
 /// /etc/kube-flannel/net-conf.json; same JSON as the etcd config key).
@@ -99,6 +110,11 @@ pub fn lease_from_node(node: &Node) -> Option<Lease> {
         Some(s) => serde_json::from_str(s).ok()?,
         None => BackendData::default(),
     };
+    // Unreadable v6 data does not cost the peer its IPv4 path: absent v6
+    // data means the IPv4 VTEP carries both families (the lease's meaning).
+    let backend_v6_data: Option<BackendData> = ann
+        .get(ANN_BACKEND_V6_DATA)
+        .and_then(|s| serde_json::from_str(s).ok());
     Some(Lease {
         subnet,
         attrs: LeaseAttrs {
@@ -107,22 +123,29 @@ pub fn lease_from_node(node: &Node) -> Option<Lease> {
             backend_data,
             node_name: node.metadata.name.clone().unwrap_or_default(),
             ipv6_subnet: node_subnet_v6(node),
-            backend_v6_data: None,
+            backend_v6_data,
         },
         id: LeaseId(0),
         mod_revision: revision(node.metadata.resource_version.as_deref()),
     })
 }
 
-/// The merge patch that publishes `attrs` on the node.
+/// The merge patch that publishes `attrs` on the node. Without IPv6 VTEP
+/// data the v6 annotation is `null`, which a merge patch deletes: a node
+/// that stops being dual-stack does not leave stale v6 data behind.
 pub fn annotations_patch(attrs: &LeaseAttrs) -> serde_json::Value {
     let data = serde_json::to_string(&attrs.backend_data).unwrap_or_else(|_| "{}".into());
+    let v6_data = attrs
+        .backend_v6_data
+        .as_ref()
+        .and_then(|d| serde_json::to_string(d).ok());
     serde_json::json!({
         "metadata": {
             "annotations": {
                 ANN_PUBLIC_IP: attrs.public_ip.to_string(),
                 ANN_BACKEND_TYPE: attrs.backend_type,
                 ANN_BACKEND_DATA: data,
+                ANN_BACKEND_V6_DATA: v6_data,
             }
         }
     })
@@ -133,7 +156,32 @@ fn published(node: &Node, attrs: &LeaseAttrs) -> bool {
         l.attrs.public_ip == attrs.public_ip
             && l.attrs.backend_type == attrs.backend_type
             && l.attrs.backend_data == attrs.backend_data
+            && l.attrs.backend_v6_data == attrs.backend_v6_data
     })
+}
+
+/// The attributes this node publishes: like etcd mode's value, IPv6 VTEP
+/// data only when the node has an IPv6 subnet inside the IPv6 network
+/// (a peer must not route v6 towards a node that has no v6 pods).
+fn attrs_for_node(cfg: &NetworkConfig, attrs: &LeaseAttrs, node: &Node, name: &str) -> LeaseAttrs {
+    let mut a = attrs.clone();
+    let v6 = node_subnet_v6(node);
+    a.ipv6_subnet = match (cfg.ipv6_network, v6) {
+        (Some(n6), Some(s6)) if n6.contains(s6.network()) && s6.prefix() >= n6.prefix() => Some(s6),
+        (Some(n6), Some(s6)) => {
+            tracing::warn!(node = name, subnet = %s6, network = %n6, "the node's IPv6 podCIDR is outside IPv6Network; running IPv4 only");
+            None
+        }
+        (Some(n6), None) => {
+            tracing::warn!(node = name, network = %n6, "IPv6Network is set but the node has no IPv6 entry in spec.podCIDRs; running IPv4 only");
+            None
+        }
+        (None, _) => None,
+    };
+    if a.ipv6_subnet.is_none() {
+        a.backend_v6_data = None;
+    }
+    a
 }
 
 impl KubeSubnetManager {
@@ -200,6 +248,7 @@ impl SubnetManager for KubeSubnetManager {
             }
             .into());
         }
+        let attrs = &attrs_for_node(cfg, attrs, &node, &self.node_name);
         let node = if published(&node, attrs) {
             node
         } else {
@@ -223,13 +272,16 @@ impl SubnetManager for KubeSubnetManager {
 
     async fn renew(&self, lease: &Lease) -> Result<bool, StoreError> {
         // Nothing expires in kube mode; the lease lives while the node keeps
-        // its CIDR.
+        // its CIDRs. A changed IPv6 one re-acquires too, which re-publishes
+        // the v6 annotation and rewrites the subnet file.
         let node = self
             .nodes
             .get_opt(&self.node_name)
             .await
             .map_err(|e| unavailable("get own node", e))?;
-        Ok(node.and_then(|n| node_subnet(&n)) == Some(lease.subnet))
+        Ok(node.is_some_and(|n| {
+            node_subnet(&n) == Some(lease.subnet) && node_subnet_v6(&n) == lease.attrs.ipv6_subnet
+        }))
     }
 
     fn list(&self) -> impl Future<Output = Result<LeaseList, StoreError>> + Send {
@@ -479,12 +531,114 @@ mod tests {
             .as_object()
             .unwrap()
             .iter()
-            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+            // `null` deletes: no v6 annotation on a single-stack node.
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
             .collect();
         let refs: Vec<(&str, &str)> = ann.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let n = node("node-2", Some("10.244.9.0/24"), &refs);
         assert!(published(&n, &attrs));
         assert_eq!(lease_from_node(&n).unwrap().attrs, attrs);
+    }
+
+    fn dual_stack_node(v6: &str, ann: &[(&str, &str)]) -> Node {
+        let mut n = node("node-3", Some("10.244.3.0/24"), ann);
+        if let Some(spec) = n.spec.as_mut() {
+            spec.pod_cidrs = Some(vec!["10.244.3.0/24".into(), v6.into()]);
+        }
+        n
+    }
+
+    fn vxlan_attrs() -> LeaseAttrs {
+        let data = BackendData {
+            vtep_mac: Some("02:00:00:00:00:03".parse().unwrap()),
+        };
+        LeaseAttrs {
+            public_ip: "192.168.250.13".parse().unwrap(),
+            backend_type: "vxlan".into(),
+            backend_data: data.clone(),
+            node_name: "node-3".into(),
+            ipv6_subnet: None,
+            backend_v6_data: Some(data),
+        }
+    }
+
+    fn dual_cfg() -> NetworkConfig {
+        NetworkConfig::parse(
+            "net-conf.json",
+            br#"{"Network":"10.244.0.0/16","IPv6Network":"fd00:10:244::/56","Backend":{"Type":"vxlan"}}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn dual_stack_publishes_and_reads_the_v6_vtep() {
+        let bare = dual_stack_node("fd00:10:244:3::/64", &[]);
+        let attrs = attrs_for_node(&dual_cfg(), &vxlan_attrs(), &bare, "node-3");
+        assert_eq!(
+            attrs.ipv6_subnet,
+            Some("fd00:10:244:3::/64".parse().unwrap())
+        );
+        let patch = annotations_patch(&attrs);
+        let v6 = patch["metadata"]["annotations"][ANN_BACKEND_V6_DATA]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(v6, r#"{"VtepMAC":"02:00:00:00:00:03"}"#);
+        let n = dual_stack_node(
+            "fd00:10:244:3::/64",
+            &[
+                (ANN_PUBLIC_IP, "192.168.250.13"),
+                (ANN_BACKEND_TYPE, "vxlan"),
+                (ANN_BACKEND_DATA, r#"{"VtepMAC":"02:00:00:00:00:03"}"#),
+                (ANN_BACKEND_V6_DATA, &v6),
+            ],
+        );
+        assert!(published(&n, &attrs));
+        assert_eq!(lease_from_node(&n).unwrap().attrs, attrs);
+        // Published before the v6 data existed: not published, so re-patched.
+        let old = dual_stack_node(
+            "fd00:10:244:3::/64",
+            &[
+                (ANN_PUBLIC_IP, "192.168.250.13"),
+                (ANN_BACKEND_TYPE, "vxlan"),
+                (ANN_BACKEND_DATA, r#"{"VtepMAC":"02:00:00:00:00:03"}"#),
+            ],
+        );
+        assert!(!published(&old, &attrs));
+    }
+
+    #[test]
+    fn no_v6_data_without_a_v6_subnet_in_the_network() {
+        let cfg = dual_cfg();
+        let single = node("node-3", Some("10.244.3.0/24"), &[]);
+        let outside = dual_stack_node("fd00:99::/64", &[]);
+        for n in [&single, &outside] {
+            let a = attrs_for_node(&cfg, &vxlan_attrs(), n, "node-3");
+            assert_eq!((a.ipv6_subnet, a.backend_v6_data.clone()), (None, None));
+            assert!(
+                annotations_patch(&a)["metadata"]["annotations"][ANN_BACKEND_V6_DATA].is_null()
+            );
+        }
+        let v4_only = NetworkConfig::parse("c", br#"{"Network":"10.244.0.0/16"}"#).unwrap();
+        let inside = dual_stack_node("fd00:10:244:3::/64", &[]);
+        let a = attrs_for_node(&v4_only, &vxlan_attrs(), &inside, "node-3");
+        assert_eq!(a.backend_v6_data, None);
+    }
+
+    #[test]
+    fn malformed_v6_data_keeps_the_ipv4_peer() {
+        let n = dual_stack_node(
+            "fd00:10:244:3::/64",
+            &[
+                (ANN_PUBLIC_IP, "192.168.250.13"),
+                (ANN_BACKEND_TYPE, "vxlan"),
+                (ANN_BACKEND_DATA, r#"{"VtepMAC":"02:00:00:00:00:03"}"#),
+                (ANN_BACKEND_V6_DATA, "{not json"),
+            ],
+        );
+        let l = lease_from_node(&n).expect("still a peer");
+        assert_eq!(l.attrs.backend_v6_data, None);
+        assert!(l.attrs.backend_data.vtep_mac.is_some());
     }
 
     #[test]

@@ -133,6 +133,30 @@ pub fn node_subnet(lab: &Lab, i: usize) -> Option<ipnetwork::Ipv4Network> {
     ipnetwork::Ipv4Network::new(n.network(), n.prefix()).ok()
 }
 
+/// The node's IPv6 subnet from its subnet file (`fd00:10:244:X::1/64`).
+pub fn node_subnet6(lab: &Lab, i: usize) -> Option<ipnetwork::Ipv6Network> {
+    let text = std::fs::read_to_string(subnet_file(lab, i)).ok()?;
+    let v = text
+        .lines()
+        .find_map(|l| l.strip_prefix("CAPSTAN_IPV6_SUBNET="))?;
+    let n: ipnetwork::Ipv6Network = v.parse().ok()?;
+    ipnetwork::Ipv6Network::new(n.network(), n.prefix()).ok()
+}
+
+/// Node namespace `ns` has the v6 route and neighbour for node `j`.
+pub fn has_peer6(lab: &Lab, ns: &str, j: usize) -> bool {
+    let Some(s6) = node_subnet6(lab, j) else {
+        return false;
+    };
+    let vtep = s6.network().to_string();
+    let routes = ip_in(ns, &["-6", "route", "show", "proto", "67"]);
+    let neigh = ip_in(ns, &["-6", "neigh", "show", "dev", "capstan.1"]);
+    routes.contains(&format!("{s6} via {vtep} dev capstan.1"))
+        && neigh
+            .lines()
+            .any(|l| l.starts_with(&format!("{vtep} lladdr")) && l.contains("PERMANENT"))
+}
+
 /// Node `i` has route + neighbour + FDB entry for every other node.
 pub fn meshed(lab: &Lab, i: usize) -> bool {
     let nodes = lab.nodes().len();

@@ -95,22 +95,47 @@ pub async fn ensure_bridge(h: &Handle, name: &str, mtu: u32) -> Result<LinkInfo,
     }
     // A fixed MAC: otherwise the kernel keeps switching the bridge to the
     // lowest port MAC as pods come and go, and neighbours' caches go stale.
+    // Created down, so that DAD can be switched off before the link-local
+    // address appears (see `link_local_without_dad`).
     let msg = LinkBridge::new(name)
         .mtu(mtu)
         .address(random_local_mac(0).to_vec())
-        .up()
         .build();
-    match h.link().add(msg).execute().await {
-        Ok(()) => {}
-        Err(e) if errno(&e) == Some(libc::EEXIST) => {}
+    let created = match h.link().add(msg).execute().await {
+        Ok(()) => true,
+        Err(e) if errno(&e) == Some(libc::EEXIST) => false,
         Err(e) => return Err(NetlinkError::request(format!("create bridge {name}"))(e)),
-    }
-    by_name(h, name)
+    };
+    let mut info = by_name(h, name)
         .await?
         .ok_or_else(|| NetlinkError::Unexpected {
             op: format!("create bridge {name}"),
             detail: "bridge vanished right after creation".into(),
-        })
+        })?;
+    if created {
+        link_local_without_dad(name);
+    }
+    if !info.up {
+        set_up(h, info.index, name).await?;
+        info.up = true;
+    }
+    Ok(info)
+}
+
+/// Switches IPv6 DAD off on a new bridge before it goes up. The kernel sends
+/// a neighbour solicitation for a *forwarded* packet (traffic from another
+/// node towards a pod) only from a non-tentative link-local address of the
+/// outgoing device; with DAD that address stays tentative for 1-2 s after
+/// the bridge comes up, and IPv6 traffic from other nodes to the first pods
+/// stalled that long (measured in `overlay_kube`). The bridge's addresses
+/// are ours alone (its MAC is random, the gateways come from IPAM), so DAD
+/// has nothing to find. Best effort: without IPv6 (no such sysctl) or when
+/// it fails, the bridge still works, DAD just runs.
+fn link_local_without_dad(name: &str) {
+    let path = format!("/proc/sys/net/ipv6/conf/{name}/accept_dad");
+    if let Err(e) = std::fs::write(&path, "0") {
+        tracing::debug!(path, error = %e, "could not switch DAD off on the bridge");
+    }
 }
 
 pub async fn set_up(h: &Handle, index: u32, name: &str) -> Result<(), NetlinkError> {
