@@ -638,6 +638,126 @@ mod tests {
         assert!(r.chains[ep_chain][0].ends_with("{ ip saddr }"));
     }
 
+    /// Every part of a rendering as text, in a fixed order.
+    fn dump(r: &Rendered) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        for (chain, rules) in &r.chains {
+            writeln!(s, "chain {chain}").unwrap();
+            for rule in rules {
+                writeln!(s, "  {rule}").unwrap();
+            }
+        }
+        for (set, timeout) in &r.sets {
+            writeln!(s, "set {set} timeout {timeout}").unwrap();
+        }
+        for ((map, key), value) in &r.elements {
+            writeln!(s, "element {map} {key} : {value}").unwrap();
+        }
+        for ip in &r.hairpin {
+            writeln!(s, "hairpin {ip}").unwrap();
+        }
+        for pick in &r.picks {
+            writeln!(s, "pick {}", pick.chain()).unwrap();
+        }
+        s
+    }
+
+    /// Models covering each way a service renders: shared (with external
+    /// and load-balancer IPs, UDP, v6), rejecting, affinity, both traffic
+    /// policies Local, terminating fallback, and no pod network known.
+    fn pinned_models() -> Vec<(&'static str, Context, ServicePortInfo, Vec<Endpoint>)> {
+        let two = vec![ep("10.244.1.2", "n1"), ep("10.244.2.2", "n2")];
+        let mut shared = info();
+        shared.external_ips = vec!["192.0.2.7".parse().unwrap()];
+        shared.load_balancer_ips = vec![
+            "198.51.100.9".parse().unwrap(),
+            "2001:db8::9".parse().unwrap(),
+        ];
+        let mut udp = info();
+        udp.protocol = Protocol::Udp;
+        udp.node_port = None;
+        let mut affinity = shared.clone();
+        affinity.affinity_timeout_s = Some(10800);
+        let mut affinity_internal_local = affinity.clone();
+        affinity_internal_local.internal_local = true;
+        let mut external_local = shared.clone();
+        external_local.external_local = true;
+        external_local.health_check_node_port = Some(31000);
+        let mut terminating = ep("10.244.1.3", "n1");
+        terminating.ready = false;
+        terminating.terminating = true;
+        let mut both_local = external_local.clone();
+        both_local.internal_local = true;
+        let mut v6 = ctx();
+        v6.family = IpFamily::V6;
+        v6.cluster_cidr = Some(("fd00:244::".parse().unwrap(), 48));
+        let mut no_cidr = ctx();
+        no_cidr.cluster_cidr = None;
+        // The v4 endpoint must not appear in the v6 rendering.
+        let v6_eps = vec![
+            ep("fd00:244:1::2", "n1"),
+            ep("10.244.1.2", "n1"),
+            ep("fd00:244:2::2", "n2"),
+        ];
+        let mut internal_local = shared.clone();
+        internal_local.internal_local = true;
+        vec![
+            ("shared", ctx(), shared.clone(), two.clone()),
+            ("shared udp", ctx(), udp, two.clone()),
+            ("shared reject", ctx(), shared.clone(), vec![]),
+            (
+                "shared internal local remote only",
+                ctx(),
+                internal_local,
+                vec![ep("10.244.2.2", "n2")],
+            ),
+            ("shared v6", v6.clone(), shared.clone(), v6_eps.clone()),
+            ("affinity", ctx(), affinity.clone(), two.clone()),
+            ("affinity reject", ctx(), affinity.clone(), vec![]),
+            (
+                "affinity internal local",
+                ctx(),
+                affinity_internal_local,
+                two.clone(),
+            ),
+            ("external local", ctx(), external_local.clone(), two.clone()),
+            (
+                "external local terminating",
+                ctx(),
+                external_local.clone(),
+                vec![terminating, ep("10.244.2.2", "n2")],
+            ),
+            (
+                "external local no cidr",
+                no_cidr,
+                external_local.clone(),
+                two.clone(),
+            ),
+            ("external local v6", v6, external_local, v6_eps),
+            (
+                "both local remote only",
+                ctx(),
+                both_local,
+                vec![ep("10.244.2.2", "n2")],
+            ),
+        ]
+    }
+
+    /// Pins the whole rendering of the models above, so that moving or
+    /// restructuring this code is shown not to change what is programmed.
+    #[test]
+    fn rendering_is_pinned() {
+        let mut got = String::new();
+        for (name, ctx, info, eps) in pinned_models() {
+            got.push_str(&format!("## {name}\n"));
+            got.push_str(&dump(&render_port(&ctx, &spn(), &info, &eps)));
+        }
+        if got != include_str!("render/pinned.txt") {
+            panic!("rendering changed; now:\n{got}");
+        }
+    }
+
     #[test]
     fn v6_renders_only_v6() {
         let mut c = ctx();
