@@ -753,7 +753,7 @@ mod tests {
             got.push_str(&format!("## {name}\n"));
             got.push_str(&dump(&render_port(&ctx, &spn(), &info, &eps)));
         }
-        if got != include_str!("render/pinned.txt") {
+        if got != include_str!("pinned.txt") {
             panic!("rendering changed; now:\n{got}");
         }
     }
