@@ -2,7 +2,7 @@
 //! table's maps (destinations, endpoint slots, verdicts). Knows their nft
 //! text form (for logs and tests) and their kernel byte layout (for the
 //! netlink batches); it must never decide which elements a service gets
-//! (render.rs does).
+//! (render/ does).
 
 use std::fmt;
 use std::net::IpAddr;

@@ -1,6 +1,6 @@
 //! Builders for the nft text (`nft -f` syntax) fragments the proxy uses:
 //! selectors, matches, statements, names. Pure; they must never decide
-//! policy (that is render.rs).
+//! policy (that is render/).
 //!
 //! Text, not JSON: nft 1.0.6 parses and commits a text batch ~5× faster
 //! than the same batch as JSON (README, proxy section), and a rule as text
