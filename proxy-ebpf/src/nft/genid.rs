@@ -8,13 +8,11 @@ use std::io;
 
 use crate::netns::Place;
 
-const NETLINK_NETFILTER: libc::c_int = 12;
-const NFNL_SUBSYS_NFTABLES: u16 = 10;
-const NFT_MSG_GETGEN: u16 = 16;
-const NFT_MSG_NEWGEN: u16 = 15;
-const NFTA_GEN_ID: u16 = 1;
-const NLMSG_ERROR: u16 = 2;
-const NLM_F_REQUEST: u16 = 1;
+use super::netlink::consts::{
+    NETLINK_NETFILTER, NFNL_SUBSYS_NFTABLES, NFTA_GEN_ID, NFT_MSG_GETGEN, NFT_MSG_NEWGEN,
+    NLMSG_ERROR, NLM_F_REQUEST,
+};
+
 const HEADER: usize = 16 + 4; // nlmsghdr + nfgenmsg
 
 /// The GETGEN request: nlmsghdr + nfgenmsg (family unspec, version 0).
