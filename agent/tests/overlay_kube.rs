@@ -5,13 +5,13 @@
 //! with the other nodes found through the API. Pods on different nodes
 //! then reach each other, and a node deleted from the API is unmeshed.
 //!
-//! The cluster is dual-stack: the net-conf has an `IPv6Network`; the first
-//! `DUAL` nodes register with an IPv4 and an IPv6 `podCIDRs` entry (set at
-//! registration: capstan-control's node IPAM hands out IPv4 CIDRs only, and
-//! leaves a node that already has one alone), the last registers bare and
-//! gets an IPv4 CIDR from the IPAM: a single-stack node among dual-stack
-//! ones. IPv6 pod traffic rides the same VXLAN device over the IPv4
-//! underlay, as in etcd mode.
+//! The cluster is dual-stack: the net-conf has an `IPv6Network` and
+//! capstan-control a dual-stack `--cluster-cidr`; the first `DUAL` nodes
+//! register bare and get an IPv4 and an IPv6 `podCIDRs` entry from the
+//! node IPAM, the last registers with an IPv4 pod CIDR only, which the IPAM
+//! leaves alone (pod CIDRs are immutable): a single-stack node among
+//! dual-stack ones. IPv6 pod traffic rides the same VXLAN device over the
+//! IPv4 underlay, as in etcd mode.
 
 mod common;
 
@@ -26,17 +26,12 @@ use common::*;
 use libtest_mimic::{Arguments, Failed, Trial};
 
 const NODES: usize = 3;
-/// Nodes `0..DUAL` are dual-stack; node `DUAL` gets its CIDR from the IPAM.
+/// Nodes `0..DUAL` are dual-stack; node `DUAL` registers IPv4-only.
 const DUAL: usize = 2;
 const NET_CONF: &str = r#"{"Network":"10.244.0.0/16","SubnetLen":24,"IPv6Network":"fd00:10:244::/56","Backend":{"Type":"vxlan","VNI":1}}"#;
 
-/// The dual-stack pod CIDRs node `i` registers with.
-fn registered_cidrs(i: usize) -> (String, String) {
-    (
-        format!("10.244.{}.0/24", 10 + i),
-        format!("fd00:10:244:{:x}::/64", 10 + i),
-    )
-}
+/// The IPv4-only pod CIDR node `DUAL` registers with.
+const SINGLE_CIDR: &str = "10.244.12.0/24";
 
 struct Suite {
     lab: Lab,
@@ -119,21 +114,19 @@ fn main() {
         &lab.etcd_endpoint(),
         &[
             "--allocate-node-cidrs".into(),
-            "--cluster-cidr=10.244.0.0/16".into(),
+            "--cluster-cidr=10.244.0.0/16,fd00:10:244::/56".into(),
             "--scheduler=false".into(),
             "--controllers=-nodelifecycle".into(),
         ],
     )
     .unwrap_or_else(|e| panic!("start capstan-control: {e}"));
-    // The nodes register (here before any agent runs); the dual-stack ones
-    // with both pod CIDRs, as kube-controller-manager's dual-stack IPAM
-    // would give them.
+    // The nodes register (here before any agent runs): the dual-stack ones
+    // bare (the IPAM gives them both families), the last IPv4-only.
     for (i, n) in lab.nodes().iter().enumerate() {
-        let (v4, v6) = registered_cidrs(i);
         let spec = if i < DUAL {
-            format!("spec:\n  podCIDR: {v4}\n  podCIDRs: [{v4}, \"{v6}\"]\n")
-        } else {
             String::new()
+        } else {
+            format!("spec:\n  podCIDR: {SINGLE_CIDR}\n  podCIDRs: [{SINGLE_CIDR}]\n")
         };
         let manifest = format!(
             "apiVersion: v1\nkind: Node\nmetadata:\n  name: {}\n{spec}",
@@ -308,21 +301,25 @@ fn pods_reach(s: &Suite) -> Result<(), Failed> {
     Ok(())
 }
 
-/// The subnet file carries both families: the IPv4 and the IPv6 podCIDR.
+/// The IPAM gave each dual-stack node both families (distinct ones), and
+/// the subnet file carries both: the IPv4 and the IPv6 podCIDR.
 fn subnet_files_dual_stack(s: &Suite) -> Result<(), Failed> {
     let nodes = nodes_json(s)?;
+    let mut seen = std::collections::BTreeSet::new();
     for (i, node) in nodes.iter().enumerate().take(DUAL) {
-        let (v4, v6) = registered_cidrs(i);
+        let want4 = node["spec"]["podCIDRs"][0].as_str().unwrap_or_default();
         let want6 = node["spec"]["podCIDRs"][1].as_str().unwrap_or_default();
         let have4 = node_subnet(&s.lab, i).map(|n| n.to_string());
         let have6 = node_subnet6(&s.lab, i).map(|n| n.to_string());
         let text = std::fs::read_to_string(subnet_file(&s.lab, i)).unwrap_or_default();
         check(
-            want6 == v6
-                && have4.as_deref() == Some(v4.as_str())
-                && have6.as_deref() == Some(v6.as_str())
+            want6.starts_with("fd00:10:244:")
+                && seen.insert(want4)
+                && seen.insert(want6)
+                && have4.as_deref() == Some(want4)
+                && have6.as_deref() == Some(want6)
                 && text.contains("CAPSTAN_IPV6_NETWORK=fd00:10:244::/56"),
-            format!("node {i}: podCIDRs[1] {want6:?}, subnet file:\n{text}"),
+            format!("node {i}: podCIDRs {want4:?} {want6:?} (seen {seen:?}), subnet file:\n{text}"),
         )?;
     }
     Ok(())
@@ -371,7 +368,7 @@ fn pods_reach_v6(s: &Suite) -> Result<(), Failed> {
     Ok(())
 }
 
-/// Node `DUAL` has only the IPv4 CIDR the IPAM gave it: its subnet file has
+/// Node `DUAL` keeps the IPv4-only CIDR it registered with: its subnet file has
 /// no IPv6 line, it publishes no IPv6 VTEP, the dual-stack nodes have no
 /// IPv6 entries towards it, and IPv4 pod traffic with it still works.
 fn single_stack_node(s: &Suite) -> Result<(), Failed> {
@@ -379,7 +376,7 @@ fn single_stack_node(s: &Suite) -> Result<(), Failed> {
     let cidrs = node["spec"]["podCIDRs"].to_string();
     let text = std::fs::read_to_string(subnet_file(&s.lab, DUAL)).unwrap_or_default();
     check(
-        cidrs.contains("10.244.") && !cidrs.contains(':') && !text.contains("CAPSTAN_IPV6"),
+        cidrs == format!("[\"{SINGLE_CIDR}\"]") && !text.contains("CAPSTAN_IPV6"),
         format!("node {DUAL}: podCIDRs {cidrs}, subnet file:\n{text}"),
     )?;
     let v6 = annotation(&node, "capstan.io/backend-v6-data");

@@ -16,10 +16,11 @@ use capstan_control::apiserver::{self, ApiConfig, ApiServer};
 use capstan_control::auth::token_file::TokenFile;
 use capstan_control::auth::ClusterAuthorizer;
 use capstan_control::clients;
+use capstan_control::controllers::node_ipam::{self, ClusterCidrs, ConfigError, MaskFlags};
 use capstan_control::pki::{self, Layout};
 use capstan_control::server::{self, etcd::EtcdTls, Authenticator, Health, Metrics};
 use clap::{Args, Parser, Subcommand};
-use ipnetwork::Ipv4Network;
+use ipnetwork::{IpNetwork, Ipv4Network};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -119,15 +120,53 @@ struct ServeArgs {
     /// Give every node a pod CIDR from --cluster-cidr (node IPAM).
     #[arg(long)]
     allocate_node_cidrs: bool,
-    /// The pod network node CIDRs are carved from.
-    #[arg(long, default_value = "10.244.0.0/16")]
-    cluster_cidr: Ipv4Network,
-    /// Prefix length of each node's pod CIDR.
-    #[arg(long, default_value_t = 24)]
-    node_cidr_mask_size: u8,
+    /// The pod network node CIDRs are carved from: one CIDR, or an IPv4
+    /// and an IPv6 one comma-separated (dual-stack; the first is podCIDR).
+    #[arg(long, default_value = "10.244.0.0/16", value_parser = parse_cluster_cidr)]
+    cluster_cidr: ClusterCidrList,
+    /// Prefix length of each node's pod CIDR, single-stack clusters only
+    /// [default: 24 for IPv4, 64 for IPv6].
+    #[arg(long)]
+    node_cidr_mask_size: Option<u8>,
+    /// Prefix length of each node's IPv4 pod CIDR [default: 24].
+    #[arg(long)]
+    node_cidr_mask_size_ipv4: Option<u8>,
+    /// Prefix length of each node's IPv6 pod CIDR [default: 64].
+    #[arg(long)]
+    node_cidr_mask_size_ipv6: Option<u8>,
     /// How long a node may stay silent before it is Ready=Unknown, e.g. 40s.
     #[arg(long, default_value = "40s", value_parser = parse_seconds)]
     node_monitor_grace_period: Duration,
+}
+
+/// `--cluster-cidr`'s CIDRs (a named type: clap treats a bare Vec as a
+/// list of values).
+#[derive(Debug, Clone)]
+struct ClusterCidrList(Vec<IpNetwork>);
+
+fn parse_cluster_cidr(s: &str) -> Result<ClusterCidrList, String> {
+    node_ipam::config::parse_cluster_cidrs(s)
+        .map(ClusterCidrList)
+        // clap names the flag itself: "invalid value 'x' for '--cluster-cidr'".
+        .map_err(|e| {
+            e.to_string()
+                .trim_start_matches("--cluster-cidr: ")
+                .to_string()
+        })
+}
+
+/// The node IPAM configuration when --allocate-node-cidrs is on, checked
+/// up front so a bad combination is a usage error, not a failed start.
+fn node_ipam_config(a: &ServeArgs) -> Result<Option<ClusterCidrs>, ConfigError> {
+    if !a.allocate_node_cidrs {
+        return Ok(None);
+    }
+    let masks = MaskFlags {
+        single: a.node_cidr_mask_size,
+        v4: a.node_cidr_mask_size_ipv4,
+        v6: a.node_cidr_mask_size_ipv6,
+    };
+    ClusterCidrs::new(&a.cluster_cidr.0, masks).map(Some)
 }
 
 fn parse_seconds(s: &str) -> Result<Duration, String> {
@@ -170,6 +209,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let serve_args = match &cli.command {
+        Some(Cmd::Init(_)) => None,
+        Some(Cmd::Serve(a)) => Some(a.as_ref()),
+        None => Some(&cli.serve),
+    };
+    let ipam = match serve_args.map(node_ipam_config).transpose() {
+        Ok(c) => c.flatten(),
+        Err(e) => {
+            eprintln!("capstan-control: {e} (see --help)");
+            return ExitCode::from(2);
+        }
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -179,8 +230,8 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Some(Cmd::Init(a)) => init(a),
-        Some(Cmd::Serve(a)) => serve(*a),
-        None => serve(cli.serve),
+        Some(Cmd::Serve(a)) => serve(*a, ipam),
+        None => serve(cli.serve, ipam),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -264,7 +315,7 @@ fn edge_files(a: &ServeArgs) -> anyhow::Result<EdgeFiles> {
     })
 }
 
-fn serve(a: ServeArgs) -> anyhow::Result<()> {
+fn serve(a: ServeArgs, ipam: Option<ClusterCidrs>) -> anyhow::Result<()> {
     let files = edge_files(&a)?;
     let tls = server::tls::server_config(&files.cert, &files.key, &files.client_ca)?;
     let tokens = match &files.tokens {
@@ -301,7 +352,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
             tracing::info!("SIGTERM: no longer ready, draining");
             let _ = stop_tx.send(true);
         });
-        let clients = start_clients(&a, addr, stopped(stop_rx.clone())).await?;
+        let clients = start_clients(&a, ipam, addr, stopped(stop_rx.clone())).await?;
         tracing::info!(%addr, etcd = ?a.etcd_endpoints, "serving the Kubernetes API over HTTPS");
         let shutdown = async move {
             stopped(stop_rx).await;
@@ -363,6 +414,7 @@ async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
 /// HTTPS (loopback, or the bind address when it is a specific one).
 async fn start_clients(
     a: &ServeArgs,
+    ipam: Option<ClusterCidrs>,
     addr: SocketAddr,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
@@ -374,16 +426,7 @@ async fn start_clients(
         .collect();
     let mut controllers = clients::controller_options(&list)?;
     controllers.node_monitor_grace = a.node_monitor_grace_period;
-    if a.allocate_node_cidrs {
-        if a.node_cidr_mask_size < a.cluster_cidr.prefix() || a.node_cidr_mask_size > 30 {
-            anyhow::bail!(
-                "--node-cidr-mask-size {} does not fit in --cluster-cidr {}",
-                a.node_cidr_mask_size,
-                a.cluster_cidr
-            );
-        }
-        controllers.allocate_node_cidrs = Some((a.cluster_cidr, a.node_cidr_mask_size));
-    }
+    controllers.allocate_node_cidrs = ipam;
     if !a.scheduler && !controllers.any() {
         return Ok(None);
     }

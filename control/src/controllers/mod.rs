@@ -52,8 +52,8 @@ pub struct Options {
     pub garbage_collector: bool,
     /// How long a node may stay silent before it is Ready=Unknown.
     pub node_monitor_grace: Duration,
-    /// Node IPAM: pod CIDRs of this size carved from this network.
-    pub allocate_node_cidrs: Option<(ipnetwork::Ipv4Network, u8)>,
+    /// Node IPAM: node pod CIDRs carved from these cluster CIDRs.
+    pub allocate_node_cidrs: Option<node_ipam::ClusterCidrs>,
 }
 
 impl Options {
@@ -133,6 +133,11 @@ pub async fn run(
     let mut rs_inflight = HashMap::new();
     let mut rc_inflight = HashMap::new();
     let mut ns_retried = HashMap::new();
+    // Built afresh on every start: the first pass takes the nodes' CIDRs.
+    let mut ipam = opts
+        .allocate_node_cidrs
+        .as_ref()
+        .map(node_ipam::NodeIpam::new);
     let wake_pending = Arc::new(AtomicBool::new(false));
     let mut tick = tokio::time::interval(Duration::from_secs(10));
     tokio::pin!(shutdown);
@@ -172,9 +177,12 @@ pub async fn run(
                 failed += daemonset::apply(&client, &ds, &p).await;
             }
         }
-        if let Some((cluster, mask)) = opts.allocate_node_cidrs {
-            let todo = node_ipam::plan(&nodes.state(), cluster, mask);
-            failed += node_ipam::apply(&client, &todo).await;
+        if let Some(ipam) = ipam.as_mut() {
+            let todo = ipam.plan(&nodes.state());
+            for node in node_ipam::apply(&client, &todo).await {
+                ipam.failed(&node);
+                failed += 1;
+            }
         }
         if opts.node_lifecycle {
             let now = k8s_openapi::jiff::Timestamp::now();
