@@ -194,7 +194,10 @@ pub async fn run(
         owner,
         host_ip,
         opts: Arc::new(opts.clone()),
-        api: client.clone().map(|client| api::PodApi { client }),
+        api: client.clone().map(|client| api::PodApi {
+            events: events::Recorder::start(client.clone()),
+            client,
+        }),
     });
     let mut tasks = Vec::new();
     let mut inputs = Vec::new();
