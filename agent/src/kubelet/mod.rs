@@ -16,6 +16,7 @@ pub mod eviction;
 pub mod gc;
 pub mod hooks;
 pub mod ids;
+pub mod image_ref;
 pub mod log_access;
 pub mod logs;
 pub mod manager;

@@ -687,6 +687,7 @@ impl<R: ContainerRuntime> Worker<R> {
             Error::Image { message, .. } if message.contains("ErrImageNeverPull") => {
                 "ErrImageNeverPull"
             }
+            Error::InvalidImage { .. } => "InvalidImageName",
             Error::Image { .. } => "ErrImagePull",
             Error::PullBackOff { .. } => "ImagePullBackOff",
             Error::Config { .. } => "CreateContainerConfigError",
@@ -710,9 +711,23 @@ impl<R: ContainerRuntime> Worker<R> {
                     "Failed",
                     format!("Failed to pull image {image:?}: {msg}"),
                 ),
+                "InvalidImageName" => (events::WARNING, "InspectFailed", msg),
                 _ => (events::WARNING, "Failed", msg),
             };
             self.event(&c.name, type_, why, message);
+            // kubelet's container starter adds its own Event after the
+            // image manager's, so describe shows e.g. "Error: InvalidImageName".
+            if matches!(
+                reason,
+                "InvalidImageName" | "ErrImagePull" | "ImagePullBackOff"
+            ) {
+                self.event(
+                    &c.name,
+                    events::WARNING,
+                    "Failed",
+                    format!("Error: {reason}"),
+                );
+            }
         }
     }
 
@@ -772,6 +787,10 @@ impl<R: ContainerRuntime> Worker<R> {
 
     async fn image(&mut self, c: &Container) -> Result<ImageInfo> {
         let name = c.image.clone().unwrap_or_default();
+        // Before the pull policy, as kubelet: never looked up or pulled.
+        if let Some(message) = crate::kubelet::image_ref::invalid(&name) {
+            return Err(Error::InvalidImage { message });
+        }
         let policy = c.image_pull_policy.as_deref().unwrap_or("IfNotPresent");
         let cached = self.slots.get(&c.name).and_then(|s| s.image.clone());
         if let Some(i) = cached.filter(|i| i.name == name && policy != "Always") {
