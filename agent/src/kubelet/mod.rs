@@ -290,7 +290,7 @@ pub async fn run(
             imagefs: image_fs,
             pod_log_dir: opts.pod_log_dir.clone(),
             node_name: opts.node_name.clone(),
-            client: shared.api.as_ref().map(|a| a.client.clone()),
+            events: shared.api.as_ref().map(|a| a.events.clone()),
             owner: shared.owner.clone(),
         },
         shared.runtime.clone(),
