@@ -234,6 +234,10 @@ fn main() {
             registry_pulls,
         ),
         t(
+            "invalid_image_name_waits_with_kubelets_message_and_never_pulls",
+            invalid_image_name,
+        ),
+        t(
             "agent_restart_leaves_containers_and_traffic_alone",
             agent_restart,
         ),
@@ -897,10 +901,109 @@ spec:
             ("Killing", "failed liveness probe, will be restarted"),
         ],
     )?;
-    eprintln!("liveness: unhealthy → restarted and Ready in {took:?}");
+    // Both failed runs (failureThreshold 2) said the same: ONE Event object
+    // whose count the kubelet patched, as client-go's correlator.
+    let unhealthy = |evs: &[Value]| -> Vec<Value> {
+        evs.iter()
+            .filter(|e| e["reason"] == "Unhealthy")
+            .cloned()
+            .collect()
+    };
+    let folded = wait_for(
+        "one Unhealthy Event with count >= 2",
+        Duration::from_secs(10),
+        || {
+            let evs = events_for(s, "alive", &[("Unhealthy", "Liveness probe failed")]).ok()?;
+            let u = unhealthy(&evs);
+            (u.len() == 1 && u[0]["count"].as_i64().is_some_and(|c| c >= 2)).then_some(u)
+        },
+        || format!("events: {:?}", s.get(&["events"])),
+    )?;
+    let u = &folded[0];
+    if u["firstTimestamp"] == Value::Null
+        || timestamp(&u["lastTimestamp"]) < timestamp(&u["firstTimestamp"])
+    {
+        return Err(format!("folded Unhealthy Event: {u}").into());
+    }
+    eprintln!(
+        "liveness: unhealthy → restarted and Ready in {took:?}; Unhealthy x{} ({})",
+        u["count"], u["message"]
+    );
     delete_pod(s, "alive")?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// An image reference that does not parse: kubelet's `InvalidImageName`
+/// with its message and Events, and no pull (no ErrImagePull at any point
+/// of a watch that began before the pod existed).
+fn invalid_image_name(s: &Suite) -> Result<(), Failed> {
+    let node = s.lab.node(1).name().to_string();
+    let image = "Bad_Image::x";
+    let want = format!(
+        "Failed to apply default image tag {image:?}: couldn't parse image reference \
+         {image:?}: invalid reference format: repository name (library/Bad_Image) must be lowercase"
+    );
+    let mut watch = Stream::start(
+        s.kubectl_child(&["get", "pods", "-l", "bad=name", "-o", "json", "-w"])?,
+        json_objects,
+    )?;
+    s.kubectl(
+        &["apply", "--validate=false", "-f", "-"],
+        Some(&format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: badname, namespace: default, labels: {{bad: name}}}}
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: "{image}"
+"#
+        )),
+    )?;
+    let waiting = |p: &Value, field: &str| {
+        p["status"]["containerStatuses"][0]["state"]["waiting"][field]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let st = match watch.until(Duration::from_secs(20), |p| {
+        waiting(p, "reason") == "InvalidImageName"
+    }) {
+        Ok(p) => p,
+        Err(ended) => {
+            let stderr = watch.stderr();
+            return Err(format!(
+                "badname: no InvalidImageName (ended: {ended}): {stderr}\n{}",
+                s.log()
+            )
+            .into());
+        }
+    };
+    let reasons: Vec<String> = watch.seen.iter().map(|p| waiting(p, "reason")).collect();
+    drop(watch);
+    let c = &st["status"]["containerStatuses"][0];
+    if waiting(&st, "message") != want
+        || reasons
+            .iter()
+            .any(|r| !r.is_empty() && r != "InvalidImageName")
+        || c["restartCount"] != 0
+        || st["status"]["phase"] != "Pending"
+    {
+        return Err(format!("badname: reasons {reasons:?}, status {}", st["status"]).into());
+    }
+    events_for(
+        s,
+        "badname",
+        &[
+            ("InspectFailed", &want),
+            ("Failed", "Error: InvalidImageName"),
+        ],
+    )?;
+    eprintln!("invalid image: reasons {reasons:?}: {want}");
+    delete_pod(s, "badname")
 }
 
 /// `kubectl logs -f` (capstan-control → the agent's API on :10250) shows a

@@ -13,6 +13,9 @@ use crate::kubelet::source::ObjectStore;
 #[derive(Clone)]
 pub struct PodApi {
     pub client: Client,
+    /// The one Event recorder of this kubelet: correlation needs every
+    /// Event to pass through the same cache.
+    pub events: crate::kubelet::events::Recorder,
 }
 
 fn fail(pod: &Pod, e: kube::Error) -> Error {

@@ -15,6 +15,9 @@ pub enum Error {
     Connect { path: PathBuf, message: String },
     #[error("image {image}: {message}")]
     Image { image: String, message: String },
+    /// kubelet's `InvalidImageName`: the reference does not parse.
+    #[error("{message}")]
+    InvalidImage { message: String },
     #[error("Back-off pulling image \"{image}\": {last}")]
     PullBackOff { image: String, last: String },
     #[error("CNI {op} for {sandbox}: {message}")]

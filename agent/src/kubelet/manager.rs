@@ -93,7 +93,7 @@ fn report_rejection<R>(shared: &Shared<R>, pod: &Pod, r: &Rejection) {
             &shared.opts.node_name,
             jiff::Timestamp::now(),
         );
-        events::record(&api.client, ev);
+        api.events.record(ev);
     }
 }
 

@@ -16,6 +16,7 @@ pub mod eviction;
 pub mod gc;
 pub mod hooks;
 pub mod ids;
+pub mod image_ref;
 pub mod log_access;
 pub mod logs;
 pub mod manager;
@@ -194,7 +195,10 @@ pub async fn run(
         owner,
         host_ip,
         opts: Arc::new(opts.clone()),
-        api: client.clone().map(|client| api::PodApi { client }),
+        api: client.clone().map(|client| api::PodApi {
+            events: events::Recorder::start(client.clone()),
+            client,
+        }),
     });
     let mut tasks = Vec::new();
     let mut inputs = Vec::new();
@@ -286,7 +290,7 @@ pub async fn run(
             imagefs: image_fs,
             pod_log_dir: opts.pod_log_dir.clone(),
             node_name: opts.node_name.clone(),
-            client: shared.api.as_ref().map(|a| a.client.clone()),
+            events: shared.api.as_ref().map(|a| a.events.clone()),
             owner: shared.owner.clone(),
         },
         shared.runtime.clone(),

@@ -476,11 +476,34 @@ impl<R: ContainerRuntime> Worker<R> {
             Event::Probe(p) => {
                 let pod = name_of(&self.pod);
                 let grace = grace(&self.pod);
+                let current = self
+                    .slots
+                    .get(&p.container)
+                    .and_then(|s| s.running.as_ref())
+                    .is_some_and(|r| r.attempt == p.attempt);
+                if !current {
+                    return;
+                }
+                let probe = match p.kind {
+                    probes::Kind::Startup => "Startup",
+                    probes::Kind::Liveness => "Liveness",
+                    probes::Kind::Readiness => "Readiness",
+                };
+                if !p.ok {
+                    // Every failed run, as kubelet's prober: the recorder
+                    // folds repeats into one Event with a count.
+                    self.event(
+                        &p.container,
+                        events::WARNING,
+                        "Unhealthy",
+                        format!("{probe} probe failed: {}", p.message),
+                    );
+                }
                 let Some(run) = self
                     .slots
                     .get_mut(&p.container)
                     .and_then(|s| s.running.as_mut())
-                    .filter(|r| r.attempt == p.attempt)
+                    .filter(|r| r.attempt == p.attempt && p.changed)
                 else {
                     return;
                 };
@@ -494,16 +517,6 @@ impl<R: ContainerRuntime> Worker<R> {
                             tracing::info!(pod = %pod, container = %p.container, ?kind, message = %p.message, "probe failed; restarting container");
                             let id = run.id.clone();
                             self.kill_in_background(&p.container, id, p.attempt, grace);
-                            let probe = match kind {
-                                probes::Kind::Startup => "Startup",
-                                _ => "Liveness",
-                            };
-                            self.event(
-                                &p.container,
-                                events::WARNING,
-                                "Unhealthy",
-                                format!("{probe} probe failed: {}", p.message),
-                            );
                             self.event(
                                 &p.container,
                                 events::NORMAL,
@@ -533,7 +546,7 @@ impl<R: ContainerRuntime> Worker<R> {
                 &self.shared.opts.node_name,
                 jiff::Timestamp::now(),
             );
-            events::record(&api.client, ev);
+            api.events.record(ev);
         }
     }
 
@@ -674,6 +687,7 @@ impl<R: ContainerRuntime> Worker<R> {
             Error::Image { message, .. } if message.contains("ErrImageNeverPull") => {
                 "ErrImageNeverPull"
             }
+            Error::InvalidImage { .. } => "InvalidImageName",
             Error::Image { .. } => "ErrImagePull",
             Error::PullBackOff { .. } => "ImagePullBackOff",
             Error::Config { .. } => "CreateContainerConfigError",
@@ -697,9 +711,23 @@ impl<R: ContainerRuntime> Worker<R> {
                     "Failed",
                     format!("Failed to pull image {image:?}: {msg}"),
                 ),
+                "InvalidImageName" => (events::WARNING, "InspectFailed", msg),
                 _ => (events::WARNING, "Failed", msg),
             };
             self.event(&c.name, type_, why, message);
+            // kubelet's container starter adds its own Event after the
+            // image manager's, so describe shows e.g. "Error: InvalidImageName".
+            if matches!(
+                reason,
+                "InvalidImageName" | "ErrImagePull" | "ImagePullBackOff"
+            ) {
+                self.event(
+                    &c.name,
+                    events::WARNING,
+                    "Failed",
+                    format!("Error: {reason}"),
+                );
+            }
         }
     }
 
@@ -759,6 +787,10 @@ impl<R: ContainerRuntime> Worker<R> {
 
     async fn image(&mut self, c: &Container) -> Result<ImageInfo> {
         let name = c.image.clone().unwrap_or_default();
+        // Before the pull policy, as kubelet: never looked up or pulled.
+        if let Some(message) = crate::kubelet::image_ref::invalid(&name) {
+            return Err(Error::InvalidImage { message });
+        }
         let policy = c.image_pull_policy.as_deref().unwrap_or("IfNotPresent");
         let cached = self.slots.get(&c.name).and_then(|s| s.image.clone());
         if let Some(i) = cached.filter(|i| i.name == name && policy != "Always") {

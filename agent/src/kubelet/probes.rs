@@ -1,7 +1,8 @@
 //! Liveness, readiness and startup probes: the threshold logic (pure,
-//! `Tracker`) and one prober task per running container that reports only
-//! changes of a probe's result to its pod worker. Never restarts anything
-//! itself: the worker decides.
+//! `Tracker`) and one prober task per running container that reports
+//! changes of a probe's result, and every failed run (kubelet records an
+//! `Unhealthy` Event per failure), to its pod worker. Never restarts
+//! anything itself: the worker decides.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -27,7 +28,12 @@ pub struct Event {
     pub container: String,
     pub attempt: u32,
     pub kind: Kind,
+    /// The probe's result (after thresholds), or of this run when `changed`
+    /// is false: then only a failed run is reported.
     pub ok: bool,
+    /// The result crossed a threshold: the worker acts on it.
+    pub changed: bool,
+    /// Why this run failed (empty when it passed).
     pub message: String,
 }
 
@@ -255,12 +261,14 @@ pub async fn prober<R: ContainerRuntime>(
             s.next = tokio::time::Instant::now()
                 + secs(s.probe.period_seconds, 10).max(Duration::from_millis(100));
             let ok = r.is_ok();
-            if let Some(changed) = s.tracker.record(ok) {
+            let changed = s.tracker.record(ok);
+            if changed.is_some() || !ok {
                 let ev = Event {
                     container: container.name.clone(),
                     attempt,
                     kind: s.kind,
-                    ok: changed,
+                    ok: changed.unwrap_or(ok),
+                    changed: changed.is_some(),
                     message: r.err().unwrap_or_default(),
                 };
                 if tx.send(ev).await.is_err() {

@@ -132,7 +132,8 @@ pub struct Context {
     /// `--pod-log-dir`: pods' logs count as their local storage.
     pub pod_log_dir: PathBuf,
     pub node_name: String,
-    pub client: Option<kube::Client>,
+    /// The kubelet's Event recorder (pods from the API only).
+    pub events: Option<crate::kubelet::events::Recorder>,
     /// The owner label of this kubelet's containers.
     pub owner: String,
 }
@@ -314,13 +315,11 @@ pub async fn run<R: ContainerRuntime>(
         }
         evicted.insert(id.clone());
         waiting = Some((id, Instant::now() + CLEANUP_TIMEOUT));
-        if let Some(client) = ctx.client.clone() {
-            let node = ctx.node_name.clone();
-            let resource = resource.name();
-            tokio::spawn(async move {
-                report::threshold_met(&client, &node, resource).await;
-                report::pod_evicted(&client, &pod, &message, &node).await;
-            });
+        if let Some(events) = &ctx.events {
+            let node = &ctx.node_name;
+            let now = jiff::Timestamp::now();
+            events.record(report::threshold_met(node, resource.name(), now));
+            events.record(report::pod_evicted(&pod, &message, node, now));
         }
     }
 }

@@ -1,10 +1,11 @@
-//! Events the eviction manager records through the API, as kubelet does:
-//! `Evicted` on the pod, `EvictionThresholdMet` on the Node. Fire and
-//! forget: a failed Event is logged, never retried, never blocks eviction.
+//! Events the eviction manager records, as kubelet does: `Evicted` on the
+//! pod, `EvictionThresholdMet` on the Node. Built here, sent through the
+//! kubelet's recorder (so a threshold met round after round is one Event
+//! with a count); never blocks eviction.
 
+use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
-use kube::api::{Api, PostParams};
 
 const COMPONENT: &str = "kubelet";
 
@@ -14,12 +15,13 @@ fn event(
     reason: &str,
     message: &str,
     node: &str,
+    now: Timestamp,
 ) -> Event {
-    let now = k8s_openapi::jiff::Timestamp::now();
     let name = involved.name.clone().unwrap_or_default();
     Event {
         metadata: ObjectMeta {
-            name: Some(format!("{name}.{:016x}", rand::random::<u64>())),
+            // client-go's `<object>.<hex nanos>`.
+            name: Some(format!("{name}.{:x}", now.as_nanosecond())),
             namespace: Some(namespace.to_string()),
             ..Default::default()
         },
@@ -43,7 +45,7 @@ fn event(
 }
 
 /// The pod's `Evicted` Warning Event, message as in its status.
-pub async fn pod_evicted(client: &kube::Client, pod: &Pod, message: &str, node: &str) {
+pub fn pod_evicted(pod: &Pod, message: &str, node: &str, now: Timestamp) -> Event {
     let ns = pod
         .metadata
         .namespace
@@ -58,16 +60,12 @@ pub async fn pod_evicted(client: &kube::Client, pod: &Pod, message: &str, node: 
         resource_version: pod.metadata.resource_version.clone(),
         ..Default::default()
     };
-    let ev = event(involved, &ns, "Evicted", message, node);
-    let api: Api<Event> = Api::namespaced(client.clone(), &ns);
-    if let Err(e) = api.create(&PostParams::default(), &ev).await {
-        tracing::warn!(pod = ?pod.metadata.name, error = %e, "could not record Evicted event");
-    }
+    event(involved, &ns, "Evicted", message, node, now)
 }
 
 /// The Node's `EvictionThresholdMet` Warning Event ("Attempting to reclaim
 /// memory"); Node events live in the default namespace.
-pub async fn threshold_met(client: &kube::Client, node: &str, resource: &str) {
+pub fn threshold_met(node: &str, resource: &str, now: Timestamp) -> Event {
     let involved = ObjectReference {
         api_version: Some("v1".into()),
         kind: Some("Node".into()),
@@ -75,15 +73,12 @@ pub async fn threshold_met(client: &kube::Client, node: &str, resource: &str) {
         uid: Some(node.into()),
         ..Default::default()
     };
-    let ev = event(
+    event(
         involved,
         "default",
         "EvictionThresholdMet",
         &format!("Attempting to reclaim {resource}"),
         node,
-    );
-    let api: Api<Event> = Api::namespaced(client.clone(), "default");
-    if let Err(e) = api.create(&PostParams::default(), &ev).await {
-        tracing::warn!(node, error = %e, "could not record EvictionThresholdMet event");
-    }
+        now,
+    )
 }

@@ -1,13 +1,18 @@
 //! Kubernetes Events the kubelet reports about a pod's containers (a failed
 //! probe and the kill it causes, restart and image-pull back-off), as
-//! `kubectl describe`/`get events` show them. Created fire-and-forget: it
-//! never blocks or fails a pod worker, and never retries.
+//! `kubectl describe`/`get events` show them. Built here, then correlated
+//! (`correlator`: repeats patch one object's count) and sent by one
+//! background task (`record`): recording never blocks or fails a pod worker.
+
+mod correlator;
+mod lru;
+mod record;
+
+pub use record::Recorder;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
-use kube::api::PostParams;
-use kube::{Api, Client};
 
 pub const NORMAL: &str = "Normal";
 pub const WARNING: &str = "Warning";
@@ -74,21 +79,6 @@ pub fn build_for_pod(
     let mut e = build(pod, "", type_, reason, message, node, now);
     e.involved_object.field_path = None;
     e
-}
-
-/// Creates `event` in the background; a refusal is logged, not returned.
-pub fn record(client: &Client, event: Event) {
-    let ns = event.metadata.namespace.clone().unwrap_or_default();
-    let api: Api<Event> = Api::namespaced(client.clone(), &ns);
-    tokio::spawn(async move {
-        if let Err(e) = api.create(&PostParams::default(), &event).await {
-            tracing::debug!(
-                reason = event.reason.as_deref().unwrap_or(""),
-                error = %e,
-                "recording an event failed"
-            );
-        }
-    });
 }
 
 #[cfg(test)]
