@@ -216,6 +216,16 @@ impl FieldSelector {
         self
     }
 
+    /// The value `path` must equal, when the selector pins it (a watch of
+    /// one object by `metadata.name=X`). Further requirements only narrow
+    /// the result, so the first equality decides.
+    pub fn equal_value(&self, path: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(p, eq, _)| p == path && *eq)
+            .map(|(_, _, v)| v.as_str())
+    }
+
     pub fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|(path, eq, want)| {
             let mut cur = Some(obj);

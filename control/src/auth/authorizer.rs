@@ -32,6 +32,14 @@ impl Authorizer for ClusterAuthorizer {
             && user.node_name().is_some()
             && !a.verb.is_some_and(|v| v.is_read())
     }
+
+    /// Only a node's reads of secrets and configmaps need its pods.
+    fn uses_node_relation(&self, user: &User, a: &Attributes<'_>) -> bool {
+        !user.groups.iter().any(|g| g == MASTERS_GROUP)
+            && user.node_name().is_some()
+            && a.verb.is_some_and(|v| v.is_read())
+            && node::is_pod_referenced(a)
+    }
 }
 
 #[cfg(test)]

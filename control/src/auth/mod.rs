@@ -4,6 +4,7 @@
 
 pub mod authorizer;
 pub mod node;
+pub mod pod_refs;
 pub mod token_file;
 pub mod x509;
 
@@ -91,6 +92,10 @@ pub struct Attributes<'a> {
     /// it is bound to: the API server fills it from storage (or the body) so
     /// the node authorizer can say whether this pod is the caller's.
     pub pod_node_name: Option<&'a str>,
+    /// For a node's read of a secret or configmap: whether a pod bound to
+    /// that node references the named object. The API server looks it up
+    /// (only when `uses_node_relation` says the decision depends on it).
+    pub node_related: bool,
 }
 
 /// The answer of an authorizer; the reason goes into the 403 `Status`.
@@ -108,6 +113,12 @@ pub trait Authorizer: Send + Sync {
     /// only then (one etcd read per request otherwise wasted).
     fn uses_pod_node(&self, _user: &User, _attrs: &Attributes<'_>) -> bool {
         true
+    }
+
+    /// Whether the decision depends on `node_related`: the API server then
+    /// reads the node's pods (one etcd range read) to fill it.
+    fn uses_node_relation(&self, _user: &User, _attrs: &Attributes<'_>) -> bool {
+        false
     }
 }
 

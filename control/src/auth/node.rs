@@ -1,9 +1,10 @@
 //! What a node's credentials may do, after Kubernetes' Node authorizer and
 //! NodeRestriction admission: write its own Node (and status), the status of
 //! pods bound to it, delete those pods, its own Lease in `kube-node-lease`,
-//! and events. Reads are allowed broadly: Kubernetes limits a node's reads
-//! of secrets, configmaps and volumes to those its pods reference (a graph
-//! of pods to objects), which Capstan does not track.
+//! and events. It may read secrets and configmaps only when a pod bound to
+//! it references them (`pod_refs.rs`), one named object at a time (get, or
+//! list/watch with a `metadata.name` field selector): a node's credentials
+//! must not open every secret in the cluster. Other reads are allowed.
 
 use super::{Attributes, Decision, Verb};
 
@@ -15,6 +16,9 @@ pub fn authorize(node: &str, a: &Attributes<'_>) -> Decision {
         return Decision::Deny("no verb".into());
     };
     if verb.is_read() {
+        if is_pod_referenced(a) {
+            return referenced_object(node, a);
+        }
         return Decision::Allow;
     }
     match (a.group, a.resource) {
@@ -26,6 +30,25 @@ pub fn authorize(node: &str, a: &Attributes<'_>) -> Decision {
             _ => deny("nodes may only create and update events"),
         },
         _ => deny("no node rule allows this"),
+    }
+}
+
+/// Resources a node may read only when its pods reference them.
+pub fn is_pod_referenced(a: &Attributes<'_>) -> bool {
+    a.group.is_empty() && matches!(a.resource, "secrets" | "configmaps") && a.subresource.is_none()
+}
+
+/// Kubernetes' node authorizer answers with these exact reasons.
+fn referenced_object(node: &str, a: &Attributes<'_>) -> Decision {
+    if a.name.is_none() || a.namespace.is_none() {
+        return deny("No Object name found");
+    }
+    if a.node_related {
+        Decision::Allow
+    } else {
+        deny(&format!(
+            "no relationship found between node '{node}' and this object"
+        ))
     }
 }
 
@@ -95,9 +118,38 @@ mod tests {
 
     #[test]
     fn reads_are_allowed() {
-        for r in ["pods", "nodes", "services", "secrets"] {
+        for r in ["pods", "nodes", "services"] {
             assert!(allowed(authorize("n1", &attrs(Verb::List, "", r))));
             assert!(allowed(authorize("n1", &attrs(Verb::Watch, "", r))));
+        }
+    }
+
+    #[test]
+    fn secrets_and_configmaps_only_when_referenced() {
+        for r in ["secrets", "configmaps"] {
+            for verb in [Verb::Get, Verb::List, Verb::Watch] {
+                // Unnamed (a list or watch of the namespace): refused.
+                let mut a = attrs(verb, "", r);
+                a.namespace = Some("ns");
+                a.node_related = true;
+                let d = authorize("n1", &a);
+                assert_eq!(d, Decision::Deny("No Object name found".into()));
+                a.name = Some("x");
+                assert!(allowed(authorize("n1", &a)), "{r} {verb:?}");
+                a.node_related = false;
+                assert_eq!(
+                    authorize("n1", &a),
+                    Decision::Deny(
+                        "no relationship found between node 'n1' and this object".into()
+                    )
+                );
+            }
+            // Writes stay refused even when referenced.
+            let mut w = attrs(Verb::Update, "", r);
+            w.namespace = Some("ns");
+            w.name = Some("x");
+            w.node_related = true;
+            assert!(!allowed(authorize("n1", &w)));
         }
     }
 

@@ -2,6 +2,7 @@
 //! mapping, authorization before every verb, bodies and media types, and
 //! responses as JSON or `Status`. The verbs themselves are `rest`'s.
 
+pub mod node_refs;
 pub mod request;
 pub mod target;
 
@@ -160,6 +161,7 @@ fn attributes<'a>(
     t: &'a ResourceTarget,
     name: Option<&'a str>,
     pod_node: Option<&'a str>,
+    node_related: bool,
 ) -> Attributes<'a> {
     Attributes {
         verb: Some(verb),
@@ -169,6 +171,7 @@ fn attributes<'a>(
         namespace: t.namespace.as_deref(),
         name,
         pod_node_name: pod_node,
+        node_related,
     }
 }
 
@@ -179,11 +182,12 @@ fn authorize(
     t: &ResourceTarget,
     name: Option<&str>,
     pod_node: Option<&str>,
+    node_related: bool,
 ) -> Result<(), ApiError> {
     let Some(user) = user else {
         return Err(ApiError::Unauthorized);
     };
-    let attrs = attributes(verb, t, name, pod_node);
+    let attrs = attributes(verb, t, name, pod_node, node_related);
     match api.authorizer.authorize(user, &attrs) {
         Decision::Allow => Ok(()),
         Decision::Deny(reason) => {
@@ -200,9 +204,15 @@ fn authorize(
                 Some(ns) => format!(" in the namespace \"{ns}\""),
                 None => " at the cluster scope".into(),
             };
+            // Kubernetes names the object when the request does (a create's
+            // body name is not part of the request, so it is not shown).
+            let shown = match (verb, &t.name) {
+                (Verb::Create, None) => String::new(),
+                _ => name.map(|n| format!(" \"{n}\"")).unwrap_or_default(),
+            };
             let verb = verb.as_str();
             Err(ApiError::Forbidden(format!(
-                "{what} is forbidden: User \"{}\" cannot {verb} resource \"{}\" in API group {group}{scope}: {reason}",
+                "{what}{shown} is forbidden: User \"{}\" cannot {verb} resource \"{}\" in API group {group}{scope}: {reason}",
                 user.name, what
             )))
         }
@@ -250,7 +260,7 @@ async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Respo
         // most callers it cannot, and the read doubled every pod request.
         let wants_node = req.user.as_ref().is_some_and(|u| {
             api.authorizer
-                .uses_pod_node(u, &attributes(verb, &t, Some(name), None))
+                .uses_pod_node(u, &attributes(verb, &t, Some(name), None, false))
         });
         if wants_node {
             if let Ok(s) = rest::get(&api, t.res, ns, name).await {
@@ -262,8 +272,31 @@ async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Respo
             }
         }
     }
-    let name = t.name.as_deref().or(body_name.as_deref());
-    authorize(&api, req.user.as_ref(), verb, &t, name, pod_node.as_deref())?;
+    // A list or watch pinned to one object by `metadata.name=X` is a read
+    // of that object, as Kubernetes' request info names it.
+    let selected_name = match (verb, &t.name) {
+        (Verb::List | Verb::Watch, None) => req
+            .params
+            .list_options(t.res)
+            .ok()
+            .and_then(|o| o.field.equal_value("metadata.name").map(str::to_string)),
+        _ => None,
+    };
+    let name = t
+        .name
+        .as_deref()
+        .or(body_name.as_deref())
+        .or(selected_name.as_deref());
+    let related = node_refs::for_request(&api, req.user.as_ref(), verb, &t, name).await?;
+    authorize(
+        &api,
+        req.user.as_ref(),
+        verb,
+        &t,
+        name,
+        pod_node.as_deref(),
+        related,
+    )?;
     let body = match body_bytes {
         Some(b) => b,
         None if matches!(

@@ -1,0 +1,65 @@
+//! The node authorizer's pod → secret/configmap relationship, looked up per
+//! request: the pods bound to the calling node in the object's namespace
+//! (one etcd range read of that namespace's pods), and whether any of them
+//! references the object. Read fresh rather than cached so a pod bound a
+//! moment ago already grants its kubelet the secret it needs, and a deleted
+//! pod stops granting at once.
+
+use serde_json::Value;
+
+use super::target::ResourceTarget;
+use super::{attributes, ApiServer};
+use crate::apiserver::resources;
+use crate::apiserver::rest::{self, ListOptions};
+use crate::apiserver::selectors::FieldSelector;
+use crate::apiserver::status::ApiError;
+use crate::auth::pod_refs;
+use crate::auth::{User, Verb};
+
+/// Whether `name` is referenced by a pod bound to the caller's node; false
+/// (without reading) when the authorizer does not ask for it.
+pub async fn for_request(
+    api: &ApiServer,
+    user: Option<&User>,
+    verb: Verb,
+    t: &ResourceTarget,
+    name: Option<&str>,
+) -> Result<bool, ApiError> {
+    let Some(user) = user else {
+        return Ok(false);
+    };
+    if !api
+        .authorizer
+        .uses_node_relation(user, &attributes(verb, t, name, None, false))
+    {
+        return Ok(false);
+    }
+    let (Some(node), Some(ns), Some(name)) = (user.node_name(), t.namespace.as_deref(), name)
+    else {
+        return Ok(false);
+    };
+    referenced_by_node(api, node, ns, t.res.plural, name).await
+}
+
+async fn referenced_by_node(
+    api: &ApiServer,
+    node: &str,
+    ns: &str,
+    resource: &str,
+    name: &str,
+) -> Result<bool, ApiError> {
+    let Some(pods) = resources::find("", "v1", "pods") else {
+        return Ok(false);
+    };
+    let opts = ListOptions {
+        field: FieldSelector::default().and_equals("spec.nodeName", node),
+        ..Default::default()
+    };
+    let list = rest::list(api, pods, Some(ns), &opts).await?;
+    Ok(list
+        .get("items")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|p| pod_refs::referenced(p).names(resource, name)))
+}
