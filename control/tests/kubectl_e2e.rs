@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use capstan_lab::control::ControlPlane;
 use capstan_lab::{privileged, Lab};
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret};
 use kube::api::{Api, ListParams, Patch, PatchParams, WatchEvent, WatchParams};
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -88,6 +88,10 @@ fn main() {
         (
             "kube_rs_client_with_node_credentials",
             kube_rs_client_with_node_credentials,
+        ),
+        (
+            "nodes_read_only_secrets_their_pods_use",
+            nodes_read_only_secrets_their_pods_use,
         ),
         ("malformed_inputs", malformed_inputs),
         (
@@ -1128,6 +1132,147 @@ fn kube_rs_client_with_node_credentials(s: &Suite) -> Result<(), Failed> {
     )?;
     check(phase == "Running", || phase.clone())?;
     Ok(())
+}
+
+fn secret_yaml(name: &str) -> String {
+    format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {NS}\nstringData:\n  key: v\n")
+}
+
+/// Kubernetes' Node authorizer reads: a node gets the secrets and
+/// configmaps its pods reference (and watches them one by one, as the
+/// kubelet does), nothing else, and never a whole namespace of them.
+fn nodes_read_only_secrets_their_pods_use(s: &Suite) -> Result<(), Failed> {
+    ensure_nodes(s)?;
+    for n in ["na-vol", "na-pull", "na-free", "na-other"] {
+        kubectl_in(s, &["apply", "-f", "-"], Some(&secret_yaml(n)))?;
+    }
+    kubectl_in(
+        s,
+        &["apply", "-f", "-"],
+        Some(&configmap_yaml("na-env", "x")),
+    )?;
+    kubectl_in(
+        s,
+        &["apply", "-f", "-"],
+        Some(&configmap_yaml("na-free-cm", "x")),
+    )?;
+    let mine = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: na-mine\n  namespace: {NS}\nspec:\n  nodeName: node-1\n  imagePullSecrets:\n  - name: na-pull\n  - name: na-missing\n  containers:\n  - name: main\n    image: capstan.test/testsrv:latest\n    envFrom:\n    - configMapRef:\n        name: na-env\n  volumes:\n  - name: v\n    projected:\n      sources:\n      - secret:\n          name: na-vol\n"
+    );
+    let other = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: na-theirs\n  namespace: {NS}\nspec:\n  nodeName: node-2\n  containers:\n  - name: main\n    image: capstan.test/testsrv:latest\n  volumes:\n  - name: v\n    secret:\n      secretName: na-other\n"
+    );
+    kubectl_in(s, &["apply", "-f", "-"], Some(&mine))?;
+    kubectl_in(s, &["apply", "-f", "-"], Some(&other))?;
+    let kc = cp(s).node_kubeconfig("node-1");
+    with_kube(s, kc, |client| {
+        Box::pin(async move {
+            let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+            let cms: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
+            for n in ["na-vol", "na-pull"] {
+                check(api_code(secrets.get(n).await)? == 200, || {
+                    format!("get {n}")
+                })?;
+            }
+            check(api_code(cms.get("na-env").await)? == 200, || {
+                "get na-env".into()
+            })?;
+            // Referenced but never made: the node may learn it is missing.
+            check(api_code(secrets.get("na-missing").await)? == 404, || {
+                "get na-missing".into()
+            })?;
+            for n in ["na-free", "na-other"] {
+                match secrets.get(n).await {
+                    Err(kube::Error::Api(e)) => check(
+                        e.code == 403
+                            && e.reason == "Forbidden"
+                            && e.message
+                                == format!(
+                                    "secrets \"{n}\" is forbidden: User \"system:node:node-1\" cannot get resource \"secrets\" in API group \"\" in the namespace \"{NS}\": no relationship found between node 'node-1' and this object"
+                                ),
+                        || format!("{n}: {e:?}"),
+                    )?,
+                    other => return Err(format!("{n}: {other:?}").into()),
+                }
+            }
+            check(api_code(cms.get("na-free-cm").await)? == 403, || {
+                "get na-free-cm".into()
+            })?;
+            check(
+                api_code(secrets.list(&ListParams::default()).await)? == 403,
+                || "list secrets".into(),
+            )?;
+            check(
+                api_code(cms.list(&ListParams::default()).await)? == 403,
+                || "list configmaps".into(),
+            )?;
+            // One object by name, the kubelet's way: allowed when used.
+            let one = |n: &str| ListParams::default().fields(&format!("metadata.name={n}"));
+            let got = secrets
+                .list(&one("na-vol"))
+                .await
+                .map_err(|e| format!("list by name: {e}"))?;
+            check(got.items.len() == 1, || format!("{:?}", got.items.len()))?;
+            check(
+                api_code(secrets.list(&one("na-free")).await)? == 403,
+                || "list na-free by name".into(),
+            )?;
+            let wp = |n: &str| {
+                WatchParams::default()
+                    .fields(&format!("metadata.name={n}"))
+                    .timeout(1)
+            };
+            check(watch_code(&secrets, &wp("na-vol")).await? == 200, || {
+                "watch na-vol by name".into()
+            })?;
+            check(watch_code(&secrets, &wp("na-free")).await? == 403, || {
+                "watch na-free by name".into()
+            })?;
+            Ok(())
+        })
+    })?;
+    // Once the pod is gone, so is the node's access.
+    kubectl_ok(
+        s,
+        &[
+            "delete",
+            "pod",
+            "na-mine",
+            "-n",
+            NS,
+            "--force",
+            "--grace-period=0",
+        ],
+    )?;
+    let kc = cp(s).node_kubeconfig("node-1");
+    with_kube(s, kc, |client| {
+        Box::pin(async move {
+            let secrets: Api<Secret> = Api::namespaced(client, NS);
+            check(api_code(secrets.get("na-vol").await)? == 403, || {
+                "get na-vol after its pod went".into()
+            })
+        })
+    })?;
+    // The admin is unchanged.
+    let out = kubectl_ok(s, &["get", "secrets", "-n", NS, "-o", "name"])?;
+    check(out.contains("secret/na-free"), || out.clone())?;
+    Ok(())
+}
+
+/// The code a watch answers with: its own, or its first event's.
+async fn watch_code(secrets: &Api<Secret>, wp: &WatchParams) -> Result<u16, Failed> {
+    use futures::StreamExt;
+    let stream = match secrets.watch(wp, "0").await {
+        Ok(st) => st,
+        Err(e) => return api_code(Err::<(), _>(e)),
+    };
+    let mut stream = Box::pin(stream);
+    Ok(match stream.next().await {
+        Some(Ok(WatchEvent::Error(e))) => e.code,
+        Some(Err(kube::Error::Api(e))) => e.code,
+        Some(Err(e)) => return Err(format!("watch: {e}").into()),
+        _ => 200,
+    })
 }
 
 fn malformed_inputs(s: &Suite) -> Result<(), Failed> {
