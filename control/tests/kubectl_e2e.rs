@@ -90,6 +90,8 @@ fn main() {
             kube_rs_client_with_node_credentials,
         ),
         ("malformed_inputs", malformed_inputs),
+        ("auth_can_i_and_whoami", auth_can_i_and_whoami),
+        ("kubectl_1_20_auth_can_i", kubectl_1_20_auth_can_i),
         (
             "protobuf_generators_match_create_f",
             protobuf_generators_match_create_f,
@@ -1007,6 +1009,96 @@ fn nodes_write_only_their_own_objects(s: &Suite) -> Result<(), Failed> {
     Ok(())
 }
 
+/// `kubectl auth can-i` (a SelfSubjectAccessReview) gets the answer the
+/// request itself would get; `auth whoami` (a SelfSubjectReview) names the
+/// caller; a malformed review is a Status, 400 or 422.
+fn auth_can_i_and_whoami(s: &Suite) -> Result<(), Failed> {
+    let admin = admin_kc(s);
+    let n1 = cp(s).node_kubeconfig("node-1");
+    let can_i = |kc: &Path, args: &[&str]| -> Result<(String, Option<i32>), Failed> {
+        let mut all = vec!["auth", "can-i"];
+        all.extend_from_slice(args);
+        let out = kubectl_as(s, kc, &all, None)?;
+        if !matches!(out.status.code(), Some(0 | 1)) || out.stdout.is_empty() {
+            return Err(format!("kubectl {all:?}: {}", text(&out.stderr)).into());
+        }
+        Ok((text(&out.stdout).trim().to_string(), out.status.code()))
+    };
+    let r = can_i(&admin, &["create", "pods"])?;
+    check(r == ("yes".into(), Some(0)), || {
+        format!("admin create pods: {r:?}")
+    })?;
+    // kubectl prints the review's reason after the "no".
+    let r = can_i(&n1, &["update", "nodes/node-2"])?;
+    check(
+        r.0 == "no - node 'node-1' cannot modify node 'node-2'" && r.1 == Some(1),
+        || format!("node-1 on node-2: {r:?}"),
+    )?;
+    let r = can_i(&n1, &["update", "nodes/node-1"])?;
+    check(r == ("yes".into(), Some(0)), || {
+        format!("node-1 on itself: {r:?}")
+    })?;
+    let r = can_i(&n1, &["create", "configmaps", "-n", NS])?;
+    check(r.0.starts_with("no - ") && r.1 == Some(1), || {
+        format!("node-1 configmaps: {r:?}")
+    })?;
+    let r = can_i(&n1, &["list", "secrets", "-A"])?;
+    check(r == ("yes".into(), Some(0)), || {
+        format!("node-1 reads: {r:?}")
+    })?;
+    // --list: everything for the admin; for a node an incomplete list.
+    let out = kubectl_as(s, &admin, &["auth", "can-i", "--list"], None)?;
+    check(
+        out.status.success() && text(&out.stdout).contains("*.*"),
+        || format!("admin --list: {} {}", text(&out.stdout), text(&out.stderr)),
+    )?;
+    let who = json(&kubectl_ok(s, &["auth", "whoami", "-o", "json"])?)?;
+    let groups = who["status"]["userInfo"]["groups"].clone();
+    check(
+        who["kind"] == "SelfSubjectReview"
+            && who["status"]["userInfo"]["username"] == "admin"
+            && groups.as_array().is_some_and(|g| {
+                g.iter().any(|x| x == "system:masters")
+                    && g.iter().any(|x| x == "system:authenticated")
+            }),
+        || format!("admin whoami: {who}"),
+    )?;
+    let out = kubectl_as(s, &n1, &["auth", "whoami"], None)?;
+    let table = text(&out.stdout);
+    check(
+        out.status.success()
+            && table.contains("system:node:node-1")
+            && table.contains("system:nodes"),
+        || format!("node whoami: {table} {}", text(&out.stderr)),
+    )?;
+    let path = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+    let (code, body) = curl(
+        s,
+        Some("admin"),
+        "POST",
+        path,
+        Some(("application/json", r#"{"spec":"nope"}"#)),
+    )?;
+    check(code == 400 && json(&body)?["kind"] == "Status", || {
+        format!("{code} {body}")
+    })?;
+    let (code, body) = curl(
+        s,
+        Some("admin"),
+        "POST",
+        path,
+        Some(("application/json", r#"{"spec":{}}"#)),
+    )?;
+    check(code == 422 && json(&body)?["reason"] == "Invalid", || {
+        format!("{code} {body}")
+    })?;
+    let (code, body) = curl(s, Some("admin"), "GET", path, None)?;
+    check(code == 405, || format!("{code} {body}"))?;
+    let (code, body) = curl(s, None, "POST", path, Some(("application/json", "{}")))?;
+    check(code == 401, || format!("{code} {body}"))?;
+    Ok(())
+}
+
 /// A node creates its own Node and Lease (the kubelet's registration) and
 /// no other: needs the API server to give the authorizer the name from the
 /// body of a create.
@@ -1712,6 +1804,12 @@ fn kubectl_1_20_err(s: &Suite, args: &[&str], stdin: Option<&str>) -> Result<Str
         .into());
     }
     Ok(text(&out.stderr))
+}
+
+/// kubectl 1.20 has `auth can-i` (authorization.k8s.io/v1), not `whoami`.
+fn kubectl_1_20_auth_can_i(s: &Suite) -> Result<(), Failed> {
+    let out = kubectl_1_20_ok(s, &["auth", "can-i", "create", "pods"], None)?;
+    check(out.trim() == "yes", || out.clone())
 }
 
 /// Client-side validation and `explain` both read the protobuf OpenAPI v2
