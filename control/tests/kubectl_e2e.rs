@@ -1063,6 +1063,21 @@ fn auth_can_i_and_whoami(s: &Suite) -> Result<(), Failed> {
             }),
         || format!("admin whoami: {who}"),
     )?;
+    // A token (which beats the certificate) carries the token file's uid.
+    let tokens = std::fs::read_to_string(cp(s).pki_dir().join("tokens.csv"))?;
+    let (token, uid) = tokens
+        .lines()
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .find(|f| f.len() >= 3 && f[1] == "admin")
+        .map(|f| (f[0].to_string(), f[2].to_string()))
+        .ok_or("no admin token in tokens.csv")?;
+    let who = json(&kubectl_ok(
+        s,
+        &["auth", "whoami", "-o", "json", &format!("--token={token}")],
+    )?)?;
+    check(who["status"]["userInfo"]["uid"] == uid.as_str(), || {
+        format!("token whoami: {who}")
+    })?;
     let out = kubectl_as(s, &n1, &["auth", "whoami"], None)?;
     let table = text(&out.stdout);
     check(

@@ -273,7 +273,7 @@ fn whoami(user: &User, mut rev: SelfSubjectReview) -> SelfSubjectReview {
         user_info: Some(UserInfo {
             username: Some(user.name.clone()),
             groups: Some(groups),
-            uid: None,
+            uid: user.uid.clone(),
             extra: None,
         }),
     });
@@ -290,6 +290,7 @@ mod tests {
         User {
             name: name.into(),
             groups: groups.iter().map(|g| g.to_string()).collect(),
+            uid: None,
         }
     }
 
@@ -376,6 +377,17 @@ mod tests {
             info.groups.unwrap(),
             vec![NODES_GROUP.to_string(), AUTHENTICATED_GROUP.to_string()]
         );
+    }
+
+    #[test]
+    fn whoami_reports_a_uid_when_the_credential_has_one() {
+        let mut u = user("alice", &[]);
+        u.uid = Some("42".into());
+        let info = whoami(&u, SelfSubjectReview::default())
+            .status
+            .and_then(|s| s.user_info)
+            .unwrap();
+        assert_eq!(info.uid.as_deref(), Some("42"));
     }
 
     #[test]
