@@ -48,6 +48,7 @@ fn admin() -> User {
     User {
         name: "admin".into(),
         groups: vec!["system:masters".into()],
+        uid: None,
     }
 }
 

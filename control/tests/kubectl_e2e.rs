@@ -94,6 +94,8 @@ fn main() {
             nodes_read_only_secrets_their_pods_use,
         ),
         ("malformed_inputs", malformed_inputs),
+        ("auth_can_i_and_whoami", auth_can_i_and_whoami),
+        ("kubectl_1_20_auth_can_i", kubectl_1_20_auth_can_i),
         (
             "protobuf_generators_match_create_f",
             protobuf_generators_match_create_f,
@@ -1011,6 +1013,121 @@ fn nodes_write_only_their_own_objects(s: &Suite) -> Result<(), Failed> {
     Ok(())
 }
 
+/// `kubectl auth can-i` (a SelfSubjectAccessReview) gets the answer the
+/// request itself would get; `auth whoami` (a SelfSubjectReview) names the
+/// caller; a malformed review is a Status, 400 or 422.
+fn auth_can_i_and_whoami(s: &Suite) -> Result<(), Failed> {
+    let admin = admin_kc(s);
+    let n1 = cp(s).node_kubeconfig("node-1");
+    let can_i = |kc: &Path, args: &[&str]| -> Result<(String, Option<i32>), Failed> {
+        let mut all = vec!["auth", "can-i"];
+        all.extend_from_slice(args);
+        let out = kubectl_as(s, kc, &all, None)?;
+        if !matches!(out.status.code(), Some(0 | 1)) || out.stdout.is_empty() {
+            return Err(format!("kubectl {all:?}: {}", text(&out.stderr)).into());
+        }
+        Ok((text(&out.stdout).trim().to_string(), out.status.code()))
+    };
+    let r = can_i(&admin, &["create", "pods"])?;
+    check(r == ("yes".into(), Some(0)), || {
+        format!("admin create pods: {r:?}")
+    })?;
+    // kubectl prints the review's reason after the "no".
+    let r = can_i(&n1, &["update", "nodes/node-2"])?;
+    check(
+        r.0 == "no - node 'node-1' cannot modify node 'node-2'" && r.1 == Some(1),
+        || format!("node-1 on node-2: {r:?}"),
+    )?;
+    let r = can_i(&n1, &["update", "nodes/node-1"])?;
+    check(r == ("yes".into(), Some(0)), || {
+        format!("node-1 on itself: {r:?}")
+    })?;
+    let r = can_i(&n1, &["create", "configmaps", "-n", NS])?;
+    check(r.0.starts_with("no - ") && r.1 == Some(1), || {
+        format!("node-1 configmaps: {r:?}")
+    })?;
+    // Reads: open to nodes, except secrets and configmaps, which only
+    // their pods' references unlock (the same rule as a real request).
+    let r = can_i(&n1, &["list", "pods", "-A"])?;
+    check(r == ("yes".into(), Some(0)), || {
+        format!("node-1 reads pods: {r:?}")
+    })?;
+    let r = can_i(&n1, &["list", "secrets", "-A"])?;
+    check(r.0.starts_with("no") && r.1 == Some(1), || {
+        format!("node-1 lists secrets: {r:?}")
+    })?;
+    let r = can_i(&n1, &["get", "secrets/nobody-uses-this", "-n", NS])?;
+    check(r.0.starts_with("no") && r.1 == Some(1), || {
+        format!("node-1 gets an unreferenced secret: {r:?}")
+    })?;
+    // --list: everything for the admin; for a node an incomplete list.
+    let out = kubectl_as(s, &admin, &["auth", "can-i", "--list"], None)?;
+    check(
+        out.status.success() && text(&out.stdout).contains("*.*"),
+        || format!("admin --list: {} {}", text(&out.stdout), text(&out.stderr)),
+    )?;
+    let who = json(&kubectl_ok(s, &["auth", "whoami", "-o", "json"])?)?;
+    let groups = who["status"]["userInfo"]["groups"].clone();
+    check(
+        who["kind"] == "SelfSubjectReview"
+            && who["status"]["userInfo"]["username"] == "admin"
+            && groups.as_array().is_some_and(|g| {
+                g.iter().any(|x| x == "system:masters")
+                    && g.iter().any(|x| x == "system:authenticated")
+            }),
+        || format!("admin whoami: {who}"),
+    )?;
+    // A token (which beats the certificate) carries the token file's uid.
+    let tokens = std::fs::read_to_string(cp(s).pki_dir().join("tokens.csv"))?;
+    let (token, uid) = tokens
+        .lines()
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .find(|f| f.len() >= 3 && f[1] == "admin")
+        .map(|f| (f[0].to_string(), f[2].to_string()))
+        .ok_or("no admin token in tokens.csv")?;
+    let who = json(&kubectl_ok(
+        s,
+        &["auth", "whoami", "-o", "json", &format!("--token={token}")],
+    )?)?;
+    check(who["status"]["userInfo"]["uid"] == uid.as_str(), || {
+        format!("token whoami: {who}")
+    })?;
+    let out = kubectl_as(s, &n1, &["auth", "whoami"], None)?;
+    let table = text(&out.stdout);
+    check(
+        out.status.success()
+            && table.contains("system:node:node-1")
+            && table.contains("system:nodes"),
+        || format!("node whoami: {table} {}", text(&out.stderr)),
+    )?;
+    let path = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+    let (code, body) = curl(
+        s,
+        Some("admin"),
+        "POST",
+        path,
+        Some(("application/json", r#"{"spec":"nope"}"#)),
+    )?;
+    check(code == 400 && json(&body)?["kind"] == "Status", || {
+        format!("{code} {body}")
+    })?;
+    let (code, body) = curl(
+        s,
+        Some("admin"),
+        "POST",
+        path,
+        Some(("application/json", r#"{"spec":{}}"#)),
+    )?;
+    check(code == 422 && json(&body)?["reason"] == "Invalid", || {
+        format!("{code} {body}")
+    })?;
+    let (code, body) = curl(s, Some("admin"), "GET", path, None)?;
+    check(code == 405, || format!("{code} {body}"))?;
+    let (code, body) = curl(s, None, "POST", path, Some(("application/json", "{}")))?;
+    check(code == 401, || format!("{code} {body}"))?;
+    Ok(())
+}
+
 /// A node creates its own Node and Lease (the kubelet's registration) and
 /// no other: needs the API server to give the authorizer the name from the
 /// body of a create.
@@ -1857,6 +1974,12 @@ fn kubectl_1_20_err(s: &Suite, args: &[&str], stdin: Option<&str>) -> Result<Str
         .into());
     }
     Ok(text(&out.stderr))
+}
+
+/// kubectl 1.20 has `auth can-i` (authorization.k8s.io/v1), not `whoami`.
+fn kubectl_1_20_auth_can_i(s: &Suite) -> Result<(), Failed> {
+    let out = kubectl_1_20_ok(s, &["auth", "can-i", "create", "pods"], None)?;
+    check(out.trim() == "yes", || out.clone())
 }
 
 /// Client-side validation and `explain` both read the protobuf OpenAPI v2

@@ -5,6 +5,7 @@
 use serde_json::{json, Value};
 
 use super::resources::{self, Resource, Sub, RESOURCES, VERBS};
+use super::reviews;
 
 /// The media type of aggregated discovery, as kubectl asks for it.
 pub const AGGREGATED_V2: &str =
@@ -57,8 +58,19 @@ fn group_doc(group: &str) -> Value {
     })
 }
 
+/// Groups with stored resources, then the groups only reviews live in.
+fn all_groups() -> Vec<&'static str> {
+    let mut gs = resources::groups();
+    for g in reviews::groups() {
+        if !gs.contains(&g) {
+            gs.push(g);
+        }
+    }
+    gs
+}
+
 pub fn api_groups() -> Value {
-    let groups: Vec<Value> = resources::groups()
+    let groups: Vec<Value> = all_groups()
         .into_iter()
         .filter(|g| !g.is_empty())
         .map(group_doc)
@@ -67,7 +79,7 @@ pub fn api_groups() -> Value {
 }
 
 pub fn api_group(group: &str) -> Option<Value> {
-    if group.is_empty() || !resources::groups().contains(&group) {
+    if group.is_empty() || !all_groups().contains(&group) {
         return None;
     }
     let mut g = group_doc(group);
@@ -107,10 +119,17 @@ fn subresource_info(r: &Resource, s: Sub) -> SubInfo {
 
 pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     let rs = resources::in_group_version(group, version);
-    if rs.is_empty() {
+    let revs = reviews::in_group_version(group, version);
+    if rs.is_empty() && revs.is_empty() {
         return None;
     }
-    let mut out = Vec::new();
+    let mut out: Vec<Value> = revs
+        .iter()
+        .map(|r| {
+            json!({"name": r.plural, "singularName": r.singular, "namespaced": false,
+                   "kind": r.kind, "verbs": ["create"]})
+        })
+        .collect();
     for r in rs {
         let mut doc = json!({
             "name": r.plural,
@@ -155,10 +174,19 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
 
 /// Aggregated discovery for `/api` (`core` = true) or `/apis`.
 pub fn aggregated(core: bool) -> Value {
-    let items: Vec<Value> = resources::groups()
+    let items: Vec<Value> = all_groups()
         .into_iter()
         .filter(|g| g.is_empty() == core)
         .map(|group| {
+            let review_docs = reviews::in_group_version(group, "v1").into_iter().map(|r| {
+                json!({
+                    "resource": r.plural,
+                    "responseKind": {"group": r.group, "version": r.version, "kind": r.kind},
+                    "scope": "Cluster",
+                    "singularResource": r.singular,
+                    "verbs": ["create"],
+                })
+            });
             let resources: Vec<Value> = RESOURCES
                 .iter()
                 .filter(|r| r.group == group)
@@ -188,6 +216,7 @@ pub fn aggregated(core: bool) -> Value {
                     }
                     doc
                 })
+                .chain(review_docs)
                 .collect();
             let mut meta = json!({"creationTimestamp": null});
             if !group.is_empty() {
@@ -222,6 +251,15 @@ mod tests {
             assert!(names.contains(&n), "{n} in {names:?}");
         }
         assert!(resource_list("apps", "v2").is_none());
+        let authz = resource_list("authorization.k8s.io", "v1").unwrap();
+        assert_eq!(authz["resources"][0]["name"], "selfsubjectaccessreviews");
+        assert_eq!(authz["resources"][0]["verbs"], json!(["create"]));
+        assert!(api_group("authentication.k8s.io").is_some());
+        assert!(api_groups()["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["name"] == "authorization.k8s.io"));
     }
 
     #[test]
@@ -236,5 +274,15 @@ mod tests {
             .unwrap()
             .iter()
             .any(|g| g["metadata"]["name"] == "apps"));
+        let authn = a["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["metadata"]["name"] == "authentication.k8s.io")
+            .unwrap();
+        assert_eq!(
+            authn["versions"][0]["resources"][0]["resource"],
+            "selfsubjectreviews"
+        );
     }
 }

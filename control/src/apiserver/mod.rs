@@ -16,6 +16,7 @@ pub mod protobuf;
 pub mod registry;
 pub mod resources;
 pub mod rest;
+pub mod reviews;
 pub mod selectors;
 pub mod status;
 pub mod storage;

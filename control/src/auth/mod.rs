@@ -27,6 +27,9 @@ pub const NODE_USER_PREFIX: &str = "system:node:";
 pub struct User {
     pub name: String,
     pub groups: Vec<String>,
+    /// A stable id where the credential carries one (the token file's uid
+    /// column); certificates have none, as in Kubernetes.
+    pub uid: Option<String>,
 }
 
 impl User {

@@ -56,6 +56,7 @@ impl TokenFile {
             let user = User {
                 name: fields[1].clone(),
                 groups,
+                uid: Some(fields[2].clone()).filter(|u| !u.is_empty()),
             };
             if users.insert(fields[0].clone(), user).is_some() {
                 return Err(bad("duplicate token"));
@@ -160,6 +161,7 @@ mod tests {
         let a = f.user("abc").unwrap();
         assert_eq!(a.name, "alice");
         assert_eq!(a.groups, vec!["system:masters", "dev"]);
+        assert_eq!(a.uid.as_deref(), Some("1"));
         assert_eq!(f.user("xyz").unwrap().node_name(), Some("n1"));
         assert!(f.user("t3").unwrap().groups.is_empty());
         assert!(f.user("nope").is_none());

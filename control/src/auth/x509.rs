@@ -29,5 +29,9 @@ pub fn user_from_der(der: &[u8]) -> Result<User, Error> {
         .filter_map(|o| o.as_str().ok())
         .map(String::from)
         .collect();
-    Ok(User { name, groups })
+    Ok(User {
+        name,
+        groups,
+        uid: None,
+    })
 }

@@ -117,6 +117,7 @@ mod tests {
         let cert = PeerIdentity::Certificate(User {
             name: "bob".into(),
             groups: vec![],
+            uid: None,
         });
         let u = authn()
             .user(Some(&cert), Some(b"Bearer tok"))

@@ -24,7 +24,7 @@ use super::registry::workload;
 use super::resources::Sub;
 use super::rest::{self, Change, DeleteOptions};
 use super::status::ApiError;
-use super::{discovery, openapi, watch, ApiServer};
+use super::{discovery, openapi, reviews, watch, ApiServer};
 use crate::auth::{Attributes, Decision, User, Verb};
 use request::{read_body, read_object, Params};
 use target::{ResourceTarget, Target};
@@ -119,6 +119,14 @@ async fn resource(api: Arc<ApiServer>, core: bool, uri: Uri, req: Req) -> Respon
     let prefix = if core { "/api/" } else { "/apis/" };
     let path = uri.path().strip_prefix(prefix).unwrap_or_default();
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if let (false, [g, v, plural]) = (core, segs.as_slice()) {
+        if let Some(r) = reviews::find(g, v, plural) {
+            return match review(&api, r, req).await {
+                Ok(resp) => resp,
+                Err(e) => e.into_response(),
+            };
+        }
+    }
     let target = match target::parse(core, &segs) {
         Ok(t) => t,
         Err(e) => return e.into_response(),
@@ -138,6 +146,22 @@ async fn resource(api: Arc<ApiServer>, core: bool, uri: Uri, req: Req) -> Respon
             Err(e) => e.into_response(),
         },
     }
+}
+
+/// Reviews are create-only and open to every authenticated user (as
+/// Kubernetes' `system:basic-user` role grants): the answer is about the
+/// caller, so there is nothing to protect by asking the authorizer first.
+async fn review(api: &ApiServer, r: &reviews::Review, req: Req) -> Result<Response, ApiError> {
+    if req.method != Method::POST {
+        return Err(ApiError::MethodNotAllowed);
+    }
+    let Some(user) = req.user.as_ref() else {
+        return Err(ApiError::Unauthorized);
+    };
+    let b = read_body(api, &req.headers, req.body).await?;
+    let v = read_object(&req.headers, &b)?;
+    let out = reviews::review(api, r, user, v).await?;
+    Ok(json_response(StatusCode::CREATED, &out))
 }
 
 fn verb_of(method: &Method, t: &ResourceTarget, watch: bool) -> Result<Verb, ApiError> {

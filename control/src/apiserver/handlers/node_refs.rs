@@ -41,7 +41,7 @@ pub async fn for_request(
     referenced_by_node(api, node, ns, t.res.plural, name).await
 }
 
-async fn referenced_by_node(
+pub(crate) async fn referenced_by_node(
     api: &ApiServer,
     node: &str,
     ns: &str,

@@ -29,6 +29,8 @@ ROOTS = [
     "api/apps/v1",
     "api/discovery/v1",
     "api/coordination/v1",
+    "api/authorization/v1",
+    "api/authentication/v1",
     "apimachinery/pkg/runtime",
     "apimachinery/pkg/apis/meta/v1",
 ]
@@ -99,7 +101,8 @@ def inner_type(ty):
     ty = re.sub(r"\s+", "", ty).rstrip(",")
     for wrapper in ("::core::option::Option<", "::prost::alloc::vec::Vec<", "::prost::alloc::boxed::Box<"):
         while ty.startswith(wrapper):
-            ty = ty[len(wrapper):-1]
+            # rustfmt leaves a trailing comma in a wrapper split over lines.
+            ty = ty[len(wrapper):-1].rstrip(",")
     return ty
 
 

@@ -1,0 +1,448 @@
+//! The create-only, never-stored review resources `kubectl auth can-i` and
+//! `kubectl auth whoami` post: SelfSubjectAccessReview, SelfSubjectRulesReview
+//! (authorization.k8s.io/v1) and SelfSubjectReview (authentication.k8s.io/v1).
+//! An access review is answered by the server's own `Authorizer`, the same
+//! call every request goes through, so the answer cannot drift from what
+//! the request itself would get.
+
+use k8s_openapi::api::authentication::v1::{SelfSubjectReview, SelfSubjectReviewStatus, UserInfo};
+use k8s_openapi::api::authorization::v1::{
+    NonResourceRule, ResourceAttributes, ResourceRule, SelfSubjectAccessReview,
+    SelfSubjectAccessReviewSpec, SelfSubjectRulesReview, SubjectAccessReviewStatus,
+    SubjectRulesReviewStatus,
+};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::handlers::node_refs;
+use super::status::{ApiError, Cause, Subject};
+use super::{resources, rest, ApiServer};
+use crate::auth::{
+    Attributes, Authorizer, Decision, User, Verb, AUTHENTICATED_GROUP, MASTERS_GROUP,
+};
+
+/// One review resource, for routing and discovery.
+pub struct Review {
+    pub group: &'static str,
+    pub version: &'static str,
+    pub plural: &'static str,
+    pub singular: &'static str,
+    pub kind: &'static str,
+}
+
+pub const REVIEWS: &[Review] = &[
+    Review {
+        group: "authorization.k8s.io",
+        version: "v1",
+        plural: "selfsubjectaccessreviews",
+        singular: "selfsubjectaccessreview",
+        kind: "SelfSubjectAccessReview",
+    },
+    Review {
+        group: "authorization.k8s.io",
+        version: "v1",
+        plural: "selfsubjectrulesreviews",
+        singular: "selfsubjectrulesreview",
+        kind: "SelfSubjectRulesReview",
+    },
+    Review {
+        group: "authentication.k8s.io",
+        version: "v1",
+        plural: "selfsubjectreviews",
+        singular: "selfsubjectreview",
+        kind: "SelfSubjectReview",
+    },
+];
+
+/// The review a path names, when it is one (`/apis/<g>/<v>/<plural>`;
+/// reviews are cluster-scoped and have no names).
+pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static Review> {
+    REVIEWS
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
+}
+
+/// The groups only reviews live in, for `/apis`.
+pub fn groups() -> Vec<&'static str> {
+    let mut g: Vec<&str> = REVIEWS.iter().map(|r| r.group).collect();
+    g.dedup();
+    g
+}
+
+pub fn in_group_version(group: &str, version: &str) -> Vec<&'static Review> {
+    REVIEWS
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+        .collect()
+}
+
+fn decode<T: DeserializeOwned>(r: &Review, body: Value) -> Result<T, ApiError> {
+    serde_json::from_value(body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "error decoding the request body as {}: {e}",
+            r.kind
+        ))
+    })
+}
+
+fn invalid(r: &Review, cause: Cause) -> ApiError {
+    ApiError::Invalid {
+        subject: Subject {
+            group: r.group.into(),
+            kind: r.kind.into(),
+            name: String::new(),
+        },
+        causes: vec![cause],
+    }
+}
+
+fn verb_named(v: &str) -> Option<Verb> {
+    [
+        Verb::Get,
+        Verb::List,
+        Verb::Watch,
+        Verb::Create,
+        Verb::Update,
+        Verb::Patch,
+        Verb::Delete,
+        Verb::DeleteCollection,
+    ]
+    .into_iter()
+    .find(|x| x.as_str() == v)
+}
+
+/// Answers one review for `user`: the reviewed object back with its status.
+pub async fn review(
+    api: &ApiServer,
+    r: &Review,
+    user: &User,
+    body: Value,
+) -> Result<Value, ApiError> {
+    let out = match r.kind {
+        "SelfSubjectAccessReview" => {
+            serde_json::to_value(access(api, r, user, decode(r, body)?).await?)
+        }
+        "SelfSubjectRulesReview" => serde_json::to_value(rules(user, decode(r, body)?)),
+        _ => serde_json::to_value(whoami(user, decode(r, body)?)),
+    };
+    let mut v = out.map_err(|e| ApiError::Internal(format!("encoding {}: {e}", r.kind)))?;
+    v["apiVersion"] = Value::from(format!("{}/{}", r.group, r.version));
+    v["kind"] = Value::from(r.kind);
+    Ok(v)
+}
+
+fn nonempty(s: &Option<String>) -> Option<&str> {
+    s.as_deref().filter(|s| !s.is_empty())
+}
+
+/// What a review's resource attributes ask, as the authorizer sees a request.
+fn attributes(ra: &ResourceAttributes) -> Attributes<'_> {
+    Attributes {
+        // A verb the server does not have (`use`, `*`) is asked as no
+        // verb: only rules that allow everything let it through.
+        verb: verb_named(ra.verb.as_deref().unwrap_or_default()),
+        group: ra.group.as_deref().unwrap_or_default(),
+        resource: ra.resource.as_deref().unwrap_or_default(),
+        subresource: nonempty(&ra.subresource),
+        namespace: nonempty(&ra.namespace),
+        name: nonempty(&ra.name),
+        pod_node_name: None,
+        node_related: false,
+    }
+}
+
+/// The decision for a review's spec: the authorizer's own, given the pod's
+/// node when the question is about an existing pod. `Err` when the spec
+/// names neither resource nor non-resource attributes (or both).
+fn decide(
+    z: &dyn Authorizer,
+    user: &User,
+    spec: &SelfSubjectAccessReviewSpec,
+    pod_node: Option<&str>,
+    node_related: bool,
+) -> Result<Decision, Cause> {
+    match (&spec.resource_attributes, &spec.non_resource_attributes) {
+        (Some(ra), None) => {
+            let mut attrs = attributes(ra);
+            attrs.pod_node_name = pod_node;
+            attrs.node_related = node_related;
+            Ok(z.authorize(user, &attrs))
+        }
+        // Non-resource URLs (/healthz, /metrics) are decided at the edge,
+        // not by the authorizer; only the superuser's answer is certain.
+        (None, Some(_)) if user.groups.iter().any(|g| g == MASTERS_GROUP) => Ok(Decision::Allow),
+        (None, Some(_)) => Ok(Decision::Deny(
+            "non-resource URLs are not reviewed for this user".into(),
+        )),
+        _ => Err(Cause::invalid(
+            "spec.resourceAttributes",
+            "",
+            "exactly one of nonResourceAttributes or resourceAttributes must be specified",
+        )),
+    }
+}
+
+/// As for a real request, a node's answer about an existing pod depends on
+/// the pod's node: it is read only when the authorizer says it can matter.
+async fn pod_node(
+    api: &ApiServer,
+    user: &User,
+    spec: &SelfSubjectAccessReviewSpec,
+) -> Option<String> {
+    let ra = spec.resource_attributes.as_ref()?;
+    let attrs = attributes(ra);
+    let name = attrs.name?;
+    let is_pod = attrs.group.is_empty() && attrs.resource == "pods";
+    if !is_pod || !api.authorizer.uses_pod_node(user, &attrs) {
+        return None;
+    }
+    let res = resources::find("", "v1", "pods")?;
+    let s = rest::get(api, res, attrs.namespace, name).await.ok()?;
+    s.value
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// As for a real request, a node may read a secret or configmap only when
+/// one of its pods references it: looked up only when the authorizer says
+/// the answer depends on it.
+async fn node_related(
+    api: &ApiServer,
+    user: &User,
+    spec: &SelfSubjectAccessReviewSpec,
+) -> Result<bool, ApiError> {
+    let Some(ra) = spec.resource_attributes.as_ref() else {
+        return Ok(false);
+    };
+    let attrs = attributes(ra);
+    if !api.authorizer.uses_node_relation(user, &attrs) {
+        return Ok(false);
+    }
+    let (Some(node), Some(ns), Some(name)) = (user.node_name(), attrs.namespace, attrs.name) else {
+        return Ok(false);
+    };
+    node_refs::referenced_by_node(api, node, ns, attrs.resource, name).await
+}
+
+fn with_decision(mut rev: SelfSubjectAccessReview, d: Decision) -> SelfSubjectAccessReview {
+    rev.status = Some(match d {
+        Decision::Allow => SubjectAccessReviewStatus {
+            allowed: true,
+            ..Default::default()
+        },
+        Decision::Deny(reason) => SubjectAccessReviewStatus {
+            allowed: false,
+            reason: Some(reason),
+            ..Default::default()
+        },
+    });
+    rev
+}
+
+async fn access(
+    api: &ApiServer,
+    r: &Review,
+    user: &User,
+    rev: SelfSubjectAccessReview,
+) -> Result<SelfSubjectAccessReview, ApiError> {
+    let node = pod_node(api, user, &rev.spec).await;
+    let related = node_related(api, user, &rev.spec).await?;
+    let d = decide(&*api.authorizer, user, &rev.spec, node.as_deref(), related)
+        .map_err(|c| invalid(r, c))?;
+    Ok(with_decision(rev, d))
+}
+
+/// The rules a user has, as far as they can be listed: the superuser's are
+/// everything; anyone else's depend on the object (a node's own Node, pods
+/// bound to it), which a rule list cannot say without a second copy of the
+/// rules, so it is empty and marked incomplete, as Kubernetes answers for
+/// webhook authorizers.
+fn rules(user: &User, mut rev: SelfSubjectRulesReview) -> SelfSubjectRulesReview {
+    let all = || vec!["*".to_string()];
+    let status = if user.groups.iter().any(|g| g == MASTERS_GROUP) {
+        SubjectRulesReviewStatus {
+            resource_rules: vec![ResourceRule {
+                verbs: all(),
+                api_groups: Some(all()),
+                resources: Some(all()),
+                resource_names: None,
+            }],
+            non_resource_rules: vec![NonResourceRule {
+                verbs: all(),
+                non_resource_urls: Some(all()),
+            }],
+            incomplete: false,
+            evaluation_error: None,
+        }
+    } else {
+        SubjectRulesReviewStatus {
+            resource_rules: Vec::new(),
+            non_resource_rules: Vec::new(),
+            incomplete: true,
+            evaluation_error: Some(
+                "capstan's authorizer decides per object; ask with a SelfSubjectAccessReview"
+                    .into(),
+            ),
+        }
+    };
+    rev.status = Some(status);
+    rev
+}
+
+fn whoami(user: &User, mut rev: SelfSubjectReview) -> SelfSubjectReview {
+    let mut groups = user.groups.clone();
+    if !groups.iter().any(|g| g == AUTHENTICATED_GROUP) {
+        groups.push(AUTHENTICATED_GROUP.into());
+    }
+    rev.status = Some(SelfSubjectReviewStatus {
+        user_info: Some(UserInfo {
+            username: Some(user.name.clone()),
+            groups: Some(groups),
+            uid: user.uid.clone(),
+            extra: None,
+        }),
+    });
+    rev
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{ClusterAuthorizer, NODES_GROUP};
+    use serde_json::json;
+
+    fn user(name: &str, groups: &[&str]) -> User {
+        User {
+            name: name.into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            uid: None,
+        }
+    }
+
+    fn spec(v: Value) -> SelfSubjectAccessReviewSpec {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn access_uses_the_authorizer() {
+        let z = ClusterAuthorizer;
+        let admin = user("admin", &[MASTERS_GROUP]);
+        let n1 = user("system:node:n1", &[NODES_GROUP]);
+        let create_pods = spec(
+            json!({"resourceAttributes": {"verb": "create", "resource": "pods", "namespace": "default"}}),
+        );
+        assert_eq!(
+            decide(&z, &admin, &create_pods, None, false),
+            Ok(Decision::Allow)
+        );
+        assert!(matches!(
+            decide(&z, &n1, &create_pods, None, false),
+            Ok(Decision::Deny(_))
+        ));
+        let node = |name: &str| {
+            spec(
+                json!({"resourceAttributes": {"verb": "update", "resource": "nodes", "name": name}}),
+            )
+        };
+        assert_eq!(
+            decide(&z, &n1, &node("n1"), None, false),
+            Ok(Decision::Allow)
+        );
+        match decide(&z, &n1, &node("n2"), None, false) {
+            Ok(Decision::Deny(m)) => assert!(m.contains("cannot modify node 'n2'"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        // The pod's node decides a node's pod status write, as on a request.
+        let status = spec(
+            json!({"resourceAttributes": {"verb": "patch", "resource": "pods", "subresource": "status", "name": "p", "namespace": "default"}}),
+        );
+        assert_eq!(
+            decide(&z, &n1, &status, Some("n1"), false),
+            Ok(Decision::Allow)
+        );
+        assert!(matches!(
+            decide(&z, &n1, &status, Some("n2"), false),
+            Ok(Decision::Deny(_))
+        ));
+        // A verb the server lacks: only the superuser gets a yes.
+        let star =
+            spec(json!({"resourceAttributes": {"verb": "*", "resource": "*", "group": "*"}}));
+        assert_eq!(decide(&z, &admin, &star, None, false), Ok(Decision::Allow));
+        assert!(matches!(
+            decide(&z, &n1, &star, None, false),
+            Ok(Decision::Deny(_))
+        ));
+    }
+
+    #[test]
+    fn access_spec_needs_exactly_one_kind() {
+        let z = ClusterAuthorizer;
+        let admin = user("admin", &[MASTERS_GROUP]);
+        assert!(decide(&z, &admin, &spec(json!({})), None, false).is_err());
+        let both = spec(
+            json!({"resourceAttributes": {"verb": "get"}, "nonResourceAttributes": {"verb": "get", "path": "/x"}}),
+        );
+        assert!(decide(&z, &admin, &both, None, false).is_err());
+        let url = spec(json!({"nonResourceAttributes": {"verb": "get", "path": "/metrics"}}));
+        assert_eq!(decide(&z, &admin, &url, None, false), Ok(Decision::Allow));
+    }
+
+    #[test]
+    fn status_carries_allowed_and_reason() {
+        let rev = SelfSubjectAccessReview::default();
+        let yes = with_decision(rev.clone(), Decision::Allow).status.unwrap();
+        assert!(yes.allowed && yes.reason.is_none());
+        let no = with_decision(rev, Decision::Deny("why".into()))
+            .status
+            .unwrap();
+        assert!(!no.allowed);
+        assert_eq!(no.reason.as_deref(), Some("why"));
+    }
+
+    #[test]
+    fn whoami_adds_authenticated() {
+        let u = user("system:node:n1", &[NODES_GROUP]);
+        let info = whoami(&u, SelfSubjectReview::default())
+            .status
+            .and_then(|s| s.user_info)
+            .unwrap();
+        assert_eq!(info.username.as_deref(), Some("system:node:n1"));
+        assert_eq!(
+            info.groups.unwrap(),
+            vec![NODES_GROUP.to_string(), AUTHENTICATED_GROUP.to_string()]
+        );
+    }
+
+    #[test]
+    fn whoami_reports_a_uid_when_the_credential_has_one() {
+        let mut u = user("alice", &[]);
+        u.uid = Some("42".into());
+        let info = whoami(&u, SelfSubjectReview::default())
+            .status
+            .and_then(|s| s.user_info)
+            .unwrap();
+        assert_eq!(info.uid.as_deref(), Some("42"));
+    }
+
+    #[test]
+    fn rules_everything_for_admin_incomplete_otherwise() {
+        let admin = rules(&user("admin", &[MASTERS_GROUP]), Default::default())
+            .status
+            .unwrap();
+        assert!(!admin.incomplete);
+        assert_eq!(admin.resource_rules[0].verbs, vec!["*".to_string()]);
+        let n = rules(&user("system:node:n1", &[NODES_GROUP]), Default::default())
+            .status
+            .unwrap();
+        assert!(n.incomplete && n.resource_rules.is_empty());
+    }
+
+    #[test]
+    fn malformed_body_is_bad_request() {
+        let r = find("authorization.k8s.io", "v1", "selfsubjectaccessreviews").unwrap();
+        let e = decode::<SelfSubjectAccessReview>(r, json!({"spec": "nope"}));
+        assert!(matches!(e, Err(ApiError::BadRequest(_))));
+        assert!(find("authorization.k8s.io", "v1", "pods").is_none());
+    }
+}
