@@ -14,9 +14,9 @@ use k8s_openapi::api::authorization::v1::{
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::handlers::node_refs;
+use super::handlers::{node_refs, pod_node};
 use super::status::{ApiError, Cause, Subject};
-use super::{resources, rest, ApiServer};
+use super::ApiServer;
 use crate::auth::{
     Attributes, Authorizer, Decision, User, Verb, AUTHENTICATED_GROUP, MASTERS_GROUP,
 };
@@ -183,46 +183,27 @@ fn decide(
 }
 
 /// As for a real request, a node's answer about an existing pod depends on
-/// the pod's node: it is read only when the authorizer says it can matter.
+/// the pod's node.
 async fn pod_node(
     api: &ApiServer,
     user: &User,
     spec: &SelfSubjectAccessReviewSpec,
 ) -> Option<String> {
     let ra = spec.resource_attributes.as_ref()?;
-    let attrs = attributes(ra);
-    let name = attrs.name?;
-    let is_pod = attrs.group.is_empty() && attrs.resource == "pods";
-    if !is_pod || !api.authorizer.uses_pod_node(user, &attrs) {
-        return None;
-    }
-    let res = resources::find("", "v1", "pods")?;
-    let s = rest::get(api, res, attrs.namespace, name).await.ok()?;
-    s.value
-        .pointer("/spec/nodeName")
-        .and_then(Value::as_str)
-        .map(str::to_string)
+    pod_node::for_attributes(api, user, &attributes(ra)).await
 }
 
 /// As for a real request, a node may read a secret or configmap only when
-/// one of its pods references it: looked up only when the authorizer says
-/// the answer depends on it.
+/// one of its pods references it.
 async fn node_related(
     api: &ApiServer,
     user: &User,
     spec: &SelfSubjectAccessReviewSpec,
 ) -> Result<bool, ApiError> {
-    let Some(ra) = spec.resource_attributes.as_ref() else {
-        return Ok(false);
-    };
-    let attrs = attributes(ra);
-    if !api.authorizer.uses_node_relation(user, &attrs) {
-        return Ok(false);
+    match spec.resource_attributes.as_ref() {
+        Some(ra) => node_refs::for_attributes(api, user, &attributes(ra)).await,
+        None => Ok(false),
     }
-    let (Some(node), Some(ns), Some(name)) = (user.node_name(), attrs.namespace, attrs.name) else {
-        return Ok(false);
-    };
-    node_refs::referenced_by_node(api, node, ns, attrs.resource, name).await
 }
 
 fn with_decision(mut rev: SelfSubjectAccessReview, d: Decision) -> SelfSubjectAccessReview {

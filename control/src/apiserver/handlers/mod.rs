@@ -3,6 +3,7 @@
 //! responses as JSON or `Status`. The verbs themselves are `rest`'s.
 
 pub mod node_refs;
+pub mod pod_node;
 pub mod request;
 pub mod target;
 
@@ -279,22 +280,9 @@ async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Respo
             }
         }
         body_bytes = Some(b);
-    } else if let (Some(name), true) = (&t.name, is_pod) {
-        // Read the pod only when the decision can depend on its node: for
-        // most callers it cannot, and the read doubled every pod request.
-        let wants_node = req.user.as_ref().is_some_and(|u| {
-            api.authorizer
-                .uses_pod_node(u, &attributes(verb, &t, Some(name), None, false))
-        });
-        if wants_node {
-            if let Ok(s) = rest::get(&api, t.res, ns, name).await {
-                pod_node = s
-                    .value
-                    .pointer("/spec/nodeName")
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
-            }
-        }
+    } else if let (Some(name), Some(user)) = (&t.name, req.user.as_ref()) {
+        let attrs = attributes(verb, &t, Some(name), None, false);
+        pod_node = pod_node::for_attributes(&api, user, &attrs).await;
     }
     // A list or watch pinned to one object by `metadata.name=X` is a read
     // of that object, as Kubernetes' request info names it.

@@ -14,7 +14,7 @@ use crate::apiserver::rest::{self, ListOptions};
 use crate::apiserver::selectors::FieldSelector;
 use crate::apiserver::status::ApiError;
 use crate::auth::pod_refs;
-use crate::auth::{User, Verb};
+use crate::auth::{Attributes, User, Verb};
 
 /// Whether `name` is referenced by a pod bound to the caller's node; false
 /// (without reading) when the authorizer does not ask for it.
@@ -28,20 +28,26 @@ pub async fn for_request(
     let Some(user) = user else {
         return Ok(false);
     };
-    if !api
-        .authorizer
-        .uses_node_relation(user, &attributes(verb, t, name, None, false))
-    {
-        return Ok(false);
-    }
-    let (Some(node), Some(ns), Some(name)) = (user.node_name(), t.namespace.as_deref(), name)
-    else {
-        return Ok(false);
-    };
-    referenced_by_node(api, node, ns, t.res.plural, name).await
+    for_attributes(api, user, &attributes(verb, t, name, None, false)).await
 }
 
-pub(crate) async fn referenced_by_node(
+/// The same question for any authorization attributes (a request's, or a
+/// SelfSubjectAccessReview's), so a review is answered as the request would be.
+pub(crate) async fn for_attributes(
+    api: &ApiServer,
+    user: &User,
+    a: &Attributes<'_>,
+) -> Result<bool, ApiError> {
+    if !api.authorizer.uses_node_relation(user, a) {
+        return Ok(false);
+    }
+    let (Some(node), Some(ns), Some(name)) = (user.node_name(), a.namespace, a.name) else {
+        return Ok(false);
+    };
+    referenced_by_node(api, node, ns, a.resource, name).await
+}
+
+async fn referenced_by_node(
     api: &ApiServer,
     node: &str,
     ns: &str,
