@@ -80,33 +80,9 @@ fn main() {
 }
 
 fn kubectl(s: &Suite, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
-    use std::io::Write;
-    use std::process::Stdio;
-    let mut c =
-        s.cp.lock()
-            .map_err(|e| e.to_string())?
-            .kubectl()
-            .map_err(|e| e.to_string())?;
-    c.args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().map_err(|e| e.to_string())?;
-    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
-    }
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!(
-            "kubectl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    s.cp.lock()
+        .map_err(|e| e.to_string())?
+        .kubectl_run(args, stdin)
 }
 
 /// Registers a node as a kubelet does: no pod CIDRs, unless given.
