@@ -15,15 +15,18 @@
 //! Every cache is an LRU of 4096 entries, as client-go's.
 
 use std::collections::HashSet;
+use std::num::NonZeroUsize;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use lru::LruCache;
 use serde_json::json;
 
-use super::lru::Lru;
-
-pub const CACHE_ENTRIES: usize = 4096;
+pub const CACHE_ENTRIES: NonZeroUsize = match NonZeroUsize::new(4096) {
+    Some(n) => n,
+    None => panic!("cache size is positive"),
+};
 pub const AGGREGATE_MAX_EVENTS: usize = 10;
 pub const AGGREGATE_INTERVAL_SECS: i64 = 600;
 pub const SPAM_BURST: f64 = 25.0;
@@ -59,17 +62,17 @@ struct Bucket {
 }
 
 pub struct Correlator {
-    aggregates: Lru<Aggregate>,
-    observed: Lru<Observed>,
-    spam: Lru<Bucket>,
+    aggregates: LruCache<String, Aggregate>,
+    observed: LruCache<String, Observed>,
+    spam: LruCache<String, Bucket>,
 }
 
 impl Default for Correlator {
     fn default() -> Self {
         Correlator {
-            aggregates: Lru::new(CACHE_ENTRIES),
-            observed: Lru::new(CACHE_ENTRIES),
-            spam: Lru::new(CACHE_ENTRIES),
+            aggregates: LruCache::new(CACHE_ENTRIES),
+            observed: LruCache::new(CACHE_ENTRIES),
+            spam: LruCache::new(CACHE_ENTRIES),
         }
     }
 }

@@ -5,7 +5,6 @@
 //! background task (`record`): recording never blocks or fails a pod worker.
 
 mod correlator;
-mod lru;
 mod record;
 
 pub use record::Recorder;
