@@ -125,29 +125,9 @@ impl ControlPlane {
     /// Runs admin kubectl with `args` (and `stdin`, if any) to the end:
     /// its stdout, or one line naming the call with kubectl's stderr.
     pub fn kubectl_run(&self, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
-        use std::io::Write;
-        use std::process::Stdio;
         let mut c = self.kubectl().map_err(|e| e.to_string())?;
-        c.args(args)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().map_err(|e| e.to_string())?;
-        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            pipe.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
-        }
-        let out = child.wait_with_output().map_err(|e| e.to_string())?;
-        if !out.status.success() {
-            return Err(format!(
-                "kubectl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        c.args(args);
+        crate::kubectl::success(args, crate::kubectl::run(c, stdin)?)
     }
 
     /// kubectl with any kubeconfig (a node's, or one a test wrote).

@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod error;
 pub mod etcd;
 pub mod image;
+pub mod kubectl;
 pub mod lab;
 pub mod netns;
 pub mod privileged;
@@ -19,6 +20,7 @@ pub mod registry;
 pub mod simnode;
 pub mod state;
 pub mod sweep;
+pub mod wait;
 
 pub use error::LabError;
 pub use lab::{Lab, LabBuilder, Node};
