@@ -1925,8 +1925,7 @@ fn openapi_v2_protobuf(s: &Suite) -> Result<(), Failed> {
     )?;
     let body = std::fs::read(&out_file).map_err(|e| e.to_string())?;
     let _ = std::fs::remove_file(&out_file);
-    let doc = capstan_control::apiserver::protobuf::openapi_v2::decode(&body)
-        .map_err(|e| e.to_string())?;
+    let doc = capstan_apiserver::protobuf::openapi_v2::decode(&body).map_err(|e| e.to_string())?;
     check(
         doc.get_field_by_name("swagger")
             .is_some_and(|v| v.as_str() == Some("2.0")),
