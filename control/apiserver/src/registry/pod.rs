@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use crate::status::Cause;
 
+use super::strategy::Strategy;
 use super::validation;
 
 fn set_default(obj: &mut Value, key: &str, v: Value) {
@@ -223,6 +224,31 @@ pub fn qos_class(spec: Option<&Value>) -> &'static str {
 /// Status a new pod starts with.
 pub fn initial_status(spec: Option<&Value>) -> Value {
     json!({"phase": "Pending", "qosClass": qos_class(spec)})
+}
+
+/// The Pod strategy: a new pod starts Pending with its QoS class, specs
+/// are defaulted and validated, and an update may change only what
+/// `validate_update` allows.
+pub struct PodStrategy;
+
+impl Strategy for PodStrategy {
+    fn prepare_for_create(&self, obj: &mut Value) {
+        obj["status"] = initial_status(obj.get("spec"));
+    }
+
+    fn canonicalize(&self, obj: &mut Value) {
+        if let Some(spec) = obj.get_mut("spec") {
+            default_spec(spec);
+        }
+    }
+
+    fn validate(&self, obj: &Value, out: &mut Vec<Cause>) {
+        validate_spec("spec", obj.get("spec"), out);
+    }
+
+    fn validate_update(&self, old: &Value, new: &Value, out: &mut Vec<Cause>) {
+        validate_update(old, new, out);
+    }
 }
 
 #[cfg(test)]

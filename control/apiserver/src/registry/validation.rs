@@ -111,6 +111,31 @@ pub fn port_name(field: &str, name: &str, out: &mut Vec<Cause>) {
     }
 }
 
+/// The keys of a ConfigMap's or Secret's `data` and `binaryData`.
+pub fn config_keys(obj: &Value, out: &mut Vec<Cause>) {
+    for field in ["data", "binaryData"] {
+        for k in obj
+            .get(field)
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k)
+        {
+            let ok = !k.is_empty()
+                && k.len() <= 253
+                && k.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            if !ok {
+                out.push(Cause::invalid(
+                    format!("{field}[{k}]"),
+                    k,
+                    "a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
+                ));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

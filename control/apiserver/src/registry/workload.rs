@@ -8,6 +8,7 @@ use crate::selectors::LabelSelector;
 use crate::status::Cause;
 
 use super::pod;
+use super::strategy::Strategy;
 
 fn set_default(obj: &mut Value, key: &str, v: Value) {
     if obj.get(key).is_none_or(Value::is_null) {
@@ -126,6 +127,54 @@ pub fn scale_of(kind: &str, obj: &Value) -> Value {
             "selector": selector,
         },
     })
+}
+
+/// The strategy of one workload kind: spec defaults and validation by
+/// kind, and — for the apps/v1 kinds — an immutable selector.
+pub struct WorkloadStrategy {
+    kind: &'static str,
+    /// apps/v1 made `spec.selector` immutable; core/v1's
+    /// ReplicationController kept it mutable.
+    immutable_selector: bool,
+}
+
+impl WorkloadStrategy {
+    pub const DEPLOYMENT: WorkloadStrategy = WorkloadStrategy {
+        kind: "Deployment",
+        immutable_selector: true,
+    };
+    pub const REPLICA_SET: WorkloadStrategy = WorkloadStrategy {
+        kind: "ReplicaSet",
+        immutable_selector: true,
+    };
+    pub const DAEMON_SET: WorkloadStrategy = WorkloadStrategy {
+        kind: "DaemonSet",
+        immutable_selector: true,
+    };
+    pub const REPLICATION_CONTROLLER: WorkloadStrategy = WorkloadStrategy {
+        kind: "ReplicationController",
+        immutable_selector: false,
+    };
+}
+
+impl Strategy for WorkloadStrategy {
+    fn canonicalize(&self, obj: &mut Value) {
+        if let Some(spec) = obj.get_mut("spec") {
+            default_spec(self.kind, spec);
+        }
+    }
+
+    fn validate(&self, obj: &Value, out: &mut Vec<Cause>) {
+        validate_spec(self.kind, obj.get("spec"), out);
+    }
+
+    fn validate_update(&self, old: &Value, new: &Value, out: &mut Vec<Cause>) {
+        if let Some(sel) = old.pointer("/spec/selector") {
+            if self.immutable_selector && new.pointer("/spec/selector") != Some(sel) {
+                out.push(Cause::invalid("spec.selector", "", "field is immutable"));
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,11 +1,10 @@
-//! Services: defaulting, validation, and the allocation plan for cluster
-//! IPs (from `--service-cidr`) and node ports (from the node-port range).
-//! An allocation is an etcd key (`allocations/clusterips/<ip>`,
-//! `allocations/nodeports/<port>`) claimed in the same transaction that
-//! writes the service, so a restart derives nothing and concurrent creates
-//! cannot both win. This file plans; the REST layer commits.
+//! The allocation plan for a Service's cluster IPs (from `--service-cidr`)
+//! and node ports (from the node-port range). An allocation is an etcd key
+//! claimed in the same transaction that writes the service, so a restart
+//! derives nothing and concurrent creates cannot both win. This file plans;
+//! the REST layer commits.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::net::Ipv4Addr;
 use std::ops::RangeInclusive;
 
@@ -13,12 +12,9 @@ use ipnetwork::Ipv4Network;
 use rand::Rng;
 use serde_json::{json, Value};
 
+use super::keys::{held, ip_key, port_key};
+use super::spec::{set_default, type_of};
 use crate::status::Cause;
-
-use super::validation;
-
-pub const IP_DIR: &str = "allocations/clusterips/";
-pub const PORT_DIR: &str = "allocations/nodeports/";
 
 #[derive(Clone, Debug)]
 pub struct Ranges {
@@ -36,166 +32,6 @@ pub struct Claim {
     pub explicit: bool,
     pub field: String,
     pub value: String,
-}
-
-pub fn ip_key(ip: &str) -> String {
-    format!("{IP_DIR}{ip}")
-}
-
-pub fn port_key(port: i64) -> String {
-    format!("{PORT_DIR}{port}")
-}
-
-fn type_of(spec: &Value) -> &str {
-    spec.get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("ClusterIP")
-}
-
-fn wants_node_ports(spec: &Value) -> bool {
-    matches!(type_of(spec), "NodePort" | "LoadBalancer")
-}
-
-/// The allocation keys a stored service holds.
-pub fn held(obj: &Value) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let Some(spec) = obj.get("spec") else {
-        return out;
-    };
-    for ip in spec
-        .get("clusterIPs")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .chain(spec.get("clusterIP").and_then(Value::as_str))
-    {
-        if !ip.is_empty() && ip != "None" {
-            out.insert(ip_key(ip));
-        }
-    }
-    for p in spec
-        .get("ports")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if let Some(np) = p.get("nodePort").and_then(Value::as_i64) {
-            out.insert(port_key(np));
-        }
-    }
-    out
-}
-
-fn set_default(obj: &mut Value, key: &str, v: Value) {
-    if obj.get(key).is_none_or(Value::is_null) {
-        obj[key] = v;
-    }
-}
-
-pub fn default_spec(spec: &mut Value) {
-    if !spec.is_object() {
-        return;
-    }
-    set_default(spec, "type", json!("ClusterIP"));
-    set_default(spec, "sessionAffinity", json!("None"));
-    if type_of(spec) != "ExternalName" {
-        set_default(spec, "internalTrafficPolicy", json!("Cluster"));
-    }
-    if wants_node_ports(spec) {
-        set_default(spec, "externalTrafficPolicy", json!("Cluster"));
-    }
-    if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
-        for p in ports {
-            set_default(p, "protocol", json!("TCP"));
-            if p.get("targetPort").is_none_or(Value::is_null) {
-                if let Some(port) = p.get("port").cloned() {
-                    p["targetPort"] = port;
-                }
-            }
-        }
-    }
-}
-
-pub fn validate_spec(spec: Option<&Value>, out: &mut Vec<Cause>) {
-    let Some(spec) = spec else {
-        out.push(Cause::required("spec"));
-        return;
-    };
-    let ty = type_of(spec);
-    if !matches!(
-        ty,
-        "ClusterIP" | "NodePort" | "LoadBalancer" | "ExternalName"
-    ) {
-        out.push(Cause::not_supported(
-            "spec.type",
-            ty,
-            &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"],
-        ));
-    }
-    let headless = spec.get("clusterIP").and_then(Value::as_str) == Some("None");
-    let ports = spec.get("ports").and_then(Value::as_array);
-    if ty == "ExternalName" {
-        let ext = spec
-            .get("externalName")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if ext.is_empty() {
-            out.push(Cause::required("spec.externalName"));
-        }
-    } else if ports.is_none_or(|p| p.is_empty()) && !headless {
-        out.push(Cause::required("spec.ports"));
-    }
-    if let Some(a) = spec.get("sessionAffinity").and_then(Value::as_str) {
-        if !matches!(a, "None" | "ClientIP") {
-            out.push(Cause::not_supported(
-                "spec.sessionAffinity",
-                a,
-                &["ClientIP", "None"],
-            ));
-        }
-    }
-    let ports = ports.map(Vec::as_slice).unwrap_or_default();
-    let mut names = HashSet::new();
-    let mut seen = HashSet::new();
-    for (i, p) in ports.iter().enumerate() {
-        let f = format!("spec.ports[{i}]");
-        let name = p.get("name").and_then(Value::as_str).unwrap_or_default();
-        if ports.len() > 1 && name.is_empty() {
-            out.push(Cause::required(format!("{f}.name")));
-        }
-        if !name.is_empty() {
-            validation::dns1123_label(&format!("{f}.name"), name, out);
-            if !names.insert(name) {
-                out.push(Cause::duplicate(format!("{f}.name"), name));
-            }
-        }
-        validation::port(&format!("{f}.port"), p.get("port"), true, out);
-        validation::protocol(&format!("{f}.protocol"), p.get("protocol"), out);
-        let key = (
-            p.get("port").and_then(Value::as_i64),
-            p.get("protocol").and_then(Value::as_str).unwrap_or("TCP"),
-        );
-        if !seen.insert(key) {
-            out.push(Cause::duplicate(
-                f.to_string(),
-                format!("{}/{}", key.0.unwrap_or(0), key.1),
-            ));
-        }
-        match p.get("targetPort") {
-            Some(Value::Number(_)) => {
-                validation::port(&format!("{f}.targetPort"), p.get("targetPort"), false, out)
-            }
-            Some(Value::String(s)) => validation::port_name(&format!("{f}.targetPort"), s, out),
-            _ => {}
-        }
-        if p.get("nodePort").and_then(Value::as_i64).is_some() && !wants_node_ports(spec) {
-            out.push(Cause::forbidden(
-                format!("{f}.nodePort"),
-                format!("may not be used when `type` is '{ty}'"),
-            ));
-        }
-    }
 }
 
 /// Fills `clusterIP(s)` and node ports into `spec` and says which keys to
@@ -508,24 +344,5 @@ mod tests {
         let ips: HashSet<Ipv4Addr> = (2..=6).map(|i| Ipv4Addr::new(10, 96, 0, i)).collect();
         let mut spec = json!({"ports": [{"port": 80}]});
         assert!(allocate(&mut spec, None, &ranges(), &ips, &HashSet::new()).is_err());
-    }
-
-    #[test]
-    fn validation_requires_ports_and_names() {
-        let mut out = Vec::new();
-        validate_spec(Some(&json!({"type": "ClusterIP"})), &mut out);
-        assert_eq!(out[0].field, "spec.ports");
-        out.clear();
-        validate_spec(
-            Some(&json!({"ports": [{"port": 80}, {"port": 0, "nodePort": 30000}]})),
-            &mut out,
-        );
-        let f: Vec<&str> = out.iter().map(|c| c.field.as_str()).collect();
-        assert!(
-            f.contains(&"spec.ports[0].name")
-                && f.contains(&"spec.ports[1].port")
-                && f.contains(&"spec.ports[1].nodePort"),
-            "{f:?}"
-        );
     }
 }
