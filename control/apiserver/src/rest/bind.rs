@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::{conflict, encode, get, object_path, subject, UPDATE_RETRIES};
+use super::stored::{conflict, encode, get, object_path, subject, UPDATE_RETRIES};
 use crate::registry::meta;
 use crate::resources::Resource;
 use crate::status::ApiError;

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 
 use serde_json::{json, Value};
 
-use super::{encode, get, object_path, subject, with_rv, UPDATE_RETRIES};
+use super::stored::{encode, get, object_path, subject, with_rv, UPDATE_RETRIES};
 use crate::registry::{self, meta, service};
 use crate::resources::Resource;
 use crate::status::ApiError;

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::{dir_path, with_rv};
+use super::stored::{dir_path, with_rv};
 use crate::resources::Resource;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::ApiError;

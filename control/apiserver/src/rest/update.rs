@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::create::{claim_keys, plan_service, releases};
-use super::{conflict, encode, get, object_path, with_rv, UPDATE_RETRIES};
+use super::stored::{conflict, encode, get, object_path, with_rv, UPDATE_RETRIES};
 use crate::registry::{self, meta};
 use crate::resources::{Resource, Sub};
 use crate::status::ApiError;
