@@ -7,14 +7,15 @@
 
 use serde_json::Value;
 
+use super::authorize::attributes;
 use super::target::ResourceTarget;
-use super::{attributes, ApiServer};
 use crate::auth::pod_refs;
 use crate::auth::{Attributes, User, Verb};
 use crate::resources;
 use crate::rest::{self, ListOptions};
 use crate::selectors::FieldSelector;
 use crate::status::ApiError;
+use crate::ApiServer;
 
 /// Whether `name` is referenced by a pod bound to the caller's node; false
 /// (without reading) when the authorizer does not ask for it.

@@ -6,10 +6,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::http::Method;
 use axum::http::{header, HeaderMap};
 use bytes::Bytes;
 use serde_json::Value;
 
+use crate::auth::User;
 use crate::protobuf;
 use crate::resources::Resource;
 use crate::rest::{self, ListOptions};
@@ -123,4 +125,13 @@ pub fn read_object(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> 
         ));
     }
     Ok(v)
+}
+
+/// The parts of a request the verbs need, taken apart once by the route.
+pub struct Req {
+    pub method: Method,
+    pub headers: HeaderMap,
+    pub params: Params,
+    pub user: Option<User>,
+    pub body: Body,
 }
