@@ -6,7 +6,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 
-use super::Error;
+use super::error::Error;
 
 pub(super) fn ensure_dir(dir: &Path) -> Result<(), Error> {
     std::fs::DirBuilder::new()

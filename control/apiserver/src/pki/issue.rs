@@ -10,7 +10,10 @@ use rcgen::{
 };
 use time::{Duration, OffsetDateTime};
 
-use super::{files, Error, InitReport, Layout};
+use super::error::Error;
+use super::files;
+use super::layout::Layout;
+use super::report::InitReport;
 
 const CA_VALIDITY: Duration = Duration::days(3650);
 const LEAF_VALIDITY: Duration = Duration::days(365);
