@@ -7,22 +7,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-use kube::config::{KubeConfigOptions, Kubeconfig};
-
 use crate::{scheduler, Options};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("read kubeconfig {path}: {source}")]
-    Kubeconfig {
-        path: String,
-        #[source]
-        source: kube::config::KubeconfigError,
-    },
-    #[error("bad API server address {0:?}")]
-    Server(String),
-    #[error("build API client: {0}")]
-    Client(#[from] kube::Error),
+    #[error(transparent)]
+    Client(#[from] capstan_k8s::ClientError),
     #[error("unknown controller {0:?} (known: {known})", known = CONTROLLERS.join(", "))]
     UnknownController(String),
 }
@@ -75,23 +65,15 @@ pub fn controller_options(list: &[String]) -> Result<Options, ClientError> {
     })
 }
 
-/// A client for `server` with the credentials in `kubeconfig`.
+/// A client for `server` with the credentials in `kubeconfig` (watches
+/// stay open for minutes, hence the long read timeout).
 pub async fn loopback_client(kubeconfig: &Path, server: &str) -> Result<kube::Client, ClientError> {
-    let kc = Kubeconfig::read_from(kubeconfig).map_err(|source| ClientError::Kubeconfig {
-        path: kubeconfig.display().to_string(),
-        source,
-    })?;
-    let mut cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .map_err(|source| ClientError::Kubeconfig {
-            path: kubeconfig.display().to_string(),
-            source,
-        })?;
-    cfg.cluster_url = server
-        .parse()
-        .map_err(|_| ClientError::Server(server.to_string()))?;
-    cfg.read_timeout = Some(Duration::from_secs(300));
-    Ok(kube::Client::try_from(cfg)?)
+    let opts = capstan_k8s::ClientOptions {
+        kubeconfig: Some(kubeconfig.to_path_buf()),
+        server: Some(server.to_string()),
+        read_timeout: Some(Duration::from_secs(300)),
+    };
+    Ok(capstan_k8s::client(&opts).await?)
 }
 
 /// Runs the enabled clients until `shutdown` resolves; a client that stops

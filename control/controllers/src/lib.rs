@@ -10,7 +10,6 @@ pub mod deployment;
 pub mod endpoints;
 pub mod endpoints_sync;
 pub mod gc;
-pub mod informer;
 pub mod namespace;
 pub mod node_ipam;
 pub mod node_lifecycle;

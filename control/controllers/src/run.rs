@@ -16,9 +16,10 @@ use kube::api::Api;
 use kube::runtime::reflector::Store;
 use tokio::sync::Notify;
 
-use crate::informer::{pace, spawn_reflector};
 use crate::{daemonset, deployment, endpoints_sync, gc, namespace, node_ipam};
 use crate::{node_lifecycle, replicas, Options};
+use capstan_k8s::{pace, spawn_reflector};
+use kube::runtime::watcher::Config;
 
 /// Passes start at most this often: controllers converge in steps of
 /// seconds, and a pass per pod event cost a core during bursts.
@@ -46,23 +47,61 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ControllerError> {
     let notify = Arc::new(Notify::new());
-    let pods = spawn_reflector(Api::<Pod>::all(client.clone()), notify.clone());
-    let rs = spawn_reflector(Api::<ReplicaSet>::all(client.clone()), notify.clone());
+    let pods = spawn_reflector(
+        Api::<Pod>::all(client.clone()),
+        Config::default(),
+        notify.clone(),
+    );
+    let rs = spawn_reflector(
+        Api::<ReplicaSet>::all(client.clone()),
+        Config::default(),
+        notify.clone(),
+    );
     let rc = spawn_reflector(
         Api::<ReplicationController>::all(client.clone()),
+        Config::default(),
         notify.clone(),
     );
-    let deployments = spawn_reflector(Api::<Deployment>::all(client.clone()), notify.clone());
-    let daemonsets = spawn_reflector(Api::<DaemonSet>::all(client.clone()), notify.clone());
-    let nodes = spawn_reflector(Api::<Node>::all(client.clone()), notify.clone());
+    let deployments = spawn_reflector(
+        Api::<Deployment>::all(client.clone()),
+        Config::default(),
+        notify.clone(),
+    );
+    let daemonsets = spawn_reflector(
+        Api::<DaemonSet>::all(client.clone()),
+        Config::default(),
+        notify.clone(),
+    );
+    let nodes = spawn_reflector(
+        Api::<Node>::all(client.clone()),
+        Config::default(),
+        notify.clone(),
+    );
     let leases = spawn_reflector(
         Api::<Lease>::namespaced(client.clone(), node_lifecycle::LEASE_NAMESPACE),
+        Config::default(),
         notify.clone(),
     );
-    let services = spawn_reflector(Api::<Service>::all(client.clone()), notify.clone());
-    let eps = spawn_reflector(Api::<Endpoints>::all(client.clone()), notify.clone());
-    let slices = spawn_reflector(Api::<EndpointSlice>::all(client.clone()), notify.clone());
-    let namespaces = spawn_reflector(Api::<Namespace>::all(client.clone()), notify.clone());
+    let services = spawn_reflector(
+        Api::<Service>::all(client.clone()),
+        Config::default(),
+        notify.clone(),
+    );
+    let eps = spawn_reflector(
+        Api::<Endpoints>::all(client.clone()),
+        Config::default(),
+        notify.clone(),
+    );
+    let slices = spawn_reflector(
+        Api::<EndpointSlice>::all(client.clone()),
+        Config::default(),
+        notify.clone(),
+    );
+    let namespaces = spawn_reflector(
+        Api::<Namespace>::all(client.clone()),
+        Config::default(),
+        notify.clone(),
+    );
     ready(&pods, "pods").await?;
     ready(&rs, "replicasets").await?;
     ready(&rc, "replicationcontrollers").await?;

@@ -203,7 +203,7 @@ pub fn qos_class(spec: Option<&Value>) -> &'static str {
             // Compared as quantities: "1" and "1000m" are the same CPU.
             let amount = |v: Option<&Value>| {
                 v.and_then(Value::as_str)
-                    .and_then(capstan_control_contract::quantity::parse_milli)
+                    .and_then(capstan_k8s::quantity::parse_milli)
             };
             let l = amount(lim.and_then(|m| m.get(r)));
             let q = amount(req.and_then(|m| m.get(r))).or(l);

@@ -3,9 +3,11 @@
 //! gets the reason text kube-scheduler prints, so users see familiar
 //! messages. Pure functions over the API objects and a `NodeInfo`.
 
-use k8s_openapi::api::core::v1::{
-    Node, NodeSelectorRequirement, NodeSelectorTerm, Pod, Taint, Toleration,
-};
+use capstan_k8s::scheduling::host_ports::any_conflict;
+use capstan_k8s::scheduling::node_affinity::required_node_affinity_matches;
+use capstan_k8s::scheduling::taints::{find_untolerated, tolerated};
+use capstan_k8s::scheduling::NodeFields;
+use k8s_openapi::api::core::v1::{Node, Pod, Taint, Toleration};
 
 use super::node_info::{pod_host_ports, pod_requests, HostPort, NodeInfo, Resources};
 
@@ -47,29 +49,26 @@ pub fn filter_with(pod: &Pod, facts: &PodFacts, node: &Node, info: &NodeInfo) ->
     let node_spec = node.spec.as_ref();
 
     if node_spec.and_then(|s| s.unschedulable) == Some(true)
-        && !tolerations.iter().any(|t| {
-            tolerates(
-                t,
-                &Taint {
-                    key: "node.kubernetes.io/unschedulable".into(),
-                    effect: "NoSchedule".into(),
-                    ..Default::default()
-                },
-            )
-        })
+        && !tolerated(
+            tolerations,
+            &Taint {
+                key: "node.kubernetes.io/unschedulable".into(),
+                effect: "NoSchedule".into(),
+                ..Default::default()
+            },
+        )
     {
         return vec![REASON_UNSCHEDULABLE.into()];
     }
     if !is_ready(node) {
         return vec![REASON_NOT_READY.into()];
     }
-    if let Some(t) = node_spec
-        .and_then(|s| s.taints.as_ref())
-        .into_iter()
-        .flatten()
-        .filter(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
-        .find(|t| !tolerations.iter().any(|tol| tolerates(tol, t)))
-    {
+    let taints: &[Taint] = node_spec
+        .and_then(|s| s.taints.as_deref())
+        .unwrap_or_default();
+    if let Some(t) = find_untolerated(taints, tolerations, |t| {
+        t.effect == "NoSchedule" || t.effect == "NoExecute"
+    }) {
         return vec![format!(
             "node(s) had untolerated taint {{{}: {}}}",
             t.key,
@@ -81,14 +80,11 @@ pub fn filter_with(pod: &Pod, facts: &PodFacts, node: &Node, info: &NodeInfo) ->
             return vec![REASON_NODE_NAME.into()];
         }
     }
-    if !matches_selector_and_affinity(pod, node) {
+    let no_labels = Default::default();
+    if !required_node_affinity_matches(pod, NodeFields::of(node, &no_labels)) {
         return vec![REASON_AFFINITY.into()];
     }
-    if facts.host_ports.iter().any(|want| {
-        info.host_ports
-            .iter()
-            .any(|have| ports_conflict(want, have))
-    }) {
+    if any_conflict(&facts.host_ports, &info.host_ports) {
         return vec![REASON_PORTS.into()];
     }
     let mut reasons = Vec::new();
@@ -105,10 +101,6 @@ pub fn filter_with(pod: &Pod, facts: &PodFacts, node: &Node, info: &NodeInfo) ->
     reasons
 }
 
-fn ports_conflict(a: &(String, String, i32), b: &(String, String, i32)) -> bool {
-    a.0 == b.0 && a.2 == b.2 && (a.1.is_empty() || b.1.is_empty() || a.1 == b.1)
-}
-
 pub fn is_ready(node: &Node) -> bool {
     node.status
         .as_ref()
@@ -118,93 +110,13 @@ pub fn is_ready(node: &Node) -> bool {
         .any(|c| c.type_ == "Ready" && c.status == "True")
 }
 
-/// Kubernetes' toleration matching (k8s.io/api/core/v1 ToleratesTaint).
-pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
-    if let Some(effect) = t.effect.as_deref() {
-        if !effect.is_empty() && effect != taint.effect {
-            return false;
-        }
-    }
-    let key = t.key.as_deref().unwrap_or("");
-    match t.operator.as_deref().unwrap_or("Equal") {
-        // An empty key with Exists matches every taint.
-        "Exists" => key.is_empty() || key == taint.key,
-        "Equal" => {
-            key == taint.key
-                && t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
-        }
-        _ => false,
-    }
-}
-
-fn matches_selector_and_affinity(pod: &Pod, node: &Node) -> bool {
-    let Some(spec) = pod.spec.as_ref() else {
-        return true;
-    };
-    let labels = node.metadata.labels.as_ref();
-    if let Some(sel) = spec.node_selector.as_ref() {
-        if sel
-            .iter()
-            .any(|(k, v)| labels.and_then(|l| l.get(k)) != Some(v))
-        {
-            return false;
-        }
-    }
-    let required = spec
-        .affinity
-        .as_ref()
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|n| {
-            n.required_during_scheduling_ignored_during_execution
-                .as_ref()
-        });
-    match required {
-        // Terms are ORed; an empty term list matches nothing, as in Kubernetes.
-        Some(r) => r.node_selector_terms.iter().any(|t| term_matches(t, node)),
-        None => true,
-    }
-}
-
-fn term_matches(term: &NodeSelectorTerm, node: &Node) -> bool {
-    let exprs = term.match_expressions.as_deref().unwrap_or_default();
-    let fields = term.match_fields.as_deref().unwrap_or_default();
-    if exprs.is_empty() && fields.is_empty() {
-        return false;
-    }
-    let labels = node.metadata.labels.as_ref();
-    let name = node.metadata.name.as_deref().unwrap_or_default();
-    exprs
-        .iter()
-        .all(|e| requirement_matches(e, labels.and_then(|l| l.get(&e.key)).map(String::as_str)))
-        && fields
-            .iter()
-            .all(|e| e.key == "metadata.name" && requirement_matches(e, Some(name)))
-}
-
-fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
-    let values = r.values.as_deref().unwrap_or_default();
-    let as_int = |s: &str| s.parse::<i64>().ok();
-    match r.operator.as_str() {
-        "In" => value.is_some_and(|v| values.iter().any(|x| x == v)),
-        "NotIn" => !value.is_some_and(|v| values.iter().any(|x| x == v)),
-        "Exists" => value.is_some(),
-        "DoesNotExist" => value.is_none(),
-        "Gt" => {
-            matches!((value.and_then(as_int), values.first().and_then(|x| as_int(x))), (Some(v), Some(x)) if v > x)
-        }
-        "Lt" => {
-            matches!((value.and_then(as_int), values.first().and_then(|x| as_int(x))), (Some(v), Some(x)) if v < x)
-        }
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::scheduler::node_info::tests::{container, pod};
     use k8s_openapi::api::core::v1::{
-        Affinity, NodeAffinity, NodeCondition, NodeSelector, NodeSpec, NodeStatus,
+        Affinity, NodeAffinity, NodeCondition, NodeSelector, NodeSelectorRequirement,
+        NodeSelectorTerm, NodeSpec, NodeStatus,
     };
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
     use std::collections::BTreeMap;
@@ -325,7 +237,7 @@ mod tests {
     fn host_ports_conflict_across_wildcards() {
         let n = node("n", "1", "1Gi");
         let mut info = NodeInfo::from_node(&n);
-        info.host_ports.insert(("TCP".into(), String::new(), 80));
+        info.host_ports.insert(HostPort::new(None, Some("TCP"), 80));
         let mut c = container("", "");
         c.ports = Some(vec![k8s_openapi::api::core::v1::ContainerPort {
             container_port: 80,

@@ -7,12 +7,11 @@
 
 pub mod algorithm;
 pub mod filter;
+mod name;
 pub mod node_info;
 mod report;
 
-// Quantities are shared with the API server (pod QoS), so they live in the
-// contract crate; re-exported so `scheduler::quantity` keeps its path.
-pub use capstan_control_contract::quantity;
+pub use name::DEFAULT_SCHEDULER_NAME;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -24,12 +23,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, PostParams};
 use tokio::sync::{mpsc, Notify, Semaphore};
 
-use crate::informer::{pace, spawn_reflector};
+use capstan_k8s::{pace, spawn_reflector};
+use kube::runtime::watcher::Config;
 use node_info::{holds_resources, NodeInfo};
-
-/// Kubernetes' default scheduler name; pods that name another scheduler are
-/// left alone.
-pub const DEFAULT_SCHEDULER_NAME: &str = "default-scheduler";
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -84,8 +80,16 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), SchedulerError> {
     let notify = Arc::new(Notify::new());
-    let nodes = spawn_reflector(Api::<Node>::all(client.clone()), notify.clone());
-    let pods = spawn_reflector(Api::<Pod>::all(client.clone()), notify.clone());
+    let nodes = spawn_reflector(
+        Api::<Node>::all(client.clone()),
+        Config::default(),
+        notify.clone(),
+    );
+    let pods = spawn_reflector(
+        Api::<Pod>::all(client.clone()),
+        Config::default(),
+        notify.clone(),
+    );
     nodes
         .wait_until_ready()
         .await

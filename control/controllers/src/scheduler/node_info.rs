@@ -4,9 +4,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use k8s_openapi::api::core::v1::{Container, Node, Pod};
-
-use super::quantity::parse_resource;
+use capstan_k8s::quantity::parse_resource;
+use capstan_k8s::requests::{pod_request, RequestOptions};
+use capstan_k8s::scheduling::host_ports;
+use k8s_openapi::api::core::v1::{Node, Pod};
 
 /// Resources the scheduler accounts for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -15,88 +16,22 @@ pub struct Resources {
     pub memory: i128,
 }
 
-impl Resources {
-    fn add(&mut self, o: Resources) {
-        self.milli_cpu += o.milli_cpu;
-        self.memory += o.memory;
-    }
-    fn max(self, o: Resources) -> Resources {
-        Resources {
-            milli_cpu: self.milli_cpu.max(o.milli_cpu),
-            memory: self.memory.max(o.memory),
-        }
-    }
-}
+/// A host port a pod claims (capstan-k8s's, shared with kubelet admission).
+pub use capstan_k8s::scheduling::HostPort;
 
-/// A host port a pod claims: (protocol, host IP, port). An empty or 0.0.0.0
-/// host IP conflicts with every address.
-pub type HostPort = (String, String, i32);
-
-fn container_requests(c: &Container) -> Resources {
-    let Some(res) = c.resources.as_ref() else {
-        return Resources::default();
-    };
-    // Limits stand in for missing requests, as the API server's defaulting does.
-    let get = |name: &str| {
-        res.requests
-            .as_ref()
-            .and_then(|r| r.get(name))
-            .or_else(|| res.limits.as_ref().and_then(|l| l.get(name)))
-            .and_then(|q| parse_resource(name, q))
-            .unwrap_or(0)
-    };
-    Resources {
-        milli_cpu: get("cpu"),
-        memory: get("memory"),
-    }
-}
-
-/// The pod's effective request: the larger of the sum of its app containers
-/// and its largest init container (they run one at a time), plus overhead.
+/// The pod's effective request of cpu and memory, as kube-scheduler counts
+/// it (capstan-k8s's `pod_request`: app containers' sum or the largest init
+/// container, limits standing in for requests, plus overhead).
 pub fn pod_requests(pod: &Pod) -> Resources {
-    let Some(spec) = pod.spec.as_ref() else {
-        return Resources::default();
-    };
-    let mut sum = Resources::default();
-    for c in &spec.containers {
-        sum.add(container_requests(c));
+    Resources {
+        milli_cpu: pod_request(pod, "cpu", RequestOptions::ADMISSION),
+        memory: pod_request(pod, "memory", RequestOptions::ADMISSION),
     }
-    let init = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .map(container_requests)
-        .fold(Resources::default(), Resources::max);
-    let mut total = sum.max(init);
-    if let Some(o) = spec.overhead.as_ref() {
-        total.add(Resources {
-            milli_cpu: o
-                .get("cpu")
-                .and_then(|q| parse_resource("cpu", q))
-                .unwrap_or(0),
-            memory: o
-                .get("memory")
-                .and_then(|q| parse_resource("memory", q))
-                .unwrap_or(0),
-        });
-    }
-    total
 }
 
+/// Every hostPort the pod's app containers claim.
 pub fn pod_host_ports(pod: &Pod) -> Vec<HostPort> {
-    let Some(spec) = pod.spec.as_ref() else {
-        return Vec::new();
-    };
-    spec.containers
-        .iter()
-        .flat_map(|c| c.ports.iter().flatten())
-        .filter_map(|p| {
-            let hp = p.host_port.filter(|h| *h > 0)?;
-            let ip = p.host_ip.clone().unwrap_or_default();
-            let ip = if ip == "0.0.0.0" { String::new() } else { ip };
-            Some((p.protocol.clone().unwrap_or_else(|| "TCP".into()), ip, hp))
-        })
-        .collect()
+    host_ports::of_pod(pod)
 }
 
 /// The controller that owns a pod, for spreading its replicas.
@@ -142,7 +77,9 @@ impl NodeInfo {
     }
 
     pub fn add_pod(&mut self, pod: &Pod) {
-        self.requested.add(pod_requests(pod));
+        let r = pod_requests(pod);
+        self.requested.milli_cpu += r.milli_cpu;
+        self.requested.memory += r.memory;
         self.pod_count += 1;
         self.host_ports.extend(pod_host_ports(pod));
         if let Some(uid) = controller_uid(pod) {
@@ -183,7 +120,7 @@ pub fn holds_resources(pod: &Pod) -> bool {
 #[cfg(test)]
 pub mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{ContainerPort, PodSpec, ResourceRequirements};
+    use k8s_openapi::api::core::v1::{Container, ContainerPort, PodSpec, ResourceRequirements};
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
     pub fn container(cpu: &str, mem: &str) -> Container {
@@ -254,7 +191,7 @@ pub mod tests {
         }]);
         assert_eq!(
             pod_host_ports(&pod(vec![c], vec![])),
-            vec![("TCP".to_string(), String::new(), 8080)]
+            vec![HostPort::new(None, Some("TCP"), 8080)]
         );
     }
 }

@@ -8,6 +8,8 @@ use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 
+use super::name::DEFAULT_SCHEDULER_NAME;
+
 pub struct Reporter {
     client: kube::Client,
 }
@@ -60,11 +62,11 @@ impl Reporter {
                 message: Some(message),
                 type_: Some("Warning".into()),
                 source: Some(EventSource {
-                    component: Some(super::DEFAULT_SCHEDULER_NAME.into()),
+                    component: Some(DEFAULT_SCHEDULER_NAME.into()),
                     host: None,
                 }),
-                reporting_component: Some(super::DEFAULT_SCHEDULER_NAME.into()),
-                reporting_instance: Some(super::DEFAULT_SCHEDULER_NAME.into()),
+                reporting_component: Some(DEFAULT_SCHEDULER_NAME.into()),
+                reporting_instance: Some(DEFAULT_SCHEDULER_NAME.into()),
                 action: Some("Scheduling".into()),
                 first_timestamp: Some(Time(now)),
                 last_timestamp: Some(Time(now)),
