@@ -1,3 +1,6 @@
+//! Node IPAM against small node sets: assignment, reuse after restart,
+//! dual-stack pairs, and names deleted and created again.
+
 use super::*;
 use k8s_openapi::api::core::v1::NodeSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;

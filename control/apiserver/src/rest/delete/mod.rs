@@ -9,6 +9,7 @@ mod object;
 mod one;
 mod options;
 mod plan;
+mod write;
 
 pub use collection::delete_collection;
 pub use finalizers::{finalizers_after_delete, FOREGROUND, ORPHAN};

@@ -7,11 +7,12 @@ use serde_json::{json, Value};
 use super::finalizers::finalizers_of;
 use super::object::delete_object;
 use super::options::{check_preconditions, DeleteOptions};
+use super::write::write_guarded;
 use crate::registry::meta;
 use crate::resources::Resource;
 use crate::rest::stored::{conflict, dir_path, encode, get, object_path, with_rv, UPDATE_RETRIES};
 use crate::status::ApiError;
-use crate::storage::{Expect, Write, WriteOutcome};
+use crate::storage::Write;
 use crate::ApiServer;
 
 /// The finalizer that keeps a Terminating namespace until its content
@@ -82,18 +83,10 @@ async fn mark_terminating(
             value: Some(encode(&marked)?),
             ..Default::default()
         };
-        match api
-            .storage
-            .write(&key, Expect::ModRevision(current.mod_revision), write)
-            .await?
+        if let Some(revision) =
+            write_guarded(api, &key, current.mod_revision, write, res, name).await?
         {
-            WriteOutcome::Done { revision } => return Ok(with_rv(marked, revision)),
-            WriteOutcome::ObjectChanged(None) => {
-                return Err(ApiError::not_found(res.group, res.plural, name))
-            }
-            WriteOutcome::ObjectChanged(Some(_))
-            | WriteOutcome::ClaimTaken(_)
-            | WriteOutcome::GuardChanged(_) => {}
+            return Ok(with_rv(marked, revision));
         }
     }
     Err(conflict(res, name))
@@ -125,23 +118,13 @@ async fn finalize_namespace(
             value: if gone { None } else { Some(encode(&next)?) },
             ..Default::default()
         };
-        match api
-            .storage
-            .write(&key, Expect::ModRevision(current.mod_revision), write)
-            .await?
+        if let Some(revision) =
+            write_guarded(api, &key, current.mod_revision, write, res, name).await?
         {
-            WriteOutcome::Done { revision } => {
-                if gone {
-                    tracing::info!(namespace = %name, "namespace empty and finalized: removed");
-                }
-                return Ok((with_rv(next, revision), gone));
+            if gone {
+                tracing::info!(namespace = %name, "namespace empty and finalized: removed");
             }
-            WriteOutcome::ObjectChanged(None) => {
-                return Err(ApiError::not_found(res.group, res.plural, name))
-            }
-            WriteOutcome::ObjectChanged(Some(_))
-            | WriteOutcome::ClaimTaken(_)
-            | WriteOutcome::GuardChanged(_) => {}
+            return Ok((with_rv(next, revision), gone));
         }
     }
     Err(conflict(res, name))

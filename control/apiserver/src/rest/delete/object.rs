@@ -7,20 +7,17 @@ use serde_json::{json, Value};
 use super::finalizers::{finalizers_after_delete, finalizers_of};
 use super::options::{check_preconditions, DeleteOptions};
 use super::plan::{graceful_period, plan_delete, DeleteStep};
+use super::write::write_guarded;
 use crate::registry::meta;
 use crate::resources::Resource;
 use crate::rest::create::releases;
 use crate::rest::stored::{conflict, encode, get, object_path, with_rv, UPDATE_RETRIES};
 use crate::status::ApiError;
-use crate::storage::{Expect, Write, WriteOutcome};
+use crate::storage::Write;
 use crate::ApiServer;
 use capstan_control_contract::owner_kinds::tracks_owner;
 
-/// Deletes one object that is not a namespace. Pods on a node get a grace period (deletionTimestamp
-/// and deletionGracePeriodSeconds) and stay until the kubelet deletes them
-/// with grace 0; objects with finalizers stay until those are removed.
-/// Returns the object as deleted or as now marked for deletion, and
-/// whether it is gone.
+/// `delete` for every kind but namespaces (see `one::delete`).
 pub(super) async fn delete_object(
     api: &ApiServer,
     res: &Resource,
@@ -84,20 +81,10 @@ pub(super) async fn delete_object(
             },
         };
         let removing = write.value.is_none();
-        match api
-            .storage
-            .write(&key, Expect::ModRevision(current.mod_revision), write)
-            .await?
+        if let Some(revision) =
+            write_guarded(api, &key, current.mod_revision, write, res, name).await?
         {
-            WriteOutcome::Done { revision } => {
-                return Ok((with_rv(marked, revision), removing));
-            }
-            WriteOutcome::ObjectChanged(None) => {
-                return Err(ApiError::not_found(res.group, res.plural, name))
-            }
-            WriteOutcome::ObjectChanged(Some(_))
-            | WriteOutcome::ClaimTaken(_)
-            | WriteOutcome::GuardChanged(_) => {}
+            return Ok((with_rv(marked, revision), removing));
         }
     }
     Err(conflict(res, name))
