@@ -249,7 +249,10 @@ shift
 case "$cmd" in
   up) up ;;
   down) need_root; need_lab_binary; "${LAB[@]}" down; echo "cluster $NAME is down" ;;
-  status) need_lab_binary; "${LAB[@]}" status ;;
+  status)
+    need_lab_binary; "${LAB[@]}" status
+    [ -s "$API_PORT_FILE" ] && echo "  API on the host: https://127.0.0.1:$(cat "$API_PORT_FILE") (kubeconfig: deploy/local/cluster.sh kubeconfig)"
+    exit 0 ;;
   kubeconfig)
     f="$HOST_KUBECONFIG"
     [ -f "$f" ] || die "no kubeconfig at $f: is the cluster up? (deploy/local/cluster.sh up)"

@@ -101,7 +101,87 @@ fn runs(d: &DaemonRecord) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
+    use crate::daemon::DaemonSpec;
+    use crate::state::NodeState;
+
+    fn record(name: &str, place: &str, program: PathBuf) -> DaemonRecord {
+        DaemonRecord {
+            place: place.into(),
+            spec: DaemonSpec {
+                name: name.into(),
+                program,
+                args: vec![],
+                env: vec![],
+                netns: None,
+                private_mounts: false,
+                log: PathBuf::from("/dev/null"),
+            },
+            pid: std::process::id(),
+        }
+    }
+
+    fn state(daemons: Vec<DaemonRecord>) -> LabState {
+        LabState {
+            prefix: "nohealth".into(),
+            dir: PathBuf::from("/nonexistent/nohealth"),
+            persistent: true,
+            owner: None,
+            underlay_netns: "nohealth-test-lab".into(),
+            underlay_ip: std::net::Ipv4Addr::new(192, 168, 250, 1),
+            nodes: vec![NodeState {
+                name: "node-1".into(),
+                netns: "nohealth-test-node-1".into(),
+                ip: std::net::Ipv4Addr::new(192, 168, 250, 11),
+                dir: PathBuf::from("/nonexistent/nohealth/node-1"),
+            }],
+            daemons,
+            cgroup_root: "capstan-lab/nohealth".into(),
+        }
+    }
+
+    /// argv[0] of this test process, as a daemon record would hold it.
+    fn me() -> PathBuf {
+        let raw = std::fs::read("/proc/self/cmdline").unwrap();
+        let argv0 = raw.split(|&b| b == 0).next().unwrap();
+        PathBuf::from(String::from_utf8_lossy(argv0).into_owned())
+    }
+
+    #[test]
+    fn missing_namespaces_and_daemons_are_named() {
+        let got = problems(
+            &state(vec![]),
+            &["etcd@lab".parse().unwrap()],
+            &["agent".to_string()],
+        );
+        assert_eq!(
+            got,
+            [
+                "netns nohealth-test-lab missing",
+                "netns nohealth-test-node-1 missing",
+                "etcd on lab never started",
+                "agent on node-1 never started",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_live_pid_counts_only_as_the_program_it_was_started_as() {
+        // This process stands in for a daemon: as itself it runs; as
+        // another program (a pid handed out again after a reboot) it does not.
+        let s = state(vec![
+            record("self", "host", me()),
+            record("reused", "host", PathBuf::from("/usr/bin/etcd")),
+        ]);
+        let got = problems(&s, &[], &[]);
+        assert!(!got.iter().any(|p| p.starts_with("self ")), "{got:?}");
+        assert!(
+            got.contains(&"reused on host stopped".to_string()),
+            "{got:?}"
+        );
+    }
 
     #[test]
     fn expected_parses_name_at_place() {
