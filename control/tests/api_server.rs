@@ -13,9 +13,10 @@ use axum::http::{Request, StatusCode};
 use axum::{Extension, Router};
 use capstan_control::apiserver::{router, ApiConfig, ApiServer};
 use capstan_control::auth::{AllowAll, Attributes, Authorizer, Decision, User};
-use capstan_lab::{privileged, Lab};
+use capstan_lab::suite::{self, Fixture, Spec, TestFn};
+use capstan_lab::Lab;
 use futures::StreamExt;
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::Failed;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -42,6 +43,10 @@ struct Suite {
     /// Compaction erases every test's history: the compaction test holds
     /// this exclusively, all others shared.
     history: std::sync::RwLock<()>,
+    /// Fields drop in order: the runtime and server go, the thread returns
+    /// to the host namespace, then the lab is torn down.
+    _home: Home,
+    _lab: Lab,
 }
 
 fn admin() -> User {
@@ -61,102 +66,119 @@ fn config() -> ApiConfig {
     }
 }
 
-type TestFn = fn(&Suite) -> Result<(), Failed>;
+const SPEC: Spec = Spec {
+    name: "api_server",
+    tools: &["ip", "etcd", "kubectl"],
+    serial: false,
+};
+
+const TESTS: &[(&str, TestFn<Suite>)] = &[
+    ("discovery_documents", discovery),
+    ("crud_configmap_and_404_after_delete", crud_configmap),
+    ("already_exists_and_stale_update_conflict", conflicts),
+    ("malformed_inputs_answer_status", malformed),
+    ("unauthenticated_401_denied_403", auth_errors),
+    ("label_field_selectors_and_paging", selectors_and_paging),
+    ("watch_from_rv_with_bookmarks_and_selectors", watch_from_rv),
+    ("watch_and_continue_after_compaction_410", compaction_410),
+    ("merge_json_strategic_patches", patches),
+    ("graceful_pod_delete_and_binding", pod_lifecycle),
+    (
+        "service_allocation_release_and_conflicts",
+        service_allocation,
+    ),
+    (
+        "concurrent_service_creates_get_distinct_ips",
+        concurrent_services,
+    ),
+    ("status_and_scale_subresources", subresources),
+    ("objects_survive_a_new_api_server", survive_restart),
+    ("namespace_missing_and_namespace_delete", namespaces),
+    ("kube_rs_client_crud_watch_patch", kube_client),
+    ("kubectl_apply_get_scale_explain", kubectl),
+    ("pod_log_proxied_to_the_nodes_agent", pod_log),
+    ("measure_create_get_list_watch_latency", measure),
+];
 
 fn main() {
-    let args = Arguments::from_args();
-    if !privileged::require("api_server", &["ip", "etcd", "kubectl"]) {
-        return;
-    }
-    let lab = Lab::builder()
-        .nodes(0)
-        .etcd(true)
-        .build()
-        .expect("build lab");
-    // The whole suite runs inside the lab's underlay namespace, where etcd
-    // listens; threads made from here on inherit it.
-    let host = std::fs::File::open("/proc/self/ns/net").expect("open host netns");
-    enter(&lab.underlay().path()).expect("enter underlay netns");
-    let conclusion = {
+    suite::run(
+        &SPEC,
+        Lab::builder().nodes(0).etcd(true),
+        Suite::start,
+        TESTS,
+    );
+}
+
+impl Suite {
+    /// Enters the lab's underlay namespace, where etcd listens, for the
+    /// whole suite (threads made from here on inherit it) and serves the
+    /// router there.
+    fn start(lab: Lab) -> Result<Suite, String> {
+        let home = Home::enter(&lab.underlay().path())?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
-            .expect("runtime");
+            .map_err(|e| format!("runtime: {e}"))?;
         let endpoint = lab.etcd_endpoint();
         let etcd = rt
             .block_on(etcd_client::Client::connect([endpoint], None))
-            .expect("connect etcd");
+            .map_err(|e| format!("connect etcd: {e}"))?;
         let api = Arc::new(ApiServer::new(etcd.clone(), config(), Arc::new(AllowAll)));
-        rt.block_on(api.bootstrap()).expect("bootstrap");
+        rt.block_on(api.bootstrap())
+            .map_err(|e| format!("bootstrap: {e}"))?;
         let app = router(api.clone()).layer(Extension(admin()));
         let listener = rt
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
+            .map_err(|e| format!("bind: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| format!("addr: {e}"))?;
         let served = app.clone();
         rt.spawn(async move {
             let _ = axum::serve(listener, served).await;
         });
-        let suite = Arc::new(Suite {
+        Ok(Suite {
             rt,
             etcd,
             api,
             app,
             addr,
             history: std::sync::RwLock::new(()),
-        });
-        let tests: Vec<(&str, TestFn)> = vec![
-            ("discovery_documents", discovery),
-            ("crud_configmap_and_404_after_delete", crud_configmap),
-            ("already_exists_and_stale_update_conflict", conflicts),
-            ("malformed_inputs_answer_status", malformed),
-            ("unauthenticated_401_denied_403", auth_errors),
-            ("label_field_selectors_and_paging", selectors_and_paging),
-            ("watch_from_rv_with_bookmarks_and_selectors", watch_from_rv),
-            ("watch_and_continue_after_compaction_410", compaction_410),
-            ("merge_json_strategic_patches", patches),
-            ("graceful_pod_delete_and_binding", pod_lifecycle),
-            (
-                "service_allocation_release_and_conflicts",
-                service_allocation,
-            ),
-            (
-                "concurrent_service_creates_get_distinct_ips",
-                concurrent_services,
-            ),
-            ("status_and_scale_subresources", subresources),
-            ("objects_survive_a_new_api_server", survive_restart),
-            ("namespace_missing_and_namespace_delete", namespaces),
-            ("kube_rs_client_crud_watch_patch", kube_client),
-            ("kubectl_apply_get_scale_explain", kubectl),
-            ("pod_log_proxied_to_the_nodes_agent", pod_log),
-            ("measure_create_get_list_watch_latency", measure),
-        ];
-        let trials = tests
-            .into_iter()
-            .map(|(name, f)| {
-                let s = suite.clone();
-                Trial::test(name, move || {
-                    let exclusive = name.contains("compaction");
-                    let _shared =
-                        (!exclusive).then(|| s.history.read().unwrap_or_else(|e| e.into_inner()));
-                    let _alone =
-                        exclusive.then(|| s.history.write().unwrap_or_else(|e| e.into_inner()));
-                    f(&s)
-                })
-            })
-            .collect();
-        libtest_mimic::run(&args, trials)
-    };
-    enter_fd(&host).expect("back to host netns");
-    drop(lab);
-    conclusion.exit();
+            _home: home,
+            _lab: lab,
+        })
+    }
 }
 
-fn enter(path: &std::path::Path) -> std::io::Result<()> {
-    let f = std::fs::File::open(path)?;
-    enter_fd(&f)
+impl Fixture for Suite {
+    fn trial(&self, name: &str, test: TestFn<Self>) -> Result<(), Failed> {
+        let exclusive = name.contains("compaction");
+        let _shared = (!exclusive).then(|| self.history.read().unwrap_or_else(|e| e.into_inner()));
+        let _alone = exclusive.then(|| self.history.write().unwrap_or_else(|e| e.into_inner()));
+        test(self)
+    }
+}
+
+/// The host's network namespace, entered again on drop (before the lab
+/// that owns the underlay goes).
+struct Home(std::fs::File);
+
+impl Home {
+    fn enter(path: &std::path::Path) -> Result<Home, String> {
+        let host = std::fs::File::open("/proc/self/ns/net")
+            .map_err(|e| format!("open host netns: {e}"))?;
+        let underlay =
+            std::fs::File::open(path).map_err(|e| format!("open underlay netns: {e}"))?;
+        enter_fd(&underlay).map_err(|e| format!("enter underlay netns: {e}"))?;
+        Ok(Home(host))
+    }
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        if let Err(e) = enter_fd(&self.0) {
+            eprintln!("back to host netns: {e}");
+        }
+    }
 }
 
 fn enter_fd(f: &std::fs::File) -> std::io::Result<()> {

@@ -118,14 +118,13 @@ pub fn kubectl_cmd(
     dir: &std::path::Path,
     args: &[&str],
 ) -> Result<(bool, String), Failed> {
-    let out = std::process::Command::new("kubectl")
-        .env("KUBECONFIG", dir.join("none"))
+    let mut c = std::process::Command::new("kubectl");
+    c.env("KUBECONFIG", dir.join("none"))
         .env("HOME", dir)
         .arg(format!("--server=http://{}", s.addr))
         .arg(format!("--cache-dir={}", dir.join("cache").display()))
-        .args(args)
-        .output()
-        .map_err(|e| format!("run kubectl: {e}"))?;
+        .args(args);
+    let out = capstan_lab::kubectl::run(c, None)?;
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
