@@ -1,7 +1,13 @@
 //! Real clients against the server: kube-rs (Api, watcher) and kubectl.
 
-use super::http::*;
-use super::*;
+use std::time::Duration;
+
+use futures::StreamExt;
+use libtest_mimic::Failed;
+use serde_json::{json, Value};
+
+use crate::fixture::*;
+use crate::http::*;
 
 pub fn kube_client(s: &Suite) -> Result<(), Failed> {
     use k8s_openapi::api::core::v1::Pod;

@@ -1,7 +1,16 @@
 //! Pod logs through a node agent stand-in, and latency figures.
 
-use super::http::*;
-use super::*;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use libtest_mimic::Failed;
+use serde_json::json;
+use tower::ServiceExt;
+
+use crate::fixture::*;
+use crate::http::*;
 
 /// A stand-in for a node agent's log endpoint: echoes what it was asked.
 pub async fn fake_agent() -> Result<std::net::SocketAddr, Failed> {

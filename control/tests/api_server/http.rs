@@ -1,6 +1,16 @@
 //! In-process requests to the router and the fixtures the tests share.
 
-use super::*;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use futures::StreamExt;
+use libtest_mimic::Failed;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use crate::fixture::*;
 
 #[derive(Clone)]
 pub struct Http(pub Router);
