@@ -158,6 +158,11 @@ pub fn kubectl(s: &Suite) -> Result<(), Failed> {
             Err(format!("kubectl {args:?} failed:\n{text}").into())
         }
     };
+    // One field of the Deployment, as kubectl reads it.
+    let web_field = |path: &str| {
+        let output = format!("jsonpath={path}");
+        run(&["-n", &ns, "get", "deploy", "web", "-o", &output])
+    };
     // kubectl before 1.27 validates and explains only with the protobuf
     // OpenAPI v2 document, which this server does not serve.
     let (_, v) = kubectl_cmd(s, dir, &["version", "--client", "-o", "json"])?;
@@ -188,25 +193,9 @@ pub fn kubectl(s: &Suite) -> Result<(), Failed> {
     std::fs::write(&manifest, changed).map_err(|e| format!("{e}"))?;
     let out = run(&["apply", validate, "-f", &m])?;
     check(out.contains("deployment.apps/web configured"), out.clone())?;
-    let img = run(&[
-        "-n",
-        &ns,
-        "get",
-        "deploy",
-        "web",
-        "-o",
-        "jsonpath={.spec.template.spec.containers[0].image}",
-    ])?;
+    let img = web_field("{.spec.template.spec.containers[0].image}")?;
     check(img == "nginx:1.27", format!("image {img}"))?;
-    let env = run(&[
-        "-n",
-        &ns,
-        "get",
-        "deploy",
-        "web",
-        "-o",
-        "jsonpath={.spec.template.spec.containers[0].env[*].name}",
-    ])?;
+    let env = web_field("{.spec.template.spec.containers[0].env[*].name}")?;
     check(env == "A", format!("env after apply: {env}"))?;
     // Server-side dry run (kubectl diff, apply --dry-run=server) changes nothing.
     let (_, diff) = kubectl_cmd(s, dir, &["diff", "-f", &m])?;
@@ -223,15 +212,7 @@ pub fn kubectl(s: &Suite) -> Result<(), Failed> {
         "--dry-run=server",
     ])?;
     check(out.contains("server dry run"), out.clone())?;
-    let r = run(&[
-        "-n",
-        &ns,
-        "get",
-        "deploy",
-        "web",
-        "-o",
-        "jsonpath={.spec.replicas}",
-    ])?;
+    let r = web_field("{.spec.replicas}")?;
     check(r == "1", format!("dry run scaled to {r}"))?;
     let dry = dir.join("dry.yaml");
     std::fs::write(

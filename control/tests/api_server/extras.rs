@@ -7,7 +7,6 @@ use axum::http::{Request, StatusCode};
 use axum::Router;
 use libtest_mimic::Failed;
 use serde_json::json;
-use tower::ServiceExt;
 
 use crate::fixture::*;
 use crate::http::*;
@@ -74,7 +73,7 @@ pub fn pod_log(s: &Suite) -> Result<(), Failed> {
             .uri(format!("{pods}/lp/log?container=b&tailLines=5&follow=true"))
             .body(Body::empty())
             .map_err(|e| format!("{e}"))?;
-        let resp = h.0.clone().oneshot(req).await.map_err(|e| format!("{e}"))?;
+        let resp = h.call(req).await?;
         check(
             resp.status() == StatusCode::OK,
             format!("log status {}", resp.status()),

@@ -10,7 +10,6 @@ use capstan_control::apiserver::{router, ApiServer};
 use capstan_control::auth::{AllowAll, Attributes, Authorizer, Decision, User};
 use libtest_mimic::Failed;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
 use crate::fixture::*;
 use crate::http::*;
@@ -39,7 +38,7 @@ pub fn discovery(s: &Suite) -> Result<(), Failed> {
             .header("accept", "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json")
             .body(Body::empty())
             .map_err(|e| format!("{e}"))?;
-        let resp = h.0.clone().oneshot(req).await.map_err(|e| format!("{e}"))?;
+        let resp = h.call(req).await?;
         let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
         check(ct.contains("as=APIGroupDiscoveryList"), format!("content-type {ct}"))?;
         Ok(())
