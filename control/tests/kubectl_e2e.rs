@@ -12,6 +12,8 @@ use capstan_lab::Lab;
 mod apply;
 #[path = "kubectl_e2e/auth.rs"]
 mod auth;
+#[path = "kubectl_e2e/clients.rs"]
+mod clients;
 #[path = "kubectl_e2e/delete.rs"]
 mod delete;
 #[path = "kubectl_e2e/discovery.rs"]

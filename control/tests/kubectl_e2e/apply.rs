@@ -5,6 +5,7 @@
 use capstan_lab::kubectl;
 use libtest_mimic::Failed;
 
+use crate::clients::*;
 use crate::manifests::*;
 use crate::support::*;
 

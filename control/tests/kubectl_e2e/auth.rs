@@ -7,6 +7,7 @@ use std::path::Path;
 
 use libtest_mimic::Failed;
 
+use crate::clients::*;
 use crate::manifests::*;
 use crate::support::*;
 

@@ -4,6 +4,7 @@
 
 use libtest_mimic::Failed;
 
+use crate::clients::*;
 use crate::manifests::*;
 use crate::support::*;
 

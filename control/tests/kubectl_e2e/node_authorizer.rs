@@ -6,6 +6,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret};
 use kube::api::{Api, ListParams, Patch, PatchParams, WatchEvent, WatchParams};
 use libtest_mimic::Failed;
 
+use crate::clients::*;
 use crate::manifests::*;
 use crate::support::*;
 

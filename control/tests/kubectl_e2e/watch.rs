@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, WatchEvent, WatchParams};
 use libtest_mimic::Failed;
 
+use crate::clients::*;
 use crate::manifests::*;
 use crate::support::*;
 
