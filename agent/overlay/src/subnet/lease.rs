@@ -9,8 +9,8 @@ use ipnetwork::{Ipv4Network, Ipv6Network};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use super::config::{ConfigError, NetworkConfig};
-use super::types::{NodeIp, VtepMac};
+use crate::subnet::config::{ConfigError, NetworkConfig};
+use crate::types::{NodeIp, VtepMac};
 
 /// Default etcd key prefix.
 pub const DEFAULT_PREFIX: &str = "/capstan/network";

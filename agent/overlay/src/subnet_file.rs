@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use ipnetwork::{Ipv4Network, Ipv6Network};
 
-use super::subnet;
+use crate::subnet::arith;
 
 pub const DEFAULT_PATH: &str = "/run/capstan/subnet.env";
 
@@ -37,7 +37,7 @@ impl SubnetFile {
         let mut s = format!(
             "CAPSTAN_NETWORK={}\nCAPSTAN_SUBNET={}/{}\nCAPSTAN_MTU={}\nCAPSTAN_IPMASQ={}\n",
             self.network,
-            subnet::gateway_addr(self.subnet),
+            arith::gateway_addr(self.subnet),
             self.subnet.prefix(),
             self.mtu,
             self.ip_masq

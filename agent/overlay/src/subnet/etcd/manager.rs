@@ -11,11 +11,11 @@ use std::time::Duration;
 use ipnetwork::Ipv4Network;
 use tokio::sync::mpsc;
 
-use super::config::NetworkConfig;
-use super::lease_store::{
+use crate::subnet::arith;
+use crate::subnet::config::NetworkConfig;
+use crate::subnet::lease::{
     Lease, LeaseAttrs, LeaseId, LeaseList, LeaseStore, StoreError, WatchItem,
 };
-use super::subnet;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AcquireError {
@@ -154,7 +154,7 @@ impl<S: LeaseStore> StoreSubnetManager<S> {
         for _ in 0..MAX_RACES {
             let taken: BTreeSet<Ipv4Network> = list.leases.iter().map(|l| l.subnet).collect();
             let pick: usize = rand::random::<u32>() as usize;
-            let Some(s) = subnet::choose_free(cfg.network, cfg.subnet_len, &taken, pick) else {
+            let Some(s) = arith::choose_free(cfg.network, cfg.subnet_len, &taken, pick) else {
                 return Err(AcquireError::Exhausted {
                     network: cfg.network,
                     subnet_len: cfg.subnet_len,
@@ -186,7 +186,7 @@ pub mod fake {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::overlay::lease_store::LeaseId;
+    use crate::subnet::lease::LeaseId;
 
     #[derive(Default)]
     pub struct MemStore {
@@ -211,7 +211,7 @@ pub mod fake {
     impl LeaseStore for MemStore {
         async fn network_config(&self) -> Result<NetworkConfig, StoreError> {
             self.cfg.lock().unwrap().clone().ok_or_else(|| {
-                crate::overlay::config::ConfigError::Missing {
+                crate::subnet::config::ConfigError::Missing {
                     key: "/capstan/network/config".into(),
                 }
                 .into()
@@ -242,7 +242,7 @@ pub mod fake {
             if let Some(s) = stolen {
                 let rev = self.bump();
                 let mut other = attrs.clone();
-                other.public_ip = crate::overlay::types::NodeIp("10.9.9.9".parse().unwrap());
+                other.public_ip = crate::types::NodeIp("10.9.9.9".parse().unwrap());
                 self.kv.lock().unwrap().insert(
                     s,
                     Lease {
@@ -307,9 +307,9 @@ pub mod fake {
 mod tests {
     use super::fake::MemStore;
     use super::*;
-    use crate::overlay::config::Backend;
-    use crate::overlay::lease_store::BackendData;
-    use crate::overlay::types::{NodeIp, Vni};
+    use crate::subnet::config::Backend;
+    use crate::subnet::lease::BackendData;
+    use crate::types::{NodeIp, Vni};
 
     fn cfg(net: &str) -> NetworkConfig {
         NetworkConfig {
@@ -410,7 +410,7 @@ mod tests {
         let m = mgr();
         let c = cfg("10.244.0.0/22");
         *m.store.steal_on_create.lock().unwrap() =
-            subnet::all_subnets(c.network, 24).take(2).collect();
+            arith::all_subnets(c.network, 24).take(2).collect();
         let l = m.acquire(&c, &attrs("192.168.1.1"), None).await.unwrap();
         assert_eq!(l.subnet, "10.244.3.0/24".parse::<Ipv4Network>().unwrap());
     }

@@ -3,23 +3,6 @@
 //! VXLAN/host-gw state in line with every other node's lease. It never
 //! flushes kernel state it finds correct and never touches what it doesn't own.
 
-pub mod config;
-pub mod dataplane;
-pub mod etcd_store;
-pub mod kernel_events;
-pub mod kube_manager;
-pub mod lease_store;
-pub mod manager;
-pub mod masquerade;
-pub mod metrics;
-pub mod netlink;
-pub mod plan;
-pub mod reconcile;
-pub mod subnet;
-pub mod subnet_file;
-pub mod types;
-pub mod vxlan;
-
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -27,13 +10,17 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
-use config::{Backend, NetworkConfig};
-use dataplane::{Dataplane, DataplaneError};
-use lease_store::{BackendData, Lease, LeaseAttrs, StoreError, WatchItem};
-use manager::{AcquireError, StoreSubnetManager, SubnetManager};
-use reconcile::Reconciler;
-use types::VtepMac;
-use vxlan::Local;
+use crate::backend::dataplane::{Dataplane, DataplaneError};
+use crate::backend::reconcile::Reconciler;
+use crate::backend::vxlan::{self, Local};
+use crate::backend::{kernel_events, masquerade, netlink};
+use crate::metrics;
+use crate::subnet::config::{Backend, NetworkConfig};
+use crate::subnet::etcd::manager::{AcquireError, StoreSubnetManager, SubnetManager};
+use crate::subnet::lease::{BackendData, Lease, LeaseAttrs, StoreError, WatchItem};
+use crate::subnet::{etcd, kube};
+use crate::subnet_file;
+use crate::types::VtepMac;
 
 /// Everything the overlay needs to know from flags or the config file.
 #[derive(Clone, Debug)]
@@ -171,12 +158,12 @@ async fn open_dataplane(
 /// `node.spec.podCIDR`, network config from `net_conf`) until `shutdown`.
 pub async fn run_kube(
     opts: Options,
-    client: kube::Client,
+    client: ::kube::Client,
     net_conf: PathBuf,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), OverlayError> {
     let (dp, underlay) = open_dataplane(&opts).await?;
-    let mgr = kube_manager::KubeSubnetManager::new(client, opts.node_name.clone(), net_conf);
+    let mgr = kube::KubeSubnetManager::new(client, opts.node_name.clone(), net_conf);
     let kernel = kernel_changes();
     let health = EtcdHealth::new(&opts.metrics);
     run_with(opts, mgr, dp, underlay, kernel, health, shutdown).await
@@ -190,7 +177,7 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
         let eps = opts.etcd_endpoints.clone();
         let prefix = opts.etcd_prefix.clone();
         until_ok(&mut health, "connect", || {
-            etcd_store::EtcdStore::connect(&eps, &prefix)
+            etcd::store::EtcdStore::connect(&eps, &prefix)
         })
         .await?
     };

@@ -23,12 +23,12 @@ use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams, Patch, PatchParams, WatchEvent, WatchParams};
 use tokio::sync::mpsc;
 
-use super::config::{ConfigError, NetworkConfig};
-use super::lease_store::{
+use crate::subnet::config::{ConfigError, NetworkConfig};
+use crate::subnet::etcd::manager::{AcquireError, SubnetManager};
+use crate::subnet::lease::{
     BackendData, Lease, LeaseAttrs, LeaseEvent, LeaseId, LeaseList, StoreError, WatchItem,
 };
-use super::manager::{AcquireError, SubnetManager};
-use super::types::NodeIp;
+use crate::types::NodeIp;
 
 /// Annotations on a Node that make it a peer (flannel uses the same trio
 /// under `flannel.alpha.coreos.com/`).

@@ -22,11 +22,11 @@ use rtnetlink::packet_route::route::{
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::{Handle, LinkUnspec, LinkVxlan, RouteMessageBuilder};
 
-use super::dataplane::{
+use crate::backend::dataplane::{
     owned_link_name, Actual, Change, Dataplane, DataplaneError, LinkState, Route, ROUTE_PROTOCOL,
 };
-use super::types::{NodeIp, Vni, VtepMac};
-use super::vxlan::Underlay;
+use crate::backend::vxlan::Underlay;
+use crate::types::{NodeIp, Vni, VtepMac};
 
 const RT_TABLE_MAIN: u8 = 254;
 

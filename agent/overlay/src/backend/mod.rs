@@ -1,0 +1,12 @@
+//! The dataplane (flannel's `pkg/backend`): the `Dataplane` trait, the
+//! desired VXLAN/host-gw state, plan and reconcile, the netlink
+//! implementation, masquerade and kernel change events. It decides nothing
+//! about subnets: leases come in, kernel changes go out.
+
+pub mod dataplane;
+pub mod kernel_events;
+pub mod masquerade;
+pub mod netlink;
+pub mod plan;
+pub mod reconcile;
+pub mod vxlan;

@@ -1,0 +1,4 @@
+//! The real `Dataplane` over rtnetlink.
+
+mod read;
+pub use read::*;
