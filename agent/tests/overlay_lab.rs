@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use capstan_lab::daemon::Daemon;
 use capstan_lab::{privileged, Lab};
-use capstan_overlay::subnet::config::NetworkConfig;
-use capstan_overlay::subnet::etcd::manager::{StoreSubnetManager, SubnetManager};
-use capstan_overlay::subnet::etcd::store::EtcdStore;
-use capstan_overlay::subnet::lease::{BackendData, LeaseAttrs, LeaseEvent, LeaseStore, WatchItem};
+use capstan_overlay::subnet::etcd::{EtcdStore, LeaseStore, StoreSubnetManager};
+use capstan_overlay::subnet::{
+    BackendData, LeaseAttrs, LeaseEvent, NetworkConfig, SubnetManager, WatchItem,
+};
 use capstan_overlay::types::NodeIp;
 use libtest_mimic::{Arguments, Failed, Trial};
 

@@ -1,6 +1,13 @@
-//! The etcd subnet manager: leases are etcd keys bound to etcd leases,
-//! handed out by put-if-absent.
+//! The etcd subnet manager (flannel's `pkg/subnet/etcd`): leases are keys
+//! under `<prefix>/subnets/` bound to etcd leases and handed out by
+//! put-if-absent. The network config is read from `<prefix>/config`, never written.
 
+#[cfg(test)]
+pub mod fake;
+pub mod lease_store;
 pub mod manager;
 pub mod store;
-pub use super::lease::DEFAULT_PREFIX;
+
+pub use lease_store::{LeaseStore, DEFAULT_PREFIX};
+pub use manager::StoreSubnetManager;
+pub use store::EtcdStore;

@@ -13,8 +13,9 @@ use tokio::sync::mpsc;
 
 use crate::subnet::arith;
 use crate::subnet::config::{ConfigError, NetworkConfig};
+use crate::subnet::etcd::lease_store::LeaseStore;
 use crate::subnet::lease::{
-    Lease, LeaseAttrs, LeaseEvent, LeaseId, LeaseList, LeaseStore, StoreError, WatchItem,
+    Lease, LeaseAttrs, LeaseEvent, LeaseId, LeaseList, StoreError, WatchItem,
 };
 
 #[derive(Clone)]

@@ -1,33 +1,12 @@
-//! The kube subnet manager (flannel's `--kube-subnet-mgr`): for clusters
-//! whose etcd the agent cannot reach. A node's subnet is its Node's
-//! `spec.podCIDR` (assigned by the control plane, never by this module);
-//! the lease attributes peers need (public IP, backend, VTEP MAC) are
-//! published as annotations on the agent's own Node, and peers are every
-//! Node that carries both. The network config comes from a local file.
-//!
-//! Dual stack (net-conf with `IPv6Network`): the node's IPv6 subnet is the
-//! IPv6 entry of its `spec.podCIDRs`, and its IPv6 VTEP is published as
-//! `capstan.io/backend-v6-data` (flannel: `backend-v6-data`). flannel also
-//! publishes `public-ipv6`, the IPv6 underlay address its separate
-//! `flannel-v6.<VNI>` device tunnels to. Capstan's underlay is IPv4 and IPv6
-//! rides the same VXLAN device as IPv4 (see `vxlan.rs`, as in etcd mode), so
-//! the outer destination of a peer's IPv6 traffic is its `public-ip` and
-//! there is no IPv6 public address to publish.
+//! Node ↔ lease, as pure functions: which Node stands for which lease
+//! (its `spec.podCIDR(s)` and the `capstan.io/*` annotations) and the merge
+//! patch that publishes this node's attributes. No API calls here.
 
-use std::future::Future;
-use std::path::PathBuf;
-
-use futures::{StreamExt, TryStreamExt};
 use ipnetwork::{Ipv4Network, Ipv6Network};
 use k8s_openapi::api::core::v1::Node;
-use kube::api::{Api, ListParams, Patch, PatchParams, WatchEvent, WatchParams};
-use tokio::sync::mpsc;
 
-use crate::subnet::config::{ConfigError, NetworkConfig};
-use crate::subnet::etcd::manager::{AcquireError, SubnetManager};
-use crate::subnet::lease::{
-    BackendData, Lease, LeaseAttrs, LeaseEvent, LeaseId, LeaseList, StoreError, WatchItem,
-};
+use crate::subnet::config::NetworkConfig;
+use crate::subnet::lease::{BackendData, Lease, LeaseAttrs, LeaseId};
 use crate::types::NodeIp;
 
 /// Annotations on a Node that make it a peer (flannel uses the same trio
@@ -38,43 +17,9 @@ pub const ANN_BACKEND_DATA: &str = "capstan.io/backend-data";
 /// Dual stack: the VTEP that carries IPv6 (flannel's `backend-v6-data`).
 pub const ANN_BACKEND_V6_DATA: &str = "capstan.io/backend-v6-data";
 
-/// Default location of the network config in kube mode (flannel's is
-/// /etc/kube-flannel/net-conf.json; same JSON as the etcd config key).
-pub const DEFAULT_NET_CONF: &str = "/etc/capstan/net-conf.json";
-
-pub struct KubeSubnetManager {
-    nodes: Api<Node>,
-    node_name: String,
-    net_conf: PathBuf,
-}
-
-impl KubeSubnetManager {
-    pub fn new(client: kube::Client, node_name: String, net_conf: PathBuf) -> Self {
-        KubeSubnetManager {
-            nodes: Api::all(client),
-            node_name,
-            net_conf,
-        }
-    }
-}
-
-fn unavailable(op: &'static str, e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
-    StoreError::Unavailable {
-        op,
-        source: Box::new(e),
-    }
-}
-
-fn waiting(op: &'static str, why: String) -> StoreError {
-    StoreError::Unavailable {
-        op,
-        source: why.into(),
-    }
-}
-
 /// A resourceVersion as the overlay's revision. Kubernetes calls it opaque;
 /// both kube-apiserver and capstan-control use etcd revisions, so it parses.
-fn revision(rv: Option<&str>) -> i64 {
+pub(super) fn revision(rv: Option<&str>) -> i64 {
     rv.and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
@@ -151,7 +96,7 @@ pub fn annotations_patch(attrs: &LeaseAttrs) -> serde_json::Value {
     })
 }
 
-fn published(node: &Node, attrs: &LeaseAttrs) -> bool {
+pub(super) fn published(node: &Node, attrs: &LeaseAttrs) -> bool {
     lease_from_node(node).is_some_and(|l| {
         l.attrs.public_ip == attrs.public_ip
             && l.attrs.backend_type == attrs.backend_type
@@ -163,7 +108,12 @@ fn published(node: &Node, attrs: &LeaseAttrs) -> bool {
 /// The attributes this node publishes: like etcd mode's value, IPv6 VTEP
 /// data only when the node has an IPv6 subnet inside the IPv6 network
 /// (a peer must not route v6 towards a node that has no v6 pods).
-fn attrs_for_node(cfg: &NetworkConfig, attrs: &LeaseAttrs, node: &Node, name: &str) -> LeaseAttrs {
+pub(super) fn attrs_for_node(
+    cfg: &NetworkConfig,
+    attrs: &LeaseAttrs,
+    node: &Node,
+    name: &str,
+) -> LeaseAttrs {
     let mut a = attrs.clone();
     let v6 = node_subnet_v6(node);
     a.ipv6_subnet = match (cfg.ipv6_network, v6) {
@@ -184,284 +134,10 @@ fn attrs_for_node(cfg: &NetworkConfig, attrs: &LeaseAttrs, node: &Node, name: &s
     a
 }
 
-impl KubeSubnetManager {
-    async fn list_leases(&self) -> Result<LeaseList, StoreError> {
-        let list = self
-            .nodes
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| unavailable("list nodes", e))?;
-        Ok(LeaseList {
-            leases: list.items.iter().filter_map(lease_from_node).collect(),
-            revision: revision(list.metadata.resource_version.as_deref()),
-        })
-    }
-}
-
-impl SubnetManager for KubeSubnetManager {
-    async fn network_config(&self) -> Result<NetworkConfig, StoreError> {
-        let key = self.net_conf.display().to_string();
-        let bytes = match tokio::fs::read(&self.net_conf).await {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ConfigError::Missing { key }.into())
-            }
-            Err(e) => {
-                return Err(ConfigError::Malformed {
-                    key,
-                    reason: e.to_string(),
-                }
-                .into())
-            }
-        };
-        Ok(NetworkConfig::parse(&key, &bytes)?)
-    }
-
-    async fn acquire(
-        &self,
-        cfg: &NetworkConfig,
-        attrs: &LeaseAttrs,
-        _previous: Option<Ipv4Network>,
-    ) -> Result<Lease, AcquireError> {
-        let node = self
-            .nodes
-            .get_opt(&self.node_name)
-            .await
-            .map_err(|e| unavailable("get own node", e))?
-            .ok_or_else(|| {
-                waiting(
-                    "get own node",
-                    format!("node {} is not registered yet", self.node_name),
-                )
-            })?;
-        // The control plane assigns the CIDR; until it has, wait like flannel.
-        let subnet = node_subnet(&node).ok_or_else(|| {
-            waiting(
-                "read node podCIDR",
-                format!("node {} has no spec.podCIDR yet", self.node_name),
-            )
-        })?;
-        if !cfg.network.contains(subnet.network()) || subnet.prefix() < cfg.network.prefix() {
-            return Err(StoreError::BadLease {
-                key: format!("node {} spec.podCIDR", self.node_name),
-                reason: format!("{subnet} is outside the cluster network {}", cfg.network),
-            }
-            .into());
-        }
-        let attrs = &attrs_for_node(cfg, attrs, &node, &self.node_name);
-        let node = if published(&node, attrs) {
-            node
-        } else {
-            self.nodes
-                .patch(
-                    &self.node_name,
-                    &PatchParams::default(),
-                    &Patch::Merge(annotations_patch(attrs)),
-                )
-                .await
-                .map_err(|e| unavailable("annotate own node", e))?
-        };
-        lease_from_node(&node).ok_or_else(|| {
-            StoreError::BadLease {
-                key: format!("node {}", self.node_name),
-                reason: "annotations did not stick".into(),
-            }
-            .into()
-        })
-    }
-
-    async fn renew(&self, lease: &Lease) -> Result<bool, StoreError> {
-        // Nothing expires in kube mode; the lease lives while the node keeps
-        // its CIDRs. A changed IPv6 one re-acquires too, which re-publishes
-        // the v6 annotation and rewrites the subnet file.
-        let node = self
-            .nodes
-            .get_opt(&self.node_name)
-            .await
-            .map_err(|e| unavailable("get own node", e))?;
-        Ok(node.is_some_and(|n| {
-            node_subnet(&n) == Some(lease.subnet) && node_subnet_v6(&n) == lease.attrs.ipv6_subnet
-        }))
-    }
-
-    fn list(&self) -> impl Future<Output = Result<LeaseList, StoreError>> + Send {
-        self.list_leases()
-    }
-
-    async fn watch(
-        &self,
-        revision_from: i64,
-    ) -> Result<mpsc::Receiver<Result<WatchItem, StoreError>>, StoreError> {
-        let (tx, rx) = mpsc::channel(64);
-        // The overlay asks "from this revision on"; Kubernetes watches
-        // deliver what comes *after* a resourceVersion.
-        let after = (revision_from - 1).max(0);
-        // Opened here so that a refused watch is an error to the caller now.
-        let first = self.open_watch(after).await?;
-        let mut known = Known::default();
-        known.reset(&self.list_leases().await?);
-        let me = KubeSubnetManager {
-            nodes: self.nodes.clone(),
-            node_name: self.node_name.clone(),
-            net_conf: self.net_conf.clone(),
-        };
-        tokio::spawn(async move {
-            let mut stream = first;
-            // The last revision seen: a resumed watch starts after it.
-            let mut rev = after;
-            loop {
-                let event = match stream.try_next().await {
-                    Ok(Some(ev)) => ev,
-                    // The server ends every watch after its timeout: resume.
-                    Ok(None) => match me.open_watch(rev).await {
-                        Ok(s) => {
-                            stream = s;
-                            continue;
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Err(e)).await;
-                            return;
-                        }
-                    },
-                    Err(e) => {
-                        let _ = tx.send(Err(unavailable("watch nodes", e))).await;
-                        return;
-                    }
-                };
-                let item = match event {
-                    WatchEvent::Added(n) | WatchEvent::Modified(n) => {
-                        rev = revision(n.metadata.resource_version.as_deref()).max(rev);
-                        Ok(WatchItem::Events {
-                            events: known.put(&n),
-                            revision: rev,
-                        })
-                    }
-                    WatchEvent::Deleted(n) => {
-                        rev = revision(n.metadata.resource_version.as_deref()).max(rev);
-                        Ok(WatchItem::Events {
-                            events: known.delete(&n),
-                            revision: rev,
-                        })
-                    }
-                    WatchEvent::Bookmark(b) => {
-                        rev = revision(Some(&b.metadata.resource_version)).max(rev);
-                        Ok(WatchItem::Events {
-                            events: Vec::new(),
-                            revision: rev,
-                        })
-                    }
-                    // Fell out of the server's window: hand over a full list
-                    // and go on from its revision.
-                    WatchEvent::Error(e) if e.code == 410 => match me.list_leases().await {
-                        Ok(list) => {
-                            known.reset(&list);
-                            rev = list.revision;
-                            match me.open_watch(rev).await {
-                                Ok(s) => {
-                                    stream = s;
-                                    Ok(WatchItem::Resync(list))
-                                }
-                                Err(e) => Err(e),
-                            }
-                        }
-                        Err(e) => Err(e),
-                    },
-                    WatchEvent::Error(e) => Err(waiting("watch nodes", e.message)),
-                };
-                let stop = item.is_err();
-                if tx.send(item).await.is_err() || stop {
-                    return;
-                }
-            }
-        });
-        Ok(rx)
-    }
-}
-
-type NodeEvents = futures::stream::BoxStream<'static, kube::Result<WatchEvent<Node>>>;
-
-impl KubeSubnetManager {
-    /// A watch of every node for changes after revision `rev`.
-    async fn open_watch(&self, rev: i64) -> Result<NodeEvents, StoreError> {
-        let wp = WatchParams {
-            bookmarks: true,
-            ..WatchParams::default().timeout(290)
-        };
-        self.nodes
-            .watch(&wp, &rev.to_string())
-            .await
-            .map(|s| s.boxed())
-            .map_err(|e| unavailable("watch nodes", e))
-    }
-}
-
-/// The subnet each node stood for at the last event: a node that loses its
-/// CIDR or annotations, or gets another CIDR, is a delete of the old one.
-#[derive(Default)]
-struct Known(std::collections::HashMap<String, Ipv4Network>);
-
-impl Known {
-    fn reset(&mut self, list: &LeaseList) {
-        self.0 = list
-            .leases
-            .iter()
-            .map(|l| (l.attrs.node_name.clone(), l.subnet))
-            .collect();
-    }
-
-    fn put(&mut self, n: &Node) -> Vec<LeaseEvent> {
-        let name = n.metadata.name.clone().unwrap_or_default();
-        let mut events = Vec::new();
-        match lease_from_node(n) {
-            Some(l) => {
-                if let Some(old) = self.0.insert(name, l.subnet) {
-                    if old != l.subnet {
-                        events.push(LeaseEvent::Delete(old));
-                    }
-                }
-                events.push(LeaseEvent::Put(l));
-            }
-            None => events.extend(self.0.remove(&name).map(LeaseEvent::Delete)),
-        }
-        events
-    }
-
-    fn delete(&mut self, n: &Node) -> Vec<LeaseEvent> {
-        let name = n.metadata.name.clone().unwrap_or_default();
-        self.0
-            .remove(&name)
-            .or_else(|| node_subnet(n))
-            .map(LeaseEvent::Delete)
-            .into_iter()
-            .collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::NodeSpec;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-
-    fn node(name: &str, cidr: Option<&str>, ann: &[(&str, &str)]) -> Node {
-        Node {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                resource_version: Some("42".into()),
-                annotations: Some(
-                    ann.iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect(),
-                ),
-                ..Default::default()
-            },
-            spec: Some(NodeSpec {
-                pod_cidr: cidr.map(String::from),
-                ..Default::default()
-            }),
-            status: None,
-        }
-    }
+    use crate::subnet::kube::fixtures::node;
 
     #[test]
     fn a_node_with_cidr_and_annotations_is_a_lease() {
@@ -639,34 +315,6 @@ mod tests {
         let l = lease_from_node(&n).expect("still a peer");
         assert_eq!(l.attrs.backend_v6_data, None);
         assert!(l.attrs.backend_data.vtep_mac.is_some());
-    }
-
-    #[test]
-    fn known_turns_node_changes_into_lease_events() {
-        let ann = [
-            (ANN_PUBLIC_IP, "192.168.250.11"),
-            (ANN_BACKEND_TYPE, "vxlan"),
-        ];
-        let mut k = Known::default();
-        let a = node("n1", Some("10.244.1.0/24"), &ann);
-        assert!(matches!(k.put(&a)[..], [LeaseEvent::Put(_)]));
-        // A new CIDR deletes the old subnet first.
-        let b = node("n1", Some("10.244.2.0/24"), &ann);
-        let ev = k.put(&b);
-        assert_eq!(ev[0], LeaseEvent::Delete("10.244.1.0/24".parse().unwrap()));
-        assert!(matches!(ev[1], LeaseEvent::Put(_)));
-        // Losing the annotations makes it no peer any more.
-        let c = node("n1", Some("10.244.2.0/24"), &[]);
-        assert_eq!(
-            k.put(&c),
-            vec![LeaseEvent::Delete("10.244.2.0/24".parse().unwrap())]
-        );
-        assert!(k.put(&c).is_empty());
-        k.put(&b);
-        assert_eq!(
-            k.delete(&b),
-            vec![LeaseEvent::Delete("10.244.2.0/24".parse().unwrap())]
-        );
     }
 
     #[test]
