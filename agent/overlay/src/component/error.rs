@@ -5,7 +5,6 @@ use crate::backend::dataplane::DataplaneError;
 use crate::backend::masquerade;
 use crate::subnet::lease::StoreError;
 use crate::subnet::manager::AcquireError;
-use crate::subnet_file;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OverlayError {
@@ -18,7 +17,7 @@ pub enum OverlayError {
     #[error(transparent)]
     Acquire(#[from] AcquireError),
     #[error(transparent)]
-    SubnetFile(#[from] subnet_file::WriteError),
+    SubnetFile(#[from] capstan_subnet_file::SubnetFileError),
     #[error(transparent)]
     Masquerade(#[from] masquerade::MasqError),
     #[error("enable forwarding ({path}): {source}")]

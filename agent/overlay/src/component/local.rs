@@ -1,13 +1,15 @@
 //! The node-local outputs of the lease: the subnet file for the CNI plugin,
 //! masquerade rules and IP forwarding. Never touches peers' state.
 
+use capstan_subnet_file::{GatewayPrefix, SubnetFile};
+use ipnetwork::IpNetwork;
+
 use crate::backend::masquerade;
 use crate::backend::vxlan;
 use crate::component::error::OverlayError;
 use crate::component::options::Options;
 use crate::subnet::config::NetworkConfig;
 use crate::subnet::lease::Lease;
-use crate::subnet_file;
 
 /// This node's IPv6 subnet, when the config is dual-stack and the lease
 /// (or, in kube mode, the Node's second podCIDR) has one inside it.
@@ -26,13 +28,15 @@ pub(super) fn publish_local(
     underlay: &vxlan::Underlay,
     lease: &Lease,
 ) -> Result<(), OverlayError> {
-    subnet_file::SubnetFile {
-        network: cfg.network,
-        subnet: lease.subnet,
-        mtu: vxlan::pod_mtu(cfg, underlay),
-        ip_masq: opts.ip_masq,
-        ipv6_network: own_ipv6(cfg, lease).and(cfg.ipv6_network),
-        ipv6_subnet: own_ipv6(cfg, lease),
+    SubnetFile {
+        network: Some(cfg.network.into()),
+        subnet: Some(GatewayPrefix::of_subnet(lease.subnet.into())),
+        mtu: Some(vxlan::pod_mtu(cfg, underlay)),
+        ip_masq: Some(opts.ip_masq),
+        ipv6_network: own_ipv6(cfg, lease)
+            .and(cfg.ipv6_network)
+            .map(IpNetwork::from),
+        ipv6_subnet: own_ipv6(cfg, lease).map(|s| GatewayPrefix::of_subnet(s.into())),
     }
     .write(&opts.subnet_file)?;
     let v6 = own_ipv6(cfg, lease).zip(cfg.ipv6_network);
