@@ -15,9 +15,9 @@ use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::{LinkUnspec, LinkVxlan, RouteMessageBuilder};
 
 use crate::backend::dataplane::{Change, DataplaneError, Route, ROUTE_PROTOCOL};
-use crate::backend::netlink::errno::gone_ok;
 use crate::backend::netlink::parse::ip_of;
 use crate::backend::netlink::socket::NetlinkDataplane;
+use capstan_nodenet::gone_ok;
 
 fn route_msg(r: &Route, oif: u32) -> RouteMessage {
     let proto = RouteProtocol::from(ROUTE_PROTOCOL);

@@ -4,7 +4,6 @@
 //! This file is the index and the trait's two-line facade.
 
 mod apply;
-mod errno;
 mod parse;
 mod read;
 mod socket;

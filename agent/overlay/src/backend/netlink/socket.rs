@@ -7,7 +7,7 @@ use rtnetlink::packet_route::link::LinkMessage;
 use rtnetlink::Handle;
 
 use crate::backend::dataplane::DataplaneError;
-use crate::backend::netlink::errno::errno;
+use capstan_nodenet::errno;
 
 pub(super) const RT_TABLE_MAIN: u8 = 254;
 
