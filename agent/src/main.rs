@@ -483,7 +483,8 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         let needs_api = components.contains(&Component::Proxy)
             || (components.contains(&Component::Overlay) && manager == SubnetManagerKind::Kube);
         let api = if needs_api {
-            Some(capstan_proxy::component::client(kubeconfig.as_deref()).await?)
+            let source = capstan_k8s::ClientOptions::kubeconfig(kubeconfig.as_deref());
+            Some(capstan_k8s::client(&source).await?)
         } else {
             None
         };
