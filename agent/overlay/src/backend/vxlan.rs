@@ -24,11 +24,11 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use ipnetwork::{Ipv4Network, Ipv6Network};
 
-use super::config::{Backend, NetworkConfig};
-use super::dataplane::{Desired, Route, VxlanLink};
-use super::lease_store::Lease;
-use super::subnet;
-use super::types::{NodeIp, Vni, VtepMac};
+use crate::backend::dataplane::{Desired, Route, VxlanLink};
+use crate::subnet::arith;
+use crate::subnet::config::{Backend, NetworkConfig};
+use crate::subnet::lease::Lease;
+use crate::types::{NodeIp, Vni, VtepMac};
 
 /// VXLAN over IPv4 costs 50 bytes of headers.
 pub const VXLAN_OVERHEAD: u32 = 50;
@@ -108,12 +108,12 @@ pub fn desired(cfg: &NetworkConfig, local: &Local, leases: &[Lease]) -> (Desired
             mac,
             mtu: pod_mtu(cfg, &local.underlay),
         });
-        if let Ok(a) = Ipv4Network::new(subnet::vtep_addr(local.subnet), 32) {
+        if let Ok(a) = Ipv4Network::new(arith::vtep_addr(local.subnet), 32) {
             d.addresses.insert(a.into());
         }
         if let Some(Ok(a)) = local
             .ipv6_subnet
-            .map(|s6| Ipv6Network::new(subnet::vtep_addr_v6(s6), 128))
+            .map(|s6| Ipv6Network::new(arith::vtep_addr_v6(s6), 128))
         {
             d.addresses.insert(a.into());
         }
@@ -144,7 +144,7 @@ pub fn desired(cfg: &NetworkConfig, local: &Local, leases: &[Lease]) -> (Desired
             .and_then(|b| b.vtep_mac)
             .or(mac);
         if let (Some(dev), Some(s6), Some(m6)) = (&dev, v6, v6_mac) {
-            let gw = IpAddr::V6(subnet::vtep_addr_v6(s6));
+            let gw = IpAddr::V6(arith::vtep_addr_v6(s6));
             d.routes.insert(
                 s6.into(),
                 Route {
@@ -188,7 +188,7 @@ pub fn desired(cfg: &NetworkConfig, local: &Local, leases: &[Lease]) -> (Desired
             });
             continue;
         };
-        let gw = IpAddr::V4(subnet::vtep_addr(lease.subnet));
+        let gw = IpAddr::V4(arith::vtep_addr(lease.subnet));
         d.routes.insert(
             lease.subnet.into(),
             Route {
@@ -207,7 +207,7 @@ pub fn desired(cfg: &NetworkConfig, local: &Local, leases: &[Lease]) -> (Desired
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::overlay::lease_store::{BackendData, LeaseAttrs, LeaseId};
+    use crate::subnet::lease::{BackendData, LeaseAttrs, LeaseId};
 
     fn underlay() -> Underlay {
         Underlay {

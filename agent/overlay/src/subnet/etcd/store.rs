@@ -11,11 +11,12 @@ use etcd_client::{
 use ipnetwork::Ipv4Network;
 use tokio::sync::mpsc;
 
-use super::config::{ConfigError, NetworkConfig};
-use super::lease_store::{
-    Lease, LeaseAttrs, LeaseEvent, LeaseId, LeaseList, LeaseStore, StoreError, WatchItem,
+use crate::subnet::arith;
+use crate::subnet::config::{ConfigError, NetworkConfig};
+use crate::subnet::etcd::lease_store::LeaseStore;
+use crate::subnet::lease::{
+    Lease, LeaseAttrs, LeaseEvent, LeaseId, LeaseList, StoreError, WatchItem,
 };
-use super::subnet;
 
 #[derive(Clone)]
 pub struct EtcdStore {
@@ -58,7 +59,7 @@ impl EtcdStore {
     }
 
     pub fn subnet_key(&self, s: Ipv4Network) -> String {
-        format!("{}{}", self.subnets_prefix(), subnet::key_name(s))
+        format!("{}{}", self.subnets_prefix(), arith::key_name(s))
     }
 
     /// The raw client, for tests and tools.
@@ -76,7 +77,7 @@ impl EtcdStore {
             .strip_prefix(&self.subnets_prefix())
             .ok_or_else(|| bad("outside the subnet prefix".into()))?;
         let subnet =
-            subnet::parse_key_name(name).ok_or_else(|| bad("key is not <a.b.c.d>-<len>".into()))?;
+            arith::parse_key_name(name).ok_or_else(|| bad("key is not <a.b.c.d>-<len>".into()))?;
         let attrs: LeaseAttrs =
             serde_json::from_slice(kv.value()).map_err(|e| bad(e.to_string()))?;
         Ok(Lease {
@@ -89,7 +90,7 @@ impl EtcdStore {
 
     fn subnet_of_key(&self, key: &[u8]) -> Option<Ipv4Network> {
         let key = std::str::from_utf8(key).ok()?;
-        subnet::parse_key_name(key.strip_prefix(&self.subnets_prefix())?)
+        arith::parse_key_name(key.strip_prefix(&self.subnets_prefix())?)
     }
 
     async fn list_inner(&self) -> Result<LeaseList, StoreError> {

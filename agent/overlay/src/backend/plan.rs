@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use super::dataplane::{Actual, Change, Desired, Fdb, LinkState, Neigh, VxlanLink};
+use crate::backend::dataplane::{Actual, Change, Desired, Fdb, LinkState, Neigh, VxlanLink};
 
 /// Ordered changes turning `actual` into `desired`. New state is put in place
 /// before stale state is removed (FDB before neighbour before route on the
@@ -143,8 +143,8 @@ mod tests {
     use ipnetwork::IpNetwork;
 
     use super::*;
-    use crate::overlay::dataplane::Route;
-    use crate::overlay::types::{NodeIp, Vni, VtepMac};
+    use crate::backend::dataplane::Route;
+    use crate::types::{NodeIp, Vni, VtepMac};
 
     fn link() -> VxlanLink {
         VxlanLink {
@@ -370,7 +370,7 @@ mod tests {
 
     #[test]
     fn owned_names_are_capstan_dot_number_only() {
-        use crate::overlay::dataplane::owned_link_name;
+        use crate::backend::dataplane::owned_link_name;
         assert!(owned_link_name("capstan.1"));
         assert!(owned_link_name("capstan.4096"));
         for n in [

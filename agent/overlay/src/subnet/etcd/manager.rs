@@ -1,8 +1,8 @@
 //! Subnet acquisition and renewal on top of a `LeaseStore`: reuse this
 //! node's lease if it still exists, else try the previous subnet, else pick a
 //! free one and create it with put-if-absent, retrying when another node wins
-//! the race. A future kube subnet manager (node.spec.podCIDR) replaces this
-//! module's `SubnetManager` implementation, not the reconcile loop.
+//! the race. The kube subnet manager (`subnet/kube`) is the other
+//! `SubnetManager`; the reconcile loop never knows which one it runs with.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -11,44 +11,11 @@ use std::time::Duration;
 use ipnetwork::Ipv4Network;
 use tokio::sync::mpsc;
 
-use super::config::NetworkConfig;
-use super::lease_store::{
-    Lease, LeaseAttrs, LeaseId, LeaseList, LeaseStore, StoreError, WatchItem,
-};
-use super::subnet;
-
-#[derive(Debug, thiserror::Error)]
-pub enum AcquireError {
-    #[error("network {network} has no free /{subnet_len} subnet left ({taken} leased); enlarge Network or remove stale leases")]
-    Exhausted {
-        network: Ipv4Network,
-        subnet_len: u8,
-        taken: usize,
-    },
-    #[error("gave up acquiring a subnet after {attempts} lost races")]
-    TooManyRaces { attempts: usize },
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// What the reconcile loop needs from wherever subnets come from.
-pub trait SubnetManager: Send + Sync + 'static {
-    fn network_config(&self) -> impl Future<Output = Result<NetworkConfig, StoreError>> + Send;
-    /// Gets this node a lease (its previous one when possible).
-    fn acquire(
-        &self,
-        cfg: &NetworkConfig,
-        attrs: &LeaseAttrs,
-        previous: Option<Ipv4Network>,
-    ) -> impl Future<Output = Result<Lease, AcquireError>> + Send;
-    /// Renews `lease`; `Ok(false)` when it is gone and must be re-acquired.
-    fn renew(&self, lease: &Lease) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    fn list(&self) -> impl Future<Output = Result<LeaseList, StoreError>> + Send;
-    fn watch(
-        &self,
-        revision: i64,
-    ) -> impl Future<Output = Result<mpsc::Receiver<Result<WatchItem, StoreError>>, StoreError>> + Send;
-}
+use crate::subnet::arith;
+use crate::subnet::config::NetworkConfig;
+use crate::subnet::etcd::lease_store::LeaseStore;
+use crate::subnet::lease::{Lease, LeaseAttrs, LeaseId, LeaseList, StoreError, WatchItem};
+use crate::subnet::manager::{AcquireError, SubnetManager};
 
 /// The etcd-style subnet manager: any `LeaseStore` with TTL leases.
 pub struct StoreSubnetManager<S> {
@@ -154,7 +121,7 @@ impl<S: LeaseStore> StoreSubnetManager<S> {
         for _ in 0..MAX_RACES {
             let taken: BTreeSet<Ipv4Network> = list.leases.iter().map(|l| l.subnet).collect();
             let pick: usize = rand::random::<u32>() as usize;
-            let Some(s) = subnet::choose_free(cfg.network, cfg.subnet_len, &taken, pick) else {
+            let Some(s) = arith::choose_free(cfg.network, cfg.subnet_len, &taken, pick) else {
                 return Err(AcquireError::Exhausted {
                     network: cfg.network,
                     subnet_len: cfg.subnet_len,
@@ -179,137 +146,12 @@ fn first(cfg: &NetworkConfig) -> Ipv4Network {
 }
 
 #[cfg(test)]
-pub mod fake {
-    //! An in-memory `LeaseStore` with etcd's semantics where they matter
-    //! (put-if-absent, revisions, leases that can vanish).
-    use std::collections::BTreeMap;
-    use std::sync::Mutex;
-
-    use super::*;
-    use crate::overlay::lease_store::LeaseId;
-
-    #[derive(Default)]
-    pub struct MemStore {
-        pub cfg: Mutex<Option<NetworkConfig>>,
-        pub kv: Mutex<BTreeMap<Ipv4Network, Lease>>,
-        pub rev: Mutex<i64>,
-        pub next_id: Mutex<i64>,
-        pub dead_leases: Mutex<Vec<i64>>,
-        pub revoked: Mutex<Vec<i64>>,
-        /// Subnets another node grabs just before our create lands.
-        pub steal_on_create: Mutex<Vec<Ipv4Network>>,
-    }
-
-    impl MemStore {
-        fn bump(&self) -> i64 {
-            let mut r = self.rev.lock().unwrap();
-            *r += 1;
-            *r
-        }
-    }
-
-    impl LeaseStore for MemStore {
-        async fn network_config(&self) -> Result<NetworkConfig, StoreError> {
-            self.cfg.lock().unwrap().clone().ok_or_else(|| {
-                crate::overlay::config::ConfigError::Missing {
-                    key: "/capstan/network/config".into(),
-                }
-                .into()
-            })
-        }
-        async fn list(&self) -> Result<LeaseList, StoreError> {
-            Ok(LeaseList {
-                leases: self.kv.lock().unwrap().values().cloned().collect(),
-                revision: *self.rev.lock().unwrap(),
-            })
-        }
-        async fn grant(&self, _ttl: Duration) -> Result<LeaseId, StoreError> {
-            let mut n = self.next_id.lock().unwrap();
-            *n += 1;
-            Ok(LeaseId(100 + *n))
-        }
-        async fn create(
-            &self,
-            subnet: Ipv4Network,
-            attrs: &LeaseAttrs,
-            id: LeaseId,
-        ) -> Result<Option<Lease>, StoreError> {
-            let stolen = {
-                let mut s = self.steal_on_create.lock().unwrap();
-                let hit = s.iter().position(|x| *x == subnet);
-                hit.map(|i| s.remove(i))
-            };
-            if let Some(s) = stolen {
-                let rev = self.bump();
-                let mut other = attrs.clone();
-                other.public_ip = crate::overlay::types::NodeIp("10.9.9.9".parse().unwrap());
-                self.kv.lock().unwrap().insert(
-                    s,
-                    Lease {
-                        subnet: s,
-                        attrs: other,
-                        id: LeaseId(1),
-                        mod_revision: rev,
-                    },
-                );
-            }
-            if self.kv.lock().unwrap().contains_key(&subnet) {
-                return Ok(None);
-            }
-            let rev = self.bump();
-            let l = Lease {
-                subnet,
-                attrs: attrs.clone(),
-                id,
-                mod_revision: rev,
-            };
-            self.kv.lock().unwrap().insert(subnet, l.clone());
-            Ok(Some(l))
-        }
-        async fn update(
-            &self,
-            lease: &Lease,
-            attrs: &LeaseAttrs,
-        ) -> Result<Option<Lease>, StoreError> {
-            let rev = self.bump();
-            let mut kv = self.kv.lock().unwrap();
-            match kv.get_mut(&lease.subnet) {
-                Some(l) if l.mod_revision == lease.mod_revision => {
-                    l.attrs = attrs.clone();
-                    l.mod_revision = rev;
-                    Ok(Some(l.clone()))
-                }
-                _ => Ok(None),
-            }
-        }
-        async fn revoke(&self, id: LeaseId) -> Result<(), StoreError> {
-            self.revoked.lock().unwrap().push(id.0);
-            self.kv.lock().unwrap().retain(|_, l| l.id != id);
-            Ok(())
-        }
-        async fn keep_alive(&self, id: LeaseId) -> Result<Option<Duration>, StoreError> {
-            if self.dead_leases.lock().unwrap().contains(&id.0) {
-                return Ok(None);
-            }
-            Ok(Some(Duration::from_secs(60)))
-        }
-        async fn watch(
-            &self,
-            _revision: i64,
-        ) -> Result<mpsc::Receiver<Result<WatchItem, StoreError>>, StoreError> {
-            let (_tx, rx) = mpsc::channel(1);
-            Ok(rx)
-        }
-    }
-}
-
-#[cfg(test)]
 mod tests {
-    use super::fake::MemStore;
     use super::*;
-    use crate::overlay::config::Backend;
-    use crate::overlay::lease_store::BackendData;
-    use crate::overlay::types::{NodeIp, Vni};
+    use crate::subnet::config::Backend;
+    use crate::subnet::etcd::fake::MemStore;
+    use crate::subnet::lease::BackendData;
+    use crate::types::{NodeIp, Vni};
 
     fn cfg(net: &str) -> NetworkConfig {
         NetworkConfig {
@@ -410,7 +252,7 @@ mod tests {
         let m = mgr();
         let c = cfg("10.244.0.0/22");
         *m.store.steal_on_create.lock().unwrap() =
-            subnet::all_subnets(c.network, 24).take(2).collect();
+            arith::all_subnets(c.network, 24).take(2).collect();
         let l = m.acquire(&c, &attrs("192.168.1.1"), None).await.unwrap();
         assert_eq!(l.subnet, "10.244.3.0/24".parse::<Ipv4Network>().unwrap());
     }

@@ -14,7 +14,7 @@ use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::sys::{AsyncSocket, SocketAddr};
 use tokio::sync::mpsc;
 
-use super::dataplane::DataplaneError;
+use crate::backend::dataplane::DataplaneError;
 
 /// Whether a notification can mean drift in what the overlay owns. ARP/NDP
 /// churn of ordinary (non-permanent) neighbours on other devices is by far

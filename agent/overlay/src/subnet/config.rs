@@ -5,7 +5,7 @@
 use ipnetwork::{Ipv4Network, Ipv6Network};
 use serde::Deserialize;
 
-use super::types::Vni;
+use crate::types::Vni;
 
 /// Default VXLAN UDP port (the Linux kernel's and flannel's).
 pub const DEFAULT_VXLAN_PORT: u16 = 8472;
@@ -95,7 +95,7 @@ impl NetworkConfig {
     /// The IPv6 subnet that goes with the IPv4 subnet `v4` (dual-stack only).
     pub fn ipv6_of(&self, v4: Ipv4Network) -> Option<Ipv6Network> {
         let n6 = self.ipv6_network?;
-        super::subnet::ipv6_for(self.network, v4, n6, self.ipv6_subnet_len)
+        crate::subnet::arith::ipv6_for(self.network, v4, n6, self.ipv6_subnet_len)
     }
 
     /// Parses the JSON value found at `key`.

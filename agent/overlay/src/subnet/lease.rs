@@ -1,19 +1,13 @@
-//! The lease schema (`<prefix>/subnets/<a.b.c.d>-<len>` → JSON attributes)
-//! and the narrow `LeaseStore` trait the subnet manager is written against.
-//! The etcd implementation lives in `etcd_store.rs`; this module does no I/O.
-
-use std::future::Future;
-use std::time::Duration;
+//! The lease schema (`<prefix>/subnets/<a.b.c.d>-<len>` → JSON attributes),
+//! the events a lease watch delivers and the store errors every subnet
+//! manager reports. The etcd key-value side lives in `etcd/lease_store.rs`;
+//! this module does no I/O.
 
 use ipnetwork::{Ipv4Network, Ipv6Network};
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 
-use super::config::{ConfigError, NetworkConfig};
-use super::types::{NodeIp, VtepMac};
-
-/// Default etcd key prefix.
-pub const DEFAULT_PREFIX: &str = "/capstan/network";
+use crate::subnet::config::ConfigError;
+use crate::types::{NodeIp, VtepMac};
 
 /// The value stored at a subnet key (flannel's field names).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,43 +115,6 @@ pub enum StoreError {
     Config(#[from] ConfigError),
     #[error("lease {key} holds a malformed value: {reason}")]
     BadLease { key: String, reason: String },
-}
-
-/// The key-value operations the overlay needs, and nothing more.
-pub trait LeaseStore: Send + Sync + 'static {
-    /// Reads and parses `<prefix>/config`.
-    fn network_config(&self) -> impl Future<Output = Result<NetworkConfig, StoreError>> + Send;
-    /// Lists every lease. Malformed values are skipped with a warning.
-    fn list(&self) -> impl Future<Output = Result<LeaseList, StoreError>> + Send;
-    /// Grants a store lease with `ttl`.
-    fn grant(&self, ttl: Duration) -> impl Future<Output = Result<LeaseId, StoreError>> + Send;
-    /// Creates the subnet key bound to `id` only if it does not exist.
-    /// `Ok(None)` means somebody else holds it.
-    fn create(
-        &self,
-        subnet: Ipv4Network,
-        attrs: &LeaseAttrs,
-        id: LeaseId,
-    ) -> impl Future<Output = Result<Option<Lease>, StoreError>> + Send;
-    /// Rewrites the attributes of `lease` if nobody changed it since it was read.
-    fn update(
-        &self,
-        lease: &Lease,
-        attrs: &LeaseAttrs,
-    ) -> impl Future<Output = Result<Option<Lease>, StoreError>> + Send;
-    /// Revokes `id` (and so deletes every key bound to it).
-    fn revoke(&self, id: LeaseId) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Renews `id` once; `Ok(None)` means the lease no longer exists.
-    fn keep_alive(
-        &self,
-        id: LeaseId,
-    ) -> impl Future<Output = Result<Option<Duration>, StoreError>> + Send;
-    /// Watches the subnet prefix from `revision` (inclusive). The stream ends
-    /// (or yields an error) when the store goes away; the caller re-watches.
-    fn watch(
-        &self,
-        revision: i64,
-    ) -> impl Future<Output = Result<mpsc::Receiver<Result<WatchItem, StoreError>>, StoreError>> + Send;
 }
 
 #[cfg(test)]

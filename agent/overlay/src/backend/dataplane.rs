@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use ipnetwork::IpNetwork;
 
-use super::types::{NodeIp, Vni, VtepMac};
+use crate::types::{NodeIp, Vni, VtepMac};
 
 /// The VXLAN device as the overlay wants it.
 #[derive(Clone, Debug, PartialEq, Eq)]

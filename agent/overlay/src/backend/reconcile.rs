@@ -7,12 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ipnetwork::Ipv4Network;
 
-use super::config::NetworkConfig;
-use super::dataplane::{Change, Dataplane, DataplaneError};
-use super::lease_store::{Lease, LeaseEvent, WatchItem};
-use super::metrics::Metrics;
-use super::plan::plan;
-use super::vxlan::{self, Local};
+use crate::backend::dataplane::{Change, Dataplane, DataplaneError};
+use crate::backend::plan::plan;
+use crate::backend::vxlan::{self, Local};
+use crate::metrics::Metrics;
+use crate::subnet::config::NetworkConfig;
+use crate::subnet::lease::{Lease, LeaseEvent, WatchItem};
 
 /// The overlay's view of the world between passes.
 pub struct Reconciler<D> {
@@ -151,11 +151,11 @@ impl<D: Dataplane> Reconciler<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::overlay::config::Backend;
-    use crate::overlay::dataplane::fake::FakeDataplane;
-    use crate::overlay::lease_store::{BackendData, LeaseAttrs, LeaseId, LeaseList};
-    use crate::overlay::types::{NodeIp, Vni, VtepMac};
-    use crate::overlay::vxlan::Underlay;
+    use crate::backend::dataplane::fake::FakeDataplane;
+    use crate::backend::vxlan::Underlay;
+    use crate::subnet::config::Backend;
+    use crate::subnet::lease::{BackendData, LeaseAttrs, LeaseId, LeaseList};
+    use crate::types::{NodeIp, Vni, VtepMac};
     use std::sync::Arc;
 
     fn lease(n: u8) -> Lease {
