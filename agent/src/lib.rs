@@ -3,6 +3,6 @@
 pub mod api;
 pub mod config_file;
 pub mod kubelet;
-pub mod metrics_endpoint;
 pub mod node;
-pub mod overlay;
+// The overlay is its own crate; `crate::overlay` stays a name for it.
+pub use capstan_overlay as overlay;

@@ -11,6 +11,8 @@ pub mod control;
 pub mod daemon;
 pub mod error;
 pub mod etcd;
+pub mod forward;
+pub mod health;
 pub mod image;
 pub mod kubectl;
 pub mod lab;
@@ -19,6 +21,7 @@ pub mod privileged;
 pub mod registry;
 pub mod simnode;
 pub mod state;
+pub mod suite;
 pub mod sweep;
 pub mod wait;
 
