@@ -48,13 +48,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    capstan_serve::logging::init();
     let result = match cli.command {
         Some(Cmd::Init(a)) => init(a),
         Some(Cmd::Serve(a)) => serve(*a, ipam),

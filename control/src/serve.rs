@@ -52,7 +52,7 @@ fn edge_files(a: &ServeArgs) -> anyhow::Result<EdgeFiles> {
 
 pub fn serve(a: ServeArgs, ipam: Option<ClusterCidrs>) -> anyhow::Result<()> {
     let files = edge_files(&a)?;
-    let tls = server::tls::server_config(&files.cert, &files.key, &files.client_ca)?;
+    let tls = capstan_serve::tls::server_config(&files.cert, &files.key, Some(&files.client_ca))?;
     let tokens = match &files.tokens {
         Some(p) => TokenFile::load(p).with_context(|| format!("token file {}", p.display()))?,
         None => TokenFile::default(),

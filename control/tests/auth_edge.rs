@@ -71,8 +71,12 @@ impl Edge {
         let port = listener.local_addr().unwrap().port();
         pki::init(&opts(dir.path(), port, &["n1", "n2"])).unwrap();
         let l = Layout::new(dir.path());
-        let tls =
-            server::tls::server_config(&l.serving_cert(), &l.serving_key(), &l.ca_cert()).unwrap();
+        let tls = capstan_serve::tls::server_config(
+            &l.serving_cert(),
+            &l.serving_key(),
+            Some(&l.ca_cert()),
+        )
+        .unwrap();
         let authn = Authenticator::new(TokenFile::load(&l.tokens()).unwrap());
         let app = server::app(
             stand_in_api(),

@@ -34,3 +34,13 @@ pub enum Error {
         source: crate::auth::token_file::Error,
     },
 }
+
+impl From<capstan_serve::files::FileError> for Error {
+    fn from(e: capstan_serve::files::FileError) -> Self {
+        Error::Io {
+            what: e.what,
+            path: e.path,
+            source: e.source,
+        }
+    }
+}

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use ipnetwork::Ipv4Network;
 
 use super::error::Error;
-use super::files;
 use super::issue::{Ca, IssuedPair};
 use super::layout::Layout;
 use super::report::InitReport;
@@ -36,7 +35,7 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, Error> {
         }
     }
     let layout = Layout::new(&opts.dir);
-    files::ensure_dir(layout.dir())?;
+    capstan_serve::files::ensure_private_dir(layout.dir())?;
     let mut report = InitReport::default();
     let ca = Ca::load_or_create(&layout, &mut report)?;
 
@@ -105,7 +104,7 @@ fn ensure_kubeconfig(
         path: path.clone(),
         source,
     })?;
-    files::write_new(&path, text.as_bytes(), 0o600)?;
+    capstan_serve::files::write_new(&path, text.as_bytes(), 0o600)?;
     report.created.push(path);
     Ok(())
 }

@@ -11,7 +11,6 @@ use rcgen::{
 use time::{Duration, OffsetDateTime};
 
 use super::error::Error;
-use super::files;
 use super::layout::Layout;
 use super::report::InitReport;
 
@@ -61,8 +60,8 @@ impl Ca {
         validity(&mut params, CA_VALIDITY);
         let cert = params.self_signed(&key).map_err(issue)?;
         // Key first: a crash between the two leaves no CA cert without key.
-        files::write_new(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
-        files::write_new(&cert_path, cert.pem().as_bytes(), 0o644)?;
+        capstan_serve::files::write_new(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
+        capstan_serve::files::write_new(&cert_path, cert.pem().as_bytes(), 0o644)?;
         report.created.push(cert_path);
         Ok(Ca {
             cert_pem: cert.pem(),
@@ -139,8 +138,8 @@ impl Ca {
         // A stray half (one file without the other) is replaced as a pair.
         let _ = std::fs::remove_file(cert_path);
         let _ = std::fs::remove_file(key_path);
-        files::write_new(key_path, key.serialize_pem().as_bytes(), 0o600)?;
-        files::write_new(cert_path, cert.pem().as_bytes(), 0o644)?;
+        capstan_serve::files::write_new(key_path, key.serialize_pem().as_bytes(), 0o600)?;
+        capstan_serve::files::write_new(cert_path, cert.pem().as_bytes(), 0o644)?;
         report.created.push(cert_path.to_path_buf());
         Ok(IssuedPair {
             cert_pem: cert.pem(),

@@ -6,14 +6,12 @@
 //! An index: each concern has its file.
 
 mod error;
-mod files;
 mod init;
 mod issue;
 mod layout;
 mod report;
 
 pub use error::Error;
-pub use files::write_new;
 pub use init::{first_service_ip, init, InitOptions};
 pub use issue::{Ca, IssuedPair};
 pub use layout::Layout;

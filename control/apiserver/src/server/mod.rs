@@ -11,7 +11,6 @@ pub mod listener;
 pub mod metrics;
 pub mod status;
 pub mod stream_end;
-pub mod tls;
 
 use std::sync::Arc;
 
