@@ -35,37 +35,17 @@ impl Default for Metrics {
 impl Metrics {
     /// Registers under `capstan_overlay_`.
     pub fn register(&self, registry: &mut Registry) {
-        let r = registry.sub_registry_with_prefix("capstan_overlay");
-        r.register(
-            "peers",
-            "Peer nodes whose routes, neighbours and FDB entries are programmed",
-            self.peers.clone(),
-        );
-        r.register(
-            "reconcile_runs",
-            "Reconcile passes (kernel read, plan, apply)",
-            self.reconcile_runs.clone(),
-        );
-        r.register(
-            "reconcile_errors",
-            "Failed kernel reads and failed changes in reconcile passes (retried)",
-            self.reconcile_errors.clone(),
-        );
-        r.register(
-            "reconcile_duration_seconds",
-            "Time of one reconcile pass",
-            self.reconcile_duration.clone(),
-        );
-        r.register(
-            "subnet_store_errors",
-            "Failed calls to the subnet store (etcd or the API server), retries included",
-            self.store_errors.clone(),
-        );
-        r.register(
-            "lease_renewals",
-            "Successful renewals of this node's subnet lease",
-            self.lease_renewals.clone(),
-        );
+        capstan_serve::register_metrics!(registry, "capstan_overlay", {
+            "peers": "Peer nodes whose routes, neighbours and FDB entries are programmed"
+                => self.peers,
+            "reconcile_runs": "Reconcile passes (kernel read, plan, apply)" => self.reconcile_runs,
+            "reconcile_errors": "Failed kernel reads and failed changes in reconcile passes (retried)"
+                => self.reconcile_errors,
+            "reconcile_duration_seconds": "Time of one reconcile pass" => self.reconcile_duration,
+            "subnet_store_errors": "Failed calls to the subnet store (etcd or the API server), retries included"
+                => self.store_errors,
+            "lease_renewals": "Successful renewals of this node's subnet lease" => self.lease_renewals,
+        });
     }
 }
 
