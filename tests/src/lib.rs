@@ -20,6 +20,7 @@ pub mod registry;
 pub mod simnode;
 pub mod state;
 pub mod sweep;
+pub mod veth;
 pub mod wait;
 
 pub use error::LabError;
