@@ -11,8 +11,10 @@ pub mod sctp;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use capstan_lab::veth::Veth;
+pub use capstan_lab::wait::wait_for;
 use capstan_lab::{Lab, Netns};
 use capstan_proxy::model::IpFamily;
 use capstan_proxy::{Place, Proxy, ProxyConfig};
@@ -157,54 +159,21 @@ pub fn make_pod(lab: &Lab, node: usize, name: &str, host: u8) -> Pod {
     Netns::create(&netns).expect("pod netns").keep();
     let node_ns = lab.node(node).netns_name().to_string();
     let n = node + 1;
-    let veth = format!("v{name}");
-    ip(
-        &node_ns,
-        &[
-            "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &netns,
-        ],
-    );
-    ip(&node_ns, &["link", "set", &veth, "master", "cbr0", "up"]);
-    // As capstan-cni's hairpinMode does: with br_netfilter loaded, a pod's
-    // packet DNATed back to itself is bridged out of the port it came in on.
-    ip(
-        &node_ns,
-        &[
-            "link",
-            "set",
-            &veth,
-            "type",
-            "bridge_slave",
-            "hairpin",
-            "on",
-        ],
-    );
+    // Hairpin as capstan-cni's hairpinMode does: with br_netfilter loaded,
+    // a pod's packet DNATed back to itself is bridged out of the port it
+    // came in on.
     let ip4 = Ipv4Addr::new(10, 246, n as u8, host);
     let ip6: Ipv6Addr = format!("fd00:246:{n}::{host}").parse().expect("v6");
-    ip(
-        &netns,
-        &["addr", "add", &format!("{ip4}/24"), "dev", "eth0"],
-    );
-    ip(
-        &netns,
-        &["addr", "add", &format!("{ip6}/64"), "dev", "eth0", "nodad"],
-    );
-    ip(&netns, &["link", "set", "eth0", "up"]);
-    ip(
-        &netns,
-        &["route", "add", "default", "via", &format!("10.246.{n}.1")],
-    );
-    ip(
-        &netns,
-        &[
-            "-6",
-            "route",
-            "add",
-            "default",
-            "via",
-            &format!("fd00:246:{n}::1"),
-        ],
-    );
+    let gw6: Ipv6Addr = format!("fd00:246:{n}::1").parse().expect("v6");
+    Veth::new(&node_ns, &format!("v{name}"), &netns)
+        .bridge("cbr0")
+        .hairpin()
+        .addr(format!("{ip4}/24"))
+        .addr(format!("{ip6}/64"))
+        .gateway(Ipv4Addr::new(10, 246, n as u8, 1))
+        .gateway(gw6)
+        .create()
+        .unwrap_or_else(|e| panic!("{e}"));
     Pod {
         name: name.to_string(),
         node,
@@ -345,23 +314,6 @@ pub fn udp_ask(s: &UdpSocket, to: SocketAddr) -> std::io::Result<(String, IpAddr
 }
 
 /// Polls `f` until it returns Some or the deadline passes.
-pub fn wait_for<T>(
-    what: &str,
-    within: Duration,
-    mut f: impl FnMut() -> Option<T>,
-) -> Result<T, String> {
-    let end = Instant::now() + within;
-    loop {
-        if let Some(v) = f() {
-            return Ok(v);
-        }
-        if Instant::now() > end {
-            return Err(format!("timed out after {within:?} waiting for {what}"));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 pub fn proxy_for(lab: &Lab, node: usize) -> Proxy {
     let n = lab.node(node);
     let mut p = Proxy::new(ProxyConfig {
@@ -545,40 +497,16 @@ impl Client {
         let netns =
             Netns::create(&format!("{}-p-{name}", lab.prefix())).map_err(|e| e.to_string())?;
         let underlay = lab.underlay();
-        let outer = format!("vc{name}");
         let ip4 = Ipv4Addr::new(192, 168, 250, host);
-        let ipcmd = |ns: &str, args: &[&str]| run(Command::new("ip").args(["-n", ns]).args(args));
-        ipcmd(
-            underlay.name(),
-            &[
-                "link",
-                "add",
-                &outer,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth0",
-                "netns",
-                netns.name(),
-            ],
-        )?;
-        ipcmd(
-            underlay.name(),
-            &["link", "set", &outer, "master", "lab0", "up"],
-        )?;
-        ipcmd(
-            netns.name(),
-            &["addr", "add", &format!("{ip4}/24"), "dev", "eth0"],
-        )?;
         let ip6: Ipv6Addr = format!("fd00:250::{host}")
             .parse()
             .map_err(|e| format!("client v6 address: {e}"))?;
-        ipcmd(
-            netns.name(),
-            &["addr", "add", &format!("{ip6}/64"), "dev", "eth0", "nodad"],
-        )?;
-        ipcmd(netns.name(), &["link", "set", "eth0", "up"])?;
+        Veth::new(underlay.name(), &format!("vc{name}"), netns.name())
+            .bridge("lab0")
+            .addr(format!("{ip4}/24"))
+            .addr(format!("{ip6}/64"))
+            .create()
+            .map_err(|e| e.to_string())?;
         Ok(Client {
             netns,
             ip: ip4,
