@@ -65,7 +65,7 @@ fn main() {
         cni,
     };
     for i in 0..NODES {
-        wait_for(
+        wait_until(
             &format!("node {i} fully meshed"),
             Duration::from_secs(20),
             || meshed(&suite.lab, i),
@@ -368,7 +368,7 @@ fn drift_is_repaired(s: &Suite) -> Result<(), Failed> {
         out.status.success(),
         format!("bridge fdb del: {}", String::from_utf8_lossy(&out.stderr)),
     )?;
-    let took = wait_for("node 0 restored", Duration::from_secs(2), || {
+    let took = wait_until("node 0 restored", Duration::from_secs(2), || {
         meshed(lab, 0)
             && has_peer6(lab, &ns, peer)
             && ip_in(&ns, &["-o", "addr", "show", "dev", "capstan.1"])
@@ -403,7 +403,7 @@ fn stale_vni_device_removed(s: &Suite) -> Result<(), Failed> {
             format!("add {name}: {}", String::from_utf8_lossy(&out.stderr)),
         )?;
     }
-    let gone = wait_for("capstan.77 removed", Duration::from_secs(2), || {
+    let gone = wait_until("capstan.77 removed", Duration::from_secs(2), || {
         !ip_in(&ns, &["link", "show"]).contains("capstan.77")
     });
     let kept = ip_in(&ns, &["link", "show", "capstanx77"]).contains("capstanx77");
@@ -465,7 +465,7 @@ fn masquerade_table(s: &Suite) -> Result<(), Failed> {
     node.command("nft")?
         .args(["delete", "table", "ip", "capstan-overlay"])
         .output()?;
-    wait_for("masquerade table restored", Duration::from_secs(10), || {
+    wait_until("masquerade table restored", Duration::from_secs(10), || {
         node.command("nft")
             .ok()
             .and_then(|mut c| {
@@ -500,7 +500,7 @@ fn restart_loses_nothing(s: &Suite) -> Result<(), Failed> {
         sent >= 600 && got == sent,
         format!("ping across agent restarts: {got}/{sent}"),
     )?;
-    wait_for("mesh after restart", Duration::from_secs(10), || {
+    wait_until("mesh after restart", Duration::from_secs(10), || {
         meshed(lab, 0) && meshed(lab, 1)
     })?;
     let after = ip_in(
@@ -543,7 +543,7 @@ fn deleted_lease_removed(s: &Suite) -> Result<(), Failed> {
             continue;
         }
         let ns = lab.node(i).netns_name().to_string();
-        wait_for(
+        wait_until(
             &format!("node {i} drops {sn}"),
             Duration::from_secs(2) - t0.elapsed().min(Duration::from_secs(2)),
             || lacks_peer(lab, &ns, sn, peer_ip),
@@ -559,7 +559,7 @@ fn deleted_lease_removed(s: &Suite) -> Result<(), Failed> {
         agents[victim] = Some(spawn_overlay(lab, victim));
     }
     for i in 0..NODES {
-        wait_for(
+        wait_until(
             &format!("node {i} re-meshed"),
             Duration::from_secs(10),
             || meshed(lab, i),
@@ -585,7 +585,7 @@ fn etcd_outage(s: &Suite) -> Result<(), Failed> {
         format!("ping across etcd outage: {got}/{sent}"),
     )?;
     for i in 0..NODES {
-        wait_for(
+        wait_until(
             &format!("node {i} renews after outage"),
             Duration::from_secs(15),
             || {
@@ -620,7 +620,7 @@ fn etcd_outage(s: &Suite) -> Result<(), Failed> {
         ],
     );
     let ns0 = lab.node(0).netns_name().to_string();
-    wait_for("watch resumed after outage", Duration::from_secs(2), || {
+    wait_until("watch resumed after outage", Duration::from_secs(2), || {
         lacks_peer(lab, &ns0, sn, lab.node(victim).ip())
     })?;
     {
@@ -628,7 +628,7 @@ fn etcd_outage(s: &Suite) -> Result<(), Failed> {
         agents[victim] = Some(spawn_overlay(lab, victim));
     }
     for i in 0..NODES {
-        wait_for(
+        wait_until(
             &format!("node {i} re-meshed"),
             Duration::from_secs(10),
             || meshed(lab, i),

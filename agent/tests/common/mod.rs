@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use capstan_lab::daemon::Daemon;
+pub use capstan_lab::wait::wait_until;
 use capstan_lab::{cmd, Lab, Netns};
 use libtest_mimic::Failed;
 
@@ -94,25 +95,6 @@ pub fn fdb_in(ns: &str, dev: &str) -> String {
         .output()
         .expect("run bridge");
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-pub fn wait_for(
-    what: &str,
-    timeout: Duration,
-    mut f: impl FnMut() -> bool,
-) -> Result<Duration, Failed> {
-    let start = Instant::now();
-    let mut pause = Duration::from_millis(5);
-    loop {
-        if f() {
-            return Ok(start.elapsed());
-        }
-        if start.elapsed() > timeout {
-            return Err(format!("timed out after {timeout:?} waiting for {what}").into());
-        }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(50));
-    }
 }
 
 pub fn check(cond: bool, msg: impl Into<String>) -> Result<(), Failed> {
