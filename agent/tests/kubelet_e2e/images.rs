@@ -42,12 +42,6 @@ spec:
 "#
         )),
     )?;
-    let waiting = |p: &Value, field: &str| {
-        p["status"]["containerStatuses"][0]["state"]["waiting"][field]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    };
     let st = match watch.until(Duration::from_secs(20), |p| {
         waiting(p, "reason") == "InvalidImageName"
     }) {
@@ -193,12 +187,6 @@ spec:
         &["apply", "--validate=false", "-f", "-"],
         Some(&pod("badref", &missing)),
     )?;
-    let waiting = |p: &Value, field: &str| {
-        p["status"]["containerStatuses"][0]["state"]["waiting"][field]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    };
     let badref = |p: &&Value| p["metadata"]["name"] == "badref";
     let reasons = |seen: &[Value]| {
         let mut r: Vec<String> = seen

@@ -96,3 +96,11 @@ pub fn delete_pod(s: &Suite, name: &str) -> Result<(), Failed> {
         || s.log(),
     )
 }
+
+/// A field of the first container's waiting state ("" when not waiting).
+pub fn waiting(p: &Value, field: &str) -> String {
+    p["status"]["containerStatuses"][0]["state"]["waiting"][field]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}

@@ -81,7 +81,7 @@ pub fn admission_rejections(s: &Suite) -> Result<(), Failed> {
     let mut node = Value::Null;
     wait_for("Node registered", Duration::from_secs(15), || {
         node = pa.node();
-        node_condition(&node, "Ready") == "True"
+        condition(&node, "Ready") == "True"
     })
     .map_err(|e| pa.with_log(e))?;
     let cap_cpu = quantity(&node["status"]["capacity"]["cpu"], true);
@@ -151,7 +151,7 @@ pub fn admission_rejections(s: &Suite) -> Result<(), Failed> {
     ]))?;
     wait_for("MemoryPressure=True", Duration::from_secs(15), || {
         let n = pa.node();
-        node_condition(&n, "MemoryPressure") == "True"
+        condition(&n, "MemoryPressure") == "True"
             && quantity(&n["status"]["allocatable"]["cpu"], true) == 100
     })
     .map_err(|e| pa.with_log(e))?;

@@ -178,8 +178,7 @@ pub fn disk_and_pid_eviction(s: &Suite) -> Result<(), Failed> {
         Duration::from_secs(20),
         || {
             n = pa.node();
-            node_condition(&n, "DiskPressure") == "False"
-                && node_condition(&n, "PIDPressure") == "False"
+            condition(&n, "DiskPressure") == "False" && condition(&n, "PIDPressure") == "False"
         },
     )
     .map_err(|e| pa.with_log(e))?;

@@ -45,7 +45,7 @@ pub fn memory_pressure_eviction(s: &Suite) -> Result<(), Failed> {
         Duration::from_secs(15),
         || {
             node = pa.get(&["node", NODE]).unwrap_or(Value::Null);
-            node_condition(&node, "MemoryPressure") == "False"
+            condition(&node, "MemoryPressure") == "False"
         },
     )
     .map_err(|e| pa.with_log(e))?;
@@ -75,8 +75,7 @@ pub fn memory_pressure_eviction(s: &Suite) -> Result<(), Failed> {
         ),
     )?;
     check(
-        node_condition(&node, "DiskPressure") == "False"
-            && node_condition(&node, "PIDPressure") == "False",
+        condition(&node, "DiskPressure") == "False" && condition(&node, "PIDPressure") == "False",
         format!(
             "DiskPressure or PIDPressure is not False: {}",
             node["status"]["conditions"]
@@ -99,7 +98,7 @@ pub fn memory_pressure_eviction(s: &Suite) -> Result<(), Failed> {
     })
     .map_err(|e| pa.with_log(e))?;
     check(
-        node_condition(
+        condition(
             &pa.get(&["node", NODE]).unwrap_or_default(),
             "MemoryPressure",
         ) == "False",
@@ -113,7 +112,7 @@ pub fn memory_pressure_eviction(s: &Suite) -> Result<(), Failed> {
     let (mut seen_pressure, mut seen_taint, mut evicted) = (false, false, Value::Null);
     wait_for("expendable pod evicted", Duration::from_secs(20), || {
         if let Some(n) = pa.get(&["node", NODE]) {
-            if node_condition(&n, "MemoryPressure") == "True" {
+            if condition(&n, "MemoryPressure") == "True" {
                 seen_pressure = true;
                 seen_taint |= has_taint(&n, "node.kubernetes.io/memory-pressure");
             }
@@ -153,7 +152,7 @@ pub fn memory_pressure_eviction(s: &Suite) -> Result<(), Failed> {
         Duration::from_secs(15),
         || {
             let n = pa.get(&["node", NODE]).unwrap_or_default();
-            node_condition(&n, "MemoryPressure") == "False"
+            condition(&n, "MemoryPressure") == "False"
                 && !has_taint(&n, "node.kubernetes.io/memory-pressure")
         },
     )

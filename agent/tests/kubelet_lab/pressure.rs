@@ -257,17 +257,6 @@ pub fn quantity(q: &Value, milli: bool) -> i64 {
     n * scale
 }
 
-pub fn node_condition(node: &Value, kind: &str) -> String {
-    node["status"]["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["type"] == kind)
-        .and_then(|c| c["status"].as_str())
-        .unwrap_or("")
-        .to_string()
-}
-
 pub fn has_taint(node: &Value, key: &str) -> bool {
     node["spec"]["taints"].as_array().is_some_and(|t| {
         t.iter()

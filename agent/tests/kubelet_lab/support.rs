@@ -29,6 +29,7 @@ pub fn phase(s: &Value) -> &str {
     s["status"]["phase"].as_str().unwrap_or("")
 }
 
+/// The status of condition `kind` of a pod or a Node ("" when absent).
 pub fn condition(s: &Value, kind: &str) -> String {
     s["status"]["conditions"]
         .as_array()
