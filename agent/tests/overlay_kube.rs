@@ -75,8 +75,7 @@ fn main() {
     if !privileged::require("overlay_kube", &["ip", "bridge", "etcd", "kubectl", "nft"]) {
         return;
     }
-    let cni = capstan_lab::bins::path("capstan-cni")
-        .unwrap_or_else(|e| panic!("{e}; build it first: cargo build -p capstan-cni"));
+    let cni = cni_bin();
     let lab = Lab::builder()
         .nodes(NODES)
         .etcd(true)

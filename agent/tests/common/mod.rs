@@ -23,6 +23,13 @@ pub fn agent_bin() -> PathBuf {
         .unwrap_or_else(|_| PathBuf::from(env!("CARGO_BIN_EXE_capstan-agent")))
 }
 
+/// The capstan-cni binary; a missing one stops the suite with the command
+/// that builds it.
+pub fn cni_bin() -> PathBuf {
+    capstan_lab::bins::path("capstan-cni")
+        .unwrap_or_else(|e| panic!("{e}; build it first: cargo build -p capstan-cni"))
+}
+
 pub struct Pod {
     pub ns: Netns,
     pub ip: Ipv4Addr,

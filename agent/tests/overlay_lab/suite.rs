@@ -53,10 +53,7 @@ impl Suite {
         ) {
             return None;
         }
-        let cni = match capstan_lab::bins::path("capstan-cni") {
-            Ok(p) => p,
-            Err(e) => panic!("{e}; build it first: cargo build -p capstan-cni"),
-        };
+        let cni = cni_bin();
         let lab = Lab::builder()
             .nodes(NODES)
             .etcd(true)
