@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use capstan_lab::daemon::Daemon;
 pub use capstan_lab::wait::wait_until;
@@ -340,16 +340,11 @@ pub fn agent_exit(lab: &Lab, i: usize, extra: &[&str], subnet_file_path: &Path) 
     let mut c = lab.node(i).command(agent_bin()).expect("agent cmd");
     c.args(&args).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = c.spawn().expect("spawn agent");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let exited = wait_until("the agent to exit", Duration::from_secs(20), || {
+        matches!(child.try_wait(), Ok(Some(_)))
+    });
+    if exited.is_err() {
+        let _ = child.kill();
     }
     let out = child.wait_with_output().expect("agent output");
     (
