@@ -11,119 +11,57 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use capstan_lab::control::ControlPlane;
+use capstan_lab::cmd;
 use capstan_lab::daemon::Daemon;
-use capstan_lab::{cmd, privileged, Lab};
-use libtest_mimic::{Arguments, Failed, Trial};
-use serde_json::Value;
+use kube_suite::{lines, wait_for, Case, Cluster, Stream};
+use libtest_mimic::{Arguments, Failed};
+
+mod kube_suite;
 
 const IMAGE: &str = "capstan.local/busybox:lab";
 const NODE: &str = "node-1";
 
 struct Suite {
-    lab: Lab,
-    cp: ControlPlane,
+    c: Cluster,
     _agent: Daemon,
 }
 
-impl Suite {
-    fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Result<String, Failed> {
-        let mut c = self.cp.kubectl().map_err(|e| e.to_string())?;
-        c.args(args);
-        match stdin {
-            None => cmd::stdout(&mut c).map_err(|e| e.to_string().into()),
-            Some(text) => {
-                use std::io::Write;
-                let mut child = c
-                    .stdin(std::process::Stdio::piped())
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()?;
-                child
-                    .stdin
-                    .take()
-                    .ok_or("no stdin")?
-                    .write_all(text.as_bytes())?;
-                let out = child.wait_with_output()?;
-                if !out.status.success() {
-                    return Err(format!(
-                        "kubectl {args:?}: {}",
-                        String::from_utf8_lossy(&out.stderr)
-                    )
-                    .into());
-                }
-                Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-            }
-        }
-    }
-    fn get(&self, args: &[&str]) -> Option<Value> {
-        let mut a = vec!["get"];
-        a.extend_from_slice(args);
-        a.extend_from_slice(&["-o", "json"]);
-        serde_json::from_str(&self.kubectl(&a, None).ok()?).ok()
-    }
-    fn log(&self) -> String {
-        capstan_lab::daemon::log_tail(&self.lab.node(0).dir().join("logs/kubelet.log"), 30)
+/// The suite is its cluster plus the agent: `s.lab`, `s.kubectl(..)`.
+impl std::ops::Deref for Suite {
+    type Target = Cluster;
+    fn deref(&self) -> &Cluster {
+        &self.c
     }
 }
 
-fn wait_for<T>(
-    what: &str,
-    timeout: Duration,
-    mut f: impl FnMut() -> Option<T>,
-    log: impl Fn() -> String,
-) -> Result<T, Failed> {
-    let end = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return Ok(v);
-        }
-        if Instant::now() > end {
-            return Err(format!("{what}: not within {timeout:?}\nagent log:\n{}", log()).into());
-        }
-        std::thread::sleep(Duration::from_millis(100));
+impl Suite {
+    fn log(&self) -> String {
+        let tail =
+            capstan_lab::daemon::log_tail(&self.lab.node(0).dir().join("logs/kubelet.log"), 30);
+        format!("agent log:\n{tail}")
     }
 }
 
 fn main() {
-    let mut args = Arguments::from_args();
-    args.test_threads = Some(1);
-    if !privileged::require(
-        "kubelet_api",
-        &[
-            "ip",
-            "etcd",
-            "containerd",
-            "runc",
-            "ctr",
-            "kubectl",
-            "curl",
-            "wget",
-        ],
-    ) {
+    let args = Arguments::from_args();
+    let tools = [
+        "ip",
+        "etcd",
+        "containerd",
+        "runc",
+        "ctr",
+        "kubectl",
+        "curl",
+        "wget",
+    ];
+    let Some(c) = Cluster::start("kubelet_api", &tools, 1, |dir| {
+        serde_json::json!({"type": "capstan", "subnet": "10.244.9.1/24", "bridge": "capstan0",
+                           "dataDir": dir.join("var/lib/cni/networks/capstan")})
+    }) else {
         return;
-    }
-    let cni = capstan_lab::bins::path("capstan-cni")
-        .unwrap_or_else(|e| panic!("{e}; build it first: cargo build -p capstan-cni"));
-    let lab = Lab::builder()
-        .nodes(1)
-        .etcd(true)
-        .containerd(true)
-        .build()
-        .expect("build lab");
-    let cp = ControlPlane::start(&lab).expect("start capstan-control");
+    };
+    let (lab, cp) = (&c.lab, &c.cp);
     let dir = lab.node(0).dir().to_path_buf();
-    std::fs::copy(&cni, dir.join("opt/cni/bin/capstan")).expect("install capstan-cni");
-    std::fs::write(
-        dir.join("etc/cni/net.d/10-capstan.conflist"),
-        serde_json::json!({
-            "cniVersion": "1.0.0", "name": "capstan",
-            "plugins": [{"type": "capstan", "subnet": "10.244.9.1/24", "bridge": "capstan0",
-                         "dataDir": dir.join("var/lib/cni/networks/capstan")}]
-        })
-        .to_string(),
-    )
-    .expect("write conflist");
     let p = |s: &str| dir.join(s).display().to_string();
     let agent_args: Vec<String> = [
         "--components",
@@ -162,33 +100,23 @@ fn main() {
         .node(0)
         .spawn("kubelet", &agent_bin, &agent_args)
         .expect("spawn agent");
-    let suite = Arc::new(Suite {
-        lab,
-        cp,
-        _agent: agent,
-    });
-    let t = |name: &'static str, f: fn(&Suite) -> Result<(), Failed>| {
-        let s = suite.clone();
-        Trial::test(name, move || f(&s))
-    };
-    let trials = vec![
-        t("node_registers_ready_and_heartbeats", node_registers),
-        t(
+    let suite = Suite { c, _agent: agent };
+    let cases: Vec<Case<Suite>> = vec![
+        ("node_registers_ready_and_heartbeats", node_registers),
+        (
             "bound_pod_runs_status_published_then_graceful_delete",
             api_pod_lifecycle,
         ),
-        t(
+        (
             "kubectl_logs_follow_tail_previous_through_the_api_server",
             kubectl_logs,
         ),
-        t(
+        (
             "agent_api_refuses_unauthenticated_and_nodes",
             agent_api_auth,
         ),
     ];
-    let conclusion = libtest_mimic::run(&args, trials);
-    drop(suite);
-    conclusion.exit();
+    kube_suite::run(args, Arc::new(suite), cases);
 }
 
 fn node_registers(s: &Suite) -> Result<(), Failed> {
@@ -368,61 +296,28 @@ spec:
     Ok(())
 }
 
-/// `kubectl logs -f` running in the background, its lines in a channel.
-struct Follower {
-    child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
-}
+/// `kubectl logs -f` running in the background, its lines in a stream.
+struct Follower(Stream<String>);
 
 impl Follower {
     fn start(s: &Suite, args: &[&str]) -> Result<Self, Failed> {
-        use std::io::BufRead;
         let mut c = s.cp.kubectl().map_err(|e| e.to_string())?;
-        let mut child = c
+        let child = c
             .args(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()?;
-        let out = child.stdout.take().ok_or("no stdout")?;
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for l in std::io::BufReader::new(out).lines() {
-                let Ok(l) = l else { break };
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        Ok(Follower { child, lines })
+        Ok(Follower(Stream::start(child, lines)?))
     }
     /// Lines until one equals `want`; error after `timeout`.
-    fn until(&self, want: &str, timeout: Duration) -> Result<Vec<String>, Failed> {
-        let end = Instant::now() + timeout;
-        let mut seen = Vec::new();
-        loop {
-            let left = end.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) => {
-                    let done = l == want;
-                    seen.push(l);
-                    if done {
-                        return Ok(seen);
-                    }
-                }
-                Err(_) => {
-                    return Err(
-                        format!("{want:?} not streamed in {timeout:?}; got {seen:?}").into(),
-                    )
-                }
-            }
+    fn until(&mut self, want: &str, timeout: Duration) -> Result<Vec<String>, Failed> {
+        let from = self.0.seen.len();
+        let got = self.0.until(timeout, |l| l == want);
+        let seen = self.0.seen[from..].to_vec();
+        match got {
+            Ok(_) => Ok(seen),
+            Err(_) => Err(format!("{want:?} not streamed in {timeout:?}; got {seen:?}").into()),
         }
-    }
-}
-
-impl Drop for Follower {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -466,7 +361,7 @@ fn kubectl_logs(s: &Suite) -> Result<(), Failed> {
     }
 
     // -f: the old lines, then a line written after the call started.
-    let follow = Follower::start(s, &["logs", "-f", "logger"])?;
+    let mut follow = Follower::start(s, &["logs", "-f", "logger"])?;
     follow.until("third", Duration::from_secs(10))?;
     let t0 = Instant::now();
     std::fs::write(trigger.join("say.tmp"), "streamed-line\n")?;
@@ -481,11 +376,10 @@ fn kubectl_logs(s: &Suite) -> Result<(), Failed> {
     // --previous shows the attempt that ended.
     std::fs::write(trigger.join("exit"), "")?;
     follow.until("bye", Duration::from_secs(10))?;
-    let mut follow = follow;
     wait_for(
         "kubectl logs -f ends when the container exits",
         Duration::from_secs(10),
-        || follow.child.try_wait().ok().flatten(),
+        || follow.0.child.try_wait().ok().flatten(),
         || s.log(),
     )?;
     wait_for(

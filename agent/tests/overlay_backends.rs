@@ -61,7 +61,7 @@ fn backend_suite(config: &str, vxlan_device: bool, mtu: u32) -> Result<(), Faile
     for i in 0..NODES {
         let j = 1 - i;
         let ns = lab.node(i).netns_name().to_string();
-        wait_for(
+        wait_until(
             &format!("node {i} routes to node {j}"),
             Duration::from_secs(20),
             || {

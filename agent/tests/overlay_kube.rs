@@ -40,10 +40,6 @@ struct Suite {
     pods: Vec<Pod>,
 }
 
-fn kubectl(cp: &ControlPlane, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
-    cp.kubectl_run(args, stdin)
-}
-
 fn net_conf(lab: &Lab, i: usize) -> PathBuf {
     lab.node(i).dir().join("etc/net-conf.json")
 }
@@ -79,8 +75,7 @@ fn main() {
     if !privileged::require("overlay_kube", &["ip", "bridge", "etcd", "kubectl", "nft"]) {
         return;
     }
-    let cni = capstan_lab::bins::path("capstan-cni")
-        .unwrap_or_else(|e| panic!("{e}; build it first: cargo build -p capstan-cni"));
+    let cni = cni_bin();
     let lab = Lab::builder()
         .nodes(NODES)
         .etcd(true)
@@ -110,7 +105,8 @@ fn main() {
             "apiVersion: v1\nkind: Node\nmetadata:\n  name: {}\n{spec}",
             n.name()
         );
-        kubectl(&cp, &["create", "-f", "-"], Some(&manifest)).expect("register node");
+        cp.kubectl_run(&["create", "-f", "-"], Some(&manifest))
+            .expect("register node");
     }
     let agents: Vec<Daemon> = (0..NODES)
         .map(|i| {
@@ -119,7 +115,7 @@ fn main() {
         })
         .collect();
     for i in 0..NODES {
-        wait_for(
+        wait_until(
             &format!("node {i} meshed through the API"),
             Duration::from_secs(30),
             || meshed(&lab, i),
@@ -171,8 +167,7 @@ fn main() {
 }
 
 fn node_field(s: &Suite, i: usize, jsonpath: &str) -> String {
-    kubectl(
-        &s.cp,
+    s.cp.kubectl_run(
         &[
             "get",
             "node",
@@ -188,7 +183,7 @@ fn node_field(s: &Suite, i: usize, jsonpath: &str) -> String {
 /// Every Node as JSON, by lab node index: one kubectl call (each costs
 /// ~0.1 s) for all the checks of a test.
 fn nodes_json(s: &Suite) -> Result<Vec<serde_json::Value>, Failed> {
-    let out = kubectl(&s.cp, &["get", "nodes", "-o", "json"], None)?;
+    let out = s.cp.kubectl_run(&["get", "nodes", "-o", "json"], None)?;
     let list: serde_json::Value =
         serde_json::from_str(&out).map_err(|e| format!("node list: {e}"))?;
     let items = list["items"].as_array().cloned().unwrap_or_default();
@@ -238,8 +233,7 @@ fn subnets_are_pod_cidrs(s: &Suite) -> Result<(), Failed> {
 fn vtep_annotations(s: &Suite) -> Result<(), Failed> {
     for i in 0..NODES {
         let n = s.lab.node(i);
-        let ip = kubectl(
-            &s.cp,
+        let ip = s.cp.kubectl_run(
             &[
                 "get",
                 "node",
@@ -253,8 +247,7 @@ fn vtep_annotations(s: &Suite) -> Result<(), Failed> {
             ip == n.ip().to_string(),
             format!("node {i} public-ip annotation {ip:?}"),
         )?;
-        let data = kubectl(
-            &s.cp,
+        let data = s.cp.kubectl_run(
             &[
                 "get",
                 "node",
@@ -326,7 +319,7 @@ fn pods_reach_v6(s: &Suite) -> Result<(), Failed> {
         for j in (0..DUAL).filter(|j| *j != i) {
             // Programmed in the same pass as the IPv4 entries the set-up
             // waited for; the deadline only bounds a failure.
-            wait_for(
+            wait_until(
                 &format!("node {i} has the v6 route and neighbour for node {j}"),
                 Duration::from_secs(10),
                 || has_peer6(&s.lab, &ns, j),
@@ -382,9 +375,9 @@ fn deleted_node_unmeshed(s: &Suite) -> Result<(), Failed> {
             d.stop(Duration::from_secs(5));
         }
     }
-    kubectl(&s.cp, &["delete", "node", gone.name()], None)?;
+    s.cp.kubectl_run(&["delete", "node", gone.name()], None)?;
     let ns = s.lab.node(0).netns_name().to_string();
-    wait_for(
+    wait_until(
         "node 0 drops node 1's routes (both families), neighbours and FDB",
         Duration::from_secs(15),
         || {
@@ -394,6 +387,6 @@ fn deleted_node_unmeshed(s: &Suite) -> Result<(), Failed> {
                 && !ip_in(&ns, &["-6", "neigh", "show", "dev", "capstan.1"])
                     .contains(&format!("{} ", subnet6.network()))
         },
-    )
-    .map(|_| ())
+    )?;
+    Ok(())
 }

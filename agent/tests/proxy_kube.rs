@@ -7,10 +7,11 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use capstan_lab::control::ControlPlane;
+use capstan_lab::veth::Veth;
 use capstan_lab::{privileged, Lab, Netns};
 
 fn run(cmd: &mut Command) -> String {
@@ -24,24 +25,13 @@ fn run(cmd: &mut Command) -> String {
 }
 
 fn kubectl_apply(cp: &ControlPlane, yaml: &str) {
-    let mut child = cp
-        .kubectl()
-        .expect("kubectl")
-        .args(["apply", "--validate=false", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn kubectl");
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(yaml.as_bytes()).expect("write yaml");
-    }
-    let out = child.wait_with_output().expect("kubectl apply");
-    assert!(
-        out.status.success(),
-        "kubectl apply: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cp.kubectl_run(&["apply", "--validate=false", "-f", "-"], Some(yaml))
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// `kubectl ARGS` that must succeed: its stdout.
+fn kubectl(cp: &ControlPlane, args: &[&str]) -> String {
+    cp.kubectl_run(args, None).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Connects from `ns` and reads the one-line answer.
@@ -56,12 +46,8 @@ fn request(ns: &Netns, to: SocketAddr) -> std::io::Result<String> {
     .map_err(|e| std::io::Error::other(e.to_string()))?
 }
 
-fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + within;
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn wait_until(what: &str, within: Duration, f: impl FnMut() -> bool) {
+    capstan_lab::wait::wait_until(what, within, f).unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]
@@ -89,14 +75,12 @@ fn proxy_component_follows_the_api_server() {
         .args(["-qw", "net.ipv4.ip_forward=1"]));
     let pod_name = format!("{}-p-web", lab.prefix());
     let pod = Netns::create(&pod_name).expect("pod netns");
-    ip(&[
-        "link", "add", "vweb", "type", "veth", "peer", "name", "eth0", "netns", &pod_name,
-    ]);
-    ip(&["link", "set", "vweb", "master", "cbr0", "up"]);
-    let pip = |args: &[&str]| run(Command::new("ip").args(["-n", &pod_name]).args(args));
-    pip(&["addr", "add", "10.246.1.5/24", "dev", "eth0"]);
-    pip(&["link", "set", "eth0", "up"]);
-    pip(&["route", "add", "default", "via", "10.246.1.1"]);
+    Veth::new(&ns, "vweb", &pod_name)
+        .bridge("cbr0")
+        .addr("10.246.1.5/24")
+        .gateway(Ipv4Addr::new(10, 246, 1, 1))
+        .create()
+        .unwrap_or_else(|e| panic!("{e}"));
     let listener = pod
         .run_in(|| TcpListener::bind((Ipv4Addr::UNSPECIFIED, 8080)))
         .expect("netns")
@@ -124,13 +108,10 @@ fn proxy_component_follows_the_api_server() {
         &cp,
         "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: default\nspec:\n  ports:\n  - name: http\n    port: 80\n    protocol: TCP\n",
     );
-    let cluster_ip: Ipv4Addr = run(cp.kubectl().expect("kubectl").args([
-        "get",
-        "service",
-        "web",
-        "-o",
-        "jsonpath={.spec.clusterIP}",
-    ]))
+    let cluster_ip: Ipv4Addr = kubectl(
+        &cp,
+        &["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"],
+    )
     .trim()
     .parse()
     .expect("service has a ClusterIP");
@@ -148,10 +129,7 @@ fn proxy_component_follows_the_api_server() {
     });
 
     // The endpoint goes away: the service rejects instead of black-holing.
-    run(cp
-        .kubectl()
-        .expect("kubectl")
-        .args(["delete", "endpointslice", "web-1"]));
+    kubectl(&cp, &["delete", "endpointslice", "web-1"]);
     wait_until(
         "the ClusterIP to reject",
         Duration::from_secs(20),

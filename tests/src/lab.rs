@@ -307,31 +307,11 @@ impl Lab {
             }
             // The veth is made inside the underlay namespace with its peer
             // sent straight into the node: nothing passes through the host.
-            let port = format!("veth-{}", node.name);
-            ip(&[
-                "link",
-                "add",
-                &port,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth0",
-                "netns",
-                &node.netns,
-            ])?;
-            ip(&["link", "set", &port, "master", UNDERLAY_BRIDGE, "up"])?;
-            let nip =
-                |args: &[&str]| cmd::run(Command::new("ip").args(["-n", &node.netns]).args(args));
-            nip(&[
-                "addr",
-                "add",
-                &format!("{}/{UNDERLAY_PREFIX_LEN}", node.ip),
-                "dev",
-                "eth0",
-            ])?;
-            nip(&["link", "set", "eth0", "up"])?;
-            nip(&["route", "add", "default", "via", &s.underlay_ip.to_string()])?;
+            crate::veth::Veth::new(ul, &format!("veth-{}", node.name), &node.netns)
+                .bridge(UNDERLAY_BRIDGE)
+                .addr(format!("{}/{UNDERLAY_PREFIX_LEN}", node.ip))
+                .gateway(s.underlay_ip)
+                .create()?;
         }
         Ok(())
     }

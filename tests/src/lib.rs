@@ -23,6 +23,7 @@ pub mod simnode;
 pub mod state;
 pub mod suite;
 pub mod sweep;
+pub mod veth;
 pub mod wait;
 
 pub use error::LabError;

@@ -7,9 +7,10 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use capstan_lab::daemon::Daemon;
+pub use capstan_lab::wait::wait_until;
 use capstan_lab::{cmd, Lab, Netns};
 use libtest_mimic::Failed;
 
@@ -20,6 +21,13 @@ pub const ECHO_PORT: u16 = 7777;
 pub fn agent_bin() -> PathBuf {
     capstan_lab::bins::path("capstan-agent")
         .unwrap_or_else(|_| PathBuf::from(env!("CARGO_BIN_EXE_capstan-agent")))
+}
+
+/// The capstan-cni binary; a missing one stops the suite with the command
+/// that builds it.
+pub fn cni_bin() -> PathBuf {
+    capstan_lab::bins::path("capstan-cni")
+        .unwrap_or_else(|e| panic!("{e}; build it first: cargo build -p capstan-cni"))
 }
 
 pub struct Pod {
@@ -94,25 +102,6 @@ pub fn fdb_in(ns: &str, dev: &str) -> String {
         .output()
         .expect("run bridge");
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-pub fn wait_for(
-    what: &str,
-    timeout: Duration,
-    mut f: impl FnMut() -> bool,
-) -> Result<Duration, Failed> {
-    let start = Instant::now();
-    let mut pause = Duration::from_millis(5);
-    loop {
-        if f() {
-            return Ok(start.elapsed());
-        }
-        if start.elapsed() > timeout {
-            return Err(format!("timed out after {timeout:?} waiting for {what}").into());
-        }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(50));
-    }
 }
 
 pub fn check(cond: bool, msg: impl Into<String>) -> Result<(), Failed> {
@@ -351,16 +340,11 @@ pub fn agent_exit(lab: &Lab, i: usize, extra: &[&str], subnet_file_path: &Path) 
     let mut c = lab.node(i).command(agent_bin()).expect("agent cmd");
     c.args(&args).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = c.spawn().expect("spawn agent");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let exited = wait_until("the agent to exit", Duration::from_secs(20), || {
+        matches!(child.try_wait(), Ok(Some(_)))
+    });
+    if exited.is_err() {
+        let _ = child.kill();
     }
     let out = child.wait_with_output().expect("agent output");
     (

@@ -3,7 +3,16 @@
 //! address points at a node (what a router in front of the cluster does),
 //! with externalTrafficPolicy Cluster and Local, IPv4 and IPv6.
 
-use super::*;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use capstan_proxy::model::IpFamily;
+use capstan_proxy::ProxyEvent;
+use libtest_mimic::Failed;
+
+use crate::checks::*;
+use crate::common::*;
+use crate::suite::*;
 
 /// An address outside every network of the lab, routed by clients through
 /// a node (what a router in front of the cluster does).
@@ -257,5 +266,61 @@ pub fn ipv6_external(s: &Suite) -> Result<(), Failed> {
     })?;
     client.route_via(LB6, node_ip6(1))?;
     expect_dropped(&client.place(), addr(LB6, 80), "Local v6 LB IP via node 1")?;
+    Ok(())
+}
+
+pub fn external_local(s: &Suite) -> Result<(), Failed> {
+    let n2 = s.node_name(1);
+    s.apply(vec![
+        ProxyEvent::ServiceApplied(
+            Svc::new("local", &["10.96.0.50"], 80, "TCP")
+                .node_port(30050)
+                .local(30951)
+                .s,
+        ),
+        ProxyEvent::SliceApplied(slice(
+            "local",
+            IpFamily::V4,
+            TCP_PORT,
+            "TCP",
+            &[(s.pod("b1"), &n2, true)],
+        )),
+    ])?;
+    let underlay_ip = IpAddr::V4(s.lab.underlay_ip());
+    let (pod, from) = tcp_request(
+        &s.underlay(),
+        SocketAddr::from((s.lab.node(1).ip(), 30050)),
+        Duration::from_secs(2),
+    )
+    .map_err(|e| format!("underlay -> node 2 local NodePort: {e}"))?;
+    if pod != "b1" || from != underlay_ip {
+        return Err(format!(
+            "answer from {pod} seeing {from}; want b1 seeing the client {underlay_ip}"
+        )
+        .into());
+    }
+    // Node 1 has no local endpoint: external traffic does not get through.
+    let r = tcp_request(
+        &s.underlay(),
+        SocketAddr::from((s.lab.node(0).ip(), 30050)),
+        Duration::from_millis(400),
+    );
+    if r.is_ok() {
+        return Err(
+            format!("node 1 forwarded external traffic without a local endpoint: {r:?}").into(),
+        );
+    }
+    // Pods on node 1 still reach the service (through the cluster endpoints).
+    tcp_request(
+        &s.pod("a1").place(),
+        SocketAddr::from((s.lab.node(0).ip(), 30050)),
+        Duration::from_secs(2),
+    )
+    .map_err(|e| format!("pod on node 1 -> local NodePort: {e}"))?;
+    let c2 = http_status(&s.underlay(), SocketAddr::from((s.lab.node(1).ip(), 30951)))?;
+    let c1 = http_status(&s.underlay(), SocketAddr::from((s.lab.node(0).ip(), 30951)))?;
+    if (c1, c2) != (503, 200) {
+        return Err(format!("health check: node 1 {c1}, node 2 {c2}; want 503, 200").into());
+    }
     Ok(())
 }

@@ -1,7 +1,16 @@
 //! internalTrafficPolicy Local: ClusterIP traffic stays on the node (or is
 //! dropped), external traffic does not.
 
-use super::*;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use capstan_proxy::model::IpFamily;
+use capstan_proxy::ProxyEvent;
+use libtest_mimic::Failed;
+
+use crate::checks::*;
+use crate::common::*;
+use crate::suite::*;
 
 pub fn internal_local(s: &Suite) -> Result<(), Failed> {
     let (n1, n2) = (s.node_name(0), s.node_name(1));

@@ -1,7 +1,16 @@
 //! Ports and protocols: named target ports resolved per slice, SCTP as
 //! raw packets (the lab kernel has no SCTP sockets).
 
-use super::*;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use capstan_proxy::model::IpFamily;
+use capstan_proxy::{Place, ProxyEvent};
+use libtest_mimic::Failed;
+
+use crate::checks::*;
+use crate::common::*;
+use crate::suite::*;
 
 pub fn named_ports(s: &Suite) -> Result<(), Failed> {
     use k8s_openapi::api::core::v1::ServicePort;
@@ -73,7 +82,7 @@ pub fn named_ports(s: &Suite) -> Result<(), Failed> {
 }
 
 pub fn sctp(s: &Suite) -> Result<(), Failed> {
-    use common::sctp::{start_server, RawSctp};
+    use crate::common::sctp::{start_server, RawSctp};
     const EP_PORT: u16 = 9999;
     let n2 = s.node_name(1);
     let b1 = s.pod("b1");

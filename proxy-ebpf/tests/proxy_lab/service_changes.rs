@@ -1,7 +1,15 @@
 //! A service changing shape over its life: shared pick chains to chains of
 //! its own and back, then deletion, with nothing left behind.
 
-use super::*;
+use std::time::Duration;
+
+use capstan_proxy::model::IpFamily;
+use capstan_proxy::ProxyEvent;
+use libtest_mimic::Failed;
+
+use crate::checks::*;
+use crate::common::*;
+use crate::suite::*;
 
 /// Lines of node 1's IPv4 table that mention `needle`.
 fn table_lines(s: &Suite, needle: &str) -> Result<Vec<String>, Failed> {

@@ -1,7 +1,16 @@
 //! UDP and conntrack: the proxy deletes flows that would keep a client's
 //! socket away from the right endpoint; IPv6 UDP and reject.
 
-use super::*;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use capstan_proxy::model::IpFamily;
+use capstan_proxy::ProxyEvent;
+use libtest_mimic::Failed;
+
+use crate::checks::*;
+use crate::common::*;
+use crate::suite::*;
 
 /// Node 1's UDP conntrack entries of service dns2 NATed to `endpoint`.
 fn udp_flows_to(s: &Suite, endpoint: IpAddr) -> Result<Vec<String>, Failed> {
@@ -179,4 +188,38 @@ pub fn ipv6_udp_and_reject(s: &Suite) -> Result<(), Failed> {
         start,
         "v6 ClusterIP without endpoints",
     )
+}
+
+pub fn udp_endpoint_change(s: &Suite) -> Result<(), Failed> {
+    let (n1, n2) = (s.node_name(0), s.node_name(1));
+    s.apply(vec![
+        ProxyEvent::ServiceApplied(Svc::new("dns", &["10.96.0.53"], 53, "UDP").s),
+        ProxyEvent::SliceApplied(slice(
+            "dns",
+            IpFamily::V4,
+            UDP_PORT,
+            "UDP",
+            &[(s.pod("a2"), &n1, true)],
+        )),
+    ])?;
+    let sock = udp_socket(&s.pod("a1").place(), false);
+    let to = addr("10.96.0.53", 53);
+    let (pod, _) = udp_ask(&sock, to).map_err(|e| format!("udp before: {e}"))?;
+    if pod != "a2" {
+        return Err(format!("udp answered by {pod}").into());
+    }
+    s.apply(vec![ProxyEvent::SliceApplied(slice(
+        "dns",
+        IpFamily::V4,
+        UDP_PORT,
+        "UDP",
+        &[(s.pod("b1"), &n2, true)],
+    ))])?;
+    // Same socket, same 5-tuple: only a cleared conntrack entry lets it
+    // reach the new endpoint (a2 still answers if the old flow survives).
+    let (pod, _) = udp_ask(&sock, to).map_err(|e| format!("udp after: {e}"))?;
+    if pod != "b1" {
+        return Err(format!("after the change udp still went to {pod}").into());
+    }
+    Ok(())
 }

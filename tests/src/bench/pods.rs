@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::daemon::Daemon;
 use crate::netns::Netns;
+use crate::veth::Veth;
 use crate::{cmd, Lab, LabError};
 
 pub const TCP_ECHO_PORT: u16 = 5201;
@@ -151,26 +152,14 @@ pub fn reference(lab: &Lab) -> Result<PodSet, LabError> {
         let netns = format!("{prefix}-ref-{name}");
         Netns::create(&netns)?.keep();
         let ns = nodes[node].netns_name();
-        let veth = format!("vref{name}");
-        ip(
-            ns,
-            &[
-                "link", "add", &veth, "mtu", POD_MTU, "type", "veth", "peer", "name", "eth0",
-                "netns", &netns,
-            ],
-        )?;
-        ip(ns, &["link", "set", &veth, "master", "cni0", "up"])?;
         let n = node + 1;
         let addr = Ipv4Addr::new(10, 245, n as u8, host);
-        ip(
-            &netns,
-            &["addr", "add", &format!("{addr}/24"), "dev", "eth0"],
-        )?;
-        ip(&netns, &["link", "set", "eth0", "mtu", POD_MTU, "up"])?;
-        ip(
-            &netns,
-            &["route", "add", "default", "via", &format!("10.245.{n}.1")],
-        )?;
+        Veth::new(ns, &format!("vref{name}"), &netns)
+            .mtu(POD_MTU)
+            .bridge("cni0")
+            .addr(format!("{addr}/24"))
+            .gateway(Ipv4Addr::new(10, 245, n as u8, 1))
+            .create()?;
         Ok(Endpoint { netns, ip: addr })
     };
     Ok(PodSet {

@@ -16,6 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::pods::{self, Endpoint, TCP_ECHO_PORT};
 use crate::netns::Netns;
+use crate::veth::Veth;
 use crate::{cmd, Lab, LabError};
 
 pub struct Options {
@@ -167,20 +168,11 @@ fn pod(lab: &Lab, name: &str, addr: Ipv4Addr) -> Result<Endpoint, LabError> {
     Netns::create(&netns)?.keep();
     let node = lab.node(0);
     let ns = node.netns_name();
-    let veth = format!("vpx{name}");
-    ip(
-        ns,
-        &[
-            "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &netns,
-        ],
-    )?;
-    ip(ns, &["link", "set", &veth, "master", "cbr0", "up"])?;
-    ip(
-        &netns,
-        &["addr", "add", &format!("{addr}/24"), "dev", "eth0"],
-    )?;
-    ip(&netns, &["link", "set", "eth0", "up"])?;
-    ip(&netns, &["route", "add", "default", "via", "10.247.0.1"])?;
+    Veth::new(ns, &format!("vpx{name}"), &netns)
+        .bridge("cbr0")
+        .addr(format!("{addr}/24"))
+        .gateway(Ipv4Addr::new(10, 247, 0, 1))
+        .create()?;
     Ok(Endpoint { netns, ip: addr })
 }
 
