@@ -2,17 +2,21 @@
 # A local multi-node Capstan cluster on one machine, in network namespaces.
 #
 #   deploy/local/cluster.sh up                  install what is missing, build, start
+#                                               (a cluster whose daemons died is cleaned and started again)
 #   deploy/local/cluster.sh down                remove everything the cluster made
 #   deploy/local/cluster.sh status              nodes, daemons, logs
-#   deploy/local/cluster.sh kubeconfig          path of the admin kubeconfig
-#   deploy/local/cluster.sh kubectl ARGS...     kubectl as the admin (run where the API is reachable)
+#   deploy/local/cluster.sh kubeconfig          path of the admin kubeconfig for the host's kubectl
+#   deploy/local/cluster.sh kubectl ARGS...     kubectl as the admin, run inside the lab
 #   deploy/local/cluster.sh exec NODE CMD...    run CMD inside node NODE (or `lab`: outside every node)
-#   deploy/local/cluster.sh restart etcd|control|agent NODE|containerd NODE
+#   deploy/local/cluster.sh restart etcd|control|forward|agent NODE|containerd NODE
 #
 # NODES (default 2) sets the node count; nodes are node-1, node-2, ...
 # CAPSTAN_PROFILE (default release) picks the cargo profile to build and run;
 # CAPSTAN_SKIP_BUILD=1 uses the binaries already built in that profile.
-# The host namespace's links, routes and firewall are never changed.
+# CAPSTAN_API_PORT (default: any free port) is the host loopback port where
+# the API server is forwarded to.
+# The host namespace's links, routes and firewall are never changed: the
+# host reaches the API only through a forwarder listening on 127.0.0.1.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -54,7 +58,14 @@ ETCD=http://192.168.250.1:2379
 NETWORK_CONFIG='{"Network":"10.244.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan","VNI":1,"Port":8472}}'
 
 CONTROL_IP=192.168.250.1
-PKI="/var/lib/capstan-lab/$NAME/pki"
+LAB_DIR="/var/lib/capstan-lab/$NAME"
+PKI="$LAB_DIR/pki"
+# The admin kubeconfig for the host: the same credentials, with the
+# forwarder's loopback address as the server.
+HOST_KUBECONFIG="$PKI/admin-host.kubeconfig"
+API_PORT_FILE="$LAB_DIR/api-port"
+# What a cluster that is really up runs (capstan-lab check).
+EXPECT=(--expect etcd@lab --expect control@lab --expect forward@host --per-node containerd,agent)
 
 # capstan-control: credentials for the admin and every node (init keeps
 # what exists), then the API server in the underlay namespace, on the
@@ -72,6 +83,26 @@ start_control() {
   "${LAB[@]}" exec lab curl -sf --max-time 2 --cacert "$PKI/ca.crt" "https://$CONTROL_IP:6443/readyz" >/dev/null 2>&1 \
     || die "capstan-control is not ready; see /var/lib/capstan-lab/$NAME/logs/control.log"
   echo "control plane: https://$CONTROL_IP:6443 (admin kubeconfig $PKI/admin.kubeconfig)"
+}
+
+# The host's way in, as kind does it: a forwarder in the host namespace
+# listening on 127.0.0.1 that dials the API server from inside the lab
+# (recorded like every daemon; its command line names the lab directory,
+# so down's sweep finds it). The serving certificate carries 127.0.0.1.
+start_forward() {
+  rm -f "$API_PORT_FILE"
+  "${LAB[@]}" spawn host forward "$BIN/capstan-lab" --name "$NAME" forward \
+    --listen "127.0.0.1:${CAPSTAN_API_PORT:-0}" --to "$CONTROL_IP:6443" --port-file "$API_PORT_FILE" >/dev/null
+  for _ in $(seq 1 100); do [ -s "$API_PORT_FILE" ] && break; sleep 0.1; done
+  [ -s "$API_PORT_FILE" ] || die "the API forwarder did not start; see $LAB_DIR/logs/forward.log"
+  local port cluster
+  port=$(cat "$API_PORT_FILE")
+  install -m 0600 "$PKI/admin.kubeconfig" "$HOST_KUBECONFIG"
+  cluster=$(kubectl --kubeconfig "$HOST_KUBECONFIG" config view -o jsonpath='{.clusters[0].name}')
+  kubectl --kubeconfig "$HOST_KUBECONFIG" config set-cluster "$cluster" --server="https://127.0.0.1:$port" >/dev/null
+  kubectl --kubeconfig "$HOST_KUBECONFIG" get --raw /readyz >/dev/null \
+    || die "the API does not answer on https://127.0.0.1:$port; see $LAB_DIR/logs/forward.log"
+  echo "API on the host: https://127.0.0.1:$port (kubeconfig $HOST_KUBECONFIG)"
 }
 
 # The overlay network config goes into etcd; every node gets the CNI plugin
@@ -177,13 +208,20 @@ up() {
   need_root
   "$ROOT/deploy/local/install-deps.sh"
   build
-  if "${LAB[@]}" status >/dev/null 2>&1; then
-    die "cluster $NAME is already up (deploy/local/cluster.sh down first)"
-  fi
-  # A half-made cluster from an interrupted run is removed first.
+  # Up means every daemon runs. A cluster recorded but dead (a reboot, a
+  # crash, an interrupted up) is cleaned like down and started again.
+  local health rc=0
+  health=$("${LAB[@]}" check "${EXPECT[@]}" 2>&1) || rc=$?
+  case $rc in
+    0) die "cluster $NAME is already up (deploy/local/cluster.sh down first)" ;;
+    3) ;;
+    *) echo "cluster.sh: cluster $NAME was not running ($health); cleaning it up and starting again" ;;
+  esac
+  # Also sweeps what a half-made cluster without state may have left.
   "${LAB[@]}" down
   "${LAB[@]}" up --nodes "$NODES" --etcd --containerd
   start_control
+  start_forward
   start_agents
   [ "${CAPSTAN_NO_DEMO:-0}" = 1 ] || demo
   cat <<MSG
@@ -191,27 +229,32 @@ up() {
 Capstan local cluster "$NAME" is up with $NODES node(s): $(seq -s ' ' -f 'node-%g' 1 "$NODES").
   run inside a node:   deploy/local/cluster.sh exec node-1 ip addr
   etcd (from nodes):   deploy/local/cluster.sh exec node-1 etcdctl --endpoints=http://192.168.250.1:2379 endpoint health
-  kubectl:             deploy/local/cluster.sh kubectl get nodes
-                       (admin kubeconfig: $PKI/admin.kubeconfig; node kubeconfigs beside it)
+  kubectl (host):      kubectl --kubeconfig $HOST_KUBECONFIG get nodes
+  kubectl (in lab):    deploy/local/cluster.sh kubectl get nodes
+                       (in-lab admin kubeconfig: $PKI/admin.kubeconfig; node kubeconfigs beside it)
   status and logs:     deploy/local/cluster.sh status
   remove it:           deploy/local/cluster.sh down
 Each node runs capstan-agent (overlay, kubelet, proxy): its pod subnet is in
 /var/lib/capstan-lab/$NAME/node-N/run/capstan/subnet.env, for capstan-cni.
 capstan-control serves the API at https://$CONTROL_IP:6443 (reachable from the
-nodes and from "cluster.sh exec lab ..."). The demo Service answers on every
+nodes and from "cluster.sh exec lab ..."), forwarded to the host at
+https://127.0.0.1:$(cat "$API_PORT_FILE"). The demo Service answers on every
 node at port $DEMO_PORT (CAPSTAN_NO_DEMO=1 skips it).
 MSG
 }
 
 cmd=${1:-}
-[ -n "$cmd" ] || { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ -n "$cmd" ] || { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 shift
 case "$cmd" in
   up) up ;;
   down) need_root; need_lab_binary; "${LAB[@]}" down; echo "cluster $NAME is down" ;;
-  status) need_lab_binary; "${LAB[@]}" status ;;
+  status)
+    need_lab_binary; "${LAB[@]}" status
+    [ -s "$API_PORT_FILE" ] && echo "  API on the host: https://127.0.0.1:$(cat "$API_PORT_FILE") (kubeconfig: deploy/local/cluster.sh kubeconfig)"
+    exit 0 ;;
   kubeconfig)
-    f="$PKI/admin.kubeconfig"
+    f="$HOST_KUBECONFIG"
     [ -f "$f" ] || die "no kubeconfig at $f: is the cluster up? (deploy/local/cluster.sh up)"
     echo "$f" ;;
   kubectl)
@@ -222,7 +265,7 @@ case "$cmd" in
     [ $# -ge 2 ] || die "usage: exec NODE CMD..."
     need_root; need_lab_binary; "${LAB[@]}" exec "$@" ;;
   restart)
-    [ $# -ge 1 ] || die "usage: restart etcd|control|agent NODE|containerd NODE"
+    [ $# -ge 1 ] || die "usage: restart etcd|control|forward|agent NODE|containerd NODE"
     need_root; need_lab_binary; "${LAB[@]}" restart "$@" ;;
   *) die "unknown command $cmd (up, down, status, kubeconfig, kubectl, exec, restart)" ;;
 esac

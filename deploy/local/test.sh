@@ -2,7 +2,8 @@
 # Runs every check and test of Capstan, as root, on a Debian 12 machine with
 # the Rust toolchain: installs missing packages, then formatting, clippy, all
 # unit/integration/end-to-end tests (privileged: a missing prerequisite fails
-# instead of skipping), and the local cluster script up/down twice.
+# instead of skipping), and the local cluster script (up/down twice, host-side
+# kubectl, every daemon killed and recovered by up).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
@@ -38,7 +39,7 @@ stage "static CNI plugin (the installed artifact): build, then ADD/DEL/concurren
 STATIC_CNI=$(deploy/cni/build-static.sh)
 "${CARGO_TARGET_DIR:-target}/debug/capstan-bench" cni --runs 5 --concurrent 16 --plugin "$STATIC_CNI"
 
-stage "local cluster up/down twice"
+stage "local cluster: up/down twice, host-side kubectl, crash recovery"
 deploy/local/cluster-smoke.sh
 
 stage "done"

@@ -11,36 +11,11 @@ use crate::healthcheck::HealthServer;
 use crate::proxier::{Proxy, ProxyConfig};
 use crate::runner::{self, RunnerConfig};
 
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    #[error("kubeconfig {path}: {message}")]
-    Kubeconfig { path: String, message: String },
-    #[error("no kubeconfig given and none found (in-cluster or $KUBECONFIG): {0}")]
-    Infer(String),
-    #[error("kube client: {0}")]
-    Client(#[source] kube::Error),
-}
-
 /// A client from `kubeconfig`, or inferred (in-cluster, $KUBECONFIG).
-pub async fn client(kubeconfig: Option<&std::path::Path>) -> Result<kube::Client, ClientError> {
-    // One TLS crypto provider for the process (rustls needs it chosen).
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let cfg = match kubeconfig {
-        Some(path) => {
-            let bad = |e: &dyn std::fmt::Display| ClientError::Kubeconfig {
-                path: path.display().to_string(),
-                message: e.to_string(),
-            };
-            let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| bad(&e))?;
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await
-                .map_err(|e| bad(&e))?
-        }
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| ClientError::Infer(e.to_string()))?,
-    };
-    kube::Client::try_from(cfg).map_err(ClientError::Client)
+pub async fn client(
+    kubeconfig: Option<&std::path::Path>,
+) -> Result<kube::Client, capstan_k8s::ClientError> {
+    capstan_k8s::client(&capstan_k8s::ClientOptions::kubeconfig(kubeconfig)).await
 }
 
 /// Parses `a.b.c.d/n` or `x::/n`.

@@ -7,8 +7,8 @@
 use std::net::IpAddr;
 
 use crate::model::{IpFamily, Protocol};
-use crate::netns::Place;
 use crate::tracker::ServiceState;
+use capstan_nodenet::Place;
 
 /// One `conntrack -D` filter.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

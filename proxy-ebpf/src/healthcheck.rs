@@ -11,8 +11,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::netns::Place;
 use crate::proxier::HealthCheck;
+use capstan_nodenet::Place;
 
 type Entries = Arc<Mutex<BTreeMap<u16, HealthCheck>>>;
 

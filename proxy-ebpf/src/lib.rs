@@ -8,7 +8,6 @@ pub mod healthcheck;
 pub mod kube_source;
 pub mod metrics;
 pub mod model;
-pub mod netns;
 pub mod nft;
 pub mod plan;
 pub mod proxier;
@@ -17,5 +16,5 @@ pub mod runner;
 pub mod source;
 pub mod tracker;
 
-pub use netns::Place;
+pub use capstan_nodenet::Place;
 pub use proxier::{HealthCheck, Proxy, ProxyConfig, ProxyEvent, SyncError, SyncReport};

@@ -519,11 +519,12 @@ pub fn restart_daemon(state: &mut LabState, place: &str, name: &str) -> Result<u
 }
 
 /// Starts a daemon in a persistent lab and records it (the local cluster's
-/// control plane and agents are started this way by cluster.sh).
+/// control plane, agents and host-side forwarder are started this way by
+/// cluster.sh). `netns` None: the caller's namespace (the host's).
 pub fn spawn_recorded(
     state: &mut LabState,
     place: &str,
-    netns: &str,
+    netns: Option<&str>,
     name: &str,
     command: &[String],
 ) -> Result<u32, LabError> {
@@ -539,7 +540,7 @@ pub fn spawn_recorded(
         program: PathBuf::from(program),
         args: args.to_vec(),
         env: vec![],
-        netns: Some(netns.to_string()),
+        netns: netns.map(str::to_string),
         private_mounts: false,
         log: log_dir.join(format!("{name}.log")),
     })?;

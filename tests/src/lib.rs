@@ -11,6 +11,8 @@ pub mod control;
 pub mod daemon;
 pub mod error;
 pub mod etcd;
+pub mod forward;
+pub mod health;
 pub mod image;
 pub mod kubectl;
 pub mod lab;

@@ -10,7 +10,7 @@ use std::os::fd::AsRawFd;
 use ipnetwork::IpNetwork;
 use rtnetlink::Handle;
 
-use super::host_veth_name;
+use super::names::host_veth_name;
 use super::result::{merge_after, Attached};
 use super::undo::AddUndo;
 use crate::config::{Family, Network, PluginConfig};
@@ -24,7 +24,7 @@ use crate::protocol::CniResult;
 pub fn add(req: &Request) -> Result<CniResult> {
     let conf = PluginConfig::from_json(&req.raw, &req.header.name)?;
     let net = conf.resolve()?;
-    let (container_id, ifname) = super::attachment(req)?;
+    let (container_id, ifname) = super::attachment::attachment(req)?;
     // Decoded before any change, so a bad one fails with nothing to undo.
     let prev = req.header.prev_result().map_err(Error::Protocol)?;
     let netns_path = req

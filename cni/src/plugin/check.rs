@@ -5,7 +5,8 @@
 use std::fs::File;
 use std::net::IpAddr;
 
-use super::{attachment, host_veth_name};
+use super::attachment::attachment;
+use super::names::host_veth_name;
 use crate::config::PluginConfig;
 use crate::error::{Error, Result};
 use crate::ipam::{Owner, Store};

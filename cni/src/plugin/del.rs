@@ -4,7 +4,8 @@
 
 use std::fs::File;
 
-use super::{attachment, host_veth_name};
+use super::attachment::attachment;
+use super::names::host_veth_name;
 use crate::config::PluginConfig;
 use crate::error::Result;
 use crate::ipam::{Owner, Store};

@@ -3,6 +3,7 @@
 //! only routes and converts errors. Must never print anything.
 
 mod add;
+mod attachment;
 mod check;
 mod del;
 mod gc;
@@ -40,17 +41,5 @@ impl Plugin for Capstan {
 
     fn status(&self, req: &Request) -> Result<(), CniError> {
         status::status(req)
-    }
-}
-
-/// The (container ID, ifname) pair the environment carries for ADD, DEL
-/// and CHECK; dispatch has already checked they are present.
-fn attachment(req: &Request) -> crate::error::Result<(String, String)> {
-    let inv = &req.invocation;
-    match (&inv.container_id, &inv.ifname) {
-        (Some(id), Some(ifname)) => Ok((id.as_str().to_string(), ifname.as_str().to_string())),
-        _ => Err(crate::error::Error::Config(
-            "CNI_CONTAINERID and CNI_IFNAME are required for this command".into(),
-        )),
     }
 }

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::process::Stdio;
 
-use crate::netns::Place;
+use capstan_nodenet::Place;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NftError {

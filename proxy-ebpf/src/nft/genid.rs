@@ -6,7 +6,7 @@
 
 use std::io;
 
-use crate::netns::Place;
+use capstan_nodenet::Place;
 
 use super::netlink::consts::{
     NETLINK_NETFILTER, NFNL_SUBSYS_NFTABLES, NFTA_GEN_ID, NFT_MSG_GETGEN, NFT_MSG_NEWGEN,

@@ -20,11 +20,11 @@ use std::time::{Duration, Instant};
 
 use crate::conntrack::{self, ConntrackError};
 use crate::model::{IpFamily, ServiceKey};
-use crate::netns::Place;
 use crate::nft::netlink::{Batch, NetlinkError, Socket};
 use crate::nft::{Nft, NftError};
 use crate::render::Context;
 use crate::tracker::Tracker;
+use capstan_nodenet::Place;
 
 pub use events::ProxyEvent;
 pub use health::HealthCheck;

@@ -17,6 +17,7 @@
 //! traffic is masqueraded by the skeleton's `hairpin` set.
 
 mod affinity;
+mod context;
 mod destinations;
 mod names;
 mod own_chains;
@@ -27,26 +28,14 @@ mod shared;
 #[cfg(test)]
 mod tests;
 
-use std::net::IpAddr;
-
 use crate::model::{Endpoint, IpFamily, ServicePortInfo, ServicePortName};
 use crate::tracker::ServiceState;
 
+pub use context::Context;
 pub use names::chain_name;
 pub use rendered::{ElementKey, Rendered};
 
 use policy::Usable;
-
-/// What rendering needs to know about this node.
-#[derive(Debug, Clone)]
-pub struct Context {
-    pub family: IpFamily,
-    pub node_name: String,
-    /// The pod network: traffic to a ClusterIP from outside it is
-    /// masqueraded, pod traffic to an external address is not treated as
-    /// external. None: no off-cluster masquerade for ClusterIPs.
-    pub cluster_cidr: Option<(IpAddr, u8)>,
-}
 
 /// Renders every port of one service for `ctx.family`.
 pub fn render_service(ctx: &Context, state: &ServiceState) -> Rendered {

@@ -13,11 +13,12 @@ use crate::nft::expr::*;
 use crate::nft::skeleton::{MARK_FOR_MASQUERADE, NODEPORTS_MAP, SERVICE_IPS_MAP};
 
 use super::affinity::EndpointChains;
+use super::context::Context;
 use super::destinations::{self, dest, externals};
 use super::names::chain_name;
 use super::pick_rules::pick_rules;
 use super::policy::Usable;
-use super::{Context, Rendered};
+use super::rendered::Rendered;
 
 pub(super) fn render(
     ctx: &Context,

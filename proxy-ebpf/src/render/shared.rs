@@ -12,9 +12,10 @@ use crate::nft::skeleton::{
     endpoints_map, nodeport_endpoints_map, Pick, PickKind, NODEPORTS_MAP, SERVICE_IPS_MAP,
 };
 
+use super::context::Context;
 use super::destinations::{self, dest, externals};
 use super::policy::Usable;
-use super::{Context, Rendered};
+use super::rendered::Rendered;
 
 pub(super) fn render(
     ctx: &Context,

@@ -3,11 +3,10 @@
 
 use std::path::Path;
 
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use capstan_k8s::ClientOptions;
 
 pub async fn config(kubeconfig: &Path) -> anyhow::Result<kube::Config> {
-    let kc = Kubeconfig::read_from(kubeconfig)?;
-    Ok(kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?)
+    Ok(capstan_k8s::config(&ClientOptions::kubeconfig(Some(kubeconfig))).await?)
 }
 
 pub async fn client(kubeconfig: &Path) -> anyhow::Result<kube::Client> {

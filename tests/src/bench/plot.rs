@@ -1,18 +1,18 @@
-//! Latency distributions (CDF of TCP request/response per row) as SVG.
+//! Latency distributions as SVG: one CDF line per labelled series of
+//! percentiles (index q = the q-th percentile). Knows no benchmark.
 
 use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::pod_latency::Report;
 use crate::LabError;
 
-pub fn cdf(path: &Path, report: &Report) -> Result<(), LabError> {
+/// `series`: (label, percentiles 0..=99 in µs).
+pub fn cdf(path: &Path, series: &[(String, Vec<f64>)]) -> Result<(), LabError> {
     let err = |e: &dyn std::fmt::Display| LabError::Other(format!("plot {}: {e}", path.display()));
-    let max_x = report
-        .rows
+    let max_x = series
         .iter()
-        .filter_map(|r| r.tcp_rr_quantiles_us.get(99).copied())
+        .filter_map(|(_, q)| q.get(99).copied())
         .fold(1.0_f64, f64::max)
         * 1.1;
     let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
@@ -33,16 +33,18 @@ pub fn cdf(path: &Path, report: &Report) -> Result<(), LabError> {
         .y_desc("fraction of requests")
         .draw()
         .map_err(|e| err(&e))?;
-    for (i, row) in report.rows.iter().enumerate() {
+    for (i, (label, quantiles)) in series.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
-        let n = row.tcp_rr_quantiles_us.len().min(100);
-        let points: Vec<(f64, f64)> = (0..n)
-            .map(|q| (row.tcp_rr_quantiles_us[q], q as f64 / 100.0))
+        let points: Vec<(f64, f64)> = quantiles
+            .iter()
+            .take(100)
+            .enumerate()
+            .map(|(q, v)| (*v, q as f64 / 100.0))
             .collect();
         chart
             .draw_series(LineSeries::new(points, color.stroke_width(2)))
             .map_err(|e| err(&e))?
-            .label(format!("{} {}", row.dataplane, row.path))
+            .label(label.clone())
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });

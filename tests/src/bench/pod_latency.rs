@@ -245,7 +245,17 @@ pub fn run(opts: &Options) -> Result<Report, LabError> {
         std::fs::write(path, text).map_err(LabError::io(format!("write {}", path.display())))?;
     }
     if let Some(path) = &opts.plot {
-        super::plot::cdf(path, &report)?;
+        let series: Vec<(String, Vec<f64>)> = report
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    format!("{} {}", r.dataplane, r.path),
+                    r.tcp_rr_quantiles_us.clone(),
+                )
+            })
+            .collect();
+        super::plot::cdf(path, &series)?;
     }
     Ok(report)
 }

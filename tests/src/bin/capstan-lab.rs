@@ -4,7 +4,12 @@
 use std::os::unix::process::CommandExt;
 use std::process::ExitCode;
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
 use anyhow::Context;
+use capstan_lab::forward::{read_port_file, write_port_file, Forwarder};
+use capstan_lab::health;
 use capstan_lab::lab::{restart_daemon, Lab};
 use capstan_lab::state::{base_dir, LabState};
 use capstan_lab::Netns;
@@ -50,20 +55,49 @@ enum Cmd {
     },
     /// Stop a daemon and start it again with the same data.
     Restart {
-        /// etcd, containerd, agent or control.
+        /// etcd, containerd, agent, control or forward.
         daemon: String,
         /// Node for per-node daemons.
         node: Option<String>,
     },
-    /// Start a daemon inside a node (or `lab`) and record it in the lab's
-    /// state so that status, restart and down know it.
+    /// Start a daemon inside a node (or `lab`; or `host`: in this
+    /// namespace) and record it in the lab's state so that status, restart
+    /// and down know it.
     Spawn {
         node: String,
         daemon: String,
         #[arg(trailing_var_arg = true, required = true)]
         command: Vec<String>,
     },
+    /// Exit 0 if the lab is really running (every namespace there, every
+    /// recorded and expected daemon alive); exit 1 naming what is dead;
+    /// exit 3 if there is no such lab.
+    Check {
+        /// A daemon that must be running, as NAME@PLACE (e.g. etcd@lab).
+        #[arg(long = "expect", value_name = "NAME@PLACE")]
+        expect: Vec<health::Expected>,
+        /// Daemons every node must run (e.g. containerd,agent).
+        #[arg(long, value_delimiter = ',')]
+        per_node: Vec<String>,
+    },
+    /// Listen on this namespace's LISTEN address and forward every
+    /// connection to TO, dialled from inside the lab's underlay namespace
+    /// (how the host reaches the lab's API server; runs until killed).
+    Forward {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        #[arg(long)]
+        to: SocketAddr,
+        /// Write the bound port here once listening (for --listen ...:0).
+        /// If the file already names a port, --listen ...:0 takes that one
+        /// again, so a restarted forwarder keeps the kubeconfig valid.
+        #[arg(long)]
+        port_file: Option<PathBuf>,
+    },
 }
+
+/// Exit code of `check` when no lab of that name exists.
+const NO_LAB: u8 = 3;
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -77,7 +111,11 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    match run(cli) {
+    let Cli { name, command } = cli;
+    if let Cmd::Check { expect, per_node } = &command {
+        return check(&name, expect, per_node);
+    }
+    match run(&name, command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("capstan-lab: {e:#}");
@@ -91,15 +129,15 @@ fn load(name: &str) -> anyhow::Result<LabState> {
         .with_context(|| format!("no lab named {name} is up (start it with `up`)"))
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+fn run(name: &str, command: Cmd) -> anyhow::Result<()> {
+    match command {
         Cmd::Up {
             nodes,
             etcd,
             containerd,
         } => {
             let lab = Lab::builder()
-                .persistent(&cli.name)
+                .persistent(name)
                 .nodes(nodes)
                 .etcd(etcd)
                 .containerd(containerd)
@@ -109,15 +147,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Down => {
-            Lab::destroy(&cli.name)?;
+            Lab::destroy(name)?;
             Ok(())
         }
         Cmd::Status => {
-            print_status(&load(&cli.name)?);
+            print_status(&load(name)?);
             Ok(())
         }
         Cmd::Exec { node, command } => {
-            let state = load(&cli.name)?;
+            let state = load(name)?;
             let ns = netns_of(&state, &node)?;
             let mut cmd = Netns::existing(&ns)?.command(&command[0])?;
             cmd.args(&command[1..]);
@@ -126,9 +164,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             anyhow::bail!("exec {}: {err}", command[0])
         }
         Cmd::Restart { daemon, node } => {
-            let mut state = load(&cli.name)?;
+            let mut state = load(name)?;
             let place = match daemon.as_str() {
                 "etcd" | "control" => "lab".to_string(),
+                "forward" => "host".to_string(),
                 _ => node.with_context(|| format!("restart {daemon} needs a node name"))?,
             };
             let pid = restart_daemon(&mut state, &place, &daemon)?;
@@ -140,12 +179,73 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             daemon,
             command,
         } => {
-            let mut state = load(&cli.name)?;
-            let ns = netns_of(&state, &node)?;
-            let pid = capstan_lab::lab::spawn_recorded(&mut state, &node, &ns, &daemon, &command)?;
+            let mut state = load(name)?;
+            let ns = match node.as_str() {
+                "host" => None,
+                _ => Some(netns_of(&state, &node)?),
+            };
+            let pid = capstan_lab::lab::spawn_recorded(
+                &mut state,
+                &node,
+                ns.as_deref(),
+                &daemon,
+                &command,
+            )?;
             println!("{daemon} on {node} started (pid {pid})");
             Ok(())
         }
+        // Answered by `check` before `run`, for its own exit codes.
+        Cmd::Check { .. } => Ok(()),
+        Cmd::Forward {
+            listen,
+            to,
+            port_file,
+        } => {
+            let state = load(name)?;
+            let ns = Netns::existing(&state.underlay_netns)?;
+            let mut listen = listen;
+            if listen.port() == 0 {
+                if let Some(port) = port_file.as_deref().and_then(read_port_file) {
+                    listen.set_port(port);
+                }
+            }
+            let fwd = Forwarder::bind(listen, ns, to)?;
+            let bound = fwd.local_addr()?;
+            if let Some(path) = &port_file {
+                write_port_file(path, bound.port())?;
+            }
+            eprintln!(
+                "capstan-lab: forwarding {bound} to {to} in {}",
+                state.underlay_netns
+            );
+            fwd.serve()?;
+            Ok(())
+        }
+    }
+}
+
+/// `check`: its own exit codes, so cluster.sh can tell "dead" from "none".
+fn check(name: &str, expect: &[health::Expected], per_node: &[String]) -> ExitCode {
+    let dir = base_dir().join(name);
+    if !LabState::path(&dir).exists() {
+        println!("no lab named {name}");
+        return ExitCode::from(NO_LAB);
+    }
+    let state = match LabState::load(&dir) {
+        Ok(s) => s,
+        Err(e) => {
+            // Unreadable state is a broken lab: the caller should clean it.
+            println!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let problems = health::problems(&state, expect, per_node);
+    if problems.is_empty() {
+        println!("lab {name} is running");
+        ExitCode::SUCCESS
+    } else {
+        println!("{}", problems.join(", "));
+        ExitCode::FAILURE
     }
 }
 

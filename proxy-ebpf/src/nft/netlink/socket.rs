@@ -8,7 +8,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use super::batch::Batch;
 use super::consts::*;
 use super::parse::messages;
-use crate::netns::Place;
+use capstan_nodenet::Place;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetlinkError {
