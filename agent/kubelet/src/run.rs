@@ -246,7 +246,7 @@ fn api_options(opts: &Options, host_ip: Option<IpAddr>) -> crate::server::option
 }
 
 async fn api_client(path: &std::path::Path) -> Result<kube::Client, error::Error> {
-    capstan_proxy::component::client(Some(path))
+    capstan_k8s::client(&capstan_k8s::ClientOptions::kubeconfig(Some(path)))
         .await
         .map_err(|e| error::Error::Config {
             pod: String::new(),

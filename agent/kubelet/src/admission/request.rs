@@ -6,7 +6,8 @@
 
 use k8s_openapi::api::core::v1::{Container, Pod, ResourceRequirements};
 
-use crate::pod::spec::parse_quantity;
+use capstan_k8s::quantity;
+use capstan_k8s::requests::{self, RequestOptions};
 
 /// A pod's requests in base units (millicores, bytes).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -17,13 +18,6 @@ pub struct Request {
 }
 
 impl Request {
-    fn max(self, o: Request) -> Request {
-        Request {
-            cpu_millis: self.cpu_millis.max(o.cpu_millis),
-            memory: self.memory.max(o.memory),
-            ephemeral_storage: self.ephemeral_storage.max(o.ephemeral_storage),
-        }
-    }
     pub fn plus(self, o: Request) -> Request {
         Request {
             cpu_millis: self.cpu_millis.saturating_add(o.cpu_millis),
@@ -33,57 +27,35 @@ impl Request {
     }
 }
 
-fn amount(r: Option<&ResourceRequirements>, name: &str) -> i64 {
-    let Some(r) = r else { return 0 };
-    // A limit without a request: the API server defaults request = limit.
-    let q = r
-        .requests
-        .as_ref()
-        .and_then(|m| m.get(name))
-        .or_else(|| r.limits.as_ref().and_then(|m| m.get(name)));
-    q.and_then(|q| parse_quantity(&q.0, name == "cpu"))
-        .and_then(|v| i64::try_from(v).ok())
-        .filter(|v| *v >= 0)
-        .unwrap_or(0)
+/// `resource` through the shared request rules (limits count as requests,
+/// overhead added), in the kubelet's i64 units.
+fn amount(requested: i128) -> i64 {
+    i64::try_from(requested).unwrap_or(i64::MAX)
 }
 
 pub fn container(c: &Container) -> Request {
-    let r = c.resources.as_ref();
+    let of = |name| {
+        amount(requests::container_request(
+            c,
+            name,
+            RequestOptions::ADMISSION,
+        ))
+    };
     Request {
-        cpu_millis: amount(r, "cpu"),
-        memory: amount(r, "memory"),
-        ephemeral_storage: amount(r, "ephemeral-storage"),
+        cpu_millis: of("cpu"),
+        memory: of("memory"),
+        ephemeral_storage: of("ephemeral-storage"),
     }
 }
 
 /// The pod's effective request (kubelet's `PodRequests`).
 pub fn pod(p: &Pod) -> Request {
-    let Some(spec) = p.spec.as_ref() else {
-        return Request::default();
-    };
-    let app = spec
-        .containers
-        .iter()
-        .map(container)
-        .fold(Request::default(), Request::plus);
-    let init = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .map(container)
-        .fold(Request::default(), Request::max);
-    let overhead = spec.overhead.as_ref().map_or(Request::default(), |o| {
-        let r = ResourceRequirements {
-            requests: Some(o.clone()),
-            ..Default::default()
-        };
-        Request {
-            cpu_millis: amount(Some(&r), "cpu"),
-            memory: amount(Some(&r), "memory"),
-            ephemeral_storage: amount(Some(&r), "ephemeral-storage"),
-        }
-    });
-    app.max(init).plus(overhead)
+    let of = |name| amount(requests::pod_request(p, name, RequestOptions::ADMISSION));
+    Request {
+        cpu_millis: of("cpu"),
+        memory: of("memory"),
+        ephemeral_storage: of("ephemeral-storage"),
+    }
 }
 
 /// Kubernetes' QoS classes; kubelet's eviction admission treats BestEffort
@@ -126,7 +98,7 @@ pub fn qos(p: &Pod) -> Qos {
             }
         })
         .and_then(|m| m.get(name))
-        .and_then(|q| parse_quantity(&q.0, name == "cpu"))
+        .and_then(|q| quantity::parse(&q.0, name == "cpu"))
         .filter(|v| *v > 0)
     };
     let any = all.iter().any(|c| {

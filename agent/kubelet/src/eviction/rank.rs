@@ -10,12 +10,12 @@
 use std::cmp::{Ordering, Reverse};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Container, Pod};
+use capstan_k8s::requests::{self, RequestOptions};
+use k8s_openapi::api::core::v1::Pod;
 
 use crate::eviction::decide::Met;
 use crate::eviction::threshold::Resource;
 use crate::node::resources::format_bytes;
-use crate::pod::spec::parse_quantity;
 
 /// `scheduling.SystemCriticalPriority`: system-cluster-critical and above.
 pub const SYSTEM_CRITICAL_PRIORITY: i32 = 2_000_000_000;
@@ -28,52 +28,22 @@ pub struct Candidate {
     pub usage: i64,
 }
 
-fn request_of(c: &Container, resource: &str) -> i64 {
-    c.resources
-        .as_ref()
-        .and_then(|r| r.requests.as_ref())
-        .and_then(|r| r.get(resource))
-        .and_then(|q| parse_quantity(&q.0, false))
-        .and_then(|q| i64::try_from(q).ok())
-        .unwrap_or(0)
-}
-
-fn memory_of(c: &Container) -> i64 {
-    request_of(c, "memory")
+/// A pod's request of `resource` as kubelet's ranking reads it: requests
+/// only (no limit defaulting, no overhead), app sum or largest init.
+fn request_of(pod: &Pod, resource: &str) -> i64 {
+    let r = requests::pod_request(pod, resource, RequestOptions::REQUESTS_ONLY);
+    i64::try_from(r).unwrap_or(i64::MAX)
 }
 
 /// The pod's ephemeral-storage request, summed like memory's.
 pub fn storage_request(pod: &Pod) -> i64 {
-    let Some(spec) = pod.spec.as_ref() else {
-        return 0;
-    };
-    let of = |c: &Container| request_of(c, "ephemeral-storage");
-    let app: i64 = spec.containers.iter().map(of).sum();
-    let init = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .map(of)
-        .max()
-        .unwrap_or(0);
-    app.max(init)
+    request_of(pod, "ephemeral-storage")
 }
 
 /// The pod's memory request: its containers' sum, or the largest init
 /// container's if that is more (init containers run one at a time).
 pub fn memory_request(pod: &Pod) -> i64 {
-    let Some(spec) = pod.spec.as_ref() else {
-        return 0;
-    };
-    let app: i64 = spec.containers.iter().map(memory_of).sum();
-    let init = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .map(memory_of)
-        .max()
-        .unwrap_or(0);
-    app.max(init)
+    request_of(pod, "memory")
 }
 
 pub fn priority(pod: &Pod) -> i32 {
@@ -160,7 +130,10 @@ pub fn container_requests(pod: &Pod, resource: Resource) -> Vec<(String, i64)> {
         .map(|s| {
             s.containers
                 .iter()
-                .map(|c| (c.name.clone(), request_of(c, name)))
+                .map(|c| {
+                    let r = requests::container_request(c, name, RequestOptions::REQUESTS_ONLY);
+                    (c.name.clone(), i64::try_from(r).unwrap_or(i64::MAX))
+                })
                 .collect()
         })
         .unwrap_or_default()

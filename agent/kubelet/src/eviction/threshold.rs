@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::node::resources::{format_bytes, Resources};
-use crate::pod::spec::parse_quantity;
+use capstan_k8s::quantity;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Signal {
@@ -154,7 +154,7 @@ fn parse_value(signal: &str, value: &str) -> Result<Value, ThresholdError> {
         }
         return Ok(Value::Percentage(p));
     }
-    parse_quantity(v, false)
+    quantity::parse(v, false)
         .filter(|q| *q >= 0)
         .and_then(|q| i64::try_from(q).ok())
         .map(Value::Quantity)

@@ -16,7 +16,8 @@ use tokio::sync::watch;
 
 use crate::node::conditions::{Pressure, Tracker};
 use crate::node::info::NodeInfo;
-use crate::node::{status, subnet_file, taints};
+use crate::node::subnet_file::own_subnet;
+use crate::node::{status, taints};
 
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
 pub const LEASE_SECONDS: i32 = 40;
@@ -135,11 +136,7 @@ pub async fn run(client: Client, info: NodeInfo, signals: Signals) {
     let mut pressure_open = true;
     let mut runtime_open = true;
     let mut tracker = Tracker::default();
-    let read_subnet = |info: &NodeInfo| {
-        info.subnet_file
-            .as_deref()
-            .and_then(subnet_file::previous_subnet)
-    };
+    let read_subnet = |info: &NodeInfo| info.subnet_file.as_deref().and_then(own_subnet);
     let mut network = info.subnet_file.as_ref().map(|_| read_subnet(&info));
     let mut next_beat = tokio::time::Instant::now();
     loop {

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::pod::spec::parse_quantity;
+use capstan_k8s::quantity;
 
 /// Pods per node, kubelet's default `--max-pods`.
 pub const MAX_PODS: i64 = 110;
@@ -56,7 +56,7 @@ impl Resources {
                 value: value.clone(),
             };
             let milli = name == "cpu";
-            let q = parse_quantity(value, milli)
+            let q = quantity::parse(value, milli)
                 .filter(|q| *q >= 0)
                 .and_then(|q| i64::try_from(q).ok())
                 .ok_or_else(bad)?;

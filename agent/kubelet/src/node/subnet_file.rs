@@ -1,18 +1,16 @@
-//! The overlay's subnet file as node registration reads it: only this
-//! node's subnet (the Node's podCIDR). A reader kept here until the shared
-//! subnet-file crate replaces it; never writes the file.
+//! This node's subnet as registration reads it from the overlay's subnet
+//! file (the Node's podCIDR), through the one subnet-file contract. Reads
+//! only; never writes the file.
 
 use std::path::Path;
 
-use ipnetwork::Ipv4Network;
+use ipnetwork::{IpNetwork, Ipv4Network};
 
-/// The subnet in `CAPSTAN_SUBNET=` of the file at `path`, as a network
+/// The IPv4 subnet the file at `path` gives this node, as a network
 /// address; `None` while the file is missing or unreadable.
-pub fn previous_subnet(path: &Path) -> Option<Ipv4Network> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let value = text
-        .lines()
-        .find_map(|l| l.strip_prefix("CAPSTAN_SUBNET="))?;
-    let n: Ipv4Network = value.trim().parse().ok()?;
-    Ipv4Network::new(n.network(), n.prefix()).ok()
+pub fn own_subnet(path: &Path) -> Option<Ipv4Network> {
+    match capstan_subnet_file::previous_subnet(path)? {
+        IpNetwork::V4(n) => Some(n),
+        IpNetwork::V6(_) => None,
+    }
 }

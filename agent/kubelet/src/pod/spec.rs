@@ -2,6 +2,7 @@
 //! the pod worker decided: process, namespaces to join, mounts, cgroup and
 //! security settings. Pure data in, JSON out; never talks to containerd.
 
+use capstan_k8s::quantity;
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use serde_json::{json, Value};
 
@@ -141,32 +142,6 @@ pub fn capabilities(privileged: bool, add: &[String], drop: &[String]) -> Vec<St
     caps
 }
 
-/// Kubernetes quantity → base units (cpu in millicores when `milli`).
-pub fn parse_quantity(q: &str, milli: bool) -> Option<i128> {
-    let q = q.trim();
-    let split = q
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
-        .unwrap_or(q.len());
-    let (num, suffix) = q.split_at(split);
-    let num: f64 = num.parse().ok()?;
-    let mult: f64 = match suffix {
-        "" => 1.0,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "Ki" => 1024.0,
-        "Mi" => 1024.0 * 1024.0,
-        "Gi" => 1024.0 * 1024.0 * 1024.0,
-        "Ti" => 1024.0f64.powi(4),
-        s if s.starts_with('e') || s.starts_with('E') => 10f64.powi(s[1..].parse().ok()?),
-        _ => return None,
-    };
-    let v = num * mult * if milli { 1000.0 } else { 1.0 };
-    Some(v.ceil() as i128)
-}
-
 /// cpu request → shares, cpu limit → quota over a 100 ms period, memory
 /// limit → bytes (kubelet's conversions).
 pub fn limits(res: Option<&ResourceRequirements>) -> Limits {
@@ -180,7 +155,7 @@ pub fn limits(res: Option<&ResourceRequirements>) -> Limits {
                milli: bool| {
         m.as_ref()
             .and_then(|m| m.get(k))
-            .and_then(|q| parse_quantity(&q.0, milli))
+            .and_then(|q| quantity::parse(&q.0, milli))
     };
     let cpu_req = get(&res.requests, "cpu", true).or(get(&res.limits, "cpu", true));
     let cpu_lim = get(&res.limits, "cpu", true);
@@ -307,13 +282,13 @@ mod tests {
 
     #[test]
     fn quantities() {
-        assert_eq!(parse_quantity("100m", true), Some(100));
-        assert_eq!(parse_quantity("0.5", true), Some(500));
-        assert_eq!(parse_quantity("2", true), Some(2000));
-        assert_eq!(parse_quantity("64Mi", false), Some(64 << 20));
-        assert_eq!(parse_quantity("1G", false), Some(1_000_000_000));
-        assert_eq!(parse_quantity("1e3", false), Some(1000));
-        assert_eq!(parse_quantity("12x", false), None);
+        assert_eq!(quantity::parse("100m", true), Some(100));
+        assert_eq!(quantity::parse("0.5", true), Some(500));
+        assert_eq!(quantity::parse("2", true), Some(2000));
+        assert_eq!(quantity::parse("64Mi", false), Some(64 << 20));
+        assert_eq!(quantity::parse("1G", false), Some(1_000_000_000));
+        assert_eq!(quantity::parse("1e3", false), Some(1000));
+        assert_eq!(quantity::parse("12x", false), None);
     }
 
     #[test]
