@@ -2,11 +2,17 @@
 //! (`generalFilter`): required node affinity and nodeSelector against the
 //! node's labels, the node name, host ports already taken by admitted
 //! pods, and NoExecute taints the pod does not tolerate (not for static
-//! pods). Reasons and descriptions are the scheduler plugins'. Pure.
+//! pods). Reasons and descriptions are the scheduler plugins'; the checks
+//! themselves are `capstan_k8s::scheduling`'s, shared with the scheduler.
+//! Pure.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{NodeSelectorRequirement, Pod, Taint, Toleration};
+use capstan_k8s::scheduling::node_affinity::{self, NodeFields};
+use capstan_k8s::scheduling::{host_ports, taints};
+use k8s_openapi::api::core::v1::{Pod, Taint, Toleration};
+
+pub use capstan_k8s::scheduling::HostPort;
 
 /// A failed predicate: kubelet's `PredicateFailureError`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,128 +38,40 @@ pub struct NodeView {
     pub synced: bool,
 }
 
-fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
-    let values = r.values.as_deref().unwrap_or_default();
-    let int = |s: &str| s.parse::<i64>().ok();
-    match r.operator.as_str() {
-        "In" => value.is_some_and(|v| values.iter().any(|x| x == v)),
-        "NotIn" => value.is_none_or(|v| !values.iter().any(|x| x == v)),
-        "Exists" => value.is_some(),
-        "DoesNotExist" => value.is_none(),
-        "Gt" | "Lt" => match (value.and_then(int), values.first().and_then(|s| int(s))) {
-            (Some(v), Some(bound)) if r.operator == "Gt" => v > bound,
-            (Some(v), Some(bound)) => v < bound,
-            _ => false,
-        },
-        _ => false,
-    }
-}
-
-/// nodeSelector and `requiredDuringSchedulingIgnoredDuringExecution`
-/// (terms ORed, a term's requirements ANDed; an empty term matches
-/// nothing).
+/// nodeSelector and `requiredDuringSchedulingIgnoredDuringExecution`, by
+/// the one implementation the scheduler uses too.
 pub fn node_affinity_matches(pod: &Pod, node: &NodeView) -> bool {
-    let Some(spec) = pod.spec.as_ref() else {
-        return true;
-    };
-    let selector_ok = spec
-        .node_selector
-        .iter()
-        .flatten()
-        .all(|(k, v)| node.labels.get(k) == Some(v));
-    if !selector_ok {
-        return false;
-    }
-    let Some(required) = spec
-        .affinity
-        .as_ref()
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|n| {
-            n.required_during_scheduling_ignored_during_execution
-                .as_ref()
-        })
-    else {
-        return true;
-    };
-    required.node_selector_terms.iter().any(|t| {
-        let exprs = t.match_expressions.as_deref().unwrap_or_default();
-        let fields = t.match_fields.as_deref().unwrap_or_default();
-        if exprs.is_empty() && fields.is_empty() {
-            return false;
-        }
-        exprs
-            .iter()
-            .all(|r| requirement_matches(r, node.labels.get(&r.key).map(String::as_str)))
-            && fields.iter().all(|r| {
-                let v = (r.key == "metadata.name").then_some(node.name.as_str());
-                requirement_matches(r, v)
-            })
-    })
+    node_affinity::required_node_affinity_matches(
+        pod,
+        NodeFields {
+            name: &node.name,
+            labels: &node.labels,
+        },
+    )
 }
 
-/// (hostIP, protocol, hostPort).
-pub type HostPort = (String, String, i32);
-
-/// Every container port with a hostPort.
+/// Every container port with a hostPort (the scheduler's NodePorts view:
+/// app containers).
 pub fn host_ports(pod: &Pod) -> Vec<HostPort> {
-    let Some(spec) = pod.spec.as_ref() else {
-        return Vec::new();
-    };
-    spec.containers
-        .iter()
-        .chain(spec.init_containers.iter().flatten())
-        .flat_map(|c| c.ports.iter().flatten())
-        .filter_map(|p| {
-            let port = p.host_port.filter(|h| *h > 0)?;
-            let ip = p
-                .host_ip
-                .clone()
-                .filter(|i| !i.is_empty())
-                .unwrap_or_else(|| "0.0.0.0".into());
-            let proto = p.protocol.clone().unwrap_or_else(|| "TCP".into());
-            Some((ip, proto, port))
-        })
-        .collect()
+    host_ports::of_pod(pod)
 }
 
 /// The scheduler's NodePorts check: the same port and protocol conflict
 /// when either side listens on every address or both on the same one.
 pub fn ports_conflict(wanted: &[HostPort], used: &[HostPort]) -> bool {
-    wanted.iter().any(|(ip, proto, port)| {
-        used.iter().any(|(uip, uproto, uport)| {
-            port == uport && proto == uproto && (ip == uip || ip == "0.0.0.0" || uip == "0.0.0.0")
-        })
-    })
+    host_ports::any_conflict(wanted, used)
 }
 
 /// Kubernetes' `Toleration.ToleratesTaint`.
 pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
-    if t.effect
-        .as_deref()
-        .is_some_and(|e| !e.is_empty() && e != taint.effect)
-    {
-        return false;
-    }
-    let key = t.key.as_deref().unwrap_or("");
-    if !key.is_empty() && key != taint.key {
-        return false;
-    }
-    match t.operator.as_deref().unwrap_or("Equal") {
-        "Exists" => true,
-        // An empty key is only valid with Exists.
-        "Equal" | "" => {
-            !key.is_empty()
-                && t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
-        }
-        _ => false,
-    }
+    taints::tolerates(t, taint)
 }
 
 pub fn tolerations_tolerate(pod: &Pod, taint: &Taint) -> bool {
     pod.spec
         .as_ref()
-        .and_then(|s| s.tolerations.as_ref())
-        .is_some_and(|ts| ts.iter().any(|t| tolerates(t, taint)))
+        .and_then(|s| s.tolerations.as_deref())
+        .is_some_and(|ts| taints::tolerated(ts, taint))
 }
 
 /// The predicates in kubelet's order; `used_ports` are the admitted pods'
@@ -274,7 +192,14 @@ mod tests {
             pod(json!({"containers": [{"name": "c", "ports": [cp]}]}))
         };
         let used = host_ports(&p(None, 8080, "TCP"));
-        assert_eq!(used, vec![("0.0.0.0".into(), "TCP".into(), 8080)]);
+        assert_eq!(
+            used,
+            vec![HostPort {
+                ip: "0.0.0.0".into(),
+                protocol: "TCP".into(),
+                port: 8080
+            }]
+        );
         assert!(ports_conflict(
             &host_ports(&p(Some("10.0.0.1"), 8080, "TCP")),
             &used
