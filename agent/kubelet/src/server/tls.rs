@@ -2,25 +2,23 @@
 //! self-signed one made once and kept under the kubelet's root directory
 //! (as kubelet does), and client certificates verified against the client
 //! CA but not required, so a request without one is answered 401 instead
-//! of failing the handshake. Never reads the CA's key; it has none.
+//! of failing the handshake; ALPN stays HTTP/1.1. PEM loading and the
+//! exclusive key write are `capstan_serve`'s. Never reads the CA's key; it
+//! has none.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use capstan_serve::files::write_new;
+use capstan_serve::tls::{load_certs, load_key};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("read {}: {source}", path.display())]
-    Pem {
-        path: PathBuf,
-        source: rustls_pki_types::pem::Error,
-    },
-    #[error("no certificate in {}", .0.display())]
-    NoCert(PathBuf),
+    /// Reading the PEM files (certificates, key, client CA).
+    #[error(transparent)]
+    Files(#[from] capstan_serve::tls::TlsError),
     #[error("client CA {}: {source}", path.display())]
     ClientCa {
         path: PathBuf,
@@ -37,6 +35,8 @@ pub enum TlsError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    WriteNew(#[from] capstan_serve::files::FileError),
 }
 
 /// Where the serving certificate comes from.
@@ -53,52 +53,13 @@ pub enum Serving {
     },
 }
 
-fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let v = CertificateDer::pem_file_iter(path)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|source| TlsError::Pem {
-            path: path.into(),
-            source,
-        })?;
-    if v.is_empty() {
-        return Err(TlsError::NoCert(path.into()));
-    }
-    Ok(v)
-}
-
-fn key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    PrivateKeyDer::from_pem_file(path).map_err(|source| TlsError::Pem {
-        path: path.into(),
-        source,
-    })
-}
-
 /// The self-signed pair in `dir` (`kubelet.crt`, `kubelet.key`), made if
 /// either is missing; the key is created mode 0600.
 pub fn ensure_self_signed(dir: &Path, names: &[String]) -> Result<(PathBuf, PathBuf), TlsError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let (cert, key) = (dir.join("kubelet.crt"), dir.join("kubelet.key"));
     if cert.is_file() && key.is_file() {
         return Ok((cert, key));
     }
-    let write = |path: &Path, data: &[u8], mode: u32| {
-        let err = |source| TlsError::Write {
-            path: path.into(),
-            source,
-        };
-        std::fs::create_dir_all(dir).map_err(err)?;
-        let tmp = path.with_extension("tmp");
-        let _ = std::fs::remove_file(&tmp);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)
-            .map_err(err)?;
-        f.write_all(data).and_then(|_| f.sync_all()).map_err(err)?;
-        std::fs::rename(&tmp, path).map_err(err)
-    };
     let mut params = rcgen::CertificateParams::new(names.to_vec())?;
     let cn = names
         .first()
@@ -113,9 +74,19 @@ pub fn ensure_self_signed(dir: &Path, names: &[String]) -> Result<(PathBuf, Path
     params.not_after = now + time::Duration::days(365);
     let pair = rcgen::KeyPair::generate()?;
     let c = params.self_signed(&pair)?;
-    // Key first: a crash in between leaves no certificate without its key.
-    write(&key, pair.serialize_pem().as_bytes(), 0o600)?;
-    write(&cert, c.pem().as_bytes(), 0o644)?;
+    std::fs::create_dir_all(dir).map_err(|source| TlsError::Write {
+        path: dir.into(),
+        source,
+    })?;
+    // A pair with one half missing is made again whole; the files are
+    // created exclusively with their mode (the key never readable by
+    // others). Key first: a crash in between leaves no certificate
+    // without its key.
+    for stale in [&key, &cert] {
+        let _ = std::fs::remove_file(stale);
+    }
+    write_new(&key, pair.serialize_pem().as_bytes(), 0o600)?;
+    write_new(&cert, c.pem().as_bytes(), 0o644)?;
     Ok((cert, key))
 }
 
@@ -133,7 +104,7 @@ pub fn server_config(
     let builder = match client_ca {
         Some(ca) => {
             let mut roots = RootCertStore::empty();
-            for c in certs(ca)? {
+            for c in load_certs(ca)? {
                 roots.add(c).map_err(|source| TlsError::ClientCa {
                     path: ca.into(),
                     source,
@@ -147,7 +118,7 @@ pub fn server_config(
         // No CA: no client can authenticate by certificate.
         None => builder.with_no_client_auth(),
     };
-    let mut config = builder.with_single_cert(certs(&cert_path)?, key(&key_path)?)?;
+    let mut config = builder.with_single_cert(load_certs(&cert_path)?, load_key(&key_path)?)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
