@@ -1,5 +1,4 @@
 //! capstan-agent's components as a library, so the binary only parses and wires.
 
 pub mod config_file;
-pub mod metrics_endpoint;
 pub mod overlay;

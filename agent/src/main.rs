@@ -467,10 +467,9 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
             let _ = stop_tx.send(true);
         });
         let metrics_server = match metrics_addr {
-            Some(addr) => Some(
-                capstan_agent::metrics_endpoint::bind(addr, registry, stopped(stop_rx.clone()))
-                    .await?,
-            ),
+            Some(addr) => {
+                Some(capstan_serve::metrics::bind(addr, registry, stopped(stop_rx.clone())).await?)
+            }
             None => None,
         };
         let metrics_run = async {
