@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use capstan_agent::config_file::{FileConfig, KeyValues};
-use capstan_agent::overlay;
 use capstan_kubelet as kubelet;
 use capstan_kubelet::node::resources::Resources;
+use capstan_overlay as overlay;
 use clap::{Parser, ValueEnum};
 
 /// The parts of the agent that can be switched on independently.
@@ -320,7 +320,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         etcd_prefix: cli
             .etcd_prefix
             .or(file.etcd_prefix)
-            .unwrap_or_else(|| overlay::lease_store::DEFAULT_PREFIX.into()),
+            .unwrap_or_else(|| overlay::subnet::etcd::DEFAULT_PREFIX.into()),
         iface: cli.iface.or(file.iface),
         subnet_file: cli
             .subnet_file
@@ -439,7 +439,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     let net_conf_file = cli
         .net_conf_file
         .or(file.net_conf_file)
-        .unwrap_or_else(|| overlay::kube_manager::DEFAULT_NET_CONF.into());
+        .unwrap_or_else(|| overlay::subnet::kube::DEFAULT_NET_CONF.into());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -482,7 +482,8 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         let needs_api = components.contains(&Component::Proxy)
             || (components.contains(&Component::Overlay) && manager == SubnetManagerKind::Kube);
         let api = if needs_api {
-            Some(capstan_proxy::component::client(kubeconfig.as_deref()).await?)
+            let source = capstan_k8s::ClientOptions::kubeconfig(kubeconfig.as_deref());
+            Some(capstan_k8s::client(&source).await?)
         } else {
             None
         };

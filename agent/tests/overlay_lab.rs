@@ -12,15 +12,13 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use capstan_agent::overlay::config::NetworkConfig;
-use capstan_agent::overlay::etcd_store::EtcdStore;
-use capstan_agent::overlay::lease_store::{
-    BackendData, LeaseAttrs, LeaseEvent, LeaseStore, WatchItem,
-};
-use capstan_agent::overlay::manager::{StoreSubnetManager, SubnetManager};
-use capstan_agent::overlay::types::NodeIp;
 use capstan_lab::daemon::Daemon;
 use capstan_lab::{privileged, Lab};
+use capstan_overlay::subnet::etcd::{EtcdStore, LeaseStore, StoreSubnetManager};
+use capstan_overlay::subnet::{
+    BackendData, LeaseAttrs, LeaseEvent, NetworkConfig, SubnetManager, WatchItem,
+};
+use capstan_overlay::types::NodeIp;
 use libtest_mimic::{Arguments, Failed, Trial};
 
 mod common;

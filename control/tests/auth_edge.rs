@@ -14,10 +14,10 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, patch};
 use axum::{Extension, Router};
-use capstan_control::auth::token_file::TokenFile;
-use capstan_control::auth::{Attributes, Authorizer, ClusterAuthorizer, Decision, User, Verb};
-use capstan_control::pki::{self, InitOptions, Layout};
-use capstan_control::server::{self, Authenticator, Health, Metrics};
+use capstan_apiserver::auth::token_file::TokenFile;
+use capstan_apiserver::auth::{Attributes, Authorizer, ClusterAuthorizer, Decision, User, Verb};
+use capstan_apiserver::pki::{self, InitOptions, Layout};
+use capstan_apiserver::server::{self, Authenticator, Health, Metrics};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 fn stand_in_api() -> Router {
@@ -71,8 +71,12 @@ impl Edge {
         let port = listener.local_addr().unwrap().port();
         pki::init(&opts(dir.path(), port, &["n1", "n2"])).unwrap();
         let l = Layout::new(dir.path());
-        let tls =
-            server::tls::server_config(&l.serving_cert(), &l.serving_key(), &l.ca_cert()).unwrap();
+        let tls = capstan_serve::tls::server_config(
+            &l.serving_cert(),
+            &l.serving_key(),
+            Some(&l.ca_cert()),
+        )
+        .unwrap();
         let authn = Authenticator::new(TokenFile::load(&l.tokens()).unwrap());
         let app = server::app(
             stand_in_api(),

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use capstan_control::pki::{self, InitOptions, Layout};
+use capstan_apiserver::pki::{self, InitOptions, Layout};
 use capstan_lab::control::ControlPlane;
 use capstan_lab::daemon::{Daemon, DaemonSpec};
 use capstan_lab::{privileged, Lab};

@@ -6,83 +6,48 @@
 //! rebuilding its allocations from the nodes.
 
 use std::collections::BTreeSet;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use capstan_lab::control::ControlPlane;
-use capstan_lab::{privileged, Lab};
-use libtest_mimic::{Arguments, Failed, Trial};
+use capstan_lab::suite::{self, ControlSuite, Spec, TestFn};
+use capstan_lab::wait::wait_for;
+use capstan_lab::Lab;
+use libtest_mimic::Failed;
 
-struct Suite {
-    _lab: Lab,
-    /// Locked only to build a command or to crash and restart the server.
-    cp: Mutex<ControlPlane>,
-}
+type Suite = ControlSuite;
 
-type TestFn = fn(&Suite) -> Result<(), Failed>;
+const SPEC: Spec = Spec {
+    name: "node_ipam_e2e",
+    tools: &["ip", "etcd", "kubectl"],
+    // In order: each builds on the nodes the previous ones left.
+    serial: true,
+};
+
+const TESTS: &[(&str, TestFn<Suite>)] = &[
+    ("a_registered_node_gets_both_pod_cidrs", both_families),
+    ("an_ipv4_only_node_is_left_alone", ipv4_only_left_alone),
+    (
+        "a_deleted_nodes_cidrs_are_handed_out_again",
+        reuse_after_delete,
+    ),
+    (
+        "a_restarted_server_rebuilds_from_the_nodes",
+        rebuilt_after_restart,
+    ),
+];
 
 fn main() {
-    let mut args = Arguments::from_args();
-    args.test_threads = Some(1);
-    if !privileged::require("node_ipam_e2e", &["ip", "etcd", "kubectl"]) {
-        return;
-    }
-    let lab = Lab::builder()
-        .nodes(0)
-        .etcd(true)
-        .build()
-        .expect("build lab");
-    let cp = ControlPlane::start_with(
-        &lab,
-        &lab.etcd_endpoint(),
-        &[
-            "--allocate-node-cidrs".into(),
-            "--cluster-cidr=10.244.0.0/16,fd00:10:244::/56".into(),
-            "--scheduler=false".into(),
-            "--controllers=-nodelifecycle".into(),
-        ],
-    )
-    .unwrap_or_else(|e| panic!("start capstan-control: {e}"));
-    let suite = std::sync::Arc::new(Suite {
-        _lab: lab,
-        cp: Mutex::new(cp),
-    });
-    // In order: each builds on the nodes the previous ones left.
-    let tests: &[(&str, TestFn)] = &[
-        ("a_registered_node_gets_both_pod_cidrs", both_families),
-        ("an_ipv4_only_node_is_left_alone", ipv4_only_left_alone),
-        (
-            "a_deleted_nodes_cidrs_are_handed_out_again",
-            reuse_after_delete,
-        ),
-        (
-            "a_restarted_server_rebuilds_from_the_nodes",
-            rebuilt_after_restart,
-        ),
+    let flags = [
+        "--allocate-node-cidrs".into(),
+        "--cluster-cidr=10.244.0.0/16,fd00:10:244::/56".into(),
+        "--scheduler=false".into(),
+        "--controllers=-nodelifecycle".into(),
     ];
-    let trials = tests
-        .iter()
-        .map(|(name, f)| {
-            let s = suite.clone();
-            let f = *f;
-            Trial::test(*name, move || f(&s))
-        })
-        .collect();
-    let conclusion = libtest_mimic::run(&args, trials);
-    if conclusion.has_failed() {
-        if let Ok(cp) = suite.cp.lock() {
-            let log = std::fs::read_to_string(cp.log()).unwrap_or_default();
-            eprintln!("capstan-control log:\n{log}");
-        }
-    }
-    drop(suite);
-    conclusion.exit();
-}
-
-fn kubectl(s: &Suite, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
-    s.cp.lock()
-        .map_err(|e| e.to_string())?
-        .kubectl_run(args, stdin)
+    suite::run(
+        &SPEC,
+        Lab::builder().nodes(0).etcd(true),
+        |lab| ControlSuite::start(lab, &flags),
+        TESTS,
+    );
 }
 
 /// Registers a node as a kubelet does: no pod CIDRs, unless given.
@@ -91,13 +56,13 @@ fn register(s: &Suite, name: &str, pod_cidr: Option<&str>) -> Result<(), String>
         .map(|c| format!("spec:\n  podCIDR: {c}\n  podCIDRs: [{c}]\n"))
         .unwrap_or_default();
     let manifest = format!("apiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\n{spec}");
-    kubectl(s, &["create", "-f", "-"], Some(&manifest)).map(|_| ())
+    s.kubectl(&["create", "-f", "-"], Some(&manifest))
+        .map(|_| ())
 }
 
 /// (podCIDR, podCIDRs) as `kubectl get node -o jsonpath` shows them.
 fn cidrs(s: &Suite, name: &str) -> Result<(String, Vec<String>), String> {
-    let out = kubectl(
-        s,
+    let out = s.kubectl(
         &[
             "get",
             "node",
@@ -116,26 +81,29 @@ fn cidrs(s: &Suite, name: &str) -> Result<(String, Vec<String>), String> {
 
 /// Waits for a node's two pod CIDRs (IPv4 first, as --cluster-cidr).
 fn wait_dual(s: &Suite, name: &str) -> Result<Vec<String>, Failed> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let (one, all) = cidrs(s, name)?;
-        if all.len() == 2 {
-            let ok = one == all[0]
-                && all[0].starts_with("10.244.")
-                && all[0].ends_with("/24")
-                && all[1].starts_with("fd00:10:244:")
-                && all[1].ends_with("/64");
-            return if ok {
-                Ok(all)
-            } else {
-                Err(format!("node {name}: podCIDR {one:?}, podCIDRs {all:?}").into())
-            };
-        }
-        if Instant::now() > deadline {
-            return Err(format!("node {name} got no dual-stack pod CIDRs: {all:?}").into());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut last = Vec::new();
+    let (one, all) = wait_for(
+        &format!("node {name}'s dual-stack pod CIDRs"),
+        Duration::from_secs(15),
+        || match cidrs(s, name) {
+            Ok((_, all)) if all.len() != 2 => {
+                last = all;
+                None
+            }
+            got => Some(got),
+        },
+    )
+    .map_err(|e| format!("{e}: node {name} got no dual-stack pod CIDRs: {last:?}"))??;
+    let ok = one == all[0]
+        && all[0].starts_with("10.244.")
+        && all[0].ends_with("/24")
+        && all[1].starts_with("fd00:10:244:")
+        && all[1].ends_with("/64");
+    check(
+        ok,
+        format!("node {name}: podCIDR {one:?}, podCIDRs {all:?}"),
+    )?;
+    Ok(all)
 }
 
 fn check(ok: bool, what: String) -> Result<(), Failed> {
@@ -194,7 +162,7 @@ fn ipv4_only_left_alone(s: &Suite) -> Result<(), Failed> {
     )?;
     // Said once, however many passes ran since.
     std::thread::sleep(Duration::from_millis(500));
-    let log_path = s.cp.lock().map_err(|e| e.to_string())?.log();
+    let log_path = s.cp().log();
     let log = std::fs::read_to_string(log_path).map_err(|e| e.to_string())?;
     let said = log
         .lines()
@@ -205,7 +173,7 @@ fn ipv4_only_left_alone(s: &Suite) -> Result<(), Failed> {
 
 fn reuse_after_delete(s: &Suite) -> Result<(), Failed> {
     let (_, a) = cidrs(s, "ipam-a")?;
-    kubectl(s, &["delete", "node", "ipam-a"], None)?;
+    s.kubectl(&["delete", "node", "ipam-a"], None)?;
     register(s, "ipam-e", None)?;
     let e = wait_dual(s, "ipam-e")?;
     check(e == a, format!("ipam-e got {e:?}, ipam-a had {a:?}"))?;
@@ -215,10 +183,7 @@ fn reuse_after_delete(s: &Suite) -> Result<(), Failed> {
 fn rebuilt_after_restart(s: &Suite) -> Result<(), Failed> {
     let names = ["ipam-b", "ipam-c", "ipam-d", "ipam-e", "ipam-old"];
     let before = all_distinct(s, &names)?;
-    s.cp.lock()
-        .map_err(|e| e.to_string())?
-        .crash_and_restart()
-        .map_err(|e| e.to_string())?;
+    s.cp().crash_and_restart().map_err(|e| e.to_string())?;
     register(s, "ipam-f", None)?;
     let f = wait_dual(s, "ipam-f")?;
     let after = all_distinct(s, &names)?;

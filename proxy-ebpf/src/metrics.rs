@@ -37,22 +37,13 @@ impl Default for Metrics {
 impl Metrics {
     /// Registers under `capstan_proxy_`.
     pub fn register(&self, registry: &mut Registry) {
-        let r = registry.sub_registry_with_prefix("capstan_proxy");
-        r.register(
-            "sync_duration_seconds",
-            "Time of one sync (render, diff, nft transaction), by kind",
-            self.sync_duration.clone(),
-        );
-        r.register(
-            "sync_failures",
-            "Syncs whose nft transaction failed (the next one is full)",
-            self.sync_failures.clone(),
-        );
-        r.register(
-            "services",
-            "Services programmed (per address family table)",
-            self.services.clone(),
-        );
+        capstan_serve::register_metrics!(registry, "capstan_proxy", {
+            "sync_duration_seconds": "Time of one sync (render, diff, nft transaction), by kind"
+                => self.sync_duration,
+            "sync_failures": "Syncs whose nft transaction failed (the next one is full)"
+                => self.sync_failures,
+            "services": "Services programmed (per address family table)" => self.services,
+        });
     }
 }
 

@@ -21,6 +21,7 @@ pub mod privileged;
 pub mod registry;
 pub mod simnode;
 pub mod state;
+pub mod suite;
 pub mod sweep;
 pub mod wait;
 

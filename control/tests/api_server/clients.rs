@@ -1,7 +1,13 @@
 //! Real clients against the server: kube-rs (Api, watcher) and kubectl.
 
-use super::http::*;
-use super::*;
+use std::time::Duration;
+
+use futures::StreamExt;
+use libtest_mimic::Failed;
+use serde_json::{json, Value};
+
+use crate::fixture::*;
+use crate::http::*;
 
 pub fn kube_client(s: &Suite) -> Result<(), Failed> {
     use k8s_openapi::api::core::v1::Pod;
@@ -118,14 +124,13 @@ pub fn kubectl_cmd(
     dir: &std::path::Path,
     args: &[&str],
 ) -> Result<(bool, String), Failed> {
-    let out = std::process::Command::new("kubectl")
-        .env("KUBECONFIG", dir.join("none"))
+    let mut c = std::process::Command::new("kubectl");
+    c.env("KUBECONFIG", dir.join("none"))
         .env("HOME", dir)
         .arg(format!("--server=http://{}", s.addr))
         .arg(format!("--cache-dir={}", dir.join("cache").display()))
-        .args(args)
-        .output()
-        .map_err(|e| format!("run kubectl: {e}"))?;
+        .args(args);
+    let out = capstan_lab::kubectl::run(c, None)?;
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -152,6 +157,11 @@ pub fn kubectl(s: &Suite) -> Result<(), Failed> {
         } else {
             Err(format!("kubectl {args:?} failed:\n{text}").into())
         }
+    };
+    // One field of the Deployment, as kubectl reads it.
+    let web_field = |path: &str| {
+        let output = format!("jsonpath={path}");
+        run(&["-n", &ns, "get", "deploy", "web", "-o", &output])
     };
     // kubectl before 1.27 validates and explains only with the protobuf
     // OpenAPI v2 document, which this server does not serve.
@@ -183,25 +193,9 @@ pub fn kubectl(s: &Suite) -> Result<(), Failed> {
     std::fs::write(&manifest, changed).map_err(|e| format!("{e}"))?;
     let out = run(&["apply", validate, "-f", &m])?;
     check(out.contains("deployment.apps/web configured"), out.clone())?;
-    let img = run(&[
-        "-n",
-        &ns,
-        "get",
-        "deploy",
-        "web",
-        "-o",
-        "jsonpath={.spec.template.spec.containers[0].image}",
-    ])?;
+    let img = web_field("{.spec.template.spec.containers[0].image}")?;
     check(img == "nginx:1.27", format!("image {img}"))?;
-    let env = run(&[
-        "-n",
-        &ns,
-        "get",
-        "deploy",
-        "web",
-        "-o",
-        "jsonpath={.spec.template.spec.containers[0].env[*].name}",
-    ])?;
+    let env = web_field("{.spec.template.spec.containers[0].env[*].name}")?;
     check(env == "A", format!("env after apply: {env}"))?;
     // Server-side dry run (kubectl diff, apply --dry-run=server) changes nothing.
     let (_, diff) = kubectl_cmd(s, dir, &["diff", "-f", &m])?;
@@ -218,15 +212,7 @@ pub fn kubectl(s: &Suite) -> Result<(), Failed> {
         "--dry-run=server",
     ])?;
     check(out.contains("server dry run"), out.clone())?;
-    let r = run(&[
-        "-n",
-        &ns,
-        "get",
-        "deploy",
-        "web",
-        "-o",
-        "jsonpath={.spec.replicas}",
-    ])?;
+    let r = web_field("{.spec.replicas}")?;
     check(r == "1", format!("dry run scaled to {r}"))?;
     let dry = dir.join("dry.yaml");
     std::fs::write(

@@ -1,7 +1,15 @@
 //! Pod logs through a node agent stand-in, and latency figures.
 
-use super::http::*;
-use super::*;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use libtest_mimic::Failed;
+use serde_json::json;
+
+use crate::fixture::*;
+use crate::http::*;
 
 /// A stand-in for a node agent's log endpoint: echoes what it was asked.
 pub async fn fake_agent() -> Result<std::net::SocketAddr, Failed> {
@@ -65,7 +73,7 @@ pub fn pod_log(s: &Suite) -> Result<(), Failed> {
             .uri(format!("{pods}/lp/log?container=b&tailLines=5&follow=true"))
             .body(Body::empty())
             .map_err(|e| format!("{e}"))?;
-        let resp = h.0.clone().oneshot(req).await.map_err(|e| format!("{e}"))?;
+        let resp = h.call(req).await?;
         check(
             resp.status() == StatusCode::OK,
             format!("log status {}", resp.status()),

@@ -1,6 +1,16 @@
 //! In-process requests to the router and the fixtures the tests share.
 
-use super::*;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use futures::StreamExt;
+use libtest_mimic::Failed;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use crate::fixture::*;
 
 #[derive(Clone)]
 pub struct Http(pub Router);
@@ -20,6 +30,15 @@ impl Answer {
 }
 
 impl Http {
+    /// One request through the router, as the admin.
+    pub async fn call(&self, req: Request<Body>) -> Result<axum::response::Response, Failed> {
+        Ok(self
+            .0
+            .clone()
+            .oneshot(req)
+            .await
+            .map_err(|e| format!("{e}"))?)
+    }
     pub async fn send(
         &self,
         method: &str,
@@ -33,12 +52,7 @@ impl Http {
             .header("content-type", ct)
             .body(Body::from(body))
             .map_err(|e| format!("request: {e}"))?;
-        let resp = self
-            .0
-            .clone()
-            .oneshot(req)
-            .await
-            .map_err(|e| format!("{e}"))?;
+        let resp = self.call(req).await?;
         let code = resp.status();
         let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
             .await
@@ -104,12 +118,7 @@ impl Http {
             .header("accept", accept)
             .body(Body::empty())
             .map_err(|e| format!("request: {e}"))?;
-        let resp = self
-            .0
-            .clone()
-            .oneshot(req)
-            .await
-            .map_err(|e| format!("{e}"))?;
+        let resp = self.call(req).await?;
         if resp.status() != StatusCode::OK {
             return Err(format!("watch {path}: {}", resp.status()).into());
         }

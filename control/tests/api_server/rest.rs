@@ -1,8 +1,18 @@
-//! REST behaviour: discovery, CRUD, errors, selectors, watch, patches,
-//! pods, services, subresources, restarts, namespaces.
+//! REST behaviour: discovery, CRUD, errors, patches, pods, subresources,
+//! restarts, namespaces.
 
-use super::http::*;
-use super::*;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::Request;
+use axum::Extension;
+use capstan_apiserver::auth::{AllowAll, Attributes, Authorizer, Decision, User};
+use capstan_apiserver::{router, ApiServer};
+use libtest_mimic::Failed;
+use serde_json::{json, Value};
+
+use crate::fixture::*;
+use crate::http::*;
 
 pub fn discovery(s: &Suite) -> Result<(), Failed> {
     let h = http(s);
@@ -28,7 +38,7 @@ pub fn discovery(s: &Suite) -> Result<(), Failed> {
             .header("accept", "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json")
             .body(Body::empty())
             .map_err(|e| format!("{e}"))?;
-        let resp = h.0.clone().oneshot(req).await.map_err(|e| format!("{e}"))?;
+        let resp = h.call(req).await?;
         let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
         check(ct.contains("as=APIGroupDiscoveryList"), format!("content-type {ct}"))?;
         Ok(())
@@ -233,231 +243,6 @@ pub fn auth_errors(s: &Suite) -> Result<(), Failed> {
     })
 }
 
-pub fn selectors_and_paging(s: &Suite) -> Result<(), Failed> {
-    let h = http(s);
-    s.run(async move {
-        let ns = h.namespace().await?;
-        let pods = format!("/api/v1/namespaces/{ns}/pods");
-        for i in 0..7 {
-            let mut p = pod(&format!("p{i}"));
-            p["metadata"]["labels"] =
-                json!({"app": if i % 2 == 0 { "even" } else { "odd" }, "i": i.to_string()});
-            if i < 3 {
-                p["spec"]["nodeName"] = json!("n1");
-            }
-            h.post(&pods, &p).await?.expect(201, "create pod")?;
-        }
-        let names = |v: &Value| -> Vec<String> {
-            v["items"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|i| i["metadata"]["name"].as_str().map(str::to_string))
-                .collect()
-        };
-        let even = h
-            .get(&format!("{pods}?labelSelector=app%3Deven"))
-            .await?
-            .expect(200, "label")?;
-        check(
-            names(&even) == ["p0", "p2", "p4", "p6"],
-            format!("{:?}", names(&even)),
-        )?;
-        let set = h
-            .get(&format!("{pods}?labelSelector=i%20in%20(1,2),app!%3Deven"))
-            .await?
-            .expect(200, "set")?;
-        check(names(&set) == ["p1"], format!("{:?}", names(&set)))?;
-        let on = h
-            .get(&format!("{pods}?fieldSelector=spec.nodeName%3Dn1"))
-            .await?
-            .expect(200, "field")?;
-        check(
-            names(&on) == ["p0", "p1", "p2"],
-            format!("{:?}", names(&on)),
-        )?;
-        let unbound = h
-            .get(&format!("{pods}?fieldSelector=spec.nodeName%3D"))
-            .await?
-            .expect(200, "unbound")?;
-        check(names(&unbound).len() == 4, format!("{:?}", names(&unbound)))?;
-        let by_name = h
-            .get(&format!("{pods}?fieldSelector=metadata.name%3Dp5"))
-            .await?
-            .expect(200, "name")?;
-        check(names(&by_name) == ["p5"], format!("{:?}", names(&by_name)))?;
-        // Paging: 3 + 3 + 1, all at the first page's revision.
-        let mut seen = Vec::new();
-        let mut token = String::new();
-        let mut revs = Vec::new();
-        for page in 0.. {
-            let url = if token.is_empty() {
-                format!("{pods}?limit=3")
-            } else {
-                format!("{pods}?limit=3&continue={token}")
-            };
-            let v = h.get(&url).await?.expect(200, "page")?;
-            seen.extend(names(&v));
-            revs.push(v["metadata"]["resourceVersion"].clone());
-            if page == 0 {
-                check(
-                    v["metadata"]["remainingItemCount"] == 4,
-                    format!("remaining {}", v["metadata"]),
-                )?;
-                // A write between pages must not show up in later pages.
-                h.post(&pods, &pod("p9")).await?.expect(201, "late pod")?;
-            }
-            match v["metadata"]["continue"].as_str() {
-                Some(t) if !t.is_empty() => token = t.to_string(),
-                _ => break,
-            }
-        }
-        check(
-            seen == ["p0", "p1", "p2", "p3", "p4", "p5", "p6"],
-            format!("{seen:?}"),
-        )?;
-        check(
-            revs.windows(2).all(|w| w[0] == w[1]),
-            format!("revisions {revs:?}"),
-        )?;
-        // Paging with a selector fills pages with matches.
-        let v = h
-            .get(&format!("{pods}?limit=2&labelSelector=app%3Dodd"))
-            .await?
-            .expect(200, "filtered page")?;
-        check(
-            names(&v) == ["p1", "p3"] && v["metadata"]["continue"].is_string(),
-            format!("{v}"),
-        )?;
-        // All namespaces.
-        let all = h
-            .get("/api/v1/pods?labelSelector=app%3Dodd")
-            .await?
-            .expect(200, "all namespaces")?;
-        check(names(&all).len() >= 3, "cluster-wide list")?;
-        Ok(())
-    })
-}
-
-pub fn watch_from_rv(s: &Suite) -> Result<(), Failed> {
-    let h = http(s);
-    s.run(async move {
-        let ns = h.namespace().await?;
-        let base = format!("/api/v1/namespaces/{ns}/configmaps");
-        let a = h.post(&base, &json!({"metadata": {"name": "a", "labels": {"w": "yes"}}})).await?.expect(201, "a")?;
-        let start = rv(&a);
-        let mut b = h.post(&base, &json!({"metadata": {"name": "b", "labels": {"w": "yes"}}})).await?.expect(201, "b")?;
-        b["metadata"]["labels"]["w"] = json!("no");
-        h.put(&format!("{base}/b"), &b).await?.expect(200, "b leaves selection")?;
-        h.delete(&format!("{base}/a")).await?.expect(200, "delete a")?;
-        let url = format!("{base}?watch=true&resourceVersion={start}&allowWatchBookmarks=true&labelSelector=w%3Dyes");
-        let evs = h
-            .watch(&url, Duration::from_secs(10), |e| e.iter().any(|x| x["type"] == "BOOKMARK"))
-            .await?;
-        let kinds: Vec<(String, String)> = evs
-            .iter()
-            .filter(|e| e["type"] != "BOOKMARK")
-            .map(|e| (e["type"].as_str().unwrap_or_default().to_string(), e["object"]["metadata"]["name"].as_str().unwrap_or_default().to_string()))
-            .collect();
-        let want: Vec<(String, String)> = [("ADDED", "b"), ("DELETED", "b"), ("DELETED", "a")]
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect();
-        check(kinds == want, format!("events {kinds:?}"))?;
-        let bm = evs.iter().find(|e| e["type"] == "BOOKMARK").cloned().unwrap_or_default();
-        check(rv(&bm["object"]) >= rv(&evs[2]["object"]), format!("bookmark {bm} behind events"))?;
-        // Without a resourceVersion: the current state first, then changes.
-        let h2 = h.clone();
-        let base2 = base.clone();
-        let writer = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            h2.post(&base2, &json!({"metadata": {"name": "c"}})).await
-        });
-        let evs = h
-            .watch(&format!("{base}?watch=1"), Duration::from_secs(10), |e| e.len() >= 2)
-            .await?;
-        writer.await.map_err(|e| format!("{e}"))??.expect(201, "c")?;
-        let names: Vec<&str> = evs.iter().filter_map(|e| e["object"]["metadata"]["name"].as_str()).collect();
-        check(names == ["b", "c"] && evs.iter().all(|e| e["type"] == "ADDED"), format!("{evs:?}"))?;
-        // kubectl get --watch asks for Table rows.
-        let table = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
-        let evs = h
-            .watch_as(&format!("{base}?watch=true"), table, Duration::from_secs(5), |e| e.len() >= 2)
-            .await?;
-        check(
-            evs.iter().all(|e| e["object"]["kind"] == "Table" && e["object"]["rows"][0]["cells"][0].is_string()),
-            format!("{evs:?}"),
-        )?;
-        // A watch on one named object sees only that object.
-        let evs = h
-            .watch(&format!("{base}/c?watch=true"), Duration::from_secs(5), |e| !e.is_empty())
-            .await?;
-        check(evs.len() == 1 && evs[0]["object"]["metadata"]["name"] == "c", format!("{evs:?}"))?;
-        Ok(())
-    })
-}
-
-pub fn compaction_410(s: &Suite) -> Result<(), Failed> {
-    let h = http(s);
-    let api = s.api.clone();
-    s.run(async move {
-        let ns = h.namespace().await?;
-        let base = format!("/api/v1/namespaces/{ns}/configmaps");
-        let first = h
-            .post(&base, &json!({"metadata": {"name": "x0"}}))
-            .await?
-            .expect(201, "x0")?;
-        for i in 1..4 {
-            h.post(&base, &json!({"metadata": {"name": format!("x{i}")}}))
-                .await?
-                .expect(201, "x")?;
-        }
-        let page = h
-            .get(&format!("{base}?limit=1"))
-            .await?
-            .expect(200, "page")?;
-        let token = page["metadata"]["continue"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let last = h
-            .post(&base, &json!({"metadata": {"name": "x9"}}))
-            .await?
-            .expect(201, "x9")?;
-        api.storage()
-            .compact(rv(&last))
-            .await
-            .map_err(|e| format!("compact: {e}"))?;
-        let evs = h
-            .watch(
-                &format!("{base}?watch=true&resourceVersion={}", rv(&first)),
-                Duration::from_secs(10),
-                |e| !e.is_empty(),
-            )
-            .await?;
-        check(
-            evs[0]["type"] == "ERROR"
-                && evs[0]["object"]["code"] == 410
-                && evs[0]["object"]["reason"] == "Expired",
-            format!("{evs:?}"),
-        )?;
-        let gone = h
-            .get(&format!("{base}?limit=1&continue={token}"))
-            .await?
-            .expect(410, "continue after compaction")?;
-        check(gone["reason"] == "Expired", format!("{gone}"))?;
-        // A watch from a revision still held works.
-        let evs = h
-            .watch(
-                &format!("{base}?watch=true&resourceVersion={}", rv(&last)),
-                Duration::from_secs(5),
-                |_| true,
-            )
-            .await?;
-        check(evs.is_empty(), format!("{evs:?}"))
-    })
-}
-
 pub fn patches(s: &Suite) -> Result<(), Failed> {
     let h = http(s);
     s.run(async move {
@@ -543,82 +328,6 @@ pub fn pod_lifecycle(s: &Suite) -> Result<(), Failed> {
         check(dc["items"].as_array().map(Vec::len) == Some(2), format!("{dc}"))?;
         let left = h.get(&pods).await?.expect(200, "list")?;
         check(left["items"].as_array().map(Vec::len) == Some(1), format!("{left}"))
-    })
-}
-
-pub fn service_allocation(s: &Suite) -> Result<(), Failed> {
-    let h = http(s);
-    s.run(async move {
-        let ns = h.namespace().await?;
-        let svcs = format!("/api/v1/namespaces/{ns}/services");
-        let a = h.post(&svcs, &service("a", "NodePort", None, None)).await?.expect(201, "a")?;
-        let ip = a["spec"]["clusterIP"].as_str().unwrap_or_default().to_string();
-        let np = a["spec"]["ports"][0]["nodePort"].as_i64().unwrap_or(0);
-        check(ip.starts_with("10.96.0.") && a["spec"]["clusterIPs"] == json!([ip]), format!("{a}"))?;
-        check((30000..=32767).contains(&np), format!("nodePort {np}"))?;
-        let e = h.post(&svcs, &service("b", "NodePort", Some(np), Some(&ip))).await?.expect(422, "clash")?;
-        let msg = e["message"].as_str().unwrap_or_default();
-        check(msg.contains("already allocated") && e["details"]["causes"].as_array().map(Vec::len) == Some(2), format!("{e}"))?;
-        h.post(&svcs, &service("c", "ClusterIP", None, Some("10.1.2.3"))).await?.expect(422, "out of range")?;
-        h.post(&svcs, &service("d", "ClusterIP", Some(30001), None)).await?.expect(422, "nodePort on ClusterIP")?;
-        // Updating keeps the allocations; changing the IP is refused.
-        let mut upd = a.clone();
-        upd["spec"]["ports"][0].as_object_mut().map(|p| p.remove("nodePort"));
-        upd["spec"]["clusterIP"] = json!("");
-        let kept = h.put(&format!("{svcs}/a"), &upd).await?.expect(200, "update keeps")?;
-        check(kept["spec"]["clusterIP"] == ip.as_str() && kept["spec"]["ports"][0]["nodePort"] == np, format!("{kept}"))?;
-        // NodePort → ClusterIP releases the node port.
-        let to_cip = json!({"spec": {"type": "ClusterIP", "ports": [{"port": 80, "targetPort": 8080, "nodePort": null}]}});
-        let c = h.patch(&format!("{svcs}/a"), "application/merge-patch+json", &to_cip).await?.expect(200, "to ClusterIP")?;
-        check(c["spec"]["ports"][0].get("nodePort").is_none(), format!("{c}"))?;
-        let b = h.post(&svcs, &service("b", "NodePort", Some(np), None)).await?.expect(201, "port reusable")?;
-        check(b["spec"]["ports"][0]["nodePort"] == np, format!("{b}"))?;
-        // Delete releases the IP.
-        h.delete(&format!("{svcs}/a")).await?.expect(200, "delete a")?;
-        h.post(&svcs, &service("e", "ClusterIP", None, Some(&ip))).await?.expect(201, "ip reusable")?;
-        let hl = h.post(&svcs, &json!({"metadata": {"name": "hl"}, "spec": {"clusterIP": "None", "selector": {"app": "x"}}})).await?.expect(201, "headless")?;
-        check(hl["spec"]["clusterIPs"] == json!(["None"]), format!("{hl}"))?;
-        Ok(())
-    })
-}
-
-pub fn concurrent_services(s: &Suite) -> Result<(), Failed> {
-    let h = http(s);
-    s.run(async move {
-        let ns = h.namespace().await?;
-        let svcs = format!("/api/v1/namespaces/{ns}/services");
-        let mut tasks = Vec::new();
-        for i in 0..24 {
-            let h = h.clone();
-            let svcs = svcs.clone();
-            tasks.push(tokio::spawn(async move {
-                h.post(&svcs, &service(&format!("s{i}"), "NodePort", None, None))
-                    .await
-            }));
-        }
-        let mut ips = std::collections::HashSet::new();
-        let mut ports = std::collections::HashSet::new();
-        for t in tasks {
-            let v = t
-                .await
-                .map_err(|e| format!("{e}"))??
-                .expect(201, "concurrent create")?;
-            ips.insert(
-                v["spec"]["clusterIP"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-            );
-            ports.insert(v["spec"]["ports"][0]["nodePort"].as_i64().unwrap_or(0));
-        }
-        check(
-            ips.len() == 24 && ports.len() == 24,
-            format!("{} ips, {} ports", ips.len(), ports.len()),
-        )?;
-        h.delete(&svcs)
-            .await?
-            .expect(200, "deletecollection services")?;
-        Ok(())
     })
 }
 

@@ -13,6 +13,19 @@ use axum::routing::get;
 use axum::Router;
 use prometheus_client::registry::Registry;
 
+/// Registers each metric of a component under its prefix, as a table of
+/// `"name": "help" => metric` (each cloned: prometheus-client metrics are
+/// shared handles). Why a macro: `Registry::register` takes `impl Metric`,
+/// and prometheus-client has no boxed form that is `Send + Sync`, so a list
+/// of different metric types cannot be a slice.
+#[macro_export]
+macro_rules! register_metrics {
+    ($registry:expr, $prefix:literal, { $($name:literal : $help:literal => $metric:expr),* $(,)? }) => {{
+        let r = $registry.sub_registry_with_prefix($prefix);
+        $( r.register($name, $help, $metric.clone()); )*
+    }};
+}
+
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// `registry` in the text format, as an HTTP response.
@@ -66,10 +79,13 @@ mod tests {
 
     #[test]
     fn encodes_with_the_openmetrics_type() {
-        let mut reg = Registry::with_prefix("capstan_test");
+        let mut reg = Registry::default();
         let c = Counter::<u64>::default();
-        reg.register("things", "Things seen", c.clone());
+        crate::register_metrics!(reg, "capstan_test", { "things": "Things seen" => c });
         c.inc();
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &reg).expect("encode");
+        assert!(text.contains("capstan_test_things_total 1"), "{text}");
         let r = response(&reg);
         assert_eq!(
             r.headers()

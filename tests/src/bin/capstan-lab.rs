@@ -100,13 +100,7 @@ enum Cmd {
 const NO_LAB: u8 = 3;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    capstan_serve::logging::init_with("warn");
     let cli = match capstan_lab::cli::parse::<Cli>("capstan-lab") {
         Ok(c) => c,
         Err(code) => return code,

@@ -1,0 +1,105 @@
+//! The API server's state — configuration, storage, authorizer and the
+//! service IP/port ranges — and its start-up step (the system namespaces).
+//! It holds no request handling: that is `handlers`, `rest` and `registry`.
+
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnetwork::Ipv4Network;
+
+use crate::auth::Authorizer;
+use crate::registry::service::Ranges;
+use crate::resources;
+use crate::rest;
+use crate::status::ApiError;
+use crate::storage::Storage;
+
+/// The namespaces every cluster has.
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// Cluster IPs are allocated from here.
+    pub service_cidr: Ipv4Network,
+    pub node_port_range: RangeInclusive<u16>,
+    /// Root of every key the server writes (Kubernetes uses "/registry").
+    pub etcd_prefix: String,
+    /// Bodies larger than this are answered 413.
+    pub max_body_bytes: usize,
+    /// How often a watch that asked for bookmarks gets one.
+    pub bookmark_interval: Duration,
+    /// The server's version, as `/version` reports it.
+    pub git_version: String,
+    /// TLS (CA and client certificate) for calls to a node's agent
+    /// (`pods/log`); `None` speaks plain HTTP (tests only).
+    pub agent_tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            service_cidr: Ipv4Network::new(std::net::Ipv4Addr::new(10, 96, 0, 0), 12)
+                .unwrap_or_else(|_| unreachable!("constant prefix is valid")),
+            node_port_range: 30000..=32767,
+            etcd_prefix: "/registry".into(),
+            max_body_bytes: 3 * 1024 * 1024,
+            bookmark_interval: Duration::from_secs(60),
+            git_version: format!("v1.33.0-capstan.{}", env!("CARGO_PKG_VERSION")),
+            agent_tls: None,
+        }
+    }
+}
+
+pub struct ApiServer {
+    pub(crate) storage: Storage,
+    pub(crate) config: ApiConfig,
+    pub(crate) authorizer: Arc<dyn Authorizer>,
+    pub(crate) ranges: Ranges,
+}
+
+impl ApiServer {
+    pub fn new(
+        etcd: etcd_client::Client,
+        config: ApiConfig,
+        authorizer: Arc<dyn Authorizer>,
+    ) -> Self {
+        let ranges = Ranges {
+            cidr: config.service_cidr,
+            node_ports: config.node_port_range.clone(),
+        };
+        ApiServer {
+            storage: Storage::new(etcd, &config.etcd_prefix),
+            config,
+            authorizer,
+            ranges,
+        }
+    }
+
+    pub fn config(&self) -> &ApiConfig {
+        &self.config
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// Creates the system namespaces that are missing. Call once before
+    /// serving; safe to repeat and to race with another server.
+    pub async fn bootstrap(&self) -> Result<(), ApiError> {
+        let Some(res) = resources::find("", "v1", "namespaces") else {
+            return Err(ApiError::Internal(
+                "namespaces missing from the resource table".into(),
+            ));
+        };
+        for ns in SYSTEM_NAMESPACES {
+            let body = serde_json::json!({"metadata": {"name": ns}});
+            match rest::create(self, res, None, body).await {
+                Ok(_) | Err(ApiError::AlreadyExists(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
