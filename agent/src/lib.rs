@@ -1,8 +1,5 @@
 //! capstan-agent's components as a library, so the binary only parses and wires.
 
-pub mod api;
 pub mod config_file;
-pub mod kubelet;
-pub mod node;
 // The overlay is its own crate; `crate::overlay` stays a name for it.
 pub use capstan_overlay as overlay;

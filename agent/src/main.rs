@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use capstan_agent::config_file::{FileConfig, KeyValues};
-use capstan_agent::kubelet;
-use capstan_agent::node::resources::Resources;
+use capstan_kubelet as kubelet;
+use capstan_kubelet::node::resources::Resources;
 use capstan_overlay as overlay;
 use clap::{Parser, ValueEnum};
 
@@ -193,8 +193,8 @@ struct Cli {
 fn main() -> ExitCode {
     // The containerd shim runs this binary as the containers' log driver.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if args.len() == 3 && args[1] == capstan_agent::kubelet::logs::DRIVER_ARG {
-        let code = capstan_agent::kubelet::logs::run_driver(std::path::Path::new(&args[2]));
+    if args.len() == 3 && args[1] == kubelet::logs::DRIVER_ARG {
+        let code = kubelet::logs::run_driver(std::path::Path::new(&args[2]));
         return ExitCode::from(code as u8);
     }
     let cli = match Cli::try_parse() {
@@ -397,7 +397,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         kubelet_port: cli
             .kubelet_port
             .or(file.kubelet_port)
-            .unwrap_or(capstan_agent::api::DEFAULT_PORT),
+            .unwrap_or(kubelet::server::DEFAULT_PORT),
         tls_cert_file: cli.tls_cert_file.or(file.tls_cert_file),
         tls_private_key_file: cli.tls_private_key_file.or(file.tls_private_key_file),
         client_ca_file: cli.client_ca_file.or(file.client_ca_file),
