@@ -11,13 +11,6 @@ use crate::healthcheck::HealthServer;
 use crate::proxier::{Proxy, ProxyConfig};
 use crate::runner::{self, RunnerConfig};
 
-/// A client from `kubeconfig`, or inferred (in-cluster, $KUBECONFIG).
-pub async fn client(
-    kubeconfig: Option<&std::path::Path>,
-) -> Result<kube::Client, capstan_k8s::ClientError> {
-    capstan_k8s::client(&capstan_k8s::ClientOptions::kubeconfig(kubeconfig)).await
-}
-
 /// Parses `a.b.c.d/n` or `x::/n`.
 pub fn parse_cidr(s: &str) -> Option<(std::net::IpAddr, u8)> {
     let (ip, len) = s.split_once('/')?;
