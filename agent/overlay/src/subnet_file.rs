@@ -19,36 +19,19 @@ pub fn previous_subnet(path: &Path) -> Option<Ipv4Network> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use capstan_subnet_file::{GatewayPrefix, SubnetFile};
 
-    fn file() -> SubnetFile {
-        let net = |s: &str| s.parse::<IpNetwork>().unwrap();
-        SubnetFile {
-            network: Some(net("10.244.0.0/16")),
-            subnet: Some(GatewayPrefix::of_subnet(net("10.244.1.0/24"))),
-            mtu: Some(1450),
-            ip_masq: Some(true),
-            ipv6_network: None,
-            ipv6_subnet: None,
-        }
-    }
-
+    /// The writer's format is tested in capstan-subnet-file; here only
+    /// that the overlay takes the IPv4 subnet back and nothing else.
     #[test]
-    fn writes_atomically_and_reads_back_the_subnet() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("run/capstan/subnet.env");
+    fn takes_back_only_an_ipv4_subnet() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("subnet.env");
         assert_eq!(previous_subnet(&path), None);
-        file().write(&path).unwrap();
-        file().write(&path).unwrap();
-        assert_eq!(
-            previous_subnet(&path),
-            Some("10.244.1.0/24".parse().unwrap())
-        );
-        let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
-            .collect();
-        assert!(leftovers.is_empty());
+        std::fs::write(&path, "CAPSTAN_SUBNET=10.244.7.1/24
+").expect("write");
+        assert_eq!(previous_subnet(&path), "10.244.7.0/24".parse().ok());
+        std::fs::write(&path, "CAPSTAN_IPV6_SUBNET=fd00:0:0:7::1/64
+").expect("write");
+        assert_eq!(previous_subnet(&path), None);
     }
 }

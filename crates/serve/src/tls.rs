@@ -60,11 +60,23 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 }
 
 /// A server config for `cert`/`key` that verifies (optional) client
-/// certificates against `client_ca`, or asks for none without one.
+/// certificates against `client_ca`, or asks for none without one;
+/// ALPN offers HTTP/2 and HTTP/1.1.
 pub fn server_config(
     cert: &Path,
     key: &Path,
     client_ca: Option<&Path>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    server_config_alpn(cert, key, client_ca, &[b"h2", b"http/1.1"])
+}
+
+/// `server_config` offering only the `alpn` protocols (a server that
+/// speaks HTTP/1.1 alone, as the agent API does, says so).
+pub fn server_config_alpn(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+    alpn: &[&[u8]],
 ) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain = load_certs(cert)?;
@@ -89,7 +101,7 @@ pub fn server_config(
         }
         None => builder.with_no_client_auth().with_single_cert(chain, key)?,
     };
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
 }
 

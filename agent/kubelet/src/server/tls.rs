@@ -10,24 +10,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use capstan_serve::files::write_new;
-use capstan_serve::tls::{load_certs, load_key};
-use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::ServerConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// Reading the PEM files (certificates, key, client CA).
     #[error(transparent)]
     Files(#[from] capstan_serve::tls::TlsError),
-    #[error("client CA {}: {source}", path.display())]
-    ClientCa {
-        path: PathBuf,
-        source: rustls::Error,
-    },
-    #[error("client certificate verifier: {0}")]
-    Verifier(#[from] rustls::server::VerifierBuilderError),
-    #[error("serving certificate: {0}")]
-    Config(#[from] rustls::Error),
     #[error("make self-signed certificate: {0}")]
     SelfSign(#[from] rcgen::Error),
     #[error("write {}: {source}", path.display())]
@@ -98,29 +87,12 @@ pub fn server_config(
         Serving::Files { cert, key } => (cert.clone(), key.clone()),
         Serving::SelfSigned { dir, names } => ensure_self_signed(dir, names)?,
     };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()?;
-    let builder = match client_ca {
-        Some(ca) => {
-            let mut roots = RootCertStore::empty();
-            for c in load_certs(ca)? {
-                roots.add(c).map_err(|source| TlsError::ClientCa {
-                    path: ca.into(),
-                    source,
-                })?;
-            }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .allow_unauthenticated()
-                .build()?;
-            builder.with_client_cert_verifier(verifier)
-        }
-        // No CA: no client can authenticate by certificate.
-        None => builder.with_no_client_auth(),
-    };
-    let mut config = builder.with_single_cert(load_certs(&cert_path)?, load_key(&key_path)?)?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    Ok(capstan_serve::tls::server_config_alpn(
+        &cert_path,
+        &key_path,
+        client_ca,
+        &[b"http/1.1"],
+    )?)
 }
 
 #[cfg(test)]
