@@ -368,7 +368,7 @@ impl Lab {
             }
             Err(_) if !dir.exists() => {
                 // No state: still sweep namespaces a half-made lab may have left.
-                for ns in crate::netns::list_with_prefix(&format!("{name}-")) {
+                for ns in owned_netns(name) {
                     crate::netns::delete(&ns);
                 }
                 Ok(())
@@ -399,6 +399,22 @@ impl Drop for Lab {
     }
 }
 
+/// The namespaces of lab `name` (`<name>-...`), without those of another
+/// recorded lab whose name starts with `<name>-` (lab `capstan` must never
+/// take `capstan-smoke-node-1`).
+pub fn owned_netns(name: &str) -> Vec<String> {
+    let others: Vec<String> = std::fs::read_dir(base_dir())
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|o| o.len() > name.len() && o.starts_with(&format!("{name}-")))
+        .collect();
+    crate::netns::list_with_prefix(&format!("{name}-"))
+        .into_iter()
+        .filter(|ns| !others.iter().any(|o| ns.starts_with(&format!("{o}-"))))
+        .collect()
+}
+
 /// Removes everything recorded in `state`. Idempotent; never fails (what
 /// it cannot remove is left for `leftovers` to report).
 pub fn teardown(state: &LabState) {
@@ -413,7 +429,7 @@ pub fn teardown(state: &LabState) {
             }
         }
     }
-    let netns_names = crate::netns::list_with_prefix(&state.netns_prefix());
+    let netns_names = owned_netns(&state.prefix);
     let ids: Vec<(u64, u64)> = netns_names
         .iter()
         .filter_map(|n| Netns::existing(n).ok()?.id().ok())
@@ -430,7 +446,7 @@ pub fn teardown(state: &LabState) {
 /// What is left of a lab after teardown; empty when it cleaned up fully.
 pub fn leftovers(state: &LabState) -> Vec<String> {
     let mut left = Vec::new();
-    for ns in crate::netns::list_with_prefix(&state.netns_prefix()) {
+    for ns in owned_netns(&state.prefix) {
         left.push(format!("netns {ns}"));
     }
     for pid in sweep::lab_processes(&[], &state.dir) {

@@ -130,7 +130,9 @@ pub fn delete(name: &str) {
     }
 }
 
-/// Names of every namespace under /run/netns that starts with `prefix`.
+/// Names of every namespace under /run/netns that starts with `prefix`
+/// (a lab's `<name>-`); `lab::owned_netns` leaves out those of other labs
+/// whose names extend this one.
 pub fn list_with_prefix(prefix: &str) -> Vec<String> {
     let Ok(dir) = std::fs::read_dir(NETNS_DIR) else {
         return Vec::new();

@@ -45,8 +45,19 @@ fn netns_of(pid: u32) -> Option<(u64, u64)> {
 
 fn cmdline_mentions(pid: u32, needle: &str) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|raw| String::from_utf8_lossy(&raw).contains(needle))
+        .map(|raw| mentions_path(&String::from_utf8_lossy(&raw), needle))
         .unwrap_or(false)
+}
+
+/// Does `text` name the directory `dir` itself or something below it?
+/// `/x/capstan` must not match `/x/capstan-smoke`: another lab's directory.
+pub fn mentions_path(text: &str, dir: &str) -> bool {
+    text.match_indices(dir).any(|(at, _)| {
+        matches!(
+            text[at + dir.len()..].chars().next(),
+            None | Some('/' | '\0' | ' ')
+        )
+    })
 }
 
 /// Pids that belong to the lab: inside one of its namespaces, or mentioning
@@ -190,4 +201,23 @@ pub fn process_start_time(pid: u32) -> Option<u64> {
     let (_, rest) = stat.rsplit_once(") ")?;
     // Field 22 overall is starttime; `rest` starts at field 3.
     rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lab_directory_is_not_a_prefix_of_another_labs() {
+        let d = "/var/lib/capstan-lab/capstan";
+        assert!(mentions_path(
+            "containerd\0--root\0/var/lib/capstan-lab/capstan/node-1",
+            d
+        ));
+        assert!(mentions_path("x\0/var/lib/capstan-lab/capstan", d));
+        assert!(!mentions_path(
+            "x\0/var/lib/capstan-lab/capstan-smoke/node-1",
+            d
+        ));
+    }
 }

@@ -27,11 +27,19 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("subnet.env");
         assert_eq!(previous_subnet(&path), None);
-        std::fs::write(&path, "CAPSTAN_SUBNET=10.244.7.1/24
-").expect("write");
+        std::fs::write(
+            &path,
+            "CAPSTAN_SUBNET=10.244.7.1/24
+",
+        )
+        .expect("write");
         assert_eq!(previous_subnet(&path), "10.244.7.0/24".parse().ok());
-        std::fs::write(&path, "CAPSTAN_IPV6_SUBNET=fd00:0:0:7::1/64
-").expect("write");
+        std::fs::write(
+            &path,
+            "CAPSTAN_IPV6_SUBNET=fd00:0:0:7::1/64
+",
+        )
+        .expect("write");
         assert_eq!(previous_subnet(&path), None);
     }
 }
