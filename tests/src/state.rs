@@ -82,9 +82,4 @@ impl LabState {
             .find(|n| n.name == name)
             .ok_or_else(|| LabError::NoNode(name.to_string()))
     }
-
-    /// Prefix shared by every namespace this lab made.
-    pub fn netns_prefix(&self) -> String {
-        format!("{}-", self.prefix)
-    }
 }

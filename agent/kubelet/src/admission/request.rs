@@ -27,8 +27,8 @@ impl Request {
     }
 }
 
-/// `resource` through the shared request rules (limits count as requests,
-/// overhead added), in the kubelet's i64 units.
+/// A shared-rules amount in the kubelet's i64 units (saturating: no pod
+/// asks for more than i64 holds).
 fn amount(requested: i128) -> i64 {
     i64::try_from(requested).unwrap_or(i64::MAX)
 }
