@@ -7,7 +7,9 @@ use std::net::{IpAddr, Ipv4Addr};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdvertiseError {
-    #[error("--bind-address {0} is IPv6; the kubernetes service is IPv4: pass --advertise-address")]
+    #[error(
+        "--bind-address {0} is IPv6; the kubernetes service is IPv4: pass --advertise-address"
+    )]
     Ipv6Bind(IpAddr),
     #[error("no non-loopback IPv4 address on this host to advertise: pass --advertise-address")]
     NoAddress,
@@ -36,10 +38,7 @@ fn host_addresses() -> Result<Vec<Ipv4Addr>, AdvertiseError> {
         .collect())
 }
 
-pub fn advertise_address(
-    flag: Option<Ipv4Addr>,
-    bind: IpAddr,
-) -> Result<Ipv4Addr, AdvertiseError> {
+pub fn advertise_address(flag: Option<Ipv4Addr>, bind: IpAddr) -> Result<Ipv4Addr, AdvertiseError> {
     if let Some(a) = flag {
         return Ok(a);
     }

@@ -122,7 +122,9 @@ pub fn serve(a: ServeArgs, ipam: Option<ClusterCidrs>) -> anyhow::Result<()> {
 /// Where the `default/kubernetes` Service leads: the first address of the
 /// service range (which the allocator never hands out) to the advertised
 /// address and the secure port.
-fn kubernetes_service_target(a: &ServeArgs) -> anyhow::Result<apiserver::kubernetes_service::Target> {
+fn kubernetes_service_target(
+    a: &ServeArgs,
+) -> anyhow::Result<apiserver::kubernetes_service::Target> {
     let address = advertise_address(a.advertise_address, a.bind_address)?;
     let cluster_ip = std::net::Ipv4Addr::from(u32::from(a.service_cidr.network()) + 1);
     Ok(apiserver::kubernetes_service::Target {

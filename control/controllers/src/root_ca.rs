@@ -23,9 +23,13 @@ pub const DESCRIPTION: &str = "Contains a CA bundle that can be used to verify t
 /// What one namespace needs.
 #[derive(Debug, PartialEq)]
 pub enum Change {
-    Create { namespace: String },
+    Create {
+        namespace: String,
+    },
     /// The stored one (its data or description is not ours).
-    Restore { stored: Arc<ConfigMap> },
+    Restore {
+        stored: Arc<ConfigMap>,
+    },
 }
 
 fn data(ca: &str) -> BTreeMap<String, String> {
@@ -109,7 +113,11 @@ pub async fn pass(
                 let namespace = stored.metadata.namespace.clone().unwrap_or_default();
                 let api: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
                 let r = api
-                    .replace(NAME, &PostParams::default(), &desired(&namespace, Some(&stored), ca))
+                    .replace(
+                        NAME,
+                        &PostParams::default(),
+                        &desired(&namespace, Some(&stored), ca),
+                    )
                     .await
                     .map(|_| ());
                 (namespace, r)

@@ -37,9 +37,7 @@ pub async fn pass(
     accounts: &Store<ServiceAccount>,
 ) -> usize {
     let missing = plan(namespaces, |ns| {
-        accounts
-            .get(&ObjectRef::new(DEFAULT).within(ns))
-            .is_some()
+        accounts.get(&ObjectRef::new(DEFAULT).within(ns)).is_some()
     });
     let mut failed = 0;
     for ns in missing {

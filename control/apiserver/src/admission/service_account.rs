@@ -27,7 +27,11 @@ pub const TOKEN_EXPIRATION_SECONDS: i64 = 3607;
 pub fn account_name(pod: &Value) -> String {
     ["/spec/serviceAccountName", "/spec/serviceAccount"]
         .iter()
-        .find_map(|p| pod.pointer(p).and_then(Value::as_str).filter(|s| !s.is_empty()))
+        .find_map(|p| {
+            pod.pointer(p)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        })
         .unwrap_or(DEFAULT_SERVICE_ACCOUNT)
         .to_string()
 }
@@ -180,15 +184,18 @@ mod tests {
         assert_eq!(
             p["spec"]["volumes"],
             json!([{"name": "kube-api-access-abcde", "projected": {
-                "defaultMode": 420,
-                "sources": [
-                    {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
-                    {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-                    {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}
-                ]}}])
+            "defaultMode": 420,
+            "sources": [
+                {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}
+            ]}}])
         );
         let mount = json!({"name": "kube-api-access-abcde", "readOnly": true, "mountPath": TOKEN_MOUNT_PATH});
-        assert_eq!(p["spec"]["initContainers"][0]["volumeMounts"], json!([mount]));
+        assert_eq!(
+            p["spec"]["initContainers"][0]["volumeMounts"],
+            json!([mount])
+        );
         assert_eq!(p["spec"]["containers"][0]["volumeMounts"], json!([mount]));
         assert_eq!(
             p["spec"]["containers"][1]["volumeMounts"],
@@ -215,18 +222,27 @@ mod tests {
         assert_eq!(p["spec"]["serviceAccountName"], "default");
 
         let mut p = pod(json!({}));
-        admit(&mut p, &json!({"automountServiceAccountToken": false}), "abcde");
+        admit(
+            &mut p,
+            &json!({"automountServiceAccountToken": false}),
+            "abcde",
+        );
         assert!(p["spec"].get("volumes").is_none());
         // The pod's own choice wins over the account's.
         let mut p = pod(json!({"automountServiceAccountToken": true}));
-        admit(&mut p, &json!({"automountServiceAccountToken": false}), "abcde");
+        admit(
+            &mut p,
+            &json!({"automountServiceAccountToken": false}),
+            "abcde",
+        );
         assert_eq!(p["spec"]["volumes"].as_array().map(Vec::len), Some(1));
     }
 
     #[test]
     fn a_container_with_its_own_token_mount_keeps_it() {
         let own = json!([{"name": "mine", "mountPath": TOKEN_MOUNT_PATH}]);
-        let mut p = json!({"spec": {"containers": [{"name": "a", "image": "x", "volumeMounts": own}]}});
+        let mut p =
+            json!({"spec": {"containers": [{"name": "a", "image": "x", "volumeMounts": own}]}});
         admit(&mut p, &json!({}), "abcde");
         assert_eq!(p["spec"]["containers"][0]["volumeMounts"], own);
         // No container needs it, so no volume either.

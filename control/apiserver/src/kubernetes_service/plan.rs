@@ -135,7 +135,10 @@ pub fn fix(stored: &Value, want: &Value) -> Option<Value> {
     for (k, v) in want_labels.into_iter().flatten() {
         if out.pointer(&format!("/metadata/labels/{}", k.replace('/', "~1"))) != Some(v) {
             changed = true;
-            if !out.pointer("/metadata/labels").is_some_and(Value::is_object) {
+            if !out
+                .pointer("/metadata/labels")
+                .is_some_and(Value::is_object)
+            {
                 out["metadata"]["labels"] = json!({});
             }
             out["metadata"]["labels"][k] = v.clone();

@@ -13,7 +13,9 @@ use crate::rest::{self, Change};
 use crate::status::ApiError;
 use crate::ApiServer;
 
-use super::plan::{desired_endpoints, desired_service, desired_slice, fix, Target, NAME, NAMESPACE};
+use super::plan::{
+    desired_endpoints, desired_service, desired_slice, fix, Target, NAME, NAMESPACE,
+};
 
 /// How often the objects are checked.
 pub const INTERVAL: Duration = Duration::from_secs(10);
@@ -24,7 +26,11 @@ fn resource(group: &str, plural: &str) -> Result<&'static Resource, ApiError> {
 }
 
 /// Makes or fixes one object; whether it wrote.
-async fn ensure(api: &ApiServer, res: &Resource, want: serde_json::Value) -> Result<bool, ApiError> {
+async fn ensure(
+    api: &ApiServer,
+    res: &Resource,
+    want: serde_json::Value,
+) -> Result<bool, ApiError> {
     match rest::get(api, res, Some(NAMESPACE), NAME).await {
         Err(ApiError::NotFound(_)) => {
             match rest::create(api, res, Some(NAMESPACE), want).await {
@@ -40,8 +46,15 @@ async fn ensure(api: &ApiServer, res: &Resource, want: serde_json::Value) -> Res
             match fix(&current, &want) {
                 None => Ok(false),
                 Some(fixed) => {
-                    rest::update(api, res, Some(NAMESPACE), NAME, None, Change::Replace(fixed))
-                        .await?;
+                    rest::update(
+                        api,
+                        res,
+                        Some(NAMESPACE),
+                        NAME,
+                        None,
+                        Change::Replace(fixed),
+                    )
+                    .await?;
                     Ok(true)
                 }
             }
@@ -55,7 +68,10 @@ pub async fn reconcile(api: &ApiServer, t: &Target) -> Result<Vec<&'static str>,
     let steps = [
         (resource("", "services")?, desired_service(t)),
         (resource("", "endpoints")?, desired_endpoints(t)),
-        (resource("discovery.k8s.io", "endpointslices")?, desired_slice(t)),
+        (
+            resource("discovery.k8s.io", "endpointslices")?,
+            desired_slice(t),
+        ),
     ];
     for (res, want) in steps {
         if ensure(api, res, want).await? {
@@ -66,11 +82,7 @@ pub async fn reconcile(api: &ApiServer, t: &Target) -> Result<Vec<&'static str>,
 }
 
 /// Reconciles until `shutdown` resolves.
-pub async fn run(
-    api: Arc<ApiServer>,
-    t: Target,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
+pub async fn run(api: Arc<ApiServer>, t: Target, shutdown: impl std::future::Future<Output = ()>) {
     tracing::info!(cluster_ip = %t.cluster_ip, address = %t.address, port = t.port, "keeping the default/kubernetes service");
     let mut tick = tokio::time::interval(INTERVAL);
     let mut last_error: Option<String> = None;

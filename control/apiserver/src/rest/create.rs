@@ -133,7 +133,11 @@ pub async fn create_with(
     // the name is not made yet), as kube-apiserver's admission runs first.
     let reported = ["/metadata/name", "/metadata/generateName"]
         .iter()
-        .find_map(|p| base.pointer(p).and_then(Value::as_str).filter(|s| !s.is_empty()))
+        .find_map(|p| {
+            base.pointer(p)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        })
         .unwrap_or_default()
         .to_string();
     meta::prepare_create(res, &mut base, ns)?;

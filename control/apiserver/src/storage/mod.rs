@@ -306,7 +306,11 @@ impl Storage {
         for (k, v) in &write.companions {
             ops.push(TxnOp::txn(
                 Txn::new()
-                    .when(vec![Compare::create_revision(k.as_str(), CompareOp::Equal, 0)])
+                    .when(vec![Compare::create_revision(
+                        k.as_str(),
+                        CompareOp::Equal,
+                        0,
+                    )])
                     .and_then(vec![TxnOp::put(k.as_str(), v.clone(), None)]),
             ));
         }
