@@ -116,7 +116,7 @@ pub async fn run(
         )
     });
     let root_ca = match (&opts.root_ca, opts.root_ca_publisher) {
-        (Some(ca), true) => Some(ca.clone()),
+        (Some(ca), true) => Some(ca.0.clone()),
         (None, true) => {
             tracing::warn!("no root CA given: kube-root-ca.crt is not published");
             None
