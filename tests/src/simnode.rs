@@ -191,9 +191,8 @@ impl SimNodes {
             let name = p.metadata.name.clone().unwrap_or_default();
             let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
             if p.metadata.deletion_timestamp.is_some() {
-                let _ = api
-                    .delete(&name, &DeleteParams::default().grace_period(0))
-                    .await;
+                let dp = DeleteParams::default().grace_period(0);
+                persist(|| api.delete(&name, &dp)).await;
                 continue;
             }
             let want_ready = p
@@ -234,9 +233,30 @@ impl SimNodes {
                     {"type": "Ready", "status": r, "lastTransitionTime": Time(now())},
                 ],
             }});
-            let _ = api
-                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await;
+            let pp = PatchParams::default();
+            let body = Patch::Merge(&patch);
+            persist(|| api.patch_status(&name, &pp, &body)).await;
         }
     }
 }
+
+/// Runs a kubelet-side write until the server takes it or says the pod is
+/// gone: no further event may come for this pod, so a write lost to a
+/// server restart would otherwise never be made (a real kubelet retries
+/// too). Gives up after `PERSIST_ATTEMPTS` (the server stays down).
+async fn persist<T, F, Fut>(mut write: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    for _ in 0..PERSIST_ATTEMPTS {
+        match write().await {
+            Ok(_) => return,
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => return,
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// 30 s of retries at 100 ms: longer than any restart a test makes.
+const PERSIST_ATTEMPTS: usize = 300;
