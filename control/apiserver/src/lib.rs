@@ -29,6 +29,7 @@ pub mod status;
 pub mod storage;
 pub mod table;
 pub mod token_request;
+pub mod token_review;
 pub mod watch;
 
 pub use api_server::{ApiConfig, ApiServer, SYSTEM_NAMESPACES};
