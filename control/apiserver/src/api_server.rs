@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use ipnetwork::Ipv4Network;
 
+use crate::auth::bearer::BearerAuthenticator;
+use crate::auth::service_account::TokenIssuer;
 use crate::auth::Authorizer;
 use crate::registry::service::Ranges;
 use crate::resources;
@@ -57,6 +59,11 @@ pub struct ApiServer {
     pub(crate) config: ApiConfig,
     pub(crate) authorizer: Arc<dyn Authorizer>,
     pub(crate) ranges: Ranges,
+    /// Bearer-token authentication, for TokenReview (the edge holds the
+    /// same one); None when the server was built without it.
+    pub(crate) bearer: Option<Arc<BearerAuthenticator>>,
+    /// Signs TokenRequest's tokens; None serves no `serviceaccounts/token`.
+    pub(crate) token_issuer: Option<Arc<TokenIssuer>>,
 }
 
 impl ApiServer {
@@ -74,7 +81,21 @@ impl ApiServer {
             config,
             authorizer,
             ranges,
+            bearer: None,
+            token_issuer: None,
         }
+    }
+
+    /// Serves TokenReview with `bearer` (the authenticator the edge uses)
+    /// and TokenRequest with `issuer` when there is a signing key.
+    pub fn with_tokens(
+        mut self,
+        bearer: Arc<BearerAuthenticator>,
+        issuer: Option<Arc<TokenIssuer>>,
+    ) -> Self {
+        self.bearer = Some(bearer);
+        self.token_issuer = issuer;
+        self
     }
 
     pub fn config(&self) -> &ApiConfig {

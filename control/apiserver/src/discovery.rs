@@ -114,6 +114,12 @@ fn subresource_info(r: &Resource, s: Sub) -> SubInfo {
         Sub::Scale => ("scale", "Scale", "autoscaling", &["get", "patch", "update"]),
         Sub::Binding => ("binding", "Binding", "", &["create"]),
         Sub::Log => ("log", "Pod", "", &["get"]),
+        Sub::Token => (
+            "token",
+            "TokenRequest",
+            "authentication.k8s.io",
+            &["create"],
+        ),
     }
 }
 
@@ -247,6 +253,7 @@ mod tests {
             "pods/binding",
             "services",
             "replicationcontrollers/scale",
+            "serviceaccounts/token",
         ] {
             assert!(names.contains(&n), "{n} in {names:?}");
         }

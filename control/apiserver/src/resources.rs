@@ -32,6 +32,8 @@ pub enum Sub {
     Scale,
     Binding,
     Log,
+    /// `serviceaccounts/token`: TokenRequest (create only, nothing stored).
+    Token,
 }
 
 impl Sub {
@@ -41,6 +43,7 @@ impl Sub {
             Sub::Scale => "scale",
             Sub::Binding => "binding",
             Sub::Log => "log",
+            Sub::Token => "token",
         }
     }
 }
@@ -211,7 +214,7 @@ pub static RESOURCES: &[Resource] = &[
         "serviceaccount",
         ["sa"],
         true,
-        [],
+        [Token],
         false,
         core::v1::ServiceAccount
     ),

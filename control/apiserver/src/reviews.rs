@@ -1,6 +1,8 @@
 //! The create-only, never-stored review resources `kubectl auth can-i` and
 //! `kubectl auth whoami` post: SelfSubjectAccessReview, SelfSubjectRulesReview
-//! (authorization.k8s.io/v1) and SelfSubjectReview (authentication.k8s.io/v1).
+//! (authorization.k8s.io/v1) and SelfSubjectReview (authentication.k8s.io/v1);
+//! and TokenReview (`token_review.rs`), the one about someone else, which
+//! the authorizer must allow first (`is_self_review`).
 //! An access review is answered by the server's own `Authorizer`, the same
 //! call every request goes through, so the answer cannot drift from what
 //! the request itself would get.
@@ -52,7 +54,21 @@ pub const REVIEWS: &[Review] = &[
         singular: "selfsubjectreview",
         kind: "SelfSubjectReview",
     },
+    Review {
+        group: "authentication.k8s.io",
+        version: "v1",
+        plural: "tokenreviews",
+        singular: "tokenreview",
+        kind: "TokenReview",
+    },
 ];
+
+/// Whether a review is only about the caller (open to every
+/// authenticated user, as Kubernetes' `system:basic-user` role grants);
+/// any other is a `create` the authorizer decides.
+pub fn is_self_review(r: &Review) -> bool {
+    r.kind.starts_with("SelfSubject")
+}
 
 /// The review a path names, when it is one (`/apis/<g>/<v>/<plural>`;
 /// reviews are cluster-scoped and have no names).
@@ -123,6 +139,9 @@ pub async fn review(
             serde_json::to_value(access(api, r, user, decode(r, body)?).await?)
         }
         "SelfSubjectRulesReview" => serde_json::to_value(rules(user, decode(r, body)?)),
+        "TokenReview" => {
+            serde_json::to_value(crate::token_review::review(api, decode(r, body)?).await?)
+        }
         _ => serde_json::to_value(whoami(user, decode(r, body)?)),
     };
     let mut v = out.map_err(|e| ApiError::Internal(format!("encoding {}: {e}", r.kind)))?;

@@ -33,12 +33,12 @@ impl Authorizer for ClusterAuthorizer {
             && !a.verb.is_some_and(|v| v.is_read())
     }
 
-    /// Only a node's reads of secrets and configmaps need its pods.
+    /// Only a node's reads of secrets, configmaps and serviceaccounts, and
+    /// its token requests, need its pods.
     fn uses_node_relation(&self, user: &User, a: &Attributes<'_>) -> bool {
         !user.groups.iter().any(|g| g == MASTERS_GROUP)
             && user.node_name().is_some()
-            && a.verb.is_some_and(|v| v.is_read())
-            && node::is_pod_referenced(a)
+            && node::uses_relation(a)
     }
 }
 

@@ -3,8 +3,10 @@
 //! before every verb; it never looks at certificates or tokens itself.
 
 pub mod authorizer;
+pub mod bearer;
 pub mod node;
 pub mod pod_refs;
+pub mod service_account;
 pub mod token_file;
 pub mod x509;
 

@@ -16,7 +16,7 @@ use super::request::{read_body, read_object, Params, Req};
 use super::response::{accept, json_response};
 use super::serve::serve;
 use super::target::{self, Target};
-use crate::auth::User;
+use crate::auth::{Attributes, Decision, User, Verb};
 use crate::status::ApiError;
 use crate::{discovery, openapi, reviews, ApiServer};
 
@@ -115,9 +115,11 @@ async fn resource(api: Arc<ApiServer>, core: bool, uri: Uri, req: Req) -> Respon
     }
 }
 
-/// Reviews are create-only and open to every authenticated user (as
-/// Kubernetes' `system:basic-user` role grants): the answer is about the
-/// caller, so there is nothing to protect by asking the authorizer first.
+/// Reviews are create-only. Self reviews are open to every authenticated
+/// user (as Kubernetes' `system:basic-user` role grants): the answer is
+/// about the caller, so there is nothing to protect. Any other (a
+/// TokenReview) is a `create` on the review resource, which the authorizer
+/// must allow.
 async fn review(api: &ApiServer, r: &reviews::Review, req: Req) -> Result<Response, ApiError> {
     if req.method != Method::POST {
         return Err(ApiError::MethodNotAllowed);
@@ -125,6 +127,22 @@ async fn review(api: &ApiServer, r: &reviews::Review, req: Req) -> Result<Respon
     let Some(user) = req.user.as_ref() else {
         return Err(ApiError::Unauthorized);
     };
+    if !reviews::is_self_review(r) {
+        let attrs = Attributes {
+            verb: Some(Verb::Create),
+            group: r.group,
+            resource: r.plural,
+            ..Default::default()
+        };
+        if let Decision::Deny(reason) = api.authorizer.authorize(user, &attrs) {
+            return Err(ApiError::Forbidden(format!(
+                "{plural}.{group} is forbidden: User \"{name}\" cannot create resource \"{plural}\" in API group \"{group}\" at the cluster scope: {reason}",
+                plural = r.plural,
+                group = r.group,
+                name = user.name,
+            )));
+        }
+    }
     let b = read_body(api, &req.headers, req.body).await?;
     let v = read_object(&req.headers, &b)?;
     let out = reviews::review(api, r, user, v).await?;

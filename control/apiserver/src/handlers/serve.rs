@@ -24,7 +24,7 @@ use crate::registry::workload;
 use crate::resources::Sub;
 use crate::rest::{self, Change, DeleteOptions};
 use crate::status::ApiError;
-use crate::{watch, ApiServer};
+use crate::{token_request, watch, ApiServer};
 
 pub async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Response, ApiError> {
     let watch = req.params.flag("watch");
@@ -175,6 +175,12 @@ pub async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<R
             if t.sub == Some(Sub::Binding) {
                 let v = rest::bind(&api, t.res, ns, &name, &obj).await?;
                 return Ok(json_response(StatusCode::CREATED, &v));
+            }
+            if t.sub == Some(Sub::Token) {
+                let user = req.user.as_ref().ok_or(ApiError::Unauthorized)?;
+                let issued =
+                    token_request::create(&api, user, ns.unwrap_or_default(), &name, obj).await?;
+                return Ok(issued.into_response());
             }
             check_fields(t.res, &obj)?;
             let v = rest::create_with(&api, t.res, ns, obj, dry_run).await?;
@@ -339,7 +345,7 @@ async fn get_object(api: &ApiServer, t: &ResourceTarget) -> Result<Response, Api
     let v = match t.sub {
         None | Some(Sub::Status) => obj,
         Some(Sub::Scale) => workload::scale_of(t.res.kind, &obj),
-        Some(Sub::Log) | Some(Sub::Binding) => return Err(ApiError::MethodNotAllowed),
+        Some(Sub::Log | Sub::Binding | Sub::Token) => return Err(ApiError::MethodNotAllowed),
     };
     Ok(json_response(StatusCode::OK, &v))
 }
