@@ -111,6 +111,20 @@ pub struct ServeArgs {
     pub service_account_extend_token_expiration: bool,
     #[arg(long, default_value = "0.0.0.0")]
     pub bind_address: IpAddr,
+    /// The address the `default/kubernetes` endpoints carry
+    /// [default: --bind-address, or the host's first non-loopback IPv4
+    /// address when that is 0.0.0.0].
+    #[arg(long)]
+    pub advertise_address: Option<std::net::Ipv4Addr>,
+    /// Admission plugins to switch off (kube-apiserver's flag; known:
+    /// ServiceAccount).
+    #[arg(long, value_delimiter = ',')]
+    pub disable_admission_plugins: Vec<String>,
+    /// The CA (PEM) the root-ca-cert-publisher puts into every namespace's
+    /// `kube-root-ca.crt` ConfigMap [default: --client-ca-file, or the CA
+    /// in --pki-dir].
+    #[arg(long)]
+    pub root_ca_file: Option<PathBuf>,
     #[arg(long, default_value_t = 6443)]
     pub secure_port: u16,
     #[arg(long, default_value = "10.96.0.0/12")]

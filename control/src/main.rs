@@ -4,6 +4,7 @@
 //!   capstan-control init --dir DIR --server https://IP:6443 [--node N]...
 //!   capstan-control [serve] --pki-dir DIR --etcd-endpoints URL,...
 
+mod advertise;
 mod args;
 mod init;
 mod serve;

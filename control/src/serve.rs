@@ -20,7 +20,9 @@ use capstan_apiserver::{self as apiserver, ApiConfig, ApiServer};
 use capstan_controllers::clients;
 use capstan_controllers::node_ipam::ClusterCidrs;
 
+use crate::advertise::advertise_address;
 use crate::args::ServeArgs;
+use capstan_apiserver::admission::Plugins;
 
 /// The four files the edge needs, from --pki-dir unless given one by one.
 struct EdgeFiles {
@@ -133,6 +135,8 @@ fn service_account_keys(a: &ServeArgs) -> anyhow::Result<ServiceAccountKeys> {
 pub fn serve(a: ServeArgs, ipam: Option<ClusterCidrs>) -> anyhow::Result<()> {
     let files = edge_files(&a)?;
     let sa_keys = service_account_keys(&a)?;
+    let target = kubernetes_service_target(&a)?;
+    let root_ca = root_ca(&a, &files)?;
     let tls = capstan_serve::tls::server_config(&files.cert, &files.key, Some(&files.client_ca))?;
     let tokens = match &files.tokens {
         Some(p) => TokenFile::load(p).with_context(|| format!("token file {}", p.display()))?,
@@ -154,16 +158,21 @@ pub fn serve(a: ServeArgs, ipam: Option<ClusterCidrs>) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("listen on {addr}"))?;
         let health = Health::new(Some(etcd.clone()));
-        let metrics = Arc::new(Metrics::new());
-        let (api, authn) = api_router(etcd, &a, tokens, sa_keys).await?;
-        let app = server::app(api, authn, health.clone(), metrics);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let metrics = Arc::new(Metrics::new());
+        let (api, router, authn) = api_router(etcd, &a, tokens, sa_keys).await?;
+        tokio::spawn(apiserver::kubernetes_service::run(
+            api,
+            target,
+            stopped(stop_rx.clone()),
+        ));
+        let app = server::app(router, authn, health.clone(), metrics);
         tokio::spawn(async move {
             terminated().await;
             tracing::info!("SIGTERM: no longer ready, draining");
             let _ = stop_tx.send(true);
         });
-        let clients = start_clients(&a, ipam, addr, stopped(stop_rx.clone())).await?;
+        let clients = start_clients(&a, ipam, root_ca, addr, stopped(stop_rx.clone())).await?;
         tracing::info!(%addr, etcd = ?a.etcd_endpoints, "serving the Kubernetes API over HTTPS");
         let shutdown = async move {
             stopped(stop_rx).await;
@@ -186,6 +195,33 @@ pub fn serve(a: ServeArgs, ipam: Option<ClusterCidrs>) -> anyhow::Result<()> {
     })
 }
 
+/// Where the `default/kubernetes` Service leads: the first address of the
+/// service range (which the allocator never hands out) to the advertised
+/// address and the secure port.
+fn kubernetes_service_target(
+    a: &ServeArgs,
+) -> anyhow::Result<apiserver::kubernetes_service::Target> {
+    let address = advertise_address(a.advertise_address, a.bind_address)?;
+    let cluster_ip = std::net::Ipv4Addr::from(u32::from(a.service_cidr.network()) + 1);
+    Ok(apiserver::kubernetes_service::Target {
+        cluster_ip,
+        address,
+        port: a.secure_port,
+    })
+}
+
+/// The CA the root-ca-cert-publisher publishes: --root-ca-file, else the
+/// client CA (in --pki-dir the one CA signs the serving certificate too).
+fn root_ca(a: &ServeArgs, files: &EdgeFiles) -> anyhow::Result<String> {
+    let path = a.root_ca_file.as_ref().unwrap_or(&files.client_ca);
+    let pem = std::fs::read_to_string(path)
+        .with_context(|| format!("read the root CA {}", path.display()))?;
+    if !pem.contains("-----BEGIN CERTIFICATE-----") {
+        anyhow::bail!("root CA {} holds no PEM certificate", path.display());
+    }
+    Ok(pem)
+}
+
 /// The REST core on etcd, with the system namespaces in place if etcd lets
 /// us, and the authenticator the edge and the API's TokenReview share.
 async fn api_router(
@@ -193,7 +229,7 @@ async fn api_router(
     a: &ServeArgs,
     tokens: TokenFile,
     sa_keys: ServiceAccountKeys,
-) -> anyhow::Result<(axum::Router, Arc<Authenticator>)> {
+) -> anyhow::Result<(Arc<ApiServer>, axum::Router, Arc<Authenticator>)> {
     let (first, last) = a.service_node_port_range;
     // pods/log calls agents as the admin (a client certificate from the
     // cluster CA, which agents trust through --client-ca-file).
@@ -212,6 +248,8 @@ async fn api_router(
         node_port_range: first..=last,
         etcd_prefix: a.etcd_prefix.clone(),
         agent_tls,
+        admission: Plugins::without(&a.disable_admission_plugins)
+            .map_err(|e| anyhow::anyhow!("--disable-admission-plugins: {e}"))?,
         ..ApiConfig::default()
     };
     let api = ApiServer::new(etcd, config, Arc::new(ClusterAuthorizer));
@@ -230,6 +268,7 @@ async fn api_router(
         tracing::warn!(error = %e, "could not create the system namespaces in etcd yet");
     }
     Ok((
+        api.clone(),
         apiserver::router(api),
         Arc::new(Authenticator::with_bearer(bearer)),
     ))
@@ -244,6 +283,7 @@ async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
 async fn start_clients(
     a: &ServeArgs,
     ipam: Option<ClusterCidrs>,
+    root_ca: String,
     addr: SocketAddr,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
@@ -256,6 +296,7 @@ async fn start_clients(
     let mut controllers = clients::controller_options(&list)?;
     controllers.node_monitor_grace = a.node_monitor_grace_period;
     controllers.allocate_node_cidrs = ipam;
+    controllers.root_ca = Some(root_ca);
     if !a.scheduler && !controllers.any() {
         return Ok(None);
     }

@@ -37,6 +37,8 @@ pub struct ApiConfig {
     /// TLS (CA and client certificate) for calls to a node's agent
     /// (`pods/log`); `None` speaks plain HTTP (tests only).
     pub agent_tls: Option<Arc<rustls::ClientConfig>>,
+    /// Which admission plugins run.
+    pub admission: crate::admission::Plugins,
 }
 
 impl Default for ApiConfig {
@@ -50,6 +52,7 @@ impl Default for ApiConfig {
             bookmark_interval: Duration::from_secs(60),
             git_version: format!("v1.33.0-capstan.{}", env!("CARGO_PKG_VERSION")),
             agent_tls: None,
+            admission: crate::admission::Plugins::default(),
         }
     }
 }

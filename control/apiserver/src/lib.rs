@@ -9,11 +9,13 @@
 //! api.bootstrap().await?; let app = router(api);` then mount `app` behind
 //! authentication (which inserts `auth::User` into request extensions).
 
+pub mod admission;
 mod api_server;
 pub mod auth;
 pub mod discovery;
 pub mod handlers;
 pub mod kubeconfig;
+pub mod kubernetes_service;
 pub mod logs;
 pub mod openapi;
 pub mod patch;

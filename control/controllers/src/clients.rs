@@ -27,6 +27,8 @@ pub const CONTROLLERS: &[&str] = &[
     "endpointslice",
     "nodelifecycle",
     "garbagecollector",
+    "serviceaccount",
+    "root-ca-cert-publisher",
 ];
 
 /// `--controllers` in kube-controller-manager's syntax: `*` for all,
@@ -62,6 +64,9 @@ pub fn controller_options(list: &[String]) -> Result<Options, ClientError> {
         garbage_collector: has("garbagecollector"),
         node_monitor_grace: crate::node_lifecycle::DEFAULT_GRACE,
         allocate_node_cidrs: None,
+        service_accounts: has("serviceaccount"),
+        root_ca_publisher: has("root-ca-cert-publisher"),
+        root_ca: None,
     })
 }
 
@@ -131,7 +136,10 @@ mod tests {
         let some = controller_options(&["*".into(), "-nodelifecycle".into()]).unwrap();
         assert!(!some.node_lifecycle && some.daemonsets);
         let one = controller_options(&["deployment".into()]).unwrap();
-        assert!(one.deployments && !one.replicas);
+        assert!(one.deployments && !one.replicas && !one.service_accounts);
+        assert!(all.service_accounts && all.root_ca_publisher);
+        let no_ca = controller_options(&["*".into(), "-root-ca-cert-publisher".into()]).unwrap();
+        assert!(!no_ca.root_ca_publisher && no_ca.service_accounts);
         assert!(matches!(
             controller_options(&["bogus".into()]),
             Err(ClientError::UnknownController(_))

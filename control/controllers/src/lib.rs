@@ -16,8 +16,10 @@ pub mod node_lifecycle;
 mod options;
 pub mod pods;
 pub mod replicas;
+pub mod root_ca;
 mod run;
 pub mod scheduler;
+pub mod service_account;
 
 pub use options::Options;
 pub use run::{run, ControllerError};

@@ -19,6 +19,12 @@ pub struct Options {
     pub node_monitor_grace: Duration,
     /// Node IPAM: node pod CIDRs carved from these cluster CIDRs.
     pub allocate_node_cidrs: Option<node_ipam::ClusterCidrs>,
+    /// A `default` ServiceAccount in every namespace.
+    pub service_accounts: bool,
+    /// The `kube-root-ca.crt` ConfigMap in every namespace...
+    pub root_ca_publisher: bool,
+    /// ... holding this CA (PEM); the publisher idles without one.
+    pub root_ca: Option<String>,
 }
 
 impl Options {
@@ -31,6 +37,8 @@ impl Options {
             || self.node_lifecycle
             || self.garbage_collector
             || self.allocate_node_cidrs.is_some()
+            || self.service_accounts
+            || self.root_ca_publisher
     }
 }
 
@@ -45,6 +53,9 @@ impl Default for Options {
             garbage_collector: true,
             node_monitor_grace: node_lifecycle::DEFAULT_GRACE,
             allocate_node_cidrs: None,
+            service_accounts: true,
+            root_ca_publisher: true,
+            root_ca: None,
         }
     }
 }

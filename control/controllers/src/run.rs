@@ -10,13 +10,16 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, ReplicationController, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Endpoints, Namespace, Node, Pod, ReplicationController, Service, ServiceAccount,
+};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::Api;
 use kube::runtime::reflector::Store;
 use tokio::sync::Notify;
 
-use crate::{daemonset, deployment, endpoints_sync, gc, namespace, node_ipam};
+use crate::service_account;
+use crate::{daemonset, deployment, endpoints_sync, gc, namespace, node_ipam, root_ca};
 use crate::{node_lifecycle, replicas, Options};
 use capstan_k8s::{pace, spawn_reflector};
 use kube::runtime::watcher::Config;
@@ -102,6 +105,31 @@ pub async fn run(
         Config::default(),
         notify.clone(),
     );
+    // Watched only when their controller runs: every ServiceAccount, and
+    // of the ConfigMaps only the published ones (by name, as
+    // kube-controller-manager's publisher watches them).
+    let accounts = opts.service_accounts.then(|| {
+        spawn_reflector(
+            Api::<ServiceAccount>::all(client.clone()),
+            Config::default(),
+            notify.clone(),
+        )
+    });
+    let root_ca = match (&opts.root_ca, opts.root_ca_publisher) {
+        (Some(ca), true) => Some(ca.clone()),
+        (None, true) => {
+            tracing::warn!("no root CA given: kube-root-ca.crt is not published");
+            None
+        }
+        _ => None,
+    };
+    let ca_maps = root_ca.is_some().then(|| {
+        spawn_reflector(
+            Api::<ConfigMap>::all(client.clone()),
+            Config::default().fields(&format!("metadata.name={}", root_ca::NAME)),
+            notify.clone(),
+        )
+    });
     ready(&pods, "pods").await?;
     ready(&rs, "replicasets").await?;
     ready(&rc, "replicationcontrollers").await?;
@@ -113,6 +141,12 @@ pub async fn run(
     ready(&eps, "endpoints").await?;
     ready(&slices, "endpointslices").await?;
     ready(&namespaces, "namespaces").await?;
+    if let Some(a) = &accounts {
+        ready(a, "serviceaccounts").await?;
+    }
+    if let Some(c) = &ca_maps {
+        ready(c, "configmaps").await?;
+    }
     tracing::info!(?opts, "controllers started");
 
     let mut rs_inflight = HashMap::new();
@@ -244,6 +278,12 @@ pub async fn run(
         }
         if opts.endpoints {
             failed += endpoints_sync::pass(&client, &services, &eps, &slices, &by_ns).await;
+        }
+        if let Some(a) = &accounts {
+            failed += service_account::pass(&client, &namespaces.state(), a).await;
+        }
+        if let (Some(c), Some(ca)) = (&ca_maps, &root_ca) {
+            failed += root_ca::pass(&client, &namespaces.state(), c, ca).await;
         }
         if failed > 0 {
             // Retry soon without waiting for the next event.

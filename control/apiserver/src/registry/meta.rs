@@ -39,7 +39,7 @@ pub fn uuid() -> String {
 }
 
 /// The suffix `generateName` gets (Kubernetes' alphabet without vowels).
-fn name_suffix() -> String {
+pub fn name_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();
     (0..5)

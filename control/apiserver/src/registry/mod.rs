@@ -17,5 +17,5 @@ pub mod validation;
 pub mod workload;
 
 pub use decode::{normalize, strict, unknown_fields};
-pub use prepare::{prepare_create, prepare_update};
+pub use prepare::{prepare_create, prepare_update, validate_create};
 pub use strategy::Strategy;

@@ -34,6 +34,12 @@ pub fn prepare_create(res: &Resource, obj: &mut Value) -> Result<(), ApiError> {
     }
     strategy.prepare_for_create(obj);
     strategy.canonicalize(obj);
+    validate_create(res, obj)
+}
+
+/// The validation of a new object alone (again after admission changed it).
+pub fn validate_create(res: &Resource, obj: &Value) -> Result<(), ApiError> {
+    let strategy = strategy_for(res.kind);
     let mut causes = Vec::new();
     meta::validate(res, obj, &mut causes);
     strategy.validate(obj, &mut causes);

@@ -129,17 +129,40 @@ pub async fn create_with(
     let mut base = body;
     meta::type_meta(res, &mut base)?;
     let mut base = registry::normalize(res, base)?;
+    // Admission names the object as the client sent it (generateName if
+    // the name is not made yet), as kube-apiserver's admission runs first.
+    let reported = ["/metadata/name", "/metadata/generateName"]
+        .iter()
+        .find_map(|p| {
+            base.pointer(p)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or_default()
+        .to_string();
     meta::prepare_create(res, &mut base, ns)?;
     registry::prepare_create(res, &mut base)?;
     let name = meta::name_of(&base).to_string();
     let path = object_path(res, ns, &name);
     let key = api.storage.key(&path);
+    let companions = companions(api, res, &base)?;
     let mut live_namespace = dry_run;
+    let mut admitted = false;
     for _ in 0..UPDATE_RETRIES {
         let guard = match (res.namespaced, ns) {
             (true, Some(ns)) => check_namespace(api, res, &name, ns, live_namespace).await?,
             _ => None,
         };
+        // After the namespace check (a pod in a missing namespace is a 404
+        // there, not a missing account here), once.
+        if !admitted && res.kind == "Pod" {
+            if let Some(ns) = ns {
+                crate::admission::admit_pod(api, ns, &mut base, &reported).await?;
+                // The token volume went in after validation: check again.
+                registry::validate_create(res, &base)?;
+            }
+            admitted = true;
+        }
         let mut obj = base.clone();
         let claims = if res.kind == "Service" {
             plan_service(api, &mut obj, None).await?
@@ -158,6 +181,7 @@ pub async fn create_with(
             releases: Vec::new(),
             owner: path.clone(),
             guards: guard.into_iter().collect(),
+            companions: companions.clone(),
         };
         match api.storage.write(&key, Expect::Absent, write).await? {
             WriteOutcome::Done { revision } => {
@@ -194,4 +218,33 @@ pub async fn create_with(
         subject: subject(res, &name),
         msg: "allocation kept racing with concurrent writers; try again".into(),
     })
+}
+
+/// The objects a create writes along with its own, in the same
+/// transaction, each only if absent: a new namespace's `default`
+/// ServiceAccount. Kubernetes leaves that to the serviceaccount controller,
+/// and refuses pods made before it ran (after retrying for about a
+/// second); making it with the namespace is a deliberate deviation that
+/// removes that race. The controller still recreates a deleted one.
+fn companions(
+    api: &ApiServer,
+    res: &Resource,
+    obj: &Value,
+) -> Result<Vec<(String, Vec<u8>)>, ApiError> {
+    if res.kind != "Namespace" || !api.config.admission.service_account {
+        return Ok(Vec::new());
+    }
+    let Some(sa_res) = crate::resources::find("", "v1", "serviceaccounts") else {
+        return Ok(Vec::new());
+    };
+    let ns = meta::name_of(obj);
+    let mut sa = json!({"metadata": {
+        "name": crate::admission::service_account::DEFAULT_SERVICE_ACCOUNT
+    }});
+    meta::type_meta(sa_res, &mut sa)?;
+    let mut sa = registry::normalize(sa_res, sa)?;
+    meta::prepare_create(sa_res, &mut sa, Some(ns))?;
+    registry::prepare_create(sa_res, &mut sa)?;
+    let path = object_path(sa_res, Some(ns), meta::name_of(&sa));
+    Ok(vec![(api.storage.key(&path), encode(&sa)?)])
 }

@@ -75,6 +75,10 @@ pub struct Write {
     /// Other keys that must still be at these mod revisions (what an
     /// admission check read, e.g. the namespace a create goes into).
     pub guards: Vec<(String, i64)>,
+    /// Other objects written with this one if their keys are absent (and
+    /// left as they are if not): what a create brings along, such as a new
+    /// namespace's `default` ServiceAccount.
+    pub companions: Vec<(String, Vec<u8>)>,
 }
 
 /// Why a write did not happen.
@@ -296,6 +300,19 @@ impl Storage {
         }
         for r in &write.releases {
             ops.push(TxnOp::delete(r.as_str(), None));
+        }
+        // Each companion is its own nested put-if-absent: one already there
+        // neither fails the write nor is overwritten.
+        for (k, v) in &write.companions {
+            ops.push(TxnOp::txn(
+                Txn::new()
+                    .when(vec![Compare::create_revision(
+                        k.as_str(),
+                        CompareOp::Equal,
+                        0,
+                    )])
+                    .and_then(vec![TxnOp::put(k.as_str(), v.clone(), None)]),
+            ));
         }
         let mut otherwise = vec![TxnOp::get(key, None)];
         for c in &write.claims {
