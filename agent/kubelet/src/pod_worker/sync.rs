@@ -42,8 +42,8 @@ impl<R: ContainerRuntime> Worker<R> {
         }
         self.sandbox_error = None;
         self.refresh_volumes().await;
-        if let Some(at) = self.volumes_wake() {
-            wake = wake.min(at.max(now));
+        if let Some(at) = self.volumes_wake(Instant::now()) {
+            wake = wake.min(at);
         }
         let policy = restart_policy(&self.pod);
         let (init, app) = self.containers();

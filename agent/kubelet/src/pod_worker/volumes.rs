@@ -81,18 +81,19 @@ impl<R: ContainerRuntime> Worker<R> {
         }
     }
 
-    /// When `refresh_volumes` next has work (None: nothing runs yet).
-    pub(super) fn volumes_wake(&self) -> Option<Instant> {
+    /// When `refresh_volumes` next has work, `now` at the soonest (None:
+    /// nothing runs yet).
+    pub(super) fn volumes_wake(&self, now: Instant) -> Option<Instant> {
         if !self.slots.values().any(|s| s.running.is_some()) {
             return None;
         }
         let token = self.tokens.next_due().map(|due| {
             let left = due.duration_since(Timestamp::now());
-            Instant::now() + Duration::try_from(left).unwrap_or(Duration::ZERO)
+            now + Duration::try_from(left).unwrap_or(Duration::ZERO)
         });
         // Adopted containers (an agent restart) get their volumes
         // rewritten, and fresh tokens, at once.
-        let periodic = self.volume_sync_at.unwrap_or_else(Instant::now);
+        let periodic = self.volume_sync_at.unwrap_or(now).max(now);
         Some(token.map_or(periodic, |t| t.min(periodic)))
     }
 
@@ -100,7 +101,7 @@ impl<R: ContainerRuntime> Worker<R> {
     /// the periodic resync comes round.
     pub(super) async fn refresh_volumes(&mut self) {
         let now = Instant::now();
-        if self.terminal.is_some() || self.volumes_wake().is_none_or(|at| at > now) {
+        if self.terminal.is_some() || self.volumes_wake(now).is_none_or(|at| at > now) {
             return;
         }
         let periodic = self.volume_sync_at.is_none_or(|at| at <= now);

@@ -103,9 +103,11 @@ pub async fn admit_pod(
     let name = service_account::account_name(pod);
     let account = match lookup_account(api, ns, &name).await {
         Ok(a) => a,
-        Err(e) => return Err(ApiError::Forbidden(format!(
+        Err(e) => {
+            return Err(ApiError::Forbidden(format!(
             "pods \"{reported}\" is forbidden: error looking up service account {ns}/{name}: {e}"
-        ))),
+        )))
+        }
     };
     service_account::admit(pod, &account, &meta::name_suffix());
     Ok(())
