@@ -11,9 +11,7 @@ use std::time::Duration;
 use capstan_apiserver::auth::service_account::claims::ObjectRef;
 use capstan_apiserver::auth::service_account::issuer::{Binding, TokenSpec};
 use capstan_apiserver::auth::service_account::{self as sa, IssuerOptions, TokenIssuer};
-use k8s_openapi::api::authentication::v1::{
-    BoundObjectReference, TokenRequest, TokenRequestSpec,
-};
+use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{Api, PostParams};
 use libtest_mimic::Failed;
@@ -109,8 +107,7 @@ pub fn service_account_tokens_authenticate(s: &Suite) -> Result<(), Failed> {
             && c["nbf"] == c["iat"]
             && c["jti"].as_str().is_some_and(|j| !j.is_empty())
             && c["kubernetes.io"]["namespace"] == NS
-            && c["kubernetes.io"]["serviceaccount"]
-                == json!({"name": "tok-user", "uid": sa_uid}),
+            && c["kubernetes.io"]["serviceaccount"] == json!({"name": "tok-user", "uid": sa_uid}),
         || format!("claims: {c}"),
     )?;
     // Authenticated: the API answers, and a request the account may not
@@ -193,9 +190,11 @@ pub fn service_account_tokens_authenticate(s: &Suite) -> Result<(), Failed> {
     check(code_with(s, "garbage", "/api")? == 401, || "garbage".into())?;
     // The account deleted: its tokens die with it.
     kubectl_ok(s, &["delete", "serviceaccount", "tok-user", "-n", NS])?;
-    capstan_lab::wait::wait_until("token refused after its account is deleted", GONE_WITHIN, || {
-        code_with(s, &t, "/api").is_ok_and(|c| c == 401)
-    })?;
+    capstan_lab::wait::wait_until(
+        "token refused after its account is deleted",
+        GONE_WITHIN,
+        || code_with(s, &t, "/api").is_ok_and(|c| c == 401),
+    )?;
     let r = review(s, &t, &[])?;
     check(r["authenticated"] == false, || format!("{r}"))?;
     // A new account of the same name is another account (another uid).
@@ -274,15 +273,16 @@ pub fn bound_token_dies_with_its_pod(s: &Suite) -> Result<(), Failed> {
             "--force",
         ],
     )?;
-    capstan_lab::wait::wait_until("token refused after its pod is deleted", GONE_WITHIN, || {
-        code_with(s, &t, "/api").is_ok_and(|c| c == 401)
-    })?;
+    capstan_lab::wait::wait_until(
+        "token refused after its pod is deleted",
+        GONE_WITHIN,
+        || code_with(s, &t, "/api").is_ok_and(|c| c == 401),
+    )?;
     let (code, body) = get_with(s, &t, &pods_path())?;
     check(code == 401, || format!("pods after delete: {code} {body}"))?;
     let r = review(s, &t, &[])?;
     check(
-        r["authenticated"] == false
-            && r["error"] == "service account token has been invalidated",
+        r["authenticated"] == false && r["error"] == "service account token has been invalidated",
         || format!("review after delete: {r}"),
     )?;
     // Nothing to bind to any more.
@@ -302,7 +302,9 @@ pub fn bound_token_dies_with_its_pod(s: &Suite) -> Result<(), Failed> {
         None,
     )?;
     let err = text(&out.stderr);
-    check(!out.status.success() && err.contains("not found"), || err.clone())?;
+    check(!out.status.success() && err.contains("not found"), || {
+        err.clone()
+    })?;
     Ok(())
 }
 
@@ -347,9 +349,10 @@ pub fn expired_tokens_are_refused(s: &Suite) -> Result<(), Failed> {
     // Expired an hour ago (far past the 60 s leeway).
     let expired = signed(now - 7200, 3600)?;
     let (code, body) = get_with(s, &expired, "/api")?;
-    check(code == 401 && json(&body)?["reason"] == "Unauthorized", || {
-        format!("expired: {code} {body}")
-    })?;
+    check(
+        code == 401 && json(&body)?["reason"] == "Unauthorized",
+        || format!("expired: {code} {body}"),
+    )?;
     let r = review(s, &expired, &[])?;
     check(
         r["authenticated"] == false && r["error"] == "service account token has expired",
@@ -357,7 +360,9 @@ pub fn expired_tokens_are_refused(s: &Suite) -> Result<(), Failed> {
     )?;
     // Not valid for another hour.
     let early = signed(now + 3600, 600)?;
-    check(code_with(s, &early, "/api")? == 401, || "not yet valid".into())?;
+    check(code_with(s, &early, "/api")? == 401, || {
+        "not yet valid".into()
+    })?;
     let r = review(s, &early, &[])?;
     check(
         r["error"] == "service account token is not valid yet",
@@ -389,7 +394,10 @@ pub fn nodes_get_tokens_only_for_their_pods(s: &Suite) -> Result<(), Failed> {
     create(s, &sa_yaml("tok-node"))?;
     create(s, &sa_yaml("tok-node-unused"))?;
     create(s, &sa_pod_yaml("tok-node-mine", "tok-node", Some("node-1")))?;
-    create(s, &sa_pod_yaml("tok-node-theirs", "tok-node", Some("node-2")))?;
+    create(
+        s,
+        &sa_pod_yaml("tok-node-theirs", "tok-node", Some("node-2")),
+    )?;
     let mine = uid(s, "pod", "tok-node-mine")?;
     let theirs = uid(s, "pod", "tok-node-theirs")?;
     let result = node_tokens(s, &mine, &theirs);
@@ -440,7 +448,11 @@ fn node_tokens(s: &Suite, mine: &str, theirs: &str) -> Result<(), Failed> {
                 other => Err(Failed::from(format!("want 403 {want:?}: {other:?}"))),
             };
             forbidden(
-                ask("tok-node", node_token_request("tok-node-theirs", Some(&theirs))).await,
+                ask(
+                    "tok-node",
+                    node_token_request("tok-node-theirs", Some(&theirs)),
+                )
+                .await,
                 "node requested token bound to a pod scheduled on a different node",
             )?;
             forbidden(
@@ -452,7 +464,11 @@ fn node_tokens(s: &Suite, mine: &str, theirs: &str) -> Result<(), Failed> {
                 "node requested token not bound to a pod",
             )?;
             forbidden(
-                ask("tok-node-unused", node_token_request("tok-node-mine", Some(&mine))).await,
+                ask(
+                    "tok-node-unused",
+                    node_token_request("tok-node-mine", Some(&mine)),
+                )
+                .await,
                 "no relationship found between node 'node-1' and this object",
             )?;
             // It reads the accounts its pods run as, and no other.
@@ -523,7 +539,9 @@ fn node_tokens(s: &Suite, mine: &str, theirs: &str) -> Result<(), Failed> {
         ],
         None,
     )?;
-    check(err.contains("scheduled on a different node"), || err.clone())?;
+    check(err.contains("scheduled on a different node"), || {
+        err.clone()
+    })?;
     let body = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}});
     let (code, out) = curl(
         s,
@@ -577,9 +595,10 @@ pub fn bad_token_requests_are_status(s: &Suite) -> Result<(), Failed> {
     status(c, &b, 422, "Invalid")?;
     let (c, b) = post("tok-bad", r#"{"metadata":{"name":"other"}}"#)?;
     let v = status(c, &b, 422, "Invalid")?;
-    check(v["details"]["causes"][0]["field"] == "metadata.name", || {
-        format!("{v}")
-    })?;
+    check(
+        v["details"]["causes"][0]["field"] == "metadata.name",
+        || format!("{v}"),
+    )?;
     let (c, b) = post(
         "tok-bad",
         r#"{"spec":{"boundObjectRef":{"kind":"Deployment","apiVersion":"apps/v1","name":"d"}}}"#,
