@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use capstan_apiserver::auth::token_file::TokenFile;
-use capstan_apiserver::auth::ClusterAuthorizer;
 use capstan_apiserver::pki::Layout;
 use capstan_apiserver::server::{self, etcd::EtcdTls, Authenticator, Health, Metrics};
 use capstan_apiserver::{self as apiserver, ApiConfig, ApiServer};
@@ -74,7 +73,7 @@ pub fn serve(a: ServeArgs, ipam: Option<ClusterCidrs>) -> anyhow::Result<()> {
             .with_context(|| format!("listen on {addr}"))?;
         let health = Health::new(Some(etcd.clone()));
         let metrics = Arc::new(Metrics::new());
-        let api = api_router(etcd, &a).await?;
+        let api = api_router(etcd, &a, &health).await?;
         let app = server::app(
             api,
             Arc::new(Authenticator::new(tokens)),
@@ -110,8 +109,14 @@ pub fn serve(a: ServeArgs, ipam: Option<ClusterCidrs>) -> anyhow::Result<()> {
     })
 }
 
-/// The REST core on etcd, with the system namespaces in place if etcd lets us.
-async fn api_router(etcd: etcd_client::Client, a: &ServeArgs) -> anyhow::Result<axum::Router> {
+/// The REST core on etcd with RBAC; the system namespaces and bootstrap
+/// RBAC objects are made in the background until etcd lets us, and
+/// `/readyz` waits for them and for the RBAC policy to load.
+async fn api_router(
+    etcd: etcd_client::Client,
+    a: &ServeArgs,
+    health: &Health,
+) -> anyhow::Result<axum::Router> {
     let (first, last) = a.service_node_port_range;
     // pods/log calls agents as the admin (a client certificate from the
     // cluster CA, which agents trust through --client-ca-file).
@@ -132,11 +137,32 @@ async fn api_router(etcd: etcd_client::Client, a: &ServeArgs) -> anyhow::Result<
         agent_tls,
         ..ApiConfig::default()
     };
-    let api = Arc::new(ApiServer::new(etcd, config, Arc::new(ClusterAuthorizer)));
+    let api = Arc::new(ApiServer::with_rbac(etcd, config));
+    api.start_rbac();
+    let ready = api.clone();
+    health.add_check(
+        "poststarthook/rbac/bootstrap-roles",
+        Arc::new(move || ready.rbac_ready()),
+    );
     // etcd may be down or refusing us at start: serve anyway (/readyz says
     // so, and the system namespaces are also made on first use).
     if let Err(e) = api.bootstrap().await {
-        tracing::warn!(error = %e, "could not create the system namespaces in etcd yet");
+        tracing::warn!(error = %e, "could not create the system namespaces and RBAC roles in etcd yet; retrying");
+        let retry = api.clone();
+        tokio::spawn(async move {
+            let mut wait = Duration::from_millis(500);
+            loop {
+                tokio::time::sleep(wait).await;
+                match retry.bootstrap().await {
+                    Ok(()) => {
+                        tracing::info!("system namespaces and bootstrap RBAC objects in place");
+                        return;
+                    }
+                    Err(e) => tracing::debug!(error = %e, "bootstrap still failing"),
+                }
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+        });
     }
     Ok(apiserver::router(api))
 }
