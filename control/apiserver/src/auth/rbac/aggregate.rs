@@ -84,7 +84,7 @@ pub async fn run(api: Arc<ApiServer>) {
                 precondition: None,
             };
             match rest::update(&api, res, None, &name, None, change).await {
-                Ok(_) => tracing::info!(clusterrole = %name, "aggregated rules updated"),
+                Ok(_) => tracing::debug!(clusterrole = %name, "aggregated rules updated"),
                 Err(e) => {
                     tracing::warn!(clusterrole = %name, error = %e, "aggregating rules failed")
                 }
