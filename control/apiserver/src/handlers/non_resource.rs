@@ -19,12 +19,16 @@ use crate::ApiServer;
 /// Whether `path` is a discovery or OpenAPI URL rather than a resource.
 pub fn is_non_resource(path: &str) -> bool {
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    match segs.as_slice() {
-        ["version"] | ["api"] | ["apis"] | ["openapi", ..] => true,
-        ["api", _] => true,
-        ["apis", _] | ["apis", _, _] => true,
-        _ => false,
-    }
+    matches!(
+        segs.as_slice(),
+        ["version"]
+            | ["api"]
+            | ["apis"]
+            | ["openapi", ..]
+            | ["api", _]
+            | ["apis", _]
+            | ["apis", _, _]
+    )
 }
 
 pub async fn layer(State(api): State<Arc<ApiServer>>, req: Request, next: Next) -> Response {

@@ -84,7 +84,7 @@ pub fn allows(a: &Attributes<'_>, verb: Option<&str>, rule: &PolicyRule) -> bool
 pub fn applies_to(user: &User, subject: &Subject, namespace: &str) -> bool {
     match subject.kind.as_str() {
         "User" => user.name == subject.name,
-        "Group" => user.groups.iter().any(|g| *g == subject.name),
+        "Group" => user.groups.contains(&subject.name),
         "ServiceAccount" => {
             let ns = subject
                 .namespace
