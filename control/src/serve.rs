@@ -13,7 +13,6 @@ use capstan_apiserver::auth::service_account::{
     self as sa, IssuerOptions, ServiceAccountAuthenticator, TokenIssuer, TokenValidator,
 };
 use capstan_apiserver::auth::token_file::TokenFile;
-use capstan_apiserver::auth::ClusterAuthorizer;
 use capstan_apiserver::pki::Layout;
 use capstan_apiserver::server::{self, etcd::EtcdTls, Authenticator, Health, Metrics};
 use capstan_apiserver::{self as apiserver, ApiConfig, ApiServer};
@@ -155,7 +154,7 @@ pub fn serve(a: ServeArgs, ipam: Option<ClusterCidrs>) -> anyhow::Result<()> {
             .with_context(|| format!("listen on {addr}"))?;
         let health = Health::new(Some(etcd.clone()));
         let metrics = Arc::new(Metrics::new());
-        let (api, authn) = api_router(etcd, &a, tokens, sa_keys).await?;
+        let (api, authn) = api_router(etcd, &a, tokens, sa_keys, &health).await?;
         let app = server::app(api, authn, health.clone(), metrics);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
@@ -186,13 +185,15 @@ pub fn serve(a: ServeArgs, ipam: Option<ClusterCidrs>) -> anyhow::Result<()> {
     })
 }
 
-/// The REST core on etcd, with the system namespaces in place if etcd lets
-/// us, and the authenticator the edge and the API's TokenReview share.
+/// The REST core on etcd with RBAC and service-account tokens; the
+/// system namespaces and bootstrap RBAC objects are made in the background
+/// until etcd lets us, and `/readyz` waits for them and for the RBAC policy.
 async fn api_router(
     etcd: etcd_client::Client,
     a: &ServeArgs,
     tokens: TokenFile,
     sa_keys: ServiceAccountKeys,
+    health: &Health,
 ) -> anyhow::Result<(axum::Router, Arc<Authenticator>)> {
     let (first, last) = a.service_node_port_range;
     // pods/log calls agents as the admin (a client certificate from the
@@ -214,7 +215,7 @@ async fn api_router(
         agent_tls,
         ..ApiConfig::default()
     };
-    let api = ApiServer::new(etcd, config, Arc::new(ClusterAuthorizer));
+    let api = ApiServer::with_rbac(etcd, config);
     let sa_authn = sa_keys
         .validator
         .map(|v| ServiceAccountAuthenticator::new(v, api.storage().clone()));
@@ -224,10 +225,31 @@ async fn api_router(
         sa_keys.api_audiences,
     ));
     let api = Arc::new(api.with_tokens(bearer.clone(), sa_keys.issuer.map(Arc::new)));
+    api.start_rbac();
+    let ready = api.clone();
+    health.add_check(
+        "poststarthook/rbac/bootstrap-roles",
+        Arc::new(move || ready.rbac_ready()),
+    );
     // etcd may be down or refusing us at start: serve anyway (/readyz says
     // so, and the system namespaces are also made on first use).
     if let Err(e) = api.bootstrap().await {
-        tracing::warn!(error = %e, "could not create the system namespaces in etcd yet");
+        tracing::warn!(error = %e, "could not create the system namespaces and RBAC roles in etcd yet; retrying");
+        let retry = api.clone();
+        tokio::spawn(async move {
+            let mut wait = Duration::from_millis(500);
+            loop {
+                tokio::time::sleep(wait).await;
+                match retry.bootstrap().await {
+                    Ok(()) => {
+                        tracing::info!("system namespaces and bootstrap RBAC objects in place");
+                        return;
+                    }
+                    Err(e) => tracing::debug!(error = %e, "bootstrap still failing"),
+                }
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+        });
     }
     Ok((
         apiserver::router(api),
