@@ -13,7 +13,6 @@ use capstan_apiserver::auth::service_account::{
     self as sa, IssuerOptions, ServiceAccountAuthenticator, TokenIssuer, TokenValidator,
 };
 use capstan_apiserver::auth::token_file::TokenFile;
-use capstan_apiserver::auth::ClusterAuthorizer;
 use capstan_apiserver::pki::Layout;
 use capstan_apiserver::server::{self, etcd::EtcdTls, Authenticator, Health, Metrics};
 use capstan_apiserver::{self as apiserver, ApiConfig, ApiServer};
@@ -160,7 +159,7 @@ pub fn serve(a: ServeArgs, ipam: Option<ClusterCidrs>) -> anyhow::Result<()> {
         let health = Health::new(Some(etcd.clone()));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let metrics = Arc::new(Metrics::new());
-        let (api, router, authn) = api_router(etcd, &a, tokens, sa_keys).await?;
+        let (api, router, authn) = api_router(etcd, &a, tokens, sa_keys, &health).await?;
         tokio::spawn(apiserver::kubernetes_service::run(
             api,
             target,
@@ -222,13 +221,16 @@ fn root_ca(a: &ServeArgs, files: &EdgeFiles) -> anyhow::Result<String> {
     Ok(pem)
 }
 
-/// The REST core on etcd, with the system namespaces in place if etcd lets
-/// us, and the authenticator the edge and the API's TokenReview share.
+/// The REST core on etcd with RBAC and service-account tokens, and the
+/// authenticator the edge and the API's TokenReview share; the system
+/// namespaces and bootstrap RBAC objects are made in the background until
+/// etcd lets us, and `/readyz` waits for them and for the RBAC policy.
 async fn api_router(
     etcd: etcd_client::Client,
     a: &ServeArgs,
     tokens: TokenFile,
     sa_keys: ServiceAccountKeys,
+    health: &Health,
 ) -> anyhow::Result<(Arc<ApiServer>, axum::Router, Arc<Authenticator>)> {
     let (first, last) = a.service_node_port_range;
     // pods/log calls agents as the admin (a client certificate from the
@@ -252,7 +254,7 @@ async fn api_router(
             .map_err(|e| anyhow::anyhow!("--disable-admission-plugins: {e}"))?,
         ..ApiConfig::default()
     };
-    let api = ApiServer::new(etcd, config, Arc::new(ClusterAuthorizer));
+    let api = ApiServer::with_rbac(etcd, config);
     let sa_authn = sa_keys
         .validator
         .map(|v| ServiceAccountAuthenticator::new(v, api.storage().clone()));
@@ -262,10 +264,31 @@ async fn api_router(
         sa_keys.api_audiences,
     ));
     let api = Arc::new(api.with_tokens(bearer.clone(), sa_keys.issuer.map(Arc::new)));
+    api.start_rbac();
+    let ready = api.clone();
+    health.add_check(
+        "poststarthook/rbac/bootstrap-roles",
+        Arc::new(move || ready.rbac_ready()),
+    );
     // etcd may be down or refusing us at start: serve anyway (/readyz says
     // so, and the system namespaces are also made on first use).
     if let Err(e) = api.bootstrap().await {
-        tracing::warn!(error = %e, "could not create the system namespaces in etcd yet");
+        tracing::warn!(error = %e, "could not create the system namespaces and RBAC roles in etcd yet; retrying");
+        let retry = api.clone();
+        tokio::spawn(async move {
+            let mut wait = Duration::from_millis(500);
+            loop {
+                tokio::time::sleep(wait).await;
+                match retry.bootstrap().await {
+                    Ok(()) => {
+                        tracing::info!("system namespaces and bootstrap RBAC objects in place");
+                        return;
+                    }
+                    Err(e) => tracing::debug!(error = %e, "bootstrap still failing"),
+                }
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+        });
     }
     Ok((
         api.clone(),

@@ -132,7 +132,7 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     let mut out: Vec<Value> = revs
         .iter()
         .map(|r| {
-            json!({"name": r.plural, "singularName": r.singular, "namespaced": false,
+            json!({"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced(),
                    "kind": r.kind, "verbs": ["create"]})
         })
         .collect();
@@ -188,7 +188,7 @@ pub fn aggregated(core: bool) -> Value {
                 json!({
                     "resource": r.plural,
                     "responseKind": {"group": r.group, "version": r.version, "kind": r.kind},
-                    "scope": "Cluster",
+                    "scope": if r.namespaced() { "Namespaced" } else { "Cluster" },
                     "singularResource": r.singular,
                     "verbs": ["create"],
                 })

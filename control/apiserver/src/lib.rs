@@ -29,6 +29,7 @@ pub mod selectors;
 pub mod server;
 pub mod status;
 pub mod storage;
+pub mod subject_review;
 pub mod table;
 pub mod token_request;
 pub mod token_review;

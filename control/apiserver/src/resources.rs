@@ -2,7 +2,7 @@
 //! version, names, scope, subresources and verbs. Discovery, OpenAPI and
 //! the router all read this one table; nothing else lists resources.
 
-use k8s_openapi::api::{apps, coordination, core, discovery};
+use k8s_openapi::api::{apps, coordination, core, discovery, rbac};
 use k8s_openapi::schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -283,6 +283,50 @@ pub static RESOURCES: &[Resource] = &[
         [],
         false,
         coordination::v1::Lease
+    ),
+    res!(
+        "rbac.authorization.k8s.io",
+        "ClusterRole",
+        "clusterroles",
+        "clusterrole",
+        [],
+        false,
+        [],
+        false,
+        rbac::v1::ClusterRole
+    ),
+    res!(
+        "rbac.authorization.k8s.io",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        [],
+        false,
+        [],
+        false,
+        rbac::v1::ClusterRoleBinding
+    ),
+    res!(
+        "rbac.authorization.k8s.io",
+        "Role",
+        "roles",
+        "role",
+        [],
+        true,
+        [],
+        false,
+        rbac::v1::Role
+    ),
+    res!(
+        "rbac.authorization.k8s.io",
+        "RoleBinding",
+        "rolebindings",
+        "rolebinding",
+        [],
+        true,
+        [],
+        false,
+        rbac::v1::RoleBinding
     ),
 ];
 

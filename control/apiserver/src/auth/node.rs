@@ -19,6 +19,10 @@ pub fn authorize(node: &str, a: &Attributes<'_>) -> Decision {
     let Some(verb) = a.verb else {
         return Decision::Deny("no verb".into());
     };
+    // Plain URLs (discovery, OpenAPI) are RBAC's to answer, as in Kubernetes.
+    if !a.is_resource_request() {
+        return deny("no node rule covers non-resource URLs");
+    }
     if verb.is_read() {
         if is_pod_referenced(a) {
             return referenced_object(node, a);

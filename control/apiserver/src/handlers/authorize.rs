@@ -42,6 +42,7 @@ pub fn attributes<'a>(
         name,
         pod_node_name: pod_node,
         node_related,
+        path: None,
     }
 }
 
@@ -81,8 +82,15 @@ pub fn authorize(
                 _ => name.map(|n| format!(" \"{n}\"")).unwrap_or_default(),
             };
             let verb = verb.as_str();
+            // RBAC's own denial says nothing more (no rule matched);
+            // Kubernetes then ends the message at the scope.
+            let reason = if reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {reason}")
+            };
             Err(ApiError::Forbidden(format!(
-                "{what}{shown} is forbidden: User \"{}\" cannot {verb} resource \"{}\" in API group {group}{scope}: {reason}",
+                "{what}{shown} is forbidden: User \"{}\" cannot {verb} resource \"{}\" in API group {group}{scope}{reason}",
                 user.name, what
             )))
         }

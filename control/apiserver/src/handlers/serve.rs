@@ -103,6 +103,7 @@ pub async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<R
         None => bytes::Bytes::new(),
     };
     let params = &req.params;
+    let guard = super::rbac_guard::guard(&api, req.user.as_ref(), t.res, ns);
     let strict = params.get("fieldValidation") == Some("Strict");
     let check_fields =
         move |res: &'static crate::resources::Resource, v: &Value| -> Result<(), ApiError> {
@@ -183,6 +184,9 @@ pub async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<R
                 return Ok(issued.into_response());
             }
             check_fields(t.res, &obj)?;
+            if let Some(g) = &guard {
+                g(None, &obj)?;
+            }
             let v = rest::create_with(&api, t.res, ns, obj, dry_run).await?;
             Ok(json_response(StatusCode::CREATED, &v))
         }
@@ -204,8 +208,27 @@ pub async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<R
                 }
                 Some(Sub::Status) | None => {
                     check_fields(t.res, &obj)?;
-                    rest::update_with(&api, t.res, ns, &name, t.sub, Change::Replace(obj), dry_run)
-                        .await?
+                    let change = match guard {
+                        // The check needs the stored object: the same
+                        // replacement, computed from it.
+                        Some(g) => {
+                            let precondition = obj
+                                .pointer("/metadata/resourceVersion")
+                                .and_then(Value::as_str)
+                                .filter(|s| !s.is_empty())
+                                .map(str::to_string);
+                            let f = move |cur: &Value| {
+                                g(Some(cur), &obj)?;
+                                Ok(obj.clone())
+                            };
+                            Change::Compute {
+                                f: Box::new(f),
+                                precondition,
+                            }
+                        }
+                        None => Change::Replace(obj),
+                    };
+                    rest::update_with(&api, t.res, ns, &name, t.sub, change, dry_run).await?
                 }
                 Some(_) => return Err(ApiError::MethodNotAllowed),
             };
@@ -239,6 +262,9 @@ pub async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<R
                     let f = move |cur: &Value| {
                         let v = patch::apply(kind, cur, &body)?;
                         check_fields(res, &v)?;
+                        if let Some(g) = &guard {
+                            g(Some(cur), &v)?;
+                        }
                         Ok(v)
                     };
                     rest::update_with(
@@ -292,6 +318,14 @@ pub async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<R
             let v = rest::delete_collection(&api, t.res, ns, &list, &opts).await?;
             Ok(json_response(StatusCode::OK, &v))
         }
+        // No request maps to these (`verb_of`); they exist for rules.
+        Verb::Bind
+        | Verb::Escalate
+        | Verb::Impersonate
+        | Verb::Use
+        | Verb::Approve
+        | Verb::Sign
+        | Verb::Proxy => Err(ApiError::MethodNotAllowed),
     }
 }
 
