@@ -52,7 +52,10 @@ fn wait_until(what: &str, within: Duration, f: impl FnMut() -> bool) {
 
 #[test]
 fn proxy_component_follows_the_api_server() {
-    if !privileged::require("proxy_kube", &["ip", "nft", "conntrack", "etcd", "kubectl"]) {
+    if !privileged::require(
+        "proxy_kube",
+        &["ip", "nft", "conntrack", "etcd", "kubectl", "curl"],
+    ) {
         return;
     }
     let agent_bin = capstan_lab::bins::path("capstan-agent").expect("capstan-agent built");
@@ -127,6 +130,25 @@ fn proxy_component_follows_the_api_server() {
     wait_until("the ClusterIP to answer", Duration::from_secs(20), || {
         request(&node_ns, to).is_ok_and(|a| a == "web")
     });
+
+    // The API server's own `default/kubernetes` Service (10.96.0.1:443 to
+    // the secure port) is routed too: the answer comes from our server
+    // (its certificate, signed by the lab's CA, names 10.96.0.1).
+    wait_until(
+        "https://10.96.0.1/readyz to answer from the API server",
+        Duration::from_secs(30),
+        || {
+            node.command("curl")
+                .map(|mut c| {
+                    c.args(["-s", "--max-time", "2", "--cacert"])
+                        .arg(cp.ca_cert())
+                        .arg("https://10.96.0.1/readyz");
+                    c.output()
+                        .is_ok_and(|o| o.status.success() && o.stdout == b"ok")
+                })
+                .unwrap_or(false)
+        },
+    );
 
     // The endpoint goes away: the service rejects instead of black-holing.
     kubectl(&cp, &["delete", "endpointslice", "web-1"]);

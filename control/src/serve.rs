@@ -319,7 +319,7 @@ async fn start_clients(
     let mut controllers = clients::controller_options(&list)?;
     controllers.node_monitor_grace = a.node_monitor_grace_period;
     controllers.allocate_node_cidrs = ipam;
-    controllers.root_ca = Some(root_ca);
+    controllers.root_ca = Some(capstan_controllers::Pem(root_ca));
     if !a.scheduler && !controllers.any() {
         return Ok(None);
     }

@@ -18,6 +18,8 @@ mod deployment;
 mod endpoints;
 #[path = "controllers_e2e/fixture.rs"]
 mod fixture;
+#[path = "controllers_e2e/in_cluster.rs"]
+mod in_cluster;
 #[path = "controllers_e2e/namespace.rs"]
 mod namespace;
 #[path = "controllers_e2e/node_lifecycle.rs"]
@@ -76,6 +78,26 @@ const TESTS: &[(&str, TestFn<Suite>)] = &[
     (
         "unschedulable_pod_explains_why",
         scheduling::unschedulable_pod_explains_why,
+    ),
+    (
+        "namespaces_get_default_account_and_root_ca",
+        in_cluster::namespaces_get_default_account_and_root_ca,
+    ),
+    (
+        "pods_get_the_api_access_volume",
+        in_cluster::pods_get_the_api_access_volume,
+    ),
+    (
+        "kubernetes_service_points_at_the_api_server",
+        in_cluster::kubernetes_service_points_at_the_api_server,
+    ),
+    (
+        "daemonset_rollout_restart_replaces_every_pod",
+        daemonset::daemonset_rollout_restart_replaces_every_pod,
+    ),
+    (
+        "daemonset_max_surge_keeps_every_node_served",
+        daemonset::daemonset_max_surge_keeps_every_node_served,
     ),
 ];
 

@@ -21,5 +21,5 @@ mod run;
 pub mod scheduler;
 pub mod service_account;
 
-pub use options::Options;
+pub use options::{Options, Pem};
 pub use run::{run, ControllerError};

@@ -23,8 +23,18 @@ pub struct Options {
     pub service_accounts: bool,
     /// The `kube-root-ca.crt` ConfigMap in every namespace...
     pub root_ca_publisher: bool,
-    /// ... holding this CA (PEM); the publisher idles without one.
-    pub root_ca: Option<String>,
+    /// ... holding this CA; the publisher idles without one.
+    pub root_ca: Option<Pem>,
+}
+
+/// A PEM bundle; logged by size, not content (the options are logged).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Pem(pub String);
+
+impl std::fmt::Debug for Pem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pem({} bytes)", self.0.len())
+    }
 }
 
 impl Options {

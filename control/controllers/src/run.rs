@@ -116,7 +116,7 @@ pub async fn run(
         )
     });
     let root_ca = match (&opts.root_ca, opts.root_ca_publisher) {
-        (Some(ca), true) => Some(ca.clone()),
+        (Some(ca), true) => Some(ca.0.clone()),
         (None, true) => {
             tracing::warn!("no root CA given: kube-root-ca.crt is not published");
             None
@@ -152,6 +152,7 @@ pub async fn run(
     let mut rs_inflight = HashMap::new();
     let mut rc_inflight = HashMap::new();
     let mut ns_retried = HashMap::new();
+    let mut ds_expect: HashMap<String, daemonset::Expectations> = HashMap::new();
     // Built afresh on every start: the first pass takes the nodes' CIDRs.
     let mut ipam = opts
         .allocate_node_cidrs
@@ -186,14 +187,34 @@ pub async fn run(
             failed += deployments_pass(&client, &deployments, &rs).await;
         }
         if opts.daemonsets {
-            for ds in daemonsets.state() {
+            let all = daemonsets.state();
+            ds_expect.retain(|uid, _| all.iter().any(|d| d.metadata.uid.as_ref() == Some(uid)));
+            let now = k8s_openapi::jiff::Timestamp::now();
+            let mut next: Option<Duration> = None;
+            for ds in all {
                 if ds.metadata.deletion_timestamp.is_some() {
                     continue;
                 }
                 let ns = ds.metadata.namespace.clone().unwrap_or_default();
+                let uid = ds.metadata.uid.clone().unwrap_or_default();
+                let expect = ds_expect.entry(uid).or_default();
                 let empty = Vec::new();
-                let p = daemonset::plan(&ds, &nodes.state(), by_ns.get(&ns).unwrap_or(&empty));
-                failed += daemonset::apply(&client, &ds, &p).await;
+                let view = expect.view(by_ns.get(&ns).unwrap_or(&empty));
+                let p = daemonset::plan(&ds, &nodes.state(), &view, now, expect.satisfied());
+                failed += daemonset::apply(&client, &ds, &p, expect).await;
+                next = match (next, p.requeue_after) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            // A pod turns available minReadySeconds after it turned ready,
+            // with no event to say so: come back then.
+            if let Some(after) = next {
+                let n = notify.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(after + Duration::from_millis(100)).await;
+                    n.notify_one();
+                });
             }
         }
         if let Some(ipam) = ipam.as_mut() {

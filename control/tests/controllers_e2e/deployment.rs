@@ -257,13 +257,13 @@ fn set_image(s: &Suite, ns: &str, name: &str, image: &str) -> Result<String, Fai
 
 /// Lists the pods matching a selector every 20 ms while a rollout runs and
 /// hands each list to `see`, until stopped.
-struct Sampler {
+pub struct Sampler {
     stop: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Sampler {
-    fn start(
+    pub fn start(
         s: &Suite,
         ns: &str,
         selector: &str,
@@ -286,7 +286,7 @@ impl Sampler {
         Sampler { stop, task }
     }
 
-    fn stop(self, s: &Suite) {
+    pub fn stop(self, s: &Suite) {
         self.stop.store(true, SeqCst);
         let _ = s.rt.block_on(self.task);
     }

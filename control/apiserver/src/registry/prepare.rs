@@ -85,6 +85,7 @@ pub fn prepare_update(
     }
     let strategy = strategy_for(res.kind);
     strategy.canonicalize(new);
+    strategy.prepare_for_update(old, new);
     let mut causes = Vec::new();
     meta::validate(res, new, &mut causes);
     strategy.validate(new, &mut causes);

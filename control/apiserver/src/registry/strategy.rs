@@ -15,6 +15,11 @@ pub trait Strategy: Sync {
     /// after the status a client sent was reset, before `canonicalize`.
     fn prepare_for_create(&self, _obj: &mut Value) {}
 
+    /// What an update of the main resource changes from the stored object
+    /// (e.g. a DaemonSet's template generation); runs after `canonicalize`,
+    /// so both objects are defaulted.
+    fn prepare_for_update(&self, _old: &Value, _new: &mut Value) {}
+
     /// Defaults and canonical form, on create and on every update of the
     /// main resource (kube-apiserver defaults at decoding and canonicalizes
     /// after; one step here).

@@ -36,7 +36,12 @@ pub(super) async fn delete_namespace(
     if delete_namespace_contents(api, name).await? > 0 {
         return Ok((marked, false));
     }
-    finalize_namespace(api, res, name).await
+    match finalize_namespace(api, res, name).await {
+        // Finished meanwhile by a concurrent delete (the namespace
+        // controller retries Terminating namespaces): gone, as asked.
+        Err(ApiError::NotFound(_)) => Ok((marked, true)),
+        r => r,
+    }
 }
 
 /// The Terminating form of a namespace; None when it already is.
