@@ -9,7 +9,9 @@
 //! what a container prints after it started and `--previous` shows the
 //! attempt before a restart; an image pulls from the lab's registry with an
 //! imagePullSecret and a missing one ends in ImagePullBackOff; an agent
-//! restart leaves containers untouched and a running ping loses nothing.
+//! restart leaves containers untouched and a running ping loses nothing;
+//! projected volumes, a pod calling the API with its service-account token,
+//! the Service env vars and a replaced token seen inside the container.
 //! The fixture is `kubelet_e2e/suite.rs` (on `kube_suite`, shared with
 //! kubelet_api); tests by feature live in the other `kubelet_e2e/` files.
 
@@ -19,6 +21,8 @@ use libtest_mimic::Arguments;
 
 #[path = "kubelet_e2e/agent_restart.rs"]
 mod agent_restart;
+#[path = "kubelet_e2e/identity.rs"]
+mod identity;
 #[path = "kubelet_e2e/images.rs"]
 mod images;
 mod kube_suite;
@@ -38,6 +42,7 @@ mod suite;
 mod support;
 
 use agent_restart::*;
+use identity::*;
 use images::*;
 use logs::*;
 use nodes::*;
@@ -80,6 +85,18 @@ fn main() {
         (
             "readiness_toggles_endpoints_then_delete_runs_prestop_and_sigterm",
             readiness_and_delete,
+        ),
+        (
+            "projected_volume_of_all_four_kinds_has_the_files_modes_and_layout",
+            projected_volume_all_kinds,
+        ),
+        (
+            "pod_calls_the_api_with_its_token_and_has_the_service_env",
+            pod_calls_the_api_with_its_token,
+        ),
+        (
+            "replaced_token_is_visible_in_the_running_container",
+            replaced_token_is_visible_in_the_container,
         ),
     ];
     kube_suite::run(args, Arc::new(suite), cases);

@@ -61,18 +61,11 @@ pub struct ControlPlane {
 
 impl ControlPlane {
     /// Issues credentials (for every node of the lab), starts the server
-    /// and returns once `/readyz` answers ok (etcd reachable). The suites
-    /// that run real pods on the lab's kubelets start here, so until the
-    /// kubelet mounts `projected` volumes and fetches tokens (issue #17,
-    /// the kubelet side) ServiceAccount admission is off: it would give
-    /// every pod a `kube-api-access-*` volume those kubelets refuse.
-    /// `start_with` keeps it on (the control-plane suites test it).
+    /// and returns once `/readyz` answers ok (etcd reachable). All admission
+    /// is on: pods get their `kube-api-access-*` volume, which the lab's
+    /// kubelets mount (projected volumes, TokenRequest).
     pub fn start(lab: &Lab) -> Result<Self, LabError> {
-        Self::start_with(
-            lab,
-            &lab.etcd_endpoint(),
-            &["--disable-admission-plugins=ServiceAccount".to_string()],
-        )
+        Self::start_with(lab, &lab.etcd_endpoint(), &[])
     }
 
     /// As `start`, against another etcd endpoint and with extra flags

@@ -42,6 +42,13 @@ pub enum Error {
     },
     #[error("pod {pod}: {message}")]
     Config { pod: String, message: String },
+    /// A volume's files could not be made (kubelet's FailedMount).
+    #[error("MountVolume.SetUp failed for volume {volume:?} : {message}")]
+    Mount {
+        pod: String,
+        volume: String,
+        message: String,
+    },
 }
 
 impl Error {

@@ -27,6 +27,7 @@ pub mod server;
 pub mod shared;
 pub mod source;
 pub mod status;
+pub mod token;
 
 pub use options::{
     Options, DEFAULT_CGROUP_ROOT, DEFAULT_CNI_BIN_DIR, DEFAULT_CNI_CONF_DIR,

@@ -111,6 +111,7 @@ pub async fn run(
             events: Recorder::start(client.clone()),
             client,
         }),
+        services: client.clone().map(source::services::ServiceStore::spawn),
     });
     let mut tasks = Vec::new();
     let mut inputs = Vec::new();

@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::Pod;
 
 use crate::options::Options;
 use crate::sandbox::cni;
+use crate::source::services::ServiceStore;
 use crate::source::snapshot::ObjectStore;
 use crate::status::api;
 
@@ -23,6 +24,8 @@ pub struct Shared<R> {
     pub host_ip: Option<IpAddr>,
     /// Present when an API source runs: status patches, final deletes.
     pub api: Option<api::PodApi>,
+    /// Every Service, for containers' Service variables (with the API).
+    pub services: Option<ServiceStore>,
 }
 
 impl<R> Shared<R> {

@@ -1,7 +1,8 @@
 //! One way to build a kube-rs client: from a kubeconfig file (optionally
 //! pointed at another server, as the control plane's own loopback clients
-//! are), or inferred — in-cluster service account first, then
-//! `$KUBECONFIG` / `~/.kube/config` — as a pod of a DaemonSet needs. Never
+//! are), or inferred as client-go's loading rules do — `$KUBECONFIG` when
+//! set, else the in-cluster service account (`in_cluster`) when the pod
+//! has one, else `~/.kube/config` — as a pod of a DaemonSet needs. Never
 //! caches a client: callers keep the one they get.
 
 use std::path::{Path, PathBuf};
@@ -9,12 +10,16 @@ use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
+use crate::in_cluster;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("kubeconfig {path}: {message}")]
     Kubeconfig { path: PathBuf, message: String },
     #[error("no kubeconfig given and none found (in-cluster or $KUBECONFIG): {0}")]
     Infer(String),
+    #[error("in-cluster config: {0}")]
+    InCluster(String),
     #[error("bad API server address {0:?}")]
     Server(String),
     #[error("kube client: {0}")]
@@ -58,6 +63,11 @@ pub async fn config(opts: &ClientOptions) -> Result<kube::Config, ClientError> {
             kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
                 .await
                 .map_err(|e| bad(&e))?
+        }
+        None if std::env::var_os("KUBECONFIG").is_none()
+            && in_cluster::possible(Path::new(in_cluster::SERVICE_ACCOUNT_DIR)) =>
+        {
+            in_cluster::config(Path::new(in_cluster::SERVICE_ACCOUNT_DIR))?
         }
         None => kube::Config::infer()
             .await

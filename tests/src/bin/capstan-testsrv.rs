@@ -1,9 +1,11 @@
 //! `capstan-testsrv`: the small server and load generator carried in the
 //! lab's test image and used by tests and `capstan-bench`: an HTTP responder
 //! (GET / answers the host name; /healthz; /status/<code>), TCP and UDP
-//! echo, a TCP sink; and clients measuring request/response latency,
-//! connection rate and stream throughput, printing one JSON line. Std only,
-//! so the binary stays small and needs nothing but libc inside the image.
+//! echo, a TCP sink; clients measuring request/response latency,
+//! connection rate and stream throughput, printing one JSON line; and one
+//! HTTPS GET with a CA file and bearer token, as an in-cluster client.
+//! Std (and rustls for `get`) only, so the binary stays small and needs
+//! nothing but libc inside the image.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -13,6 +15,8 @@ use clap::{Parser, Subcommand};
 
 #[path = "capstan-testsrv/client.rs"]
 mod client;
+#[path = "capstan-testsrv/https_get.rs"]
+mod https_get;
 
 #[derive(Parser)]
 #[command(name = "capstan-testsrv", version, about = "Capstan lab test server")]
@@ -43,6 +47,8 @@ enum Cmd {
     },
     /// Measure something against a server and print one JSON line.
     Client(client::ClientArgs),
+    /// One HTTPS GET (CA file, bearer token file): status line, then body.
+    Get(https_get::GetArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +68,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> std::io::Result<()> {
     let (http, tcp_echo, udp_echo, tcp_sink, cpu) = match cli.command {
         Cmd::Client(args) => return client::run(&args),
+        Cmd::Get(args) => return https_get::run(&args),
         Cmd::Serve {
             http,
             tcp_echo,

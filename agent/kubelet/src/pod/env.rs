@@ -1,6 +1,7 @@
-//! A container's environment: the image's Env, then envFrom, then env
-//! (literal with `$(VAR)` expansion, fieldRef, configMapKeyRef,
-//! secretKeyRef), later entries winning. Pure over a `PodFields` snapshot
+//! A container's environment: the image's Env, then the Service variables
+//! (`service_env`), then envFrom, then env (literal with `$(VAR)`
+//! expansion, fieldRef, configMapKeyRef, secretKeyRef), later entries
+//! winning, so a container's own env beats a Service's as in kubelet. Pure over a `PodFields` snapshot
 //! and an `Objects` lookup; never reads the API or the disk itself.
 
 use std::collections::HashMap;
@@ -68,11 +69,13 @@ pub fn field_value(pod: &Pod, fields: &PodFields, path: &str) -> Result<String, 
     })
 }
 
+/// kubelet's `FormatMap`: sorted `key="value"` lines, no trailing newline.
 fn format_map(m: Option<&std::collections::BTreeMap<String, String>>) -> String {
     m.map(|m| {
         m.iter()
-            .map(|(k, v)| format!("{k}={v:?}\n"))
-            .collect::<String>()
+            .map(|(k, v)| format!("{k}={v:?}"))
+            .collect::<Vec<_>>()
+            .join("\n")
     })
     .unwrap_or_default()
 }
@@ -82,6 +85,7 @@ pub fn build(
     pod: &Pod,
     container: &Container,
     image_env: &[String],
+    service_env: &std::collections::BTreeMap<String, String>,
     fields: &PodFields,
     objects: &dyn Objects,
 ) -> Result<Vec<(String, String)>, EnvError> {
@@ -97,6 +101,9 @@ pub fn build(
     for kv in image_env {
         let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
         set(&mut order, &mut vars, k.to_string(), v.to_string());
+    }
+    for (k, v) in service_env {
+        set(&mut order, &mut vars, k.clone(), v.clone());
     }
     for from in container.env_from.iter().flatten() {
         let prefix = from.prefix.clone().unwrap_or_default();
@@ -284,7 +291,15 @@ mod tests {
             host_ip: "192.168.0.1".into(),
             node_name: "n1".into(),
         };
-        let env = build(&pod, &c, &["PATH=/bin".into()], &fields, &Fake).unwrap();
+        let services = [
+            (
+                "KUBERNETES_SERVICE_HOST".to_string(),
+                "10.96.0.1".to_string(),
+            ),
+            ("A".to_string(), "from a service".to_string()),
+        ]
+        .into();
+        let env = build(&pod, &c, &["PATH=/bin".into()], &services, &fields, &Fake).unwrap();
         let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!(env[0].0, "PATH");
         assert_eq!(get("PATH"), Some("/override"));
@@ -293,6 +308,9 @@ mod tests {
         assert_eq!(get("IP"), Some("10.0.0.5"));
         assert_eq!(get("CM"), Some("cmv"));
         assert_eq!(get("S"), Some("hunter2"));
+        // Service variables are there; the container's own env wins.
+        assert_eq!(get("KUBERNETES_SERVICE_HOST"), Some("10.96.0.1"));
+        assert_eq!(get("A"), Some("a"));
 
         let missing = Container {
             env: Some(vec![var(
@@ -309,6 +327,6 @@ mod tests {
             )]),
             ..Default::default()
         };
-        assert!(build(&pod, &missing, &[], &fields, &Fake).is_err());
+        assert!(build(&pod, &missing, &[], &Default::default(), &fields, &Fake).is_err());
     }
 }

@@ -8,5 +8,6 @@ pub mod command;
 pub mod env;
 pub mod hooks;
 pub mod image_ref;
+pub mod service_env;
 pub mod spec;
 pub mod volumes;

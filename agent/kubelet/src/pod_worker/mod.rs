@@ -12,6 +12,7 @@ pub mod status;
 mod sync;
 pub mod terminal;
 pub mod terminate;
+mod volumes;
 mod watch;
 pub mod worker;
 

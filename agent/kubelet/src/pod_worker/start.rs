@@ -91,15 +91,12 @@ impl<R: ContainerRuntime> Worker<R> {
             return credentials;
         }
         let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
-        let objects = match (&self.shared.api, crate::status::api::from_api(pod)) {
-            (Some(api), true) => match api.objects_for(pod).await {
-                Ok(o) => o,
-                Err(e) => {
-                    tracing::warn!(pod = %name_of(pod), error = %e, "reading imagePullSecrets");
-                    return credentials;
-                }
-            },
-            _ => self.shared.objects.clone(),
+        let objects = match self.objects().await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(pod = %name_of(pod), error = %e, "reading imagePullSecrets");
+                return credentials;
+            }
         };
         for r in refs {
             let Some(secret) = objects.secret(ns, &r.name) else {
@@ -129,15 +126,17 @@ impl<R: ContainerRuntime> Worker<R> {
         let pod = self.pod.clone();
         let fields = self.fields();
         let pod_dir = sandbox::pod_dir(&opts.root_dir, &self.uid);
-        let objects = match (&self.shared.api, crate::status::api::from_api(&pod)) {
-            (Some(api), true) => api.objects_for(&pod).await?,
-            _ => self.shared.objects.clone(),
-        };
-        let vols = volumes::prepare(&pod, &pod_dir, &fields, &objects)?;
+        let objects = self.objects().await?;
+        self.ensure_tokens().await;
+        let vols = volumes::prepare(&pod, &pod_dir, &fields, &objects, self.token_source())?;
+        self.volumes_written();
+        let service_env = self.service_env()?;
         let env =
-            env::build(&pod, c, &image.env, &fields, &objects).map_err(|e| Error::Config {
-                pod: name_of(&pod),
-                message: e.0,
+            env::build(&pod, c, &image.env, &service_env, &fields, &objects).map_err(|e| {
+                Error::Config {
+                    pod: name_of(&pod),
+                    message: e.0,
+                }
             })?;
         let etc = sandbox::write_etc(
             &opts.root_dir,

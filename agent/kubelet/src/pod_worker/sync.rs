@@ -41,6 +41,10 @@ impl<R: ContainerRuntime> Worker<R> {
             return now + RETRY;
         }
         self.sandbox_error = None;
+        self.refresh_volumes().await;
+        if let Some(at) = self.volumes_wake(Instant::now()) {
+            wake = wake.min(at);
+        }
         let policy = restart_policy(&self.pod);
         let (init, app) = self.containers();
         // Init containers, one at a time, each to completion.
@@ -56,7 +60,7 @@ impl<R: ContainerRuntime> Worker<R> {
             }
             if let Some(at) = slot.backoff.ready_at(now) {
                 self.crash_looping(&c.name);
-                return at;
+                return at.min(wake);
             }
             if let Err(e) = self.start(c, true).await {
                 self.start_failed(c, e);
@@ -101,10 +105,26 @@ impl<R: ContainerRuntime> Worker<R> {
             Error::Image { .. } => "ErrImagePull",
             Error::PullBackOff { .. } => "ImagePullBackOff",
             Error::Config { .. } => "CreateContainerConfigError",
+            // kubelet waits in ContainerCreating while a volume cannot be
+            // set up, and says why in a FailedMount Event.
+            Error::Mount { .. } => "ContainerCreating",
             _ => "CreateContainerError",
         };
         let slot = self.slots.entry(c.name.clone()).or_default();
         let msg = e.to_string();
+        if let Error::Mount { .. } = &e {
+            // About the pod, not a container; once per distinct message
+            // (the correlator counts repeats of the same one).
+            let changed = slot.waiting.as_ref().map(|w| &w.0) != Some(&reason.to_string())
+                || self.volume_error.as_ref() != Some(&msg);
+            slot.waiting = Some((reason.into(), None));
+            if changed {
+                tracing::warn!(pod = %name_of(&self.pod), container = %c.name, error = %msg, "volume setup failed");
+                self.volume_error = Some(msg.clone());
+                self.pod_event(events::WARNING, "FailedMount", msg);
+            }
+            return;
+        }
         let changed = slot.waiting.as_ref().map(|w| &w.0) != Some(&reason.to_string());
         slot.waiting = Some((reason.into(), Some(msg.clone())));
         if changed {

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 use tokio::sync::mpsc;
@@ -21,6 +21,7 @@ use crate::probes;
 use crate::runtime::container_runtime::{ContainerRuntime, Exit, ImageInfo};
 use crate::sandbox::pod_sandbox as sandbox;
 use crate::shared::Shared;
+use crate::token::pod_tokens::PodTokens;
 
 pub(super) const RESYNC: Duration = Duration::from_secs(10);
 
@@ -99,6 +100,13 @@ pub struct Worker<R: ContainerRuntime> {
     /// An evicted pod's emptyDir volumes are gone (kubelet tears down the
     /// volumes of terminated pods: disk pressure must be able to clear).
     pub(super) volumes_released: bool,
+    /// The service-account tokens of the pod's projected volumes.
+    pub(super) tokens: PodTokens,
+    /// When the written volumes are next rewritten from their sources
+    /// (None: not yet written by this worker).
+    pub(super) volume_sync_at: Option<Instant>,
+    /// The last volume refresh failure, logged once until it changes.
+    pub(super) volume_error: Option<String>,
 }
 
 impl<R: ContainerRuntime> Worker<R> {
@@ -122,6 +130,9 @@ impl<R: ContainerRuntime> Worker<R> {
             last_status: Vec::new(),
             terminal,
             volumes_released: false,
+            tokens: PodTokens::default(),
+            volume_sync_at: None,
+            volume_error: None,
         }
     }
 
@@ -168,6 +179,20 @@ impl<R: ContainerRuntime> Worker<R> {
                 .map(|i| i.to_string())
                 .unwrap_or_default(),
             node_name: self.shared.opts.node_name.clone(),
+        }
+    }
+
+    /// Reports an Event about the pod itself (pods from the API only).
+    pub(super) fn pod_event(&self, type_: &str, reason: &str, message: String) {
+        if let (Some(api), true) = (&self.shared.api, crate::status::api::from_api(&self.pod)) {
+            api.events.record(events::build_for_pod(
+                &self.pod,
+                type_,
+                reason,
+                message,
+                &self.shared.opts.node_name,
+                jiff::Timestamp::now(),
+            ));
         }
     }
 

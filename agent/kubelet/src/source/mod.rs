@@ -6,5 +6,6 @@
 pub mod api;
 pub mod merge;
 pub mod node;
+pub mod services;
 pub mod snapshot;
 pub mod static_dir;

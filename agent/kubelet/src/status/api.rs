@@ -110,6 +110,14 @@ impl PodApi {
             if let Some(s) = v.secret.as_ref().and_then(|s| s.secret_name.clone()) {
                 secrets.push(s);
             }
+            for p in v.projected.iter().flat_map(|p| p.sources.iter().flatten()) {
+                if let Some(c) = &p.config_map {
+                    cms.push(c.name.clone());
+                }
+                if let Some(s) = &p.secret {
+                    secrets.push(s.name.clone());
+                }
+            }
         }
         cms.sort();
         cms.dedup();
