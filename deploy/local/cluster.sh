@@ -210,13 +210,32 @@ start_kubelets() {
 # The Capstan image into a node's containerd (no registry here: the
 # DaemonSet's imagePullPolicy is IfNotPresent).
 import_image() {
-  local i=$1
-  "$ROOT/deploy/image/build.sh" --import "$(node_dir "$i")/containerd/containerd.sock" --namespace capstan >/dev/null \
+  local i=$1 flags=()
+  # The image packages the cluster's profile (debug: faster to build).
+  [ "$PROFILE" = release ] || flags=(--debug)
+  "$ROOT/deploy/image/build.sh" "${flags[@]}" --import "$(node_dir "$i")/containerd/containerd.sock" --namespace capstan >/dev/null \
     || die "deploy/image/build.sh could not import the image into node-$i"
 }
 
 # The network as users install it: kubectl apply -k, then the rollout.
+# First the API server's own address for the agent pods (the kubernetes
+# Service's ClusterIP answers only once a proxy runs, and they are it).
 install_network() {
+  kctl apply -f - >/dev/null <<YAML || die "could not create ConfigMap kubernetes-services-endpoint"
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: capstan-system
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: kubernetes-services-endpoint
+  namespace: capstan-system
+data:
+  KUBERNETES_SERVICE_HOST: "$CONTROL_IP"
+  KUBERNETES_SERVICE_PORT: "6443"
+YAML
   kctl apply -k "$ROOT/deploy/kubernetes" >/dev/null || die "kubectl apply -k deploy/kubernetes failed"
   kctl -n capstan-system rollout status ds/capstan --timeout=180s >/dev/null \
     || die "DaemonSet capstan did not roll out; see deploy/local/cluster.sh kubectl -n capstan-system describe pods"

@@ -99,6 +99,10 @@ impl Suite {
             format!("--netns-prefix={}-{}-pod-", self.lab.prefix(), node.name()),
             format!("--cgroup-root={}", self.lab.cgroup_root()),
             format!("--client-ca-file={}", self.cp.ca_cert().display()),
+            // The lab's nodes share the machine's disk with everything
+            // else on it: only memory may evict here, so a full build
+            // directory elsewhere never rejects the suite's pods.
+            "--eviction-hard=memory.available<50Mi".into(),
         ]
     }
 
@@ -202,9 +206,14 @@ impl Suite {
 /// the DaemonSet runs, into the node's containerd (no registry here).
 fn import_image(node: &Node) -> Result<(), String> {
     let script = repo().join("deploy/image/build.sh");
+    let mut c = std::process::Command::new(&script);
+    // The image packages the profile this suite was built in (test.sh
+    // builds it before the tests; then this only packs and imports).
+    if cfg!(debug_assertions) {
+        c.arg("--debug");
+    }
     cmd::run(
-        std::process::Command::new(&script)
-            .arg("--import")
+        c.arg("--import")
             .arg(node.containerd_socket())
             .args(["--namespace", "capstan"]),
     )
