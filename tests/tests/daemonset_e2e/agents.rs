@@ -38,7 +38,11 @@ pub fn one_agent_pod_per_node(s: &Suite) -> Result<(), Failed> {
         // The agent pod's /run/capstan is the node's own /run/capstan.
         let subnet = std::fs::read_to_string(node.dir().join("run/capstan/subnet.env"))
             .map_err(|e| format!("{}: no subnet file from the agent pod: {e}", node.name()))?;
-        if !subnet.contains(&format!("CAPSTAN_SUBNET={}", cidr.trim_end_matches("/24"))) {
+        let gateway = subnet
+            .lines()
+            .find_map(|l| l.strip_prefix("CAPSTAN_SUBNET="))
+            .and_then(|v| v.split('/').next()?.parse().ok());
+        if !gateway.is_some_and(|ip| in_cidr(ip, &cidr)) {
             return Err(format!("{}: subnet.env {subnet:?} vs podCIDR {cidr}", node.name()).into());
         }
         // The init container installed the plugin and conflist there too.

@@ -72,6 +72,7 @@ pub fn malformed_net_conf_fails_with_one_line_and_leaves_the_network(
         )
         .into());
     }
+    eprintln!("agent pod {pod_name} on {}: {}", node_of(&pod), lines[0]);
     // The node whose agent now fails keeps its routes, rules and pods.
     node_port_answers(s)?;
     // The good config back, and a healthy agent everywhere again.

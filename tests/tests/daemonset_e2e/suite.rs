@@ -16,6 +16,8 @@ use capstan_lab::{cmd, Lab, Node};
 use libtest_mimic::Failed;
 use serde_json::Value;
 
+use crate::support::name;
+
 pub const CLUSTER_CIDR: &str = "10.244.0.0/16";
 pub const NAMESPACE: &str = "capstan-system";
 pub const AGENT_SELECTOR: &str = "app.kubernetes.io/name=capstan";
@@ -192,10 +194,32 @@ impl Suite {
             .unwrap_or_else(|e| e);
         let mut out = format!("pods:\n{pods}");
         for node in self.lab.nodes() {
+            // Warnings and errors only: a retrying pod worker logs its
+            // progress every second.
+            let log =
+                std::fs::read_to_string(node.dir().join("logs/agent.log")).unwrap_or_default();
+            let bad: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+                .collect();
             out.push_str(&format!(
-                "\n{} kubelet log:\n{}",
+                "\n{} kubelet warnings (last 12):\n{}",
                 node.name(),
-                log_tail(&node.dir().join("logs/agent.log"), 12)
+                bad[bad.len().saturating_sub(12)..].join("\n")
+            ));
+        }
+        for p in self.agent_pods() {
+            let pod = name(&p);
+            for c in ["install-cni", "agent"] {
+                if let Ok(l) =
+                    self.kubectl(&["-n", NAMESPACE, "logs", &pod, "-c", c, "--tail=5"], None)
+                {
+                    out.push_str(&format!("\nkubectl logs {pod} -c {c}:\n{l}"));
+                }
+            }
+            out.push_str(&format!(
+                "\n{pod} status: {}",
+                serde_json::to_string(&p["status"]["containerStatuses"]).unwrap_or_default()
             ));
         }
         out

@@ -87,6 +87,10 @@ fn still_flowing(s: &Suite, before: usize, what: &str) -> Result<(), Failed> {
     if log.contains("connection ended") || seq.iter().copied().ne(1..=seq.len() as u64) {
         return Err(format!("the connection broke across {what}:\n{log}").into());
     }
+    eprintln!(
+        "one connection across {what}: {before} echoes before, {} in all, none lost",
+        seq.len()
+    );
     Ok(())
 }
 
