@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use capstan_apiserver::auth::service_account::DEFAULT_ISSUER;
 use capstan_controllers::node_ipam::{self, ClusterCidrs, ConfigError, MaskFlags};
 use clap::{Args, Parser, Subcommand};
 use ipnetwork::{IpNetwork, Ipv4Network};
@@ -82,6 +83,32 @@ pub struct ServeArgs {
     /// Bearer tokens: token,user,uid,"group1,group2" per line.
     #[arg(long)]
     pub token_auth_file: Option<PathBuf>,
+    /// PEM file of keys that verify service-account tokens (public keys,
+    /// PKCS#8 private keys or certificates); repeatable
+    /// [default: sa.pub in --pki-dir].
+    #[arg(long = "service-account-key-file")]
+    pub service_account_key_files: Vec<PathBuf>,
+    /// PKCS#8 PEM private key (ECDSA P-256 or RSA) that signs
+    /// service-account tokens [default: sa.key in --pki-dir].
+    #[arg(long)]
+    pub service_account_signing_key_file: Option<PathBuf>,
+    /// `iss` of service-account tokens; repeatable: the first is written
+    /// into new tokens, tokens of any are accepted.
+    #[arg(long = "service-account-issuer", default_value = DEFAULT_ISSUER)]
+    pub service_account_issuers: Vec<String>,
+    /// Audiences of this API: a token must name one of them, and a
+    /// TokenRequest without audiences gets them [default: the first
+    /// --service-account-issuer].
+    #[arg(long, value_delimiter = ',')]
+    pub api_audiences: Vec<String>,
+    /// Longest lifetime a TokenRequest gets (e.g. 24h); longer requests
+    /// are shortened to it, with a warning [default: no limit].
+    #[arg(long, value_parser = parse_max_token_expiration)]
+    pub service_account_max_token_expiration: Option<Duration>,
+    /// Give pod-bound tokens asked for with the kubelet's legacy 3607 s a
+    /// year's lifetime (with a `warnafter` claim), as kube-apiserver does.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub service_account_extend_token_expiration: bool,
     #[arg(long, default_value = "0.0.0.0")]
     pub bind_address: IpAddr,
     #[arg(long, default_value_t = 6443)]
@@ -164,6 +191,48 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
         .map_err(|_| format!("{s:?} is not a number of seconds like 40s"))
 }
 
+/// A Go duration as kube-apiserver's flags take it: `24h`, `1h30m`, `90s`.
+pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("{s:?} is not a duration like 24h, 30m or 3600s");
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if s.is_empty() {
+        return Err(bad());
+    }
+    let mut total: u64 = 0;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        let tail = &rest[digits..];
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
+        let unit = match &tail[..unit_len] {
+            "h" => 3600,
+            "m" => 60,
+            "s" => 1,
+            _ => return Err(bad()),
+        };
+        total = n
+            .checked_mul(unit)
+            .and_then(|x| total.checked_add(x))
+            .ok_or_else(bad)?;
+        rest = &tail[unit_len..];
+    }
+    Ok(Duration::from_secs(total))
+}
+
+/// kube-apiserver's bounds: 0 (no limit), or between 1 hour and 2^32 s.
+fn parse_max_token_expiration(s: &str) -> Result<Duration, String> {
+    let d = parse_go_duration(s)?;
+    if d != Duration::ZERO && (d < Duration::from_secs(3600) || d.as_secs() > 1 << 32) {
+        return Err("must be between 1 hour and 2^32 seconds".into());
+    }
+    Ok(d)
+}
+
 fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
     let (a, b) = s
         .split_once('-')
@@ -174,4 +243,25 @@ fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
         return Err(format!("empty or zero range {s}"));
     }
     Ok((a, b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("24h"), Ok(Duration::from_secs(86400)));
+        assert_eq!(parse_go_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_go_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("0"), Ok(Duration::ZERO));
+        for bad in ["", "h", "10", "10d", "1.5h", "-1h"] {
+            assert!(parse_go_duration(bad).is_err(), "{bad}");
+        }
+        assert!(parse_max_token_expiration("30m").is_err());
+        assert_eq!(
+            parse_max_token_expiration("2h"),
+            Ok(Duration::from_secs(7200))
+        );
+    }
 }

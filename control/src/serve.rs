@@ -8,8 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use capstan_apiserver::auth::bearer::BearerAuthenticator;
+use capstan_apiserver::auth::service_account::{
+    self as sa, IssuerOptions, ServiceAccountAuthenticator, TokenIssuer, TokenValidator,
+};
 use capstan_apiserver::auth::token_file::TokenFile;
-use capstan_apiserver::auth::ClusterAuthorizer;
 use capstan_apiserver::pki::Layout;
 use capstan_apiserver::server::{self, etcd::EtcdTls, Authenticator, Health, Metrics};
 use capstan_apiserver::{self as apiserver, ApiConfig, ApiServer};
@@ -50,8 +53,85 @@ fn edge_files(a: &ServeArgs) -> anyhow::Result<EdgeFiles> {
     })
 }
 
+/// Service-account tokens from the flags: the issuer (when there is a
+/// signing key) and the validator (when there is any key), and the API
+/// audiences. Loaded before serving so a bad key is a failed start.
+struct ServiceAccountKeys {
+    issuer: Option<TokenIssuer>,
+    validator: Option<TokenValidator>,
+    api_audiences: Vec<String>,
+}
+
+fn service_account_keys(a: &ServeArgs) -> anyhow::Result<ServiceAccountKeys> {
+    let layout = a.pki_dir.as_ref().map(Layout::new);
+    let signing_path = a.service_account_signing_key_file.clone().or_else(|| {
+        layout
+            .as_ref()
+            .map(Layout::service_account_key)
+            .filter(|p| p.exists())
+    });
+    let mut verify_paths = a.service_account_key_files.clone();
+    if verify_paths.is_empty() {
+        verify_paths.extend(
+            layout
+                .as_ref()
+                .map(Layout::service_account_pub)
+                .filter(|p| p.exists()),
+        );
+    }
+    let signing = signing_path
+        .as_deref()
+        .map(sa::load_signing_key)
+        .transpose()?;
+    let mut keys = Vec::new();
+    for p in &verify_paths {
+        keys.extend(sa::load_verifying_keys(p)?);
+    }
+    // Tokens this server signs always verify, whatever the key files say.
+    if let Some(k) = &signing {
+        if !keys.iter().any(|v| v.kid == k.public.kid) {
+            keys.push(k.public.clone());
+        }
+    }
+    let issuers = a.service_account_issuers.clone();
+    let first = issuers
+        .first()
+        .cloned()
+        .context("--service-account-issuer may not be empty")?;
+    let api_audiences = if a.api_audiences.is_empty() {
+        vec![first.clone()]
+    } else {
+        a.api_audiences.clone()
+    };
+    let max = a
+        .service_account_max_token_expiration
+        .filter(|d| !d.is_zero())
+        .map(|d| d.as_secs() as i64);
+    let validator = (!keys.is_empty()).then(|| TokenValidator::new(issuers, keys));
+    if validator.is_none() {
+        tracing::warn!("no service-account key (sa.pub in --pki-dir or --service-account-key-file): service-account tokens are not accepted");
+    }
+    let issuer = signing.map(|key| {
+        TokenIssuer::new(
+            key,
+            IssuerOptions {
+                issuer: first,
+                api_audiences: api_audiences.clone(),
+                max_expiration_seconds: max,
+                extend_expiration: a.service_account_extend_token_expiration,
+            },
+        )
+    });
+    Ok(ServiceAccountKeys {
+        issuer,
+        validator,
+        api_audiences,
+    })
+}
+
 pub fn serve(a: ServeArgs, ipam: Option<ClusterCidrs>) -> anyhow::Result<()> {
     let files = edge_files(&a)?;
+    let sa_keys = service_account_keys(&a)?;
     let tls = capstan_serve::tls::server_config(&files.cert, &files.key, Some(&files.client_ca))?;
     let tokens = match &files.tokens {
         Some(p) => TokenFile::load(p).with_context(|| format!("token file {}", p.display()))?,
@@ -74,13 +154,8 @@ pub fn serve(a: ServeArgs, ipam: Option<ClusterCidrs>) -> anyhow::Result<()> {
             .with_context(|| format!("listen on {addr}"))?;
         let health = Health::new(Some(etcd.clone()));
         let metrics = Arc::new(Metrics::new());
-        let api = api_router(etcd, &a).await?;
-        let app = server::app(
-            api,
-            Arc::new(Authenticator::new(tokens)),
-            health.clone(),
-            metrics,
-        );
+        let (api, authn) = api_router(etcd, &a, tokens, sa_keys, &health).await?;
+        let app = server::app(api, authn, health.clone(), metrics);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             terminated().await;
@@ -110,8 +185,16 @@ pub fn serve(a: ServeArgs, ipam: Option<ClusterCidrs>) -> anyhow::Result<()> {
     })
 }
 
-/// The REST core on etcd, with the system namespaces in place if etcd lets us.
-async fn api_router(etcd: etcd_client::Client, a: &ServeArgs) -> anyhow::Result<axum::Router> {
+/// The REST core on etcd with RBAC and service-account tokens; the
+/// system namespaces and bootstrap RBAC objects are made in the background
+/// until etcd lets us, and `/readyz` waits for them and for the RBAC policy.
+async fn api_router(
+    etcd: etcd_client::Client,
+    a: &ServeArgs,
+    tokens: TokenFile,
+    sa_keys: ServiceAccountKeys,
+    health: &Health,
+) -> anyhow::Result<(axum::Router, Arc<Authenticator>)> {
     let (first, last) = a.service_node_port_range;
     // pods/log calls agents as the admin (a client certificate from the
     // cluster CA, which agents trust through --client-ca-file).
@@ -132,13 +215,46 @@ async fn api_router(etcd: etcd_client::Client, a: &ServeArgs) -> anyhow::Result<
         agent_tls,
         ..ApiConfig::default()
     };
-    let api = Arc::new(ApiServer::new(etcd, config, Arc::new(ClusterAuthorizer)));
+    let api = ApiServer::with_rbac(etcd, config);
+    let sa_authn = sa_keys
+        .validator
+        .map(|v| ServiceAccountAuthenticator::new(v, api.storage().clone()));
+    let bearer = Arc::new(BearerAuthenticator::new(
+        tokens,
+        sa_authn,
+        sa_keys.api_audiences,
+    ));
+    let api = Arc::new(api.with_tokens(bearer.clone(), sa_keys.issuer.map(Arc::new)));
+    api.start_rbac();
+    let ready = api.clone();
+    health.add_check(
+        "poststarthook/rbac/bootstrap-roles",
+        Arc::new(move || ready.rbac_ready()),
+    );
     // etcd may be down or refusing us at start: serve anyway (/readyz says
     // so, and the system namespaces are also made on first use).
     if let Err(e) = api.bootstrap().await {
-        tracing::warn!(error = %e, "could not create the system namespaces in etcd yet");
+        tracing::warn!(error = %e, "could not create the system namespaces and RBAC roles in etcd yet; retrying");
+        let retry = api.clone();
+        tokio::spawn(async move {
+            let mut wait = Duration::from_millis(500);
+            loop {
+                tokio::time::sleep(wait).await;
+                match retry.bootstrap().await {
+                    Ok(()) => {
+                        tracing::info!("system namespaces and bootstrap RBAC objects in place");
+                        return;
+                    }
+                    Err(e) => tracing::debug!(error = %e, "bootstrap still failing"),
+                }
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+        });
     }
-    Ok(apiserver::router(api))
+    Ok((
+        apiserver::router(api),
+        Arc::new(Authenticator::with_bearer(bearer)),
+    ))
 }
 
 async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {

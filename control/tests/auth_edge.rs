@@ -37,7 +37,7 @@ fn stand_in_api() -> Router {
             name: Some(&name),
             ..Default::default()
         };
-        match ClusterAuthorizer.authorize(&u, &attrs) {
+        match ClusterAuthorizer::fixed().authorize(&u, &attrs) {
             Decision::Allow => (StatusCode::OK, "{}".to_string()),
             Decision::Deny(why) => (StatusCode::FORBIDDEN, why),
         }
@@ -176,7 +176,10 @@ fn init_is_idempotent_and_keys_are_private() {
     let snapshot = |p: PathBuf| std::fs::read(p).unwrap();
     let ca = snapshot(l.ca_cert());
     let node_a = snapshot(l.client_cert("node-a"));
+    let sa_key = snapshot(l.service_account_key());
+    assert!(first.created.contains(&l.service_account_pub()));
     for key in [
+        l.service_account_key(),
         l.ca_key(),
         l.serving_key(),
         l.client_key("admin"),
@@ -194,6 +197,16 @@ fn init_is_idempotent_and_keys_are_private() {
     assert!(again.created.contains(&l.kubeconfig("b")));
     assert!(again.kept.contains(&l.ca_cert()));
     assert!(!again.created.contains(&l.serving_cert()));
+    // The service-account key signs every token issued: never replaced.
+    assert_eq!(snapshot(l.service_account_key()), sa_key, "sa.key rotated");
+    assert!(again.kept.contains(&l.service_account_pub()));
+    // A lost public key is rewritten from the private one, the same key.
+    let sa_pub = snapshot(l.service_account_pub());
+    std::fs::remove_file(l.service_account_pub()).unwrap();
+    let third = pki::init(&opts(dir.path(), 6443, &["a", "b"])).unwrap();
+    assert!(third.created.contains(&l.service_account_pub()));
+    assert_eq!(snapshot(l.service_account_pub()), sa_pub);
+    assert_eq!(snapshot(l.service_account_key()), sa_key);
     // Every node has exactly one token.
     let tokens = std::fs::read_to_string(l.tokens()).unwrap();
     assert_eq!(

@@ -32,6 +32,8 @@ mod protobuf;
 mod selectors;
 #[path = "kubectl_e2e/support.rs"]
 mod support;
+#[path = "kubectl_e2e/tokens.rs"]
+mod tokens;
 #[path = "kubectl_e2e/watch.rs"]
 mod watch;
 
@@ -94,6 +96,26 @@ const TESTS: &[(&str, TestFn<ControlSuite>)] = &[
     ),
     ("malformed_inputs", malformed::malformed_inputs),
     ("auth_can_i_and_whoami", auth::auth_can_i_and_whoami),
+    (
+        "service_account_tokens_authenticate",
+        tokens::service_account_tokens_authenticate,
+    ),
+    (
+        "bound_token_dies_with_its_pod",
+        tokens::bound_token_dies_with_its_pod,
+    ),
+    (
+        "expired_tokens_are_refused",
+        tokens::expired_tokens_are_refused,
+    ),
+    (
+        "nodes_get_tokens_only_for_their_pods",
+        tokens::nodes_get_tokens_only_for_their_pods,
+    ),
+    (
+        "bad_token_requests_are_status",
+        tokens::bad_token_requests_are_status,
+    ),
     (
         "kubectl_1_20_auth_can_i",
         kubectl_1_20::kubectl_1_20_auth_can_i,

@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use ipnetwork::Ipv4Network;
 
-use crate::auth::Authorizer;
+use crate::auth::bearer::BearerAuthenticator;
+use crate::auth::rbac::{self, Policy};
+use crate::auth::service_account::TokenIssuer;
+use crate::auth::{Authorizer, ClusterAuthorizer};
 use crate::registry::service::Ranges;
 use crate::resources;
 use crate::rest;
@@ -57,13 +60,42 @@ pub struct ApiServer {
     pub(crate) config: ApiConfig,
     pub(crate) authorizer: Arc<dyn Authorizer>,
     pub(crate) ranges: Ranges,
+    /// Bearer-token authentication, for TokenReview (the edge holds the
+    /// same one); None when the server was built without it.
+    pub(crate) bearer: Option<Arc<BearerAuthenticator>>,
+    /// Signs TokenRequest's tokens; None serves no `serviceaccounts/token`.
+    pub(crate) token_issuer: Option<Arc<TokenIssuer>>,
+    /// The RBAC objects in memory: what escalation checks and rules
+    /// reviews read, and what `ClusterAuthorizer` decides with.
+    pub(crate) rbac: Arc<Policy>,
+    /// Whether the bootstrap RBAC objects have been reconciled once.
+    rbac_bootstrapped: std::sync::atomic::AtomicBool,
 }
 
 impl ApiServer {
+    /// A server with `authorizer`; its RBAC policy stays empty unless
+    /// `start_rbac` feeds it (tests of the REST layer pass `AllowAll`).
     pub fn new(
         etcd: etcd_client::Client,
         config: ApiConfig,
         authorizer: Arc<dyn Authorizer>,
+    ) -> Self {
+        Self::with_policy(etcd, config, authorizer, Policy::new())
+    }
+
+    /// The server capstan-control runs: masters, the node rules and RBAC
+    /// (`ClusterAuthorizer`). Call `start_rbac` once on a runtime.
+    pub fn with_rbac(etcd: etcd_client::Client, config: ApiConfig) -> Self {
+        let policy = Policy::new();
+        let authorizer = Arc::new(ClusterAuthorizer::new(policy.clone()));
+        Self::with_policy(etcd, config, authorizer, policy)
+    }
+
+    fn with_policy(
+        etcd: etcd_client::Client,
+        config: ApiConfig,
+        authorizer: Arc<dyn Authorizer>,
+        rbac: Arc<Policy>,
     ) -> Self {
         let ranges = Ranges {
             cidr: config.service_cidr,
@@ -74,7 +106,49 @@ impl ApiServer {
             config,
             authorizer,
             ranges,
+            bearer: None,
+            token_issuer: None,
+            rbac,
+            rbac_bootstrapped: Default::default(),
         }
+    }
+
+    /// Serves TokenReview with `bearer` (the authenticator the edge uses)
+    /// and TokenRequest with `issuer` when there is a signing key.
+    pub fn with_tokens(
+        mut self,
+        bearer: Arc<BearerAuthenticator>,
+        issuer: Option<Arc<TokenIssuer>>,
+    ) -> Self {
+        self.bearer = Some(bearer);
+        self.token_issuer = issuer;
+        self
+    }
+
+    /// Starts feeding the RBAC policy from etcd (a list and watch per
+    /// kind, retried for ever) and the ClusterRole aggregation.
+    pub fn start_rbac(self: &Arc<Self>) {
+        rbac::feed::spawn(self.storage.clone(), self.rbac.clone());
+        tokio::spawn(rbac::aggregate::run(self.clone()));
+    }
+
+    /// Ready to authorize: the RBAC policy is loaded and the bootstrap
+    /// roles exist (kube-apiserver's `poststarthook/rbac/bootstrap-roles`).
+    pub fn rbac_ready(&self) -> Result<(), String> {
+        if !self.rbac.is_synced() {
+            return Err("RBAC policy not loaded yet".into());
+        }
+        if !self
+            .rbac_bootstrapped
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err("bootstrap RBAC objects not reconciled yet".into());
+        }
+        Ok(())
+    }
+
+    pub fn authorizer(&self) -> &Arc<dyn Authorizer> {
+        &self.authorizer
     }
 
     pub fn config(&self) -> &ApiConfig {
@@ -85,9 +159,18 @@ impl ApiServer {
         &self.storage
     }
 
-    /// Creates the system namespaces that are missing. Call once before
-    /// serving; safe to repeat and to race with another server.
+    /// Creates the system namespaces and the bootstrap RBAC objects that
+    /// are missing. Call once before serving (again until it succeeds);
+    /// safe to repeat and to race with another server.
     pub async fn bootstrap(&self) -> Result<(), ApiError> {
+        self.bootstrap_namespaces().await?;
+        rbac::bootstrap::reconcile(self).await?;
+        self.rbac_bootstrapped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn bootstrap_namespaces(&self) -> Result<(), ApiError> {
         let Some(res) = resources::find("", "v1", "namespaces") else {
             return Err(ApiError::Internal(
                 "namespaces missing from the resource table".into(),

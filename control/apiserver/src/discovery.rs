@@ -114,6 +114,12 @@ fn subresource_info(r: &Resource, s: Sub) -> SubInfo {
         Sub::Scale => ("scale", "Scale", "autoscaling", &["get", "patch", "update"]),
         Sub::Binding => ("binding", "Binding", "", &["create"]),
         Sub::Log => ("log", "Pod", "", &["get"]),
+        Sub::Token => (
+            "token",
+            "TokenRequest",
+            "authentication.k8s.io",
+            &["create"],
+        ),
     }
 }
 
@@ -126,7 +132,7 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     let mut out: Vec<Value> = revs
         .iter()
         .map(|r| {
-            json!({"name": r.plural, "singularName": r.singular, "namespaced": false,
+            json!({"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced(),
                    "kind": r.kind, "verbs": ["create"]})
         })
         .collect();
@@ -182,7 +188,7 @@ pub fn aggregated(core: bool) -> Value {
                 json!({
                     "resource": r.plural,
                     "responseKind": {"group": r.group, "version": r.version, "kind": r.kind},
-                    "scope": "Cluster",
+                    "scope": if r.namespaced() { "Namespaced" } else { "Cluster" },
                     "singularResource": r.singular,
                     "verbs": ["create"],
                 })
@@ -247,6 +253,7 @@ mod tests {
             "pods/binding",
             "services",
             "replicationcontrollers/scale",
+            "serviceaccounts/token",
         ] {
             assert!(names.contains(&n), "{n} in {names:?}");
         }

@@ -27,7 +27,10 @@ pub mod selectors;
 pub mod server;
 pub mod status;
 pub mod storage;
+pub mod subject_review;
 pub mod table;
+pub mod token_request;
+pub mod token_review;
 pub mod watch;
 
 pub use api_server::{ApiConfig, ApiServer, SYSTEM_NAMESPACES};

@@ -2,7 +2,7 @@
 //! version, names, scope, subresources and verbs. Discovery, OpenAPI and
 //! the router all read this one table; nothing else lists resources.
 
-use k8s_openapi::api::{apps, coordination, core, discovery};
+use k8s_openapi::api::{apps, coordination, core, discovery, rbac};
 use k8s_openapi::schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -32,6 +32,8 @@ pub enum Sub {
     Scale,
     Binding,
     Log,
+    /// `serviceaccounts/token`: TokenRequest (create only, nothing stored).
+    Token,
 }
 
 impl Sub {
@@ -41,6 +43,7 @@ impl Sub {
             Sub::Scale => "scale",
             Sub::Binding => "binding",
             Sub::Log => "log",
+            Sub::Token => "token",
         }
     }
 }
@@ -211,7 +214,7 @@ pub static RESOURCES: &[Resource] = &[
         "serviceaccount",
         ["sa"],
         true,
-        [],
+        [Token],
         false,
         core::v1::ServiceAccount
     ),
@@ -280,6 +283,50 @@ pub static RESOURCES: &[Resource] = &[
         [],
         false,
         coordination::v1::Lease
+    ),
+    res!(
+        "rbac.authorization.k8s.io",
+        "ClusterRole",
+        "clusterroles",
+        "clusterrole",
+        [],
+        false,
+        [],
+        false,
+        rbac::v1::ClusterRole
+    ),
+    res!(
+        "rbac.authorization.k8s.io",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        [],
+        false,
+        [],
+        false,
+        rbac::v1::ClusterRoleBinding
+    ),
+    res!(
+        "rbac.authorization.k8s.io",
+        "Role",
+        "roles",
+        "role",
+        [],
+        true,
+        [],
+        false,
+        rbac::v1::Role
+    ),
+    res!(
+        "rbac.authorization.k8s.io",
+        "RoleBinding",
+        "rolebindings",
+        "rolebinding",
+        [],
+        true,
+        [],
+        false,
+        rbac::v1::RoleBinding
     ),
 ];
 

@@ -1,6 +1,9 @@
 //! The create-only, never-stored review resources `kubectl auth can-i` and
 //! `kubectl auth whoami` post: SelfSubjectAccessReview, SelfSubjectRulesReview
-//! (authorization.k8s.io/v1) and SelfSubjectReview (authentication.k8s.io/v1).
+//! (authorization.k8s.io/v1) and SelfSubjectReview (authentication.k8s.io/v1);
+//! the reviews about someone else, SubjectAccessReview and
+//! LocalSubjectAccessReview (`subject_review`), and TokenReview
+//! (`token_review.rs`), which the authorizer must allow first.
 //! An access review is answered by the server's own `Authorizer`, the same
 //! call every request goes through, so the answer cannot drift from what
 //! the request itself would get.
@@ -46,16 +49,46 @@ pub const REVIEWS: &[Review] = &[
         kind: "SelfSubjectRulesReview",
     },
     Review {
+        group: "authorization.k8s.io",
+        version: "v1",
+        plural: "subjectaccessreviews",
+        singular: "subjectaccessreview",
+        kind: "SubjectAccessReview",
+    },
+    Review {
+        group: "authorization.k8s.io",
+        version: "v1",
+        plural: "localsubjectaccessreviews",
+        singular: "localsubjectaccessreview",
+        kind: "LocalSubjectAccessReview",
+    },
+    Review {
         group: "authentication.k8s.io",
         version: "v1",
         plural: "selfsubjectreviews",
         singular: "selfsubjectreview",
         kind: "SelfSubjectReview",
     },
+    Review {
+        group: "authentication.k8s.io",
+        version: "v1",
+        plural: "tokenreviews",
+        singular: "tokenreview",
+        kind: "TokenReview",
+    },
 ];
 
-/// The review a path names, when it is one (`/apis/<g>/<v>/<plural>`;
-/// reviews are cluster-scoped and have no names).
+impl Review {
+    /// LocalSubjectAccessReview is posted into a namespace; the rest are
+    /// cluster-scoped.
+    pub fn namespaced(&self) -> bool {
+        self.kind == "LocalSubjectAccessReview"
+    }
+}
+
+/// The review a path names, when it is one (`/apis/<g>/<v>/<plural>`, or
+/// `.../namespaces/<ns>/<plural>` for a namespaced one; reviews have no
+/// names).
 pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static Review> {
     REVIEWS
         .iter()
@@ -76,7 +109,7 @@ pub fn in_group_version(group: &str, version: &str) -> Vec<&'static Review> {
         .collect()
 }
 
-fn decode<T: DeserializeOwned>(r: &Review, body: Value) -> Result<T, ApiError> {
+pub(crate) fn decode<T: DeserializeOwned>(r: &Review, body: Value) -> Result<T, ApiError> {
     serde_json::from_value(body).map_err(|e| {
         ApiError::BadRequest(format!(
             "error decoding the request body as {}: {e}",
@@ -85,7 +118,7 @@ fn decode<T: DeserializeOwned>(r: &Review, body: Value) -> Result<T, ApiError> {
     })
 }
 
-fn invalid(r: &Review, cause: Cause) -> ApiError {
+pub(crate) fn invalid(r: &Review, cause: Cause) -> ApiError {
     ApiError::Invalid {
         subject: Subject {
             group: r.group.into(),
@@ -97,32 +130,29 @@ fn invalid(r: &Review, cause: Cause) -> ApiError {
 }
 
 fn verb_named(v: &str) -> Option<Verb> {
-    [
-        Verb::Get,
-        Verb::List,
-        Verb::Watch,
-        Verb::Create,
-        Verb::Update,
-        Verb::Patch,
-        Verb::Delete,
-        Verb::DeleteCollection,
-    ]
-    .into_iter()
-    .find(|x| x.as_str() == v)
+    Verb::parse(v)
 }
 
-/// Answers one review for `user`: the reviewed object back with its status.
+/// Answers one review for `user` (posted into `ns` for a namespaced
+/// one): the reviewed object back with its status.
 pub async fn review(
     api: &ApiServer,
     r: &Review,
     user: &User,
+    ns: Option<&str>,
     body: Value,
 ) -> Result<Value, ApiError> {
     let out = match r.kind {
         "SelfSubjectAccessReview" => {
             serde_json::to_value(access(api, r, user, decode(r, body)?).await?)
         }
-        "SelfSubjectRulesReview" => serde_json::to_value(rules(user, decode(r, body)?)),
+        "SelfSubjectRulesReview" => serde_json::to_value(rules(&api.rbac, user, decode(r, body)?)),
+        "TokenReview" => {
+            serde_json::to_value(crate::token_review::review(api, decode(r, body)?).await?)
+        }
+        "SubjectAccessReview" | "LocalSubjectAccessReview" => {
+            Ok(crate::subject_review::review(api, r, ns, body)?)
+        }
         _ => serde_json::to_value(whoami(user, decode(r, body)?)),
     };
     let mut v = out.map_err(|e| ApiError::Internal(format!("encoding {}: {e}", r.kind)))?;
@@ -136,7 +166,7 @@ fn nonempty(s: &Option<String>) -> Option<&str> {
 }
 
 /// What a review's resource attributes ask, as the authorizer sees a request.
-fn attributes(ra: &ResourceAttributes) -> Attributes<'_> {
+pub(crate) fn attributes(ra: &ResourceAttributes) -> Attributes<'_> {
     Attributes {
         // A verb the server does not have (`use`, `*`) is asked as no
         // verb: only rules that allow everything let it through.
@@ -148,13 +178,14 @@ fn attributes(ra: &ResourceAttributes) -> Attributes<'_> {
         name: nonempty(&ra.name),
         pod_node_name: None,
         node_related: false,
+        path: None,
     }
 }
 
 /// The decision for a review's spec: the authorizer's own, given the pod's
 /// node when the question is about an existing pod. `Err` when the spec
 /// names neither resource nor non-resource attributes (or both).
-fn decide(
+pub(crate) fn decide(
     z: &dyn Authorizer,
     user: &User,
     spec: &SelfSubjectAccessReviewSpec,
@@ -168,12 +199,15 @@ fn decide(
             attrs.node_related = node_related;
             Ok(z.authorize(user, &attrs))
         }
-        // Non-resource URLs (/healthz, /metrics) are decided at the edge,
-        // not by the authorizer; only the superuser's answer is certain.
-        (None, Some(_)) if user.groups.iter().any(|g| g == MASTERS_GROUP) => Ok(Decision::Allow),
-        (None, Some(_)) => Ok(Decision::Deny(
-            "non-resource URLs are not reviewed for this user".into(),
-        )),
+        (None, Some(nra)) => {
+            let path = nra.path.as_deref().unwrap_or_default();
+            let attrs = Attributes {
+                verb: verb_named(nra.verb.as_deref().unwrap_or_default()),
+                path: Some(path),
+                ..Default::default()
+            };
+            Ok(z.authorize(user, &attrs))
+        }
         _ => Err(Cause::invalid(
             "spec.resourceAttributes",
             "",
@@ -207,18 +241,23 @@ async fn node_related(
 }
 
 fn with_decision(mut rev: SelfSubjectAccessReview, d: Decision) -> SelfSubjectAccessReview {
-    rev.status = Some(match d {
+    rev.status = Some(status_of(d));
+    rev
+}
+
+/// The status every access review answers with.
+pub(crate) fn status_of(d: Decision) -> SubjectAccessReviewStatus {
+    match d {
         Decision::Allow => SubjectAccessReviewStatus {
             allowed: true,
             ..Default::default()
         },
         Decision::Deny(reason) => SubjectAccessReviewStatus {
             allowed: false,
-            reason: Some(reason),
+            reason: Some(reason).filter(|r| !r.is_empty()),
             ..Default::default()
         },
-    });
-    rev
+    }
 }
 
 async fn access(
@@ -235,11 +274,15 @@ async fn access(
 }
 
 /// The rules a user has, as far as they can be listed: the superuser's are
-/// everything; anyone else's depend on the object (a node's own Node, pods
-/// bound to it), which a rule list cannot say without a second copy of the
-/// rules, so it is empty and marked incomplete, as Kubernetes answers for
-/// webhook authorizers.
-fn rules(user: &User, mut rev: SelfSubjectRulesReview) -> SelfSubjectRulesReview {
+/// everything; anyone else's are their RBAC rules in the asked namespace.
+/// A node's own rules depend on the object (its own Node, pods bound to
+/// it), which a rule list cannot say, so a node's list is marked
+/// incomplete, as Kubernetes answers for its node authorizer.
+fn rules(
+    policy: &crate::auth::rbac::Policy,
+    user: &User,
+    mut rev: SelfSubjectRulesReview,
+) -> SelfSubjectRulesReview {
     let all = || vec!["*".to_string()];
     let status = if user.groups.iter().any(|g| g == MASTERS_GROUP) {
         SubjectRulesReviewStatus {
@@ -257,14 +300,20 @@ fn rules(user: &User, mut rev: SelfSubjectRulesReview) -> SelfSubjectRulesReview
             evaluation_error: None,
         }
     } else {
+        let ns = rev.spec.namespace.as_deref().filter(|n| !n.is_empty());
+        let (resource_rules, non_resource_rules, mut errors) =
+            crate::auth::rbac::rules_review(policy, user, ns);
+        if user.node_name().is_some() {
+            errors.insert(
+                0,
+                "node rules are decided per object; ask with a SelfSubjectAccessReview".into(),
+            );
+        }
         SubjectRulesReviewStatus {
-            resource_rules: Vec::new(),
-            non_resource_rules: Vec::new(),
-            incomplete: true,
-            evaluation_error: Some(
-                "capstan's authorizer decides per object; ask with a SelfSubjectAccessReview"
-                    .into(),
-            ),
+            resource_rules,
+            non_resource_rules,
+            incomplete: !errors.is_empty(),
+            evaluation_error: (!errors.is_empty()).then(|| errors.join(", ")),
         }
     };
     rev.status = Some(status);
@@ -307,7 +356,7 @@ mod tests {
 
     #[test]
     fn access_uses_the_authorizer() {
-        let z = ClusterAuthorizer;
+        let z = ClusterAuthorizer::fixed();
         let admin = user("admin", &[MASTERS_GROUP]);
         let n1 = user("system:node:n1", &[NODES_GROUP]);
         let create_pods = spec(
@@ -358,7 +407,7 @@ mod tests {
 
     #[test]
     fn access_spec_needs_exactly_one_kind() {
-        let z = ClusterAuthorizer;
+        let z = ClusterAuthorizer::fixed();
         let admin = user("admin", &[MASTERS_GROUP]);
         assert!(decide(&z, &admin, &spec(json!({})), None, false).is_err());
         let both = spec(
@@ -408,14 +457,19 @@ mod tests {
 
     #[test]
     fn rules_everything_for_admin_incomplete_otherwise() {
-        let admin = rules(&user("admin", &[MASTERS_GROUP]), Default::default())
+        let p = crate::auth::rbac::Policy::new();
+        let admin = rules(&p, &user("admin", &[MASTERS_GROUP]), Default::default())
             .status
             .unwrap();
         assert!(!admin.incomplete);
         assert_eq!(admin.resource_rules[0].verbs, vec!["*".to_string()]);
-        let n = rules(&user("system:node:n1", &[NODES_GROUP]), Default::default())
-            .status
-            .unwrap();
+        let n = rules(
+            &p,
+            &user("system:node:n1", &[NODES_GROUP]),
+            Default::default(),
+        )
+        .status
+        .unwrap();
         assert!(n.incomplete && n.resource_rules.is_empty());
     }
 

@@ -180,6 +180,7 @@ fn translate(sel: &ListOptions, ev: RawEvent) -> (Option<(&'static str, Value)>,
             value,
             prev,
             mod_revision,
+            ..
         } => {
             let now = m(&value);
             let before = prev.as_ref().map(&m);
@@ -192,7 +193,9 @@ fn translate(sel: &ListOptions, ev: RawEvent) -> (Option<(&'static str, Value)>,
             };
             (out, mod_revision)
         }
-        RawEvent::Delete { prev, mod_revision } => {
+        RawEvent::Delete {
+            prev, mod_revision, ..
+        } => {
             let out = prev
                 .filter(&m)
                 .map(|p| ("DELETED", rest::with_rv(p, mod_revision)));
@@ -219,6 +222,7 @@ mod tests {
         let a = json!({"metadata": {"name": "x", "labels": {"app": "a"}}});
         let b = json!({"metadata": {"name": "x", "labels": {"app": "b"}}});
         let put = |v: &Value, p: Option<&Value>| RawEvent::Put {
+            key: "k".into(),
             value: v.clone(),
             prev: p.cloned(),
             mod_revision: 5,
@@ -241,6 +245,7 @@ mod tests {
         );
         assert_eq!(kind(&translate(&sel, put(&b, Some(&b))).0), None);
         let del = RawEvent::Delete {
+            key: "k".into(),
             prev: Some(a.clone()),
             mod_revision: 6,
         };

@@ -9,8 +9,8 @@ use libtest_mimic::Failed;
 use crate::support::{text, Suite};
 
 /// One HTTPS request with curl from the underlay namespace: (code, body).
-/// `auth`: "admin" / a node's file stem for its client certificate, or
-/// None for no credentials.
+/// `auth`: "admin" / a node's file stem for its client certificate,
+/// "token:<token>" for a bearer token, or None for no credentials.
 pub fn curl(
     s: &Suite,
     auth: Option<&str>,
@@ -38,11 +38,18 @@ pub fn curl(
         "--cacert",
     ])
     .arg(pki.join("ca.crt"));
-    if let Some(who) = auth {
-        c.arg("--cert")
-            .arg(pki.join(format!("{who}.crt")))
-            .arg("--key")
-            .arg(pki.join(format!("{who}.key")));
+    match auth {
+        // A bearer token instead of a client certificate.
+        Some(who) if who.starts_with("token:") => {
+            c.args(["-H", &format!("Authorization: Bearer {}", &who[6..])]);
+        }
+        Some(who) => {
+            c.arg("--cert")
+                .arg(pki.join(format!("{who}.crt")))
+                .arg("--key")
+                .arg(pki.join(format!("{who}.key")));
+        }
+        None => {}
     }
     let stdin = body.map(|(content_type, data)| {
         c.args([

@@ -3,8 +3,12 @@
 //! before every verb; it never looks at certificates or tokens itself.
 
 pub mod authorizer;
+pub mod bearer;
+pub mod impersonate;
 pub mod node;
 pub mod pod_refs;
+pub mod rbac;
+pub mod service_account;
 pub mod token_file;
 pub mod x509;
 
@@ -54,7 +58,40 @@ pub enum Verb {
     Patch,
     Delete,
     DeleteCollection,
+    /// RBAC: create a binding to a role without holding its rules.
+    Bind,
+    /// RBAC: create or update a role with rules one does not hold.
+    Escalate,
+    /// Act as another user, group or service account (`kubectl --as`).
+    Impersonate,
+    /// Use a named object (PodSecurityPolicy-era; kept for rules that say it).
+    Use,
+    /// Approve a CertificateSigningRequest.
+    Approve,
+    /// Sign a CertificateSigningRequest.
+    Sign,
+    /// Proxy to a node, pod or service.
+    Proxy,
 }
+
+/// Every verb, for parsing the names reviews and rules carry.
+pub const ALL_VERBS: &[Verb] = &[
+    Verb::Get,
+    Verb::List,
+    Verb::Watch,
+    Verb::Create,
+    Verb::Update,
+    Verb::Patch,
+    Verb::Delete,
+    Verb::DeleteCollection,
+    Verb::Bind,
+    Verb::Escalate,
+    Verb::Impersonate,
+    Verb::Use,
+    Verb::Approve,
+    Verb::Sign,
+    Verb::Proxy,
+];
 
 impl Verb {
     /// get, list and watch: the verbs that change nothing.
@@ -73,7 +110,19 @@ impl Verb {
             Verb::Patch => "patch",
             Verb::Delete => "delete",
             Verb::DeleteCollection => "deletecollection",
+            Verb::Bind => "bind",
+            Verb::Escalate => "escalate",
+            Verb::Impersonate => "impersonate",
+            Verb::Use => "use",
+            Verb::Approve => "approve",
+            Verb::Sign => "sign",
+            Verb::Proxy => "proxy",
         }
+    }
+
+    /// The verb Kubernetes names `name`, if the server knows it.
+    pub fn parse(name: &str) -> Option<Verb> {
+        ALL_VERBS.iter().copied().find(|v| v.as_str() == name)
     }
 }
 
@@ -99,6 +148,16 @@ pub struct Attributes<'a> {
     /// that node references the named object. The API server looks it up
     /// (only when `uses_node_relation` says the decision depends on it).
     pub node_related: bool,
+    /// For a non-resource request (`/api`, `/version`, `/openapi/v3`): the
+    /// URL path. `None` for a resource request.
+    pub path: Option<&'a str>,
+}
+
+impl Attributes<'_> {
+    /// A request on a resource (not a plain URL such as `/api`).
+    pub fn is_resource_request(&self) -> bool {
+        self.path.is_none()
+    }
 }
 
 /// The answer of an authorizer; the reason goes into the 403 `Status`.

@@ -1,10 +1,14 @@
 //! What a node's credentials may do, after Kubernetes' Node authorizer and
 //! NodeRestriction admission: write its own Node (and status), the status of
 //! pods bound to it, delete those pods, its own Lease in `kube-node-lease`,
-//! and events. It may read secrets and configmaps only when a pod bound to
-//! it references them (`pod_refs.rs`), one named object at a time (get, or
-//! list/watch with a `metadata.name` field selector): a node's credentials
-//! must not open every secret in the cluster. Other reads are allowed.
+//! and events. It may read secrets, configmaps and serviceaccounts only
+//! when a pod bound to it references them (`pod_refs.rs`), one named
+//! object at a time (get, or list/watch with a `metadata.name` field
+//! selector): a node's credentials must not open every secret in the
+//! cluster. Other reads are allowed. It may create tokens
+//! (`serviceaccounts/token`) for the service accounts its pods run as; that
+//! the token is bound to such a pod is checked where the request's body is
+//! read (`token_request.rs`, Kubernetes' NodeRestriction).
 
 use super::{Attributes, Decision, Verb};
 
@@ -15,6 +19,10 @@ pub fn authorize(node: &str, a: &Attributes<'_>) -> Decision {
     let Some(verb) = a.verb else {
         return Decision::Deny("no verb".into());
     };
+    // Plain URLs (discovery, OpenAPI) are RBAC's to answer, as in Kubernetes.
+    if !a.is_resource_request() {
+        return deny("no node rule covers non-resource URLs");
+    }
     if verb.is_read() {
         if is_pod_referenced(a) {
             return referenced_object(node, a);
@@ -25,6 +33,7 @@ pub fn authorize(node: &str, a: &Attributes<'_>) -> Decision {
         ("", "nodes") => own_node(node, verb, a),
         ("", "pods") => bound_pod(node, verb, a),
         ("coordination.k8s.io", "leases") => own_lease(node, verb, a),
+        ("", "serviceaccounts") if is_token_request(a) => referenced_object(node, a),
         ("", "events") | ("events.k8s.io", "events") => match verb {
             Verb::Create | Verb::Update | Verb::Patch => Decision::Allow,
             _ => deny("nodes may only create and update events"),
@@ -35,7 +44,23 @@ pub fn authorize(node: &str, a: &Attributes<'_>) -> Decision {
 
 /// Resources a node may read only when its pods reference them.
 pub fn is_pod_referenced(a: &Attributes<'_>) -> bool {
-    a.group.is_empty() && matches!(a.resource, "secrets" | "configmaps") && a.subresource.is_none()
+    a.group.is_empty()
+        && matches!(a.resource, "secrets" | "configmaps" | "serviceaccounts")
+        && a.subresource.is_none()
+}
+
+/// `create serviceaccounts/token`: how a kubelet gets its pods' tokens.
+pub fn is_token_request(a: &Attributes<'_>) -> bool {
+    a.group.is_empty()
+        && a.resource == "serviceaccounts"
+        && a.subresource == Some("token")
+        && a.verb == Some(Verb::Create)
+}
+
+/// Whether the node rule for `a` depends on `a.node_related` (so the API
+/// server must look up the node's pods).
+pub fn uses_relation(a: &Attributes<'_>) -> bool {
+    (a.verb.is_some_and(|v| v.is_read()) && is_pod_referenced(a)) || is_token_request(a)
 }
 
 /// Kubernetes' node authorizer answers with these exact reasons.
@@ -151,6 +176,41 @@ mod tests {
             w.node_related = true;
             assert!(!allowed(authorize("n1", &w)));
         }
+    }
+
+    #[test]
+    fn service_accounts_and_tokens_only_for_own_pods() {
+        let mut get = attrs(Verb::Get, "", "serviceaccounts");
+        get.namespace = Some("ns");
+        get.name = Some("default");
+        assert!(uses_relation(&get));
+        assert!(!allowed(authorize("n1", &get)));
+        get.node_related = true;
+        assert!(allowed(authorize("n1", &get)));
+        let mut token = attrs(Verb::Create, "", "serviceaccounts");
+        token.subresource = Some("token");
+        token.namespace = Some("ns");
+        token.name = Some("default");
+        assert!(uses_relation(&token));
+        assert_eq!(
+            authorize("n1", &token),
+            Decision::Deny("no relationship found between node 'n1' and this object".into())
+        );
+        token.node_related = true;
+        assert!(allowed(authorize("n1", &token)));
+        // Only create, only the token subresource, never the account itself.
+        let mut update = token.clone();
+        update.verb = Some(Verb::Update);
+        assert!(!allowed(authorize("n1", &update)));
+        let mut create_sa = token.clone();
+        create_sa.subresource = None;
+        assert!(!allowed(authorize("n1", &create_sa)));
+        let mut unnamed = token.clone();
+        unnamed.name = None;
+        assert_eq!(
+            authorize("n1", &unnamed),
+            Decision::Deny("No Object name found".into())
+        );
     }
 
     #[test]

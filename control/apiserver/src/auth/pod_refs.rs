@@ -1,6 +1,7 @@
-//! Which Secrets and ConfigMaps a pod names: the edges of Kubernetes' Node
-//! authorizer graph (pod → secret/configmap) that decide what a node may
-//! read. Works on the stored JSON so the API server needs no typed decode;
+//! Which Secrets, ConfigMaps and ServiceAccount a pod names: the edges of
+//! Kubernetes' Node authorizer graph (pod → secret/configmap/serviceaccount)
+//! that decide what a node may read, and for which service accounts it may
+//! request tokens. Works on the stored JSON so the API server needs no typed decode;
 //! malformed fields are skipped (they name nothing), never a panic.
 
 use std::collections::BTreeSet;
@@ -12,14 +13,19 @@ use serde_json::Value;
 pub struct PodRefs {
     pub secrets: BTreeSet<String>,
     pub config_maps: BTreeSet<String>,
+    /// `spec.serviceAccountName`, `default` when empty (what the
+    /// ServiceAccount admission sets).
+    pub service_account: Option<String>,
 }
 
 impl PodRefs {
-    /// Whether the pod names `name` of `resource` ("secrets"/"configmaps").
+    /// Whether the pod names `name` of `resource` ("secrets", "configmaps",
+    /// "serviceaccounts").
     pub fn names(&self, resource: &str, name: &str) -> bool {
         match resource {
             "secrets" => self.secrets.contains(name),
             "configmaps" => self.config_maps.contains(name),
+            "serviceaccounts" => self.service_account.as_deref() == Some(name),
             _ => false,
         }
     }
@@ -53,9 +59,16 @@ fn array<'a>(v: &'a Value, ptr: &str) -> impl Iterator<Item = &'a Value> {
 /// Every secret and configmap the pod at `pod` (a Pod object) references:
 /// env `valueFrom` and `envFrom` of all containers (init and ephemeral
 /// too), `imagePullSecrets`, and volumes (secret, configMap, projected
-/// sources, and the plugins' secret references).
+/// sources, and the plugins' secret references); and its service account.
 pub fn referenced(pod: &Value) -> PodRefs {
-    let mut r = PodRefs::default();
+    let mut r = PodRefs {
+        service_account: Some(
+            str_at(pod, "/spec/serviceAccountName")
+                .unwrap_or("default")
+                .to_string(),
+        ),
+        ..Default::default()
+    };
     let mut secret = |s: Option<&str>| {
         if let Some(s) = s {
             r.secrets.insert(s.to_string());
@@ -156,16 +169,23 @@ mod tests {
         assert!(!r.names("secrets", "env-cm"));
         assert!(r.names("configmaps", "proj-cm"));
         assert!(!r.names("pods", "pull"));
+        assert!(r.names("serviceaccounts", "default"));
+        let own = referenced(&json!({"spec": {"serviceAccountName": "agent"}}));
+        assert!(own.names("serviceaccounts", "agent") && !own.names("serviceaccounts", "default"));
     }
 
     #[test]
     fn malformed_or_empty_names_nothing() {
-        assert_eq!(referenced(&json!({})), PodRefs::default());
+        let nothing = PodRefs {
+            service_account: Some("default".into()),
+            ..Default::default()
+        };
+        assert_eq!(referenced(&json!({})), nothing);
         let odd = json!({"spec": {
             "imagePullSecrets": "pull",
             "containers": [{"env": [{"valueFrom": {"secretKeyRef": {"name": 7}}}]}],
             "volumes": [{"secret": {"secretName": ""}}, {"projected": {"sources": {}}}]
         }});
-        assert_eq!(referenced(&odd), PodRefs::default());
+        assert_eq!(referenced(&odd), nothing);
     }
 }

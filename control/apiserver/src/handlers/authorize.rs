@@ -17,7 +17,7 @@ pub fn verb_of(method: &Method, t: &ResourceTarget, watch: bool) -> Result<Verb,
         ("GET", false) => Verb::List,
         ("GET", true) => Verb::Get,
         ("POST", false) => Verb::Create,
-        ("POST", true) if t.sub == Some(Sub::Binding) => Verb::Create,
+        ("POST", true) if matches!(t.sub, Some(Sub::Binding | Sub::Token)) => Verb::Create,
         ("PUT", true) => Verb::Update,
         ("PATCH", true) => Verb::Patch,
         ("DELETE", false) => Verb::DeleteCollection,
@@ -42,6 +42,7 @@ pub fn attributes<'a>(
         name,
         pod_node_name: pod_node,
         node_related,
+        path: None,
     }
 }
 
@@ -81,8 +82,15 @@ pub fn authorize(
                 _ => name.map(|n| format!(" \"{n}\"")).unwrap_or_default(),
             };
             let verb = verb.as_str();
+            // RBAC's own denial says nothing more (no rule matched);
+            // Kubernetes then ends the message at the scope.
+            let reason = if reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {reason}")
+            };
             Err(ApiError::Forbidden(format!(
-                "{what}{shown} is forbidden: User \"{}\" cannot {verb} resource \"{}\" in API group {group}{scope}: {reason}",
+                "{what}{shown} is forbidden: User \"{}\" cannot {verb} resource \"{}\" in API group {group}{scope}{reason}",
                 user.name, what
             )))
         }

@@ -4,8 +4,11 @@
 //! index: each concern has its file.
 
 mod authorize;
+mod impersonate;
 pub mod node_refs;
+mod non_resource;
 pub mod pod_node;
+mod rbac_guard;
 pub mod request;
 mod response;
 mod routes;

@@ -1,5 +1,5 @@
-//! The node authorizer's pod → secret/configmap relationship, looked up per
-//! request: the pods bound to the calling node in the object's namespace
+//! The node authorizer's pod → secret/configmap/serviceaccount relationship,
+//! looked up per request: the pods bound to the calling node in the object's namespace
 //! (one etcd range read of that namespace's pods), and whether any of them
 //! references the object. Read fresh rather than cached so a pod bound a
 //! moment ago already grants its kubelet the secret it needs, and a deleted

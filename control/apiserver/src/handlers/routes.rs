@@ -16,7 +16,7 @@ use super::request::{read_body, read_object, Params, Req};
 use super::response::{accept, json_response};
 use super::serve::serve;
 use super::target::{self, Target};
-use crate::auth::User;
+use crate::auth::{Attributes, Decision, User, Verb};
 use crate::status::ApiError;
 use crate::{discovery, openapi, reviews, ApiServer};
 
@@ -31,6 +31,16 @@ pub fn router(api: Arc<ApiServer>) -> Router {
         .route("/openapi/v3/{*gv}", get(openapi::v3_doc))
         .route("/api/{*rest}", any(any_resource))
         .route("/apis/{*rest}", any(any_resource))
+        // Outermost last: impersonation decides who the caller is before
+        // the plain URLs are authorized.
+        .layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            super::non_resource::layer,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            super::impersonate::layer,
+        ))
         .with_state(api)
 }
 
@@ -86,13 +96,20 @@ async fn resource(api: Arc<ApiServer>, core: bool, uri: Uri, req: Req) -> Respon
     let prefix = if core { "/api/" } else { "/apis/" };
     let path = uri.path().strip_prefix(prefix).unwrap_or_default();
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    if let (false, [g, v, plural]) = (core, segs.as_slice()) {
-        if let Some(r) = reviews::find(g, v, plural) {
-            return match review(&api, r, req).await {
-                Ok(resp) => resp,
-                Err(e) => e.into_response(),
-            };
-        }
+    let asked_review = match (core, segs.as_slice()) {
+        (false, [g, v, plural]) => reviews::find(g, v, plural)
+            .filter(|r| !r.namespaced())
+            .map(|r| (r, None)),
+        (false, [g, v, "namespaces", ns, plural]) => reviews::find(g, v, plural)
+            .filter(|r| r.namespaced())
+            .map(|r| (r, Some(ns.to_string()))),
+        _ => None,
+    };
+    if let Some((r, ns)) = asked_review {
+        return match review(&api, r, ns.as_deref(), req).await {
+            Ok(resp) => resp,
+            Err(e) => e.into_response(),
+        };
     }
     let target = match target::parse(core, &segs) {
         Ok(t) => t,
@@ -115,18 +132,47 @@ async fn resource(api: Arc<ApiServer>, core: bool, uri: Uri, req: Req) -> Respon
     }
 }
 
-/// Reviews are create-only and open to every authenticated user (as
-/// Kubernetes' `system:basic-user` role grants): the answer is about the
-/// caller, so there is nothing to protect by asking the authorizer first.
-async fn review(api: &ApiServer, r: &reviews::Review, req: Req) -> Result<Response, ApiError> {
+/// Reviews are create-only. Creating one is authorized like any create:
+/// the self reviews are open to every authenticated user through the
+/// bootstrap `system:basic-user` role, the others need a grant.
+async fn review(
+    api: &ApiServer,
+    r: &reviews::Review,
+    ns: Option<&str>,
+    req: Req,
+) -> Result<Response, ApiError> {
     if req.method != Method::POST {
         return Err(ApiError::MethodNotAllowed);
     }
     let Some(user) = req.user.as_ref() else {
         return Err(ApiError::Unauthorized);
     };
+    let attrs = Attributes {
+        verb: Some(Verb::Create),
+        group: r.group,
+        resource: r.plural,
+        namespace: ns,
+        ..Default::default()
+    };
+    if let Decision::Deny(why) = api.authorizer().authorize(user, &attrs) {
+        let scope = match ns {
+            Some(ns) => format!(" in the namespace \"{ns}\""),
+            None => " at the cluster scope".into(),
+        };
+        let why = if why.is_empty() {
+            why
+        } else {
+            format!(": {why}")
+        };
+        return Err(ApiError::Forbidden(format!(
+            "{p} is forbidden: User \"{}\" cannot create resource \"{p}\" in API group \"{}\"{scope}{why}",
+            user.name,
+            r.group,
+            p = r.plural
+        )));
+    }
     let b = read_body(api, &req.headers, req.body).await?;
     let v = read_object(&req.headers, &b)?;
-    let out = reviews::review(api, r, user, v).await?;
+    let out = reviews::review(api, r, user, ns, v).await?;
     Ok(json_response(StatusCode::CREATED, &out))
 }

@@ -24,7 +24,7 @@ use crate::registry::workload;
 use crate::resources::Sub;
 use crate::rest::{self, Change, DeleteOptions};
 use crate::status::ApiError;
-use crate::{watch, ApiServer};
+use crate::{token_request, watch, ApiServer};
 
 pub async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<Response, ApiError> {
     let watch = req.params.flag("watch");
@@ -103,6 +103,7 @@ pub async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<R
         None => bytes::Bytes::new(),
     };
     let params = &req.params;
+    let guard = super::rbac_guard::guard(&api, req.user.as_ref(), t.res, ns);
     let strict = params.get("fieldValidation") == Some("Strict");
     let check_fields =
         move |res: &'static crate::resources::Resource, v: &Value| -> Result<(), ApiError> {
@@ -176,7 +177,16 @@ pub async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<R
                 let v = rest::bind(&api, t.res, ns, &name, &obj).await?;
                 return Ok(json_response(StatusCode::CREATED, &v));
             }
+            if t.sub == Some(Sub::Token) {
+                let user = req.user.as_ref().ok_or(ApiError::Unauthorized)?;
+                let issued =
+                    token_request::create(&api, user, ns.unwrap_or_default(), &name, obj).await?;
+                return Ok(issued.into_response());
+            }
             check_fields(t.res, &obj)?;
+            if let Some(g) = &guard {
+                g(None, &obj)?;
+            }
             let v = rest::create_with(&api, t.res, ns, obj, dry_run).await?;
             Ok(json_response(StatusCode::CREATED, &v))
         }
@@ -198,8 +208,27 @@ pub async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<R
                 }
                 Some(Sub::Status) | None => {
                     check_fields(t.res, &obj)?;
-                    rest::update_with(&api, t.res, ns, &name, t.sub, Change::Replace(obj), dry_run)
-                        .await?
+                    let change = match guard {
+                        // The check needs the stored object: the same
+                        // replacement, computed from it.
+                        Some(g) => {
+                            let precondition = obj
+                                .pointer("/metadata/resourceVersion")
+                                .and_then(Value::as_str)
+                                .filter(|s| !s.is_empty())
+                                .map(str::to_string);
+                            let f = move |cur: &Value| {
+                                g(Some(cur), &obj)?;
+                                Ok(obj.clone())
+                            };
+                            Change::Compute {
+                                f: Box::new(f),
+                                precondition,
+                            }
+                        }
+                        None => Change::Replace(obj),
+                    };
+                    rest::update_with(&api, t.res, ns, &name, t.sub, change, dry_run).await?
                 }
                 Some(_) => return Err(ApiError::MethodNotAllowed),
             };
@@ -233,6 +262,9 @@ pub async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<R
                     let f = move |cur: &Value| {
                         let v = patch::apply(kind, cur, &body)?;
                         check_fields(res, &v)?;
+                        if let Some(g) = &guard {
+                            g(Some(cur), &v)?;
+                        }
                         Ok(v)
                     };
                     rest::update_with(
@@ -286,6 +318,14 @@ pub async fn serve(api: Arc<ApiServer>, t: ResourceTarget, req: Req) -> Result<R
             let v = rest::delete_collection(&api, t.res, ns, &list, &opts).await?;
             Ok(json_response(StatusCode::OK, &v))
         }
+        // No request maps to these (`verb_of`); they exist for rules.
+        Verb::Bind
+        | Verb::Escalate
+        | Verb::Impersonate
+        | Verb::Use
+        | Verb::Approve
+        | Verb::Sign
+        | Verb::Proxy => Err(ApiError::MethodNotAllowed),
     }
 }
 
@@ -339,7 +379,7 @@ async fn get_object(api: &ApiServer, t: &ResourceTarget) -> Result<Response, Api
     let v = match t.sub {
         None | Some(Sub::Status) => obj,
         Some(Sub::Scale) => workload::scale_of(t.res.kind, &obj),
-        Some(Sub::Log) | Some(Sub::Binding) => return Err(ApiError::MethodNotAllowed),
+        Some(Sub::Log | Sub::Binding | Sub::Token) => return Err(ApiError::MethodNotAllowed),
     };
     Ok(json_response(StatusCode::OK, &v))
 }

@@ -15,6 +15,8 @@ pub enum Error {
     },
     #[error("issue certificate {name}: {source}")]
     Issue { name: String, source: rcgen::Error },
+    #[error("service-account key {}: {source}", path.display())]
+    ServiceAccountKey { path: PathBuf, source: rcgen::Error },
     #[error("read CA from {}: {source}", dir.display())]
     LoadCa { dir: PathBuf, source: rcgen::Error },
     #[error("bad --server URL {0}: want https://HOST:PORT")]

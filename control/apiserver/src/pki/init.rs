@@ -1,6 +1,7 @@
 //! `init`: makes whatever is missing under a PKI directory — the CA, the
 //! serving certificate, client certificates and kubeconfigs for the admin
-//! and each node, the token file — and keeps every file that exists.
+//! and each node, the token file, the service-account signing key pair —
+//! and keeps every file that exists.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -76,7 +77,44 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, Error> {
     } else {
         report.kept.push(tokens);
     }
+    ensure_service_account_key(&layout, &mut report)?;
     Ok(report)
+}
+
+/// `sa.key` and `sa.pub`. An existing key is kept (replacing it would
+/// invalidate every token issued); a lost `sa.pub` is rewritten from it.
+fn ensure_service_account_key(layout: &Layout, report: &mut InitReport) -> Result<(), Error> {
+    let (key_path, pub_path) = (layout.service_account_key(), layout.service_account_pub());
+    let sa_err = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| Error::ServiceAccountKey { path, source }
+    };
+    if key_path.exists() {
+        report.kept.push(key_path.clone());
+        if pub_path.exists() {
+            report.kept.push(pub_path);
+        } else {
+            let private = std::fs::read_to_string(&key_path).map_err(|source| Error::Io {
+                what: "read",
+                path: key_path.clone(),
+                source,
+            })?;
+            let public = crate::auth::service_account::keys::public_pem_of(&private)
+                .map_err(sa_err(&key_path))?;
+            capstan_serve::files::write_new(&pub_path, public.as_bytes(), 0o644)?;
+            report.created.push(pub_path);
+        }
+        return Ok(());
+    }
+    let (private, public) =
+        crate::auth::service_account::keys::generate().map_err(sa_err(&key_path))?;
+    // A stray public key without its private key verifies nothing we sign.
+    let _ = std::fs::remove_file(&pub_path);
+    capstan_serve::files::write_new(&key_path, private.as_bytes(), 0o600)?;
+    capstan_serve::files::write_new(&pub_path, public.as_bytes(), 0o644)?;
+    report.created.push(key_path);
+    report.created.push(pub_path);
+    Ok(())
 }
 
 fn ensure_kubeconfig(

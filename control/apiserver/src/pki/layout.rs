@@ -33,6 +33,14 @@ impl Layout {
     pub fn client_key(&self, who: &str) -> PathBuf {
         self.dir.join(format!("{who}.key"))
     }
+    /// The key service-account tokens are signed with (PKCS#8 PEM).
+    pub fn service_account_key(&self) -> PathBuf {
+        self.dir.join("sa.key")
+    }
+    /// Its public key, which verifies the tokens.
+    pub fn service_account_pub(&self) -> PathBuf {
+        self.dir.join("sa.pub")
+    }
     pub fn tokens(&self) -> PathBuf {
         self.dir.join("tokens.csv")
     }

@@ -30,6 +30,7 @@ ROOTS = [
     "api/discovery/v1",
     "api/coordination/v1",
     "api/authorization/v1",
+    "api/rbac/v1",
     "api/authentication/v1",
     "apimachinery/pkg/runtime",
     "apimachinery/pkg/apis/meta/v1",

@@ -5,6 +5,7 @@
 use super::config_map::ConfigMapStrategy;
 use super::namespace::NamespaceStrategy;
 use super::pod::PodStrategy;
+use super::rbac::RbacStrategy;
 use super::secret::SecretStrategy;
 use super::service::ServiceStrategy;
 use super::strategy::{Generic, Strategy};
@@ -23,6 +24,10 @@ static STRATEGIES: &[(&str, &dyn Strategy)] = &[
         "ReplicationController",
         &WorkloadStrategy::REPLICATION_CONTROLLER,
     ),
+    ("Role", &RbacStrategy::ROLE),
+    ("ClusterRole", &RbacStrategy::CLUSTER_ROLE),
+    ("RoleBinding", &RbacStrategy::ROLE_BINDING),
+    ("ClusterRoleBinding", &RbacStrategy::CLUSTER_ROLE_BINDING),
 ];
 
 /// The strategy of `kind` (a kind in the resource table).

@@ -183,6 +183,9 @@ pub fn validate(res: &Resource, obj: &Value, out: &mut Vec<Cause>) {
     // Kubernetes holds namespaces and services to the stricter DNS label.
     if matches!(res.plural, "namespaces" | "services") {
         validation::dns1123_label("metadata.name", name, out);
+    } else if super::rbac::is_rbac_plural(res.plural) {
+        // RBAC names are path segments (`system:masters`).
+        super::rbac::path_segment_name("metadata.name", name, out);
     } else if res.plural != "events" {
         validation::dns1123_subdomain("metadata.name", name, out);
     }

@@ -10,6 +10,7 @@ pub mod meta;
 pub mod namespace;
 pub mod pod;
 pub mod prepare;
+pub mod rbac;
 pub mod secret;
 pub mod service;
 pub mod strategy;

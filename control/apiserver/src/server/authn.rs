@@ -1,6 +1,6 @@
 //! Authentication: who is calling, from the TLS client certificate (already
 //! verified against the cluster CA during the handshake) or a bearer token
-//! from the token file. The result goes into the request's extensions as an
+//! (the token file's, or a service-account JWT: `auth::bearer`). The result goes into the request's extensions as an
 //! `auth::User`; a request without credentials is refused with 401 unless it
 //! asks for a public path (health), and bad credentials are always refused.
 
@@ -12,8 +12,9 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::status;
+use crate::auth::bearer::{with_authenticated, BearerAuthenticator};
 use crate::auth::token_file::TokenFile;
-use crate::auth::{User, AUTHENTICATED_GROUP};
+use crate::auth::User;
 
 /// Paths anyone may read, as Kubernetes' `system:public-info-viewer`.
 pub const PUBLIC_PATHS: &[&str] = &["/healthz", "/livez", "/readyz", "/version"];
@@ -30,17 +31,24 @@ pub enum PeerIdentity {
 }
 
 pub struct Authenticator {
-    tokens: TokenFile,
+    tokens: Arc<BearerAuthenticator>,
 }
 
 impl Authenticator {
+    /// Bearer tokens from the token file only.
     pub fn new(tokens: TokenFile) -> Self {
+        Self::with_bearer(Arc::new(BearerAuthenticator::file_only(tokens)))
+    }
+
+    /// Bearer tokens of every kind the server knows (the same authenticator
+    /// the API server's TokenReview uses).
+    pub fn with_bearer(tokens: Arc<BearerAuthenticator>) -> Self {
         Authenticator { tokens }
     }
 
     /// The user behind a request, None when it carries no credentials, or
     /// the reason its credentials are refused.
-    pub fn user(
+    pub async fn user(
         &self,
         peer: Option<&PeerIdentity>,
         authorization: Option<&[u8]>,
@@ -53,10 +61,11 @@ impl Authenticator {
                 .map(str::trim)
                 .filter(|t| !t.is_empty())
                 .ok_or("only bearer tokens are accepted")?;
-            return match self.tokens.user(token) {
-                Some(u) => Ok(Some(with_authenticated(u.clone()))),
-                None => Err("invalid bearer token".into()),
-            };
+            return self
+                .tokens
+                .authenticate(token, None)
+                .await
+                .map(|a| Some(a.user));
         }
         match peer {
             Some(PeerIdentity::Certificate(u)) => Ok(Some(with_authenticated(u.clone()))),
@@ -64,13 +73,6 @@ impl Authenticator {
             Some(PeerIdentity::None) | None => Ok(None),
         }
     }
-}
-
-fn with_authenticated(mut u: User) -> User {
-    if !u.groups.iter().any(|g| g == AUTHENTICATED_GROUP) {
-        u.groups.push(AUTHENTICATED_GROUP.into());
-    }
-    u
 }
 
 pub async fn authenticate(
@@ -83,7 +85,7 @@ pub async fn authenticate(
         .headers()
         .get(header::AUTHORIZATION)
         .map(|v| v.as_bytes().to_vec());
-    match authn.user(peer.as_ref(), authorization.as_deref()) {
+    match authn.user(peer.as_ref(), authorization.as_deref()).await {
         Ok(Some(user)) => {
             tracing::trace!(user = %user.name, path = %req.uri().path(), "authenticated");
             req.extensions_mut().insert(user);
@@ -107,13 +109,14 @@ fn unauthorized() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::AUTHENTICATED_GROUP;
 
     fn authn() -> Authenticator {
         Authenticator::new(TokenFile::parse("tok,alice,1,\"dev\"\n").unwrap())
     }
 
-    #[test]
-    fn token_beats_certificate_and_adds_authenticated() {
+    #[tokio::test]
+    async fn token_beats_certificate_and_adds_authenticated() {
         let cert = PeerIdentity::Certificate(User {
             name: "bob".into(),
             groups: vec![],
@@ -121,24 +124,27 @@ mod tests {
         });
         let u = authn()
             .user(Some(&cert), Some(b"Bearer tok"))
+            .await
             .unwrap()
             .unwrap();
         assert_eq!(u.name, "alice");
         assert_eq!(u.groups, vec!["dev", AUTHENTICATED_GROUP]);
-        let u = authn().user(Some(&cert), None).unwrap().unwrap();
+        let u = authn().user(Some(&cert), None).await.unwrap().unwrap();
         assert_eq!(u.name, "bob");
     }
 
-    #[test]
-    fn bad_or_missing_credentials() {
-        assert_eq!(authn().user(None, None), Ok(None));
-        assert_eq!(authn().user(Some(&PeerIdentity::None), None), Ok(None));
-        assert!(authn().user(None, Some(b"Bearer nope")).is_err());
-        assert!(authn().user(None, Some(b"Basic abc")).is_err());
-        assert!(authn().user(None, Some(b"Bearer ")).is_err());
-        assert!(authn().user(None, Some(&[0xff, 0xfe])).is_err());
-        assert!(authn()
+    #[tokio::test]
+    async fn bad_or_missing_credentials() {
+        let a = authn();
+        assert_eq!(a.user(None, None).await, Ok(None));
+        assert_eq!(a.user(Some(&PeerIdentity::None), None).await, Ok(None));
+        assert!(a.user(None, Some(b"Bearer nope")).await.is_err());
+        assert!(a.user(None, Some(b"Basic abc")).await.is_err());
+        assert!(a.user(None, Some(b"Bearer ")).await.is_err());
+        assert!(a.user(None, Some(&[0xff, 0xfe])).await.is_err());
+        assert!(a
             .user(Some(&PeerIdentity::Invalid("x".into())), None)
+            .await
             .is_err());
     }
 }

@@ -14,10 +14,15 @@ use axum::Router;
 
 const ETCD_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// A readiness check beyond etcd: `Err(why)` while not ready.
+pub type ReadyCheck = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
 #[derive(Clone)]
 pub struct Health {
     etcd: Option<etcd_client::Client>,
     shutting_down: Arc<AtomicBool>,
+    /// Named checks `/readyz` also runs (kube-apiserver's post-start hooks).
+    checks: Arc<std::sync::Mutex<Vec<(String, ReadyCheck)>>>,
 }
 
 impl Health {
@@ -26,7 +31,17 @@ impl Health {
         Health {
             etcd,
             shutting_down: Arc::new(AtomicBool::new(false)),
+            checks: Default::default(),
         }
+    }
+
+    /// Adds a check `/readyz` runs under `name` (e.g.
+    /// `poststarthook/rbac/bootstrap-roles`).
+    pub fn add_check(&self, name: &str, check: ReadyCheck) {
+        self.checks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((name.to_string(), check));
     }
 
     /// From now on `/readyz` fails, so load balancers stop sending work
@@ -70,11 +85,19 @@ async fn readyz(State(h): State<Health>, RawQuery(q): RawQuery) -> impl IntoResp
     } else {
         Ok(())
     };
-    report(
-        "readyz",
-        &[("ping", Ok(())), ("etcd", etcd), ("shutdown", shutdown)],
-        verbose(q.as_deref()),
-    )
+    let mut checks: Vec<(String, Result<(), String>)> =
+        vec![("ping".into(), Ok(())), ("etcd".into(), etcd)];
+    let extra: Vec<(String, ReadyCheck)> =
+        h.checks.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    for (name, check) in extra {
+        let r = check();
+        if let Err(why) = &r {
+            tracing::debug!(check = %name, %why, "readyz: not ready");
+        }
+        checks.push((name, r));
+    }
+    checks.push(("shutdown".into(), shutdown));
+    report("readyz", &checks, verbose(q.as_deref()))
 }
 
 fn verbose(q: Option<&str>) -> bool {
@@ -86,9 +109,9 @@ fn verbose(q: Option<&str>) -> bool {
 
 /// kube-apiserver's format: failures are always listed, reasons withheld
 /// (they are logged instead).
-fn report(
+fn report<N: AsRef<str>>(
     what: &str,
-    checks: &[(&str, Result<(), String>)],
+    checks: &[(N, Result<(), String>)],
     verbose: bool,
 ) -> (StatusCode, String) {
     let failed = checks.iter().any(|(_, r)| r.is_err());
@@ -97,6 +120,7 @@ fn report(
     }
     let mut body = String::new();
     for (name, r) in checks {
+        let name = name.as_ref();
         match r {
             Ok(()) => body.push_str(&format!("[+]{name} ok\n")),
             Err(_) => body.push_str(&format!("[-]{name} failed: reason withheld\n")),

@@ -10,11 +10,13 @@ use super::{Storage, StorageError};
 #[derive(Debug)]
 pub enum RawEvent {
     Put {
+        key: String,
         value: Value,
         prev: Option<Value>,
         mod_revision: i64,
     },
     Delete {
+        key: String,
         prev: Option<Value>,
         mod_revision: i64,
     },
@@ -97,10 +99,12 @@ impl EtcdWatch {
                 match ev.event_type() {
                     EventType::Put => out.push(RawEvent::Put {
                         value: decode(&key, kv.value())?,
+                        key,
                         prev,
                         mod_revision: kv.mod_revision(),
                     }),
                     EventType::Delete => out.push(RawEvent::Delete {
+                        key,
                         prev,
                         mod_revision: kv.mod_revision(),
                     }),
