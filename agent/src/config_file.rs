@@ -23,6 +23,8 @@ pub struct FileConfig {
     pub lease_ttl: Option<u64>,
     pub resync_interval: Option<u64>,
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// An address or `off`, as the flag.
+    pub healthz_addr: Option<String>,
     // kubelet
     pub node_ip: Option<std::net::IpAddr>,
     pub containerd_socket: Option<PathBuf>,

@@ -84,6 +84,12 @@ struct Cli {
     #[arg(long)]
     metrics_addr: Option<std::net::SocketAddr>,
 
+    /// Address of the health endpoint (`GET /healthz`: overlay and proxy
+    /// running, `GET /readyz`: subnet file written and proxy synced), or
+    /// `off` [default: 0.0.0.0:10256 with the overlay or proxy, else off].
+    #[arg(long, value_parser = capstan_agent::healthz_addr::parse)]
+    healthz_addr: Option<capstan_agent::healthz_addr::HealthzAddr>,
+
     /// kubelet: this node's address reported as hostIP [default: first global IPv4].
     #[arg(long)]
     node_ip: Option<std::net::IpAddr>,
@@ -197,6 +203,9 @@ fn main() -> ExitCode {
         let code = kubelet::logs::run_driver(std::path::Path::new(&args[2]));
         return ExitCode::from(code as u8);
     }
+    if args.get(1).is_some_and(|a| a == "install-cni") {
+        return install_cni(&args[1..]);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => {
@@ -216,6 +225,73 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("capstan-agent: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `capstan-agent install-cni`: the DaemonSet's init container (the image
+/// has no shell to copy files with).
+#[derive(Parser, Debug)]
+#[command(
+    name = "capstan-agent install-cni",
+    about = "Install CNI plugin binaries and the network config onto the host, atomically"
+)]
+struct InstallCniCli {
+    /// A plugin binary, or a directory whose regular files are plugins.
+    #[arg(long)]
+    from: PathBuf,
+    /// Where the node's runtime looks for CNI plugins.
+    #[arg(long, default_value = "/opt/cni/bin")]
+    bin_dir: PathBuf,
+    /// The CNI network config list to install.
+    #[arg(long)]
+    conflist: Option<PathBuf>,
+    /// Where the node's runtime reads network configs.
+    #[arg(long, default_value = "/etc/cni/net.d")]
+    conf_dir: PathBuf,
+    /// File name of the installed config.
+    #[arg(long, default_value = capstan_agent::install_cni::DEFAULT_CONFLIST_NAME)]
+    conflist_name: String,
+}
+
+fn install_cni(args: &[std::ffi::OsString]) -> ExitCode {
+    use capstan_agent::install_cni::{install, Outcome, Request};
+    let cli = match InstallCniCli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let line = text.lines().next().unwrap_or("bad arguments");
+            eprintln!(
+                "capstan-agent install-cni: {}",
+                line.trim_start_matches("error: ")
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let req = Request {
+        from: cli.from,
+        bin_dir: cli.bin_dir,
+        conflist: cli.conflist,
+        conf_dir: cli.conf_dir,
+        conflist_name: cli.conflist_name,
+    };
+    match install(&req) {
+        Ok(done) => {
+            for o in done {
+                match o {
+                    Outcome::Installed(p) => println!("installed {}", p.display()),
+                    Outcome::Unchanged(p) => println!("unchanged {}", p.display()),
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("capstan-agent install-cni: {e}");
             ExitCode::FAILURE
         }
     }
@@ -297,6 +373,38 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         })?,
         (None, None) => SubnetManagerKind::Etcd,
     };
+    let net_conf_file = cli
+        .net_conf_file
+        .take()
+        .or(file.net_conf_file.take())
+        .unwrap_or_else(|| overlay::subnet::kube::DEFAULT_NET_CONF.into());
+    let overlay_kube =
+        components.contains(&Component::Overlay) && manager == SubnetManagerKind::Kube;
+    // Kube mode reads the network config from a local file (the
+    // DaemonSet's ConfigMap): a bad one stops the agent here, in one line,
+    // before anything touches the node's network. The overlay reads it
+    // again and warns about the keys it ignores.
+    let net_conf = if overlay_kube {
+        Some(overlay::subnet::kube::net_conf::load(&net_conf_file)?.0)
+    } else {
+        None
+    };
+    let health = capstan_serve::health::Health::default();
+    let probe = |c: Component, name: &'static str| {
+        if components.contains(&c) {
+            health.probe(name)
+        } else {
+            capstan_serve::health::Probe::detached(name)
+        }
+    };
+    let healthz_addr = match (cli.healthz_addr.take(), file.healthz_addr.take()) {
+        (Some(a), _) => a,
+        (None, Some(text)) => capstan_agent::healthz_addr::parse(&text)
+            .map_err(|e| anyhow::anyhow!("healthz-addr in config file: {e}"))?,
+        (None, None) => capstan_agent::healthz_addr::default_for(
+            components.contains(&Component::Overlay) || components.contains(&Component::Proxy),
+        ),
+    };
     let node_name = match cli.node_name.or(file.node_name) {
         Some(n) => n,
         None => std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -328,11 +436,17 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
                 .max(1),
         ),
         metrics: overlay::metrics::Metrics::default(),
+        health: probe(Component::Overlay, "overlay"),
     };
     let metrics_addr = cli.metrics_addr.or(file.metrics_addr);
     let mut registry = prometheus_client::registry::Registry::default();
     if components.contains(&Component::Overlay) {
         opts.metrics.register(&mut registry);
+    }
+    let proxy_metrics = capstan_proxy::metrics::Metrics::default();
+    let proxy_probe = probe(Component::Proxy, "proxy");
+    if components.contains(&Component::Proxy) {
+        proxy_metrics.register(&mut registry);
     }
     let kubelet_opts = kubelet::Options {
         node_name: node_name.clone(),
@@ -413,7 +527,18 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         (capstan_proxy::model::IpFamily::V4, None),
         (capstan_proxy::model::IpFamily::V6, None),
     ];
-    for c in cli.cluster_cidr.or(file.cluster_cidr).unwrap_or_default() {
+    // The pod network is the overlay's Network (and IPv6Network) unless given.
+    let from_net_conf = net_conf.map(|n| {
+        let mut v = vec![n.network.to_string()];
+        v.extend(n.ipv6_network.map(|n6| n6.to_string()));
+        v
+    });
+    for c in cli
+        .cluster_cidr
+        .or(file.cluster_cidr)
+        .or(from_net_conf)
+        .unwrap_or_default()
+    {
         let Some(cidr) = capstan_proxy::component::parse_cidr(&c) else {
             bail!("--cluster-cidr {c:?} is not a CIDR (like 10.244.0.0/16)");
         };
@@ -429,10 +554,6 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         full_resync_interval: Duration::from_secs(3600),
     };
     let kubeconfig = cli.kubeconfig.or(file.kubeconfig);
-    let net_conf_file = cli
-        .net_conf_file
-        .or(file.net_conf_file)
-        .unwrap_or_else(|| overlay::subnet::kube::DEFAULT_NET_CONF.into());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -471,6 +592,20 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
             }
             anyhow::Ok(())
         };
+        let health_server = match healthz_addr {
+            capstan_agent::healthz_addr::HealthzAddr::At(addr) => Some(
+                capstan_serve::health::bind(addr, health, stopped(stop_rx.clone()))
+                    .await
+                    .with_context(|| format!("--healthz-addr {addr} (another address, or off)"))?,
+            ),
+            capstan_agent::healthz_addr::HealthzAddr::Off => None,
+        };
+        let health_run = async {
+            if let Some(server) = health_server {
+                server.await?;
+            }
+            anyhow::Ok(())
+        };
         // One API client (one connection pool) for the overlay and the proxy.
         let needs_api = components.contains(&Component::Proxy)
             || (components.contains(&Component::Overlay) && manager == SubnetManagerKind::Kube);
@@ -503,13 +638,15 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
                     proxy_cfg,
                     client,
                     capstan_proxy::runner::RunnerConfig::default(),
+                    proxy_metrics,
+                    proxy_probe,
                     stopped(stop_rx.clone()),
                 )
                 .await;
             }
             anyhow::Ok(())
         };
-        let r = tokio::try_join!(overlay_run, kubelet_run, proxy_run, metrics_run);
+        let r = tokio::try_join!(overlay_run, kubelet_run, proxy_run, metrics_run, health_run);
         signal.abort();
         r.map(|_| ())
     })?;

@@ -39,7 +39,8 @@ fn bad_flags_are_one_line_errors() {
 
 #[test]
 fn components_and_managers_not_built_yet_say_so() {
-    one_line_error(&["--subnet-manager", "kube"], "kube");
+    // Kube mode reads its network config file first: none, one line.
+    one_line_error(&["--subnet-manager", "kube"], "net-conf");
     one_line_error(
         &["--components", "proxy", "--cluster-cidr", "10.244.0.0"],
         "10.244.0.0",

@@ -45,6 +45,21 @@ fn net_conf(lab: &Lab, i: usize) -> PathBuf {
 }
 
 fn spawn_kube_agent(lab: &Lab, cp: &ControlPlane, i: usize) -> Daemon {
+    lab.node(i)
+        .spawn(
+            "overlay",
+            &common::agent_bin(),
+            &kube_agent_args(lab, cp, i, &net_conf(lab, i)),
+        )
+        .expect("spawn agent")
+}
+
+fn kube_agent_args(
+    lab: &Lab,
+    cp: &ControlPlane,
+    i: usize,
+    net_conf: &std::path::Path,
+) -> Vec<String> {
     let n = lab.node(i);
     let args: Vec<String> = vec![
         "--node-name".into(),
@@ -56,7 +71,7 @@ fn spawn_kube_agent(lab: &Lab, cp: &ControlPlane, i: usize) -> Daemon {
         "--kubeconfig".into(),
         cp.node_kubeconfig(n.name()).display().to_string(),
         "--net-conf-file".into(),
-        net_conf(lab, i).display().to_string(),
+        net_conf.display().to_string(),
         "--subnet-file".into(),
         subnet_file(lab, i).display().to_string(),
         "--iface".into(),
@@ -64,9 +79,7 @@ fn spawn_kube_agent(lab: &Lab, cp: &ControlPlane, i: usize) -> Daemon {
         "--resync-interval".into(),
         "5".into(),
     ];
-    lab.node(i)
-        .spawn("overlay", &common::agent_bin(), &args)
-        .expect("spawn agent")
+    args
 }
 
 fn main() {
@@ -147,6 +160,10 @@ fn main() {
         t("ipv6_vtep_published_as_node_annotation", vtep_v6_annotation),
         t("dual_stack_pods_reach_each_other_over_ipv6", pods_reach_v6),
         t("single_stack_node_among_dual_stack_ones", single_stack_node),
+        t(
+            "a_malformed_net_conf_stops_the_agent_and_leaves_the_node_alone",
+            malformed_net_conf,
+        ),
         t("a_deleted_node_is_unmeshed", deleted_node_unmeshed),
     ];
     let conclusion = libtest_mimic::run(&args, trials);
@@ -388,5 +405,100 @@ fn deleted_node_unmeshed(s: &Suite) -> Result<(), Failed> {
                     .contains(&format!("{} ", subnet6.network()))
         },
     )?;
+    Ok(())
+}
+
+/// Node 0's network as the kernel and the subnet file have it.
+fn node_network(s: &Suite, i: usize) -> Vec<String> {
+    let ns = s.lab.node(i).netns_name().to_string();
+    let file = subnet_file(&s.lab, i);
+    let mtime = std::fs::metadata(&file)
+        .and_then(|m| m.modified())
+        .map(|t| format!("{t:?}"))
+        .unwrap_or_default();
+    vec![
+        ip_in(&ns, &["-d", "link", "show", "dev", "capstan.1"]),
+        ip_in(&ns, &["route", "show"]),
+        ip_in(&ns, &["-6", "route", "show"]),
+        ip_in(&ns, &["neigh", "show", "dev", "capstan.1"]),
+        fdb_in(&ns, "capstan.1"),
+        std::fs::read_to_string(&file).unwrap_or_default(),
+        mtime,
+    ]
+}
+
+/// A malformed ConfigMap net-conf.json (bad JSON, a wrong type, a bad
+/// CIDR) on a node whose network is up: the agent exits non-zero with one
+/// line naming the file and the problem, and the VXLAN device, routes,
+/// neighbours, FDB and subnet file stay exactly as they were. Then the
+/// good file brings the agent back.
+fn malformed_net_conf(s: &Suite) -> Result<(), Failed> {
+    let i = 0;
+    if let Ok(mut a) = s.agents.lock() {
+        if let Some(d) = a.get_mut(i) {
+            d.stop(Duration::from_secs(5));
+        }
+    }
+    let before = node_network(s, i);
+    check(
+        !before[0].is_empty() && !before[5].is_empty(),
+        format!("node {i} has no network to keep: {before:?}"),
+    )?;
+    let bad = s.lab.node(i).dir().join("etc/bad-net-conf.json");
+    for (text, problem) in [
+        (
+            r#"{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan""#,
+            "not valid JSON",
+        ),
+        (
+            r#"{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","VNI":"one"}}"#,
+            "Backend.VNI",
+        ),
+        (
+            r#"{"Network":"10.244.0.0/33"}"#,
+            "Network \"10.244.0.0/33\"",
+        ),
+    ] {
+        std::fs::write(&bad, text).map_err(|e| format!("write {}: {e}", bad.display()))?;
+        let mut c = s.lab.node(i).command(common::agent_bin())?;
+        c.args(kube_agent_args(&s.lab, &s.cp, i, &bad))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().map_err(|e| format!("spawn agent: {e}"))?;
+        let exited = wait_until("the agent to exit", Duration::from_secs(20), || {
+            matches!(child.try_wait(), Ok(Some(_)))
+        });
+        if exited.is_err() {
+            let _ = child.kill();
+        }
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        check(
+            exited.is_ok()
+                && !out.status.success()
+                && lines.len() == 1
+                && lines[0].contains(&*bad.to_string_lossy())
+                && lines[0].contains(problem),
+            format!(
+                "{text}: exit {:?}, want one line naming {} and {problem:?}:\n{stderr}",
+                out.status,
+                bad.display()
+            ),
+        )?;
+    }
+    let after = node_network(s, i);
+    check(
+        before == after,
+        format!("node {i}'s network changed:\nbefore {before:#?}\nafter {after:#?}"),
+    )?;
+    // The good file: the agent runs again and the node stays meshed.
+    let agent = spawn_kube_agent(&s.lab, &s.cp, i);
+    if let Ok(mut a) = s.agents.lock() {
+        a[i] = agent;
+    }
+    wait_until("node 0 meshed again", Duration::from_secs(30), || {
+        meshed(&s.lab, i)
+    })?;
     Ok(())
 }

@@ -46,9 +46,35 @@ fn request(ns: &Netns, to: SocketAddr) -> std::io::Result<String> {
     .map_err(|e| std::io::Error::other(e.to_string()))?
 }
 
+/// `GET path` on `port` of the node's loopback: status line and body.
+fn http_get(ns: &Netns, port: u16, path: &str) -> std::io::Result<(String, String)> {
+    let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    ns.run_in(move || {
+        let mut s = TcpStream::connect_timeout(
+            &SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            Duration::from_millis(500),
+        )?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        s.write_all(request.as_bytes())?;
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut s, &mut text)?;
+        let status = text.lines().next().unwrap_or_default().to_string();
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        Ok((status, body))
+    })
+    .map_err(|e| std::io::Error::other(e.to_string()))?
+}
+
 fn wait_until(what: &str, within: Duration, f: impl FnMut() -> bool) {
     capstan_lab::wait::wait_until(what, within, f).unwrap_or_else(|e| panic!("{e}"));
 }
+
+const METRICS_PORT: u16 = 9464;
+/// The agent's default --healthz-addr port (0.0.0.0), as the DaemonSet's probes use it.
+const HEALTHZ_PORT: u16 = 10256;
 
 #[test]
 fn proxy_component_follows_the_api_server() {
@@ -103,6 +129,7 @@ fn proxy_component_follows_the_api_server() {
                 format!("--node-name={}", node.name()),
                 format!("--kubeconfig={}", cp.admin_kubeconfig().display()),
                 "--cluster-cidr=10.246.0.0/16".into(),
+                format!("--metrics-addr=127.0.0.1:{METRICS_PORT}"),
             ],
         )
         .expect("agent");
@@ -148,6 +175,38 @@ fn proxy_component_follows_the_api_server() {
                 })
                 .unwrap_or(false)
         },
+    );
+
+    // The proxy has synced: it says so on the health endpoint, and its
+    // metrics are served on --metrics-addr beside the rest of the agent's.
+    // (The rules are in before the runner marks the sync done: poll.)
+    wait_until(
+        "/readyz to say the proxy is ready",
+        Duration::from_secs(10),
+        || {
+            http_get(&node_ns, HEALTHZ_PORT, "/readyz").is_ok_and(|(status, body)| {
+                status.contains(" 200 ") && body.contains("proxy: ready")
+            })
+        },
+    );
+    let (status, body) = http_get(&node_ns, HEALTHZ_PORT, "/healthz").expect("GET /healthz");
+    assert!(status.contains(" 200 "), "{status}\n{body}");
+    let (status, metrics) = http_get(&node_ns, METRICS_PORT, "/metrics").expect("GET /metrics");
+    assert!(status.contains(" 200 "), "{status}\n{metrics}");
+    let full_syncs = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("capstan_proxy_sync_duration_seconds_count{kind=\"full\"} "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let services = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("capstan_proxy_services "))
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .unwrap_or(0);
+    assert!(full_syncs >= 1 && services >= 1, "{metrics}");
+    assert!(
+        metrics.contains("capstan_proxy_sync_failures_total"),
+        "{metrics}"
     );
 
     // The endpoint goes away: the service rejects instead of black-holing.

@@ -36,7 +36,7 @@ fn etcd_spec(lab: &Lab, etcd_pki: &Layout, url: &str) -> DaemonSpec {
         ],
         env: vec![],
         netns: Some(lab.underlay().name().to_string()),
-        private_mounts: false,
+        mntns: None,
         log: lab.dir().join("logs/etcd-tls.log"),
     }
 }
@@ -108,7 +108,7 @@ fn control_talks_to_etcd_over_tls() {
         args,
         env: vec![],
         netns: Some(lab.underlay().name().to_string()),
-        private_mounts: false,
+        mntns: None,
         log: lab.dir().join("logs/control-no-identity.log"),
     })
     .unwrap();

@@ -16,6 +16,8 @@ mod auth;
 mod clients;
 #[path = "kubectl_e2e/delete.rs"]
 mod delete;
+#[path = "kubectl_e2e/deploy.rs"]
+mod deploy;
 #[path = "kubectl_e2e/discovery.rs"]
 mod discovery;
 #[path = "kubectl_e2e/kubectl_1_20.rs"]
@@ -144,6 +146,10 @@ const TESTS: &[(&str, TestFn<ControlSuite>)] = &[
     (
         "kubectl_1_20_generators",
         kubectl_1_20::kubectl_1_20_generators,
+    ),
+    (
+        "deploy_manifests_pass_strict_client_validation",
+        deploy::rendered_yaml_passes_strict_client_validation,
     ),
     ("metrics_count_requests", auth::metrics_count_requests),
     (

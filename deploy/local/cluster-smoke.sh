@@ -3,7 +3,9 @@
 # build the tests already made, checking each time that it works while up
 # (from inside the lab and with kubectl from the host shell) and that nothing
 # is left when down; the second round also kills every daemon and checks
-# that `up` recovers the dead cluster. Prints a pass/fail count line.
+# that `up` recovers the dead cluster; the third installs the network as the
+# DaemonSet (CAPSTAN_NETWORK=daemonset) and adds a node. Prints a pass/fail
+# count line.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export CAPSTAN_PROFILE=${CAPSTAN_PROFILE:-debug} CAPSTAN_SKIP_BUILD=${CAPSTAN_SKIP_BUILD:-1}
@@ -93,7 +95,22 @@ round2() {
   return $rc
 }
 
-for i in 1 2; do
+# Round 3: the network as the DaemonSet of deploy/kubernetes (nodes run
+# only the kubelet), then a third node added to the running cluster.
+round3() {
+  local pods="'$C' kubectl -n capstan-system get pods -l app.kubernetes.io/name=capstan -o wide --no-headers"
+  check "up with CAPSTAN_NETWORK=daemonset" env CAPSTAN_NETWORK=daemonset "$C" up &&
+  check "one Running agent pod per node" bash -c "$pods | grep -c ' Running ' | grep -qx 2" &&
+  check "the init container put the plugin in node-1's own /opt/cni/bin" "$C" exec node-1 test -x /opt/cni/bin/capstan &&
+  ready_and_serving &&
+  check "add-node: node-3 joins, gets its agent pod and is Ready" bash -c "'$C' add-node && $pods | grep ' node-3 ' | grep -q ' Running '" &&
+  check "the demo answers on node-3's NodePort from outside" "$C" exec lab curl -sf --max-time 3 http://192.168.250.13:30080/
+  local rc=$?
+  down_and_clean || rc=1
+  return $rc
+}
+
+for i in 1 2 3; do
   echo "round $i:"
   if "round$i"; then passed=$((passed + 1)); else failed=$((failed + 1)); "$C" down >/dev/null 2>&1; fi
 done

@@ -9,8 +9,13 @@
 #   deploy/local/cluster.sh kubectl ARGS...     kubectl as the admin, run inside the lab
 #   deploy/local/cluster.sh exec NODE CMD...    run CMD inside node NODE (or `lab`: outside every node)
 #   deploy/local/cluster.sh restart etcd|control|forward|agent NODE|containerd NODE
+#   deploy/local/cluster.sh add-node            add node N+1 to the running cluster
 #
 # NODES (default 2) sets the node count; nodes are node-1, node-2, ...
+# CAPSTAN_NETWORK=daemonset runs only the kubelet on the nodes and installs
+# the network (overlay, proxy, CNI) as the DaemonSet of deploy/kubernetes,
+# from the image deploy/image/build.sh makes; unset, every node runs the
+# whole agent as a process and the script installs the CNI plugin.
 # CAPSTAN_PROFILE (default release) picks the cargo profile to build and run;
 # CAPSTAN_SKIP_BUILD=1 uses the binaries already built in that profile.
 # CAPSTAN_API_PORT (default: any free port) is the host loopback port where
@@ -30,6 +35,11 @@ case "$PROFILE" in
   *) echo "cluster.sh: CAPSTAN_PROFILE must be release or debug, not $PROFILE" >&2; exit 2 ;;
 esac
 LAB=("$BIN/capstan-lab" --name "$NAME")
+NETWORK=${CAPSTAN_NETWORK:-}
+case "$NETWORK" in
+  ""|daemonset) ;;
+  *) echo "cluster.sh: CAPSTAN_NETWORK must be daemonset or unset, not $NETWORK" >&2; exit 2 ;;
+esac
 
 die() { echo "cluster.sh: $*" >&2; exit 1; }
 
@@ -64,6 +74,9 @@ PKI="$LAB_DIR/pki"
 # forwarder's loopback address as the server.
 HOST_KUBECONFIG="$PKI/admin-host.kubeconfig"
 API_PORT_FILE="$LAB_DIR/api-port"
+# How the running cluster's network was installed (add-node needs to know).
+NETWORK_FILE="$LAB_DIR/network"
+CLUSTER_CIDR=10.244.0.0/16
 # What a cluster that is really up runs (capstan-lab check).
 EXPECT=(--expect etcd@lab --expect control@lab --expect forward@host --per-node containerd,agent)
 
@@ -74,8 +87,12 @@ start_control() {
   local nodes=() i
   for i in $(seq 1 "$NODES"); do nodes+=(--node "node-$i"); done
   "$BIN/capstan-control" init --dir "$PKI" --server "https://$CONTROL_IP:6443" "${nodes[@]}" >/dev/null
+  # With the network as a DaemonSet the overlay takes each node's subnet
+  # from node.spec.podCIDR, which the node IPAM controller hands out.
+  local ipam=()
+  [ "$NETWORK" = daemonset ] && ipam=(--allocate-node-cidrs --cluster-cidr="$CLUSTER_CIDR")
   "${LAB[@]}" spawn lab control "$BIN/capstan-control" serve --pki-dir="$PKI" \
-    --etcd-endpoints="$ETCD" --bind-address="$CONTROL_IP" --secure-port=6443 >/dev/null
+    --etcd-endpoints="$ETCD" --bind-address="$CONTROL_IP" --secure-port=6443 "${ipam[@]}" >/dev/null
   for _ in $(seq 1 300); do
     "${LAB[@]}" exec lab curl -sf --max-time 2 --cacert "$PKI/ca.crt" "https://$CONTROL_IP:6443/readyz" >/dev/null 2>&1 && break
     sleep 0.1
@@ -105,38 +122,168 @@ start_forward() {
   echo "API on the host: https://127.0.0.1:$port (kubeconfig $HOST_KUBECONFIG)"
 }
 
-# The overlay network config goes into etcd; every node gets the CNI plugin
-# and its conflist, then one agent running all three components: overlay
-# (subnet lease, VXLAN), kubelet (pods on the node's containerd, through
-# capstan-control) and proxy (Services in nftables).
-start_agents() {
-  "${LAB[@]}" exec node-1 etcdctl --endpoints="$ETCD" put /capstan/network/config "$NETWORK_CONFIG" >/dev/null
-  local i dir cni
+node_dir() { echo "/var/lib/capstan-lab/$NAME/node-$1"; }
+
+# Flags every node's agent gets: who it is, the API, its containerd, and
+# where its pods' namespaces and cgroups go (names that carry the cluster's).
+agent_common() {
+  local i=$1 dir
+  dir=$(node_dir "$i")
+  echo --node-name="node-$i" --node-ip="192.168.250.$((10 + i))" \
+    --kubeconfig="$PKI/node-$i.kubeconfig" \
+    --containerd-socket="$dir/containerd/containerd.sock" --containerd-namespace=capstan \
+    --netns-dir=/run/netns --netns-prefix="$NAME-node-$i-pod-" \
+    --cgroup-root="capstan-lab/$NAME" --client-ca-file="$PKI/ca.crt"
+}
+
+# The whole agent as a process (the default): capstan-cni and its conflist
+# installed by this script, then overlay (subnet lease in etcd, VXLAN),
+# kubelet (pods on the node's containerd, through capstan-control) and
+# proxy (Services in nftables).
+start_agent() {
+  local i=$1 dir cni
+  dir=$(node_dir "$i")
   cni=$(cni_binary)
-  for i in $(seq 1 "$NODES"); do
-    dir="/var/lib/capstan-lab/$NAME/node-$i"
-    install -m 0755 "$cni" "$dir/opt/cni/bin/capstan"
-    cat >"$dir/etc/cni/net.d/10-capstan.conflist" <<CONF
+  install -m 0755 "$cni" "$dir/opt/cni/bin/capstan"
+  cat >"$dir/etc/cni/net.d/10-capstan.conflist" <<CONF
 {"cniVersion":"1.0.0","name":"capstan","plugins":[{"type":"capstan","subnetFile":"$dir/run/capstan/subnet.env","dataDir":"$dir/var/lib/cni/networks/capstan","hairpinMode":true}]}
 CONF
-    "${LAB[@]}" spawn "node-$i" agent "$BIN/capstan-agent" --components=overlay,kubelet,proxy \
-      --node-name="node-$i" --node-ip="192.168.250.$((10 + i))" \
-      --etcd-endpoints="$ETCD" --iface=eth0 --subnet-file="$dir/run/capstan/subnet.env" \
-      --kubeconfig="$PKI/node-$i.kubeconfig" \
-      --containerd-socket="$dir/containerd/containerd.sock" --containerd-namespace=capstan \
-      --cni-conf-dir="$dir/etc/cni/net.d" --cni-bin-dir="$dir/opt/cni/bin" \
-      --root-dir="$dir/var/lib/capstan/kubelet" --pod-log-dir="$dir/var/log/pods" \
-      --netns-dir=/run/netns --netns-prefix="$NAME-node-$i-pod-" \
-      --cgroup-root="capstan-lab/$NAME" --cluster-cidr=10.244.0.0/16 --client-ca-file="$PKI/ca.crt" >/dev/null
-  done
-  for i in $(seq 1 "$NODES"); do
-    dir="/var/lib/capstan-lab/$NAME/node-$i"
-    for _ in $(seq 1 300); do [ -s "$dir/run/capstan/subnet.env" ] && break; sleep 0.1; done
-    [ -s "$dir/run/capstan/subnet.env" ] || die "agent on node-$i wrote no subnet file; see $dir/logs/agent.log"
-    echo "node-$i: $(grep CAPSTAN_SUBNET "$dir/run/capstan/subnet.env")"
-  done
+  # shellcheck disable=SC2046 # agent_common's words are flags
+  "${LAB[@]}" spawn "node-$i" agent "$BIN/capstan-agent" --components=overlay,kubelet,proxy \
+    $(agent_common "$i") \
+    --etcd-endpoints="$ETCD" --iface=eth0 --subnet-file="$dir/run/capstan/subnet.env" \
+    --cni-conf-dir="$dir/etc/cni/net.d" --cni-bin-dir="$dir/opt/cni/bin" \
+    --root-dir="$dir/var/lib/capstan/kubelet" --pod-log-dir="$dir/var/log/pods" \
+    --cluster-cidr="$CLUSTER_CIDR" >/dev/null
+}
+
+wait_subnet() {
+  local i=$1 dir
+  dir=$(node_dir "$i")
+  for _ in $(seq 1 300); do [ -s "$dir/run/capstan/subnet.env" ] && break; sleep 0.1; done
+  [ -s "$dir/run/capstan/subnet.env" ] || die "no subnet file on node-$i; see $(agent_logs "$i")"
+  echo "node-$i: $(grep CAPSTAN_SUBNET "$dir/run/capstan/subnet.env")"
+}
+
+agent_logs() {
+  if [ "$(cat "$NETWORK_FILE" 2>/dev/null)" = daemonset ]; then
+    echo "deploy/local/cluster.sh kubectl -n capstan-system logs ds/capstan (and $(node_dir "$1")/logs/agent.log, the kubelet)"
+  else
+    echo "$(node_dir "$1")/logs/agent.log"
+  fi
+}
+
+start_agents() {
+  "${LAB[@]}" exec node-1 etcdctl --endpoints="$ETCD" put /capstan/network/config "$NETWORK_CONFIG" >/dev/null
+  local i
+  for i in $(seq 1 "$NODES"); do start_agent "$i"; done
+  for i in $(seq 1 "$NODES"); do wait_subnet "$i"; done
   kctl wait --for=condition=Ready node --all --timeout=60s >/dev/null \
     || die "nodes did not become Ready; see /var/lib/capstan-lab/$NAME/node-*/logs/agent.log"
+}
+
+# CAPSTAN_NETWORK=daemonset: the node process is the kubelet alone, with
+# its default paths (/etc/cni/net.d, /opt/cni/bin, /var/lib/capstan, ...),
+# which the node's mount namespace makes the node's own. Without a CNI
+# config the node stays NotReady (NetworkPluginNotReady) until the
+# DaemonSet's init container installs one.
+start_kubelet() {
+  local i=$1
+  # shellcheck disable=SC2046 # agent_common's words are flags
+  "${LAB[@]}" spawn "node-$i" agent "$BIN/capstan-agent" --components=kubelet $(agent_common "$i") >/dev/null
+}
+
+start_kubelets() {
+  local i
+  for i in $(seq 1 "$NODES"); do
+    import_image "$i"
+    start_kubelet "$i"
+  done
+  for _ in $(seq 1 300); do
+    [ "$(kctl get nodes --no-headers 2>/dev/null | wc -l)" -ge "$NODES" ] && break
+    sleep 0.1
+  done
+  [ "$(kctl get nodes --no-headers 2>/dev/null | wc -l)" -ge "$NODES" ] \
+    || die "the kubelets did not register; see /var/lib/capstan-lab/$NAME/node-*/logs/agent.log"
+}
+
+# The Capstan image into a node's containerd (no registry here: the
+# DaemonSet's imagePullPolicy is IfNotPresent).
+import_image() {
+  local i=$1 flags=()
+  # The image packages the cluster's profile (debug: faster to build).
+  [ "$PROFILE" = release ] || flags=(--debug)
+  "$ROOT/deploy/image/build.sh" "${flags[@]}" --import "$(node_dir "$i")/containerd/containerd.sock" --namespace capstan >/dev/null \
+    || die "deploy/image/build.sh could not import the image into node-$i"
+}
+
+# The network as users install it: kubectl apply -k, then the rollout.
+# First the API server's own address for the agent pods (the kubernetes
+# Service's ClusterIP answers only once a proxy runs, and they are it).
+install_network() {
+  kctl apply -f - >/dev/null <<YAML || die "could not create ConfigMap kubernetes-services-endpoint"
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: capstan-system
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: kubernetes-services-endpoint
+  namespace: capstan-system
+data:
+  KUBERNETES_SERVICE_HOST: "$CONTROL_IP"
+  KUBERNETES_SERVICE_PORT: "6443"
+YAML
+  kctl apply -k "$ROOT/deploy/kubernetes" >/dev/null || die "kubectl apply -k deploy/kubernetes failed"
+  kctl -n capstan-system rollout status ds/capstan --timeout=180s >/dev/null \
+    || die "DaemonSet capstan did not roll out; see deploy/local/cluster.sh kubectl -n capstan-system describe pods"
+  local i
+  for i in $(seq 1 "$NODES"); do wait_subnet "$i"; done
+  kctl wait --for=condition=Ready node --all --timeout=60s >/dev/null \
+    || die "nodes did not become Ready; see deploy/local/cluster.sh kubectl describe nodes"
+}
+
+network_summary() {
+  if [ "$(cat "$NETWORK_FILE" 2>/dev/null)" = daemonset ]; then
+    cat <<TXT
+Each node runs capstan-agent --components=kubelet as a process; the network
+(overlay, proxy, capstan-cni) is DaemonSet capstan in namespace capstan-system
+(deploy/local/cluster.sh kubectl -n capstan-system get pods -o wide).
+TXT
+  else
+    cat <<TXT
+Each node runs capstan-agent (overlay, kubelet, proxy): its pod subnet is in
+/var/lib/capstan-lab/$NAME/node-N/run/capstan/subnet.env, for capstan-cni.
+TXT
+  fi
+}
+
+# Node N+1 for the running cluster, set up like the others: credentials,
+# containerd, and the agent (or, with the DaemonSet, the kubelet and the
+# image, after which the DaemonSet controller gives it its agent pod).
+add_node() {
+  need_root; need_lab_binary
+  [ -f "$NETWORK_FILE" ] || die "cluster $NAME is not up (deploy/local/cluster.sh up)"
+  local node i mode
+  mode=$(cat "$NETWORK_FILE")
+  node=$("${LAB[@]}" add-node --containerd) || die "could not add a node to cluster $NAME"
+  i=${node#node-}
+  "$BIN/capstan-control" init --dir "$PKI" --server "https://$CONTROL_IP:6443" --node "$node" >/dev/null
+  if [ "$mode" = daemonset ]; then
+    import_image "$i"
+    start_kubelet "$i"
+    for _ in $(seq 1 300); do kctl get node "$node" >/dev/null 2>&1 && break; sleep 0.1; done
+    kctl -n capstan-system rollout status ds/capstan --timeout=180s >/dev/null \
+      || die "DaemonSet capstan did not roll out to $node"
+  else
+    start_agent "$i"
+  fi
+  wait_subnet "$i"
+  kctl wait --for=condition=Ready "node/$node" --timeout=60s >/dev/null \
+    || die "$node did not become Ready; see $(agent_logs "$i")"
+  echo "$node added ($(kctl get node "$node" --no-headers))"
 }
 
 kctl() { "${LAB[@]}" exec lab kubectl --kubeconfig "$PKI/admin.kubeconfig" "$@"; }
@@ -220,9 +367,15 @@ up() {
   # Also sweeps what a half-made cluster without state may have left.
   "${LAB[@]}" down
   "${LAB[@]}" up --nodes "$NODES" --etcd --containerd
+  echo "${NETWORK:-processes}" >"$NETWORK_FILE"
   start_control
   start_forward
-  start_agents
+  if [ "$NETWORK" = daemonset ]; then
+    start_kubelets
+    install_network
+  else
+    start_agents
+  fi
   [ "${CAPSTAN_NO_DEMO:-0}" = 1 ] || demo
   cat <<MSG
 
@@ -234,8 +387,7 @@ Capstan local cluster "$NAME" is up with $NODES node(s): $(seq -s ' ' -f 'node-%
                        (in-lab admin kubeconfig: $PKI/admin.kubeconfig; node kubeconfigs beside it)
   status and logs:     deploy/local/cluster.sh status
   remove it:           deploy/local/cluster.sh down
-Each node runs capstan-agent (overlay, kubelet, proxy): its pod subnet is in
-/var/lib/capstan-lab/$NAME/node-N/run/capstan/subnet.env, for capstan-cni.
+$(network_summary)
 capstan-control serves the API at https://$CONTROL_IP:6443 (reachable from the
 nodes and from "cluster.sh exec lab ..."), forwarded to the host at
 https://127.0.0.1:$(cat "$API_PORT_FILE"). The demo Service answers on every
@@ -244,7 +396,7 @@ MSG
 }
 
 cmd=${1:-}
-[ -n "$cmd" ] || { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ -n "$cmd" ] || { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 shift
 case "$cmd" in
   up) up ;;
@@ -267,5 +419,6 @@ case "$cmd" in
   restart)
     [ $# -ge 1 ] || die "usage: restart etcd|control|forward|agent NODE|containerd NODE"
     need_root; need_lab_binary; "${LAB[@]}" restart "$@" ;;
-  *) die "unknown command $cmd (up, down, status, kubeconfig, kubectl, exec, restart)" ;;
+  add-node) add_node ;;
+  *) die "unknown command $cmd (up, down, status, kubeconfig, kubectl, exec, restart, add-node)" ;;
 esac

@@ -3,7 +3,8 @@
 # the Rust toolchain: installs missing packages, then formatting, clippy, all
 # unit/integration/end-to-end tests (privileged: a missing prerequisite fails
 # instead of skipping), and the local cluster script (up/down twice, host-side
-# kubectl, every daemon killed and recovered by up).
+# kubectl, every daemon killed and recovered by up, the network as the
+# DaemonSet with a node added).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
@@ -26,6 +27,10 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 stage "cargo build (every binary: tests of one package run the others' binaries)"
 cargo build --workspace --bins
+
+stage "Capstan image (debug; the DaemonSet suite and the cluster smoke test import it)"
+# Built once here, so the suites only pack and import it.
+deploy/image/build.sh --debug >/dev/null
 
 stage "cargo test (privileged)"
 export CAPSTAN_PRIVILEGED_TESTS=1

@@ -10,6 +10,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use capstan_serve::health::Probe;
+
 use crate::healthcheck::HealthServer;
 use crate::proxier::Proxy;
 
@@ -28,13 +30,15 @@ impl Default for RunnerConfig {
     }
 }
 
-/// Runs until `stop` is notified.
+/// Runs until `stop` is notified. `probe` turns ready after the first
+/// sync that programmed the node.
 pub async fn run(
     proxy: Arc<Mutex<Proxy>>,
     trigger: Arc<Notify>,
     stop: Arc<Notify>,
     cfg: RunnerConfig,
     mut health: Option<HealthServer>,
+    probe: Option<Probe>,
 ) {
     let mut last: Option<Instant> = None;
     loop {
@@ -56,7 +60,10 @@ pub async fn run(
         })
         .await;
         match result {
-            Ok(Ok((Ok(_), checks))) => {
+            Ok(Ok((Ok(report), checks))) => {
+                if let (Some(_), Some(p)) = (report, probe.as_ref()) {
+                    p.ready();
+                }
                 if let Some(h) = health.as_mut() {
                     for e in h.update(checks) {
                         tracing::warn!(error = %e, "health check node port");

@@ -1,7 +1,8 @@
 //! A private containerd per lab node: its own config, root, state and
 //! sockets under the node's directory, the CRI plugin off, running inside
-//! the node's network namespace and a mount namespace of its own (slave, so
-//! pod netns mounts made later by the host are still visible to runc).
+//! the node's network and mount namespaces (`mntns.rs`: its rootfs mounts
+//! stay in the node, host mounts made later, such as a pod netns the host
+//! adds, still reach runc), as does every `ctr` the lab runs against it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use crate::daemon::{Daemon, DaemonSpec};
 use crate::netns::Netns;
+use crate::state::NodeState;
 use crate::LabError;
 
 /// The containerd namespace lab nodes put their images and containers in.
@@ -18,7 +20,8 @@ pub fn socket(node_dir: &Path) -> PathBuf {
     node_dir.join("containerd/containerd.sock")
 }
 
-pub fn spec(netns: &str, node_dir: &Path) -> Result<DaemonSpec, LabError> {
+pub fn spec(node: &NodeState) -> Result<DaemonSpec, LabError> {
+    let node_dir = node.dir.as_path();
     let program = crate::privileged::which("containerd").ok_or_else(|| {
         LabError::Other("containerd not found: apt-get install containerd runc".into())
     })?;
@@ -56,8 +59,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         program,
         args: vec!["--config".into(), config_path.display().to_string()],
         env: vec![],
-        netns: Some(netns.to_string()),
-        private_mounts: true,
+        netns: Some(node.netns.clone()),
+        mntns: node.mntns.clone(),
         log: node_dir.join("logs/containerd.log"),
     })
 }
@@ -72,11 +75,15 @@ pub fn start(spec: DaemonSpec, node_dir: &Path) -> Result<Daemon, LabError> {
     Ok(d)
 }
 
-/// A `ctr` command talking to this node's containerd, run in the node netns.
-pub fn ctr(netns: &Netns, node_dir: &Path) -> Result<Command, LabError> {
-    let mut cmd = netns.command("ctr")?;
+/// A `ctr` command talking to this node's containerd, run in the node's
+/// network and mount namespaces.
+pub fn ctr(node: &NodeState) -> Result<Command, LabError> {
+    let mut cmd = Netns::existing(&node.netns)?.command("ctr")?;
+    if let Some(m) = &node.mntns {
+        crate::mntns::enter_on_exec(m, &mut cmd)?;
+    }
     cmd.arg("--address")
-        .arg(socket(node_dir))
+        .arg(socket(&node.dir))
         .arg("--namespace")
         .arg(NAMESPACE);
     Ok(cmd)
@@ -84,24 +91,24 @@ pub fn ctr(netns: &Netns, node_dir: &Path) -> Result<Command, LabError> {
 
 /// Kills and deletes every task and container, so runc removes their
 /// cgroups and the shims exit cleanly. Best effort: used on teardown.
-pub fn remove_all(netns: &Netns, node_dir: &Path) {
+pub fn remove_all(node: &NodeState) {
     let list = |what: &str| -> Vec<String> {
-        ctr(netns, node_dir)
+        ctr(node)
             .ok()
             .and_then(|mut c| crate::cmd::stdout(c.args([what, "ls", "-q"])).ok())
             .map(|s| s.lines().map(str::to_string).collect())
             .unwrap_or_default()
     };
     for task in list("tasks") {
-        if let Ok(mut c) = ctr(netns, node_dir) {
+        if let Ok(mut c) = ctr(node) {
             let _ = c.args(["tasks", "kill", "-s", "SIGKILL", &task]).output();
         }
-        if let Ok(mut c) = ctr(netns, node_dir) {
+        if let Ok(mut c) = ctr(node) {
             let _ = c.args(["tasks", "delete", "-f", &task]).output();
         }
     }
     for container in list("containers") {
-        if let Ok(mut c) = ctr(netns, node_dir) {
+        if let Ok(mut c) = ctr(node) {
             let _ = c.args(["containers", "delete", &container]).output();
         }
     }

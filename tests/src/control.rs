@@ -84,7 +84,7 @@ impl ControlPlane {
             args,
             env: vec![("RUST_LOG".into(), "info".into())],
             netns: Some(lab.underlay().name().to_string()),
-            private_mounts: false,
+            mntns: None,
             log: lab.dir().join("logs/control.log"),
         };
         let mut cp = ControlPlane {

@@ -22,9 +22,11 @@ pub struct DaemonSpec {
     pub env: Vec<(String, String)>,
     /// Network namespace to run in (None: the caller's).
     pub netns: Option<String>,
-    /// Give the daemon a mount namespace of its own whose mounts never
-    /// propagate back (containerd's rootfs mounts must not leak to the host).
-    pub private_mounts: bool,
+    /// Mount namespace file to run in (a node's, `mntns.rs`; None: the
+    /// caller's). Recorded with the network namespace so a restart enters
+    /// both again.
+    #[serde(default)]
+    pub mntns: Option<PathBuf>,
     pub log: PathBuf,
 }
 
@@ -54,29 +56,14 @@ impl Daemon {
         if let Some(ns) = &spec.netns {
             Netns::existing(ns)?.enter_on_exec(&mut cmd)?;
         }
-        let private_mounts = spec.private_mounts;
+        if let Some(m) = &spec.mntns {
+            crate::mntns::enter_on_exec(m, &mut cmd)?;
+        }
         // SAFETY: only async-signal-safe syscalls between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
                 if libc::setsid() < 0 {
                     return Err(std::io::Error::last_os_error());
-                }
-                if private_mounts {
-                    if libc::unshare(libc::CLONE_NEWNS) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    let root = c"/";
-                    let flags = libc::MS_REC | libc::MS_SLAVE;
-                    if libc::mount(
-                        std::ptr::null(),
-                        root.as_ptr(),
-                        std::ptr::null(),
-                        flags,
-                        std::ptr::null(),
-                    ) != 0
-                    {
-                        return Err(std::io::Error::last_os_error());
-                    }
                 }
                 Ok(())
             });

@@ -35,7 +35,7 @@ pub fn spec(netns: &str, ip: Ipv4Addr, dir: &Path) -> Result<DaemonSpec, LabErro
         ],
         env: vec![],
         netns: Some(netns.to_string()),
-        private_mounts: false,
+        mntns: None,
         log: dir.join("logs/etcd.log"),
     })
 }

@@ -1,6 +1,7 @@
 //! Whether a persistent lab is really running, judged from its recorded
 //! state: every namespace still exists and every recorded (or expected)
-//! daemon is alive as that program in its namespace. It only reads; the
+//! daemon is alive as that program in its namespaces (network and, for a
+//! node's daemons, mount). It only reads; the
 //! repair (teardown, then a fresh start) is the caller's decision.
 
 use std::os::unix::fs::MetadataExt;
@@ -41,6 +42,13 @@ pub fn problems(state: &LabState, expected: &[Expected], per_node: &[String]) ->
     for ns in namespaces {
         if Netns::existing(ns).is_err() {
             out.push(format!("netns {ns} missing"));
+        }
+    }
+    for node in &state.nodes {
+        if let Some(m) = &node.mntns {
+            if !crate::mntns::exists(m) {
+                out.push(format!("mount namespace of {} missing", node.name));
+            }
         }
     }
     let mut wanted: Vec<Expected> = expected.to_vec();
@@ -87,6 +95,13 @@ fn runs(d: &DaemonRecord) -> bool {
     if argv0.as_deref() != Some(&*d.spec.program.to_string_lossy()) {
         return false;
     }
+    if let Some(m) = &d.spec.mntns {
+        let want = crate::mntns::id(m);
+        let have = crate::mntns::id(std::path::Path::new(&format!("/proc/{}/ns/mnt", d.pid)));
+        if want.is_none() || want != have {
+            return false;
+        }
+    }
     match &d.spec.netns {
         None => true,
         Some(ns) => {
@@ -116,7 +131,7 @@ mod tests {
                 args: vec![],
                 env: vec![],
                 netns: None,
-                private_mounts: false,
+                mntns: None,
                 log: PathBuf::from("/dev/null"),
             },
             pid: std::process::id(),
@@ -136,6 +151,7 @@ mod tests {
                 netns: "nohealth-test-node-1".into(),
                 ip: std::net::Ipv4Addr::new(192, 168, 250, 11),
                 dir: PathBuf::from("/nonexistent/nohealth/node-1"),
+                mntns: None,
             }],
             daemons,
             cgroup_root: "capstan-lab/nohealth".into(),

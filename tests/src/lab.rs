@@ -1,6 +1,8 @@
 //! A cluster of N "nodes" on one machine: each node a network namespace
-//! wired to an underlay bridge that lives in a namespace of its own, with
-//! real etcd and a real containerd per node. The host's own namespace is
+//! wired to an underlay bridge that lives in a namespace of its own, and a
+//! mount namespace in which its node-local paths are its own (`mntns.rs`),
+//! with real etcd and a real containerd per node. Nodes can be added to a
+//! running lab. The host's own namespace is
 //! never touched. Everything made is recorded in the lab's state before it
 //! is made, and removed on drop (also while unwinding from a panic) or by a
 //! later lab after a crash.
@@ -14,17 +16,19 @@ use std::time::Duration;
 use crate::daemon::{Daemon, DaemonSpec};
 use crate::netns::Netns;
 use crate::state::{base_dir, DaemonRecord, LabState, NodeState};
-use crate::{cmd, containerd, etcd, image, sweep, LabError};
+use crate::{cmd, containerd, etcd, image, mntns, sweep, LabError};
 
 /// Underlay addressing: the bridge (and etcd) at .1, node i at .(10+i).
 const UNDERLAY_NET: [u8; 3] = [192, 168, 250];
 const UNDERLAY_PREFIX_LEN: u8 = 24;
 const UNDERLAY_BRIDGE: &str = "lab0";
 
-/// Per-node directories that stand in for the node's /run/capstan,
-/// /etc/cni/net.d, ...: every component takes these as flags.
+/// Per-node directories: the node's /run/capstan, /etc/cni/net.d, ...
+/// (bound onto those paths in the node's mount namespace, see
+/// `mntns::NODE_PATHS`; components may also be given them as flags).
 pub const NODE_SUBDIRS: &[&str] = &[
     "run/capstan",
+    "run/containerd",
     "etc/cni/net.d",
     "opt/cni/bin",
     "var/lib/cni",
@@ -33,6 +37,22 @@ pub const NODE_SUBDIRS: &[&str] = &[
     "netns",
     "logs",
 ];
+
+/// The recorded shape of node `i` (1-based) of lab `prefix` in `dir`.
+fn node_state(prefix: &str, dir: &Path, i: usize) -> Result<NodeState, LabError> {
+    let host = u8::try_from(10 + i)
+        .ok()
+        .filter(|h| *h < 255)
+        .ok_or_else(|| LabError::Other(format!("a lab holds at most 244 nodes, not {i}")))?;
+    let name = format!("node-{i}");
+    Ok(NodeState {
+        netns: format!("{prefix}-{name}"),
+        ip: Ipv4Addr::new(UNDERLAY_NET[0], UNDERLAY_NET[1], UNDERLAY_NET[2], host),
+        dir: dir.join(&name),
+        mntns: Some(mntns::dir(dir).join(&name)),
+        name,
+    })
+}
 
 pub struct LabBuilder {
     name: Option<String>,
@@ -87,21 +107,8 @@ impl LabBuilder {
             (me, sweep::process_start_time(me).unwrap_or(0))
         });
         let nodes = (1..=self.nodes)
-            .map(|i| {
-                let name = format!("node-{i}");
-                NodeState {
-                    netns: format!("{prefix}-{name}"),
-                    ip: Ipv4Addr::new(
-                        UNDERLAY_NET[0],
-                        UNDERLAY_NET[1],
-                        UNDERLAY_NET[2],
-                        10 + i as u8,
-                    ),
-                    dir: dir.join(&name),
-                    name,
-                }
-            })
-            .collect();
+            .map(|i| node_state(&prefix, &dir, i))
+            .collect::<Result<_, _>>()?;
         let state = LabState {
             underlay_netns: format!("{prefix}-lab"),
             underlay_ip: Ipv4Addr::new(UNDERLAY_NET[0], UNDERLAY_NET[1], UNDERLAY_NET[2], 1),
@@ -173,11 +180,16 @@ impl Node {
     }
     /// `ctr` talking to this node's containerd.
     pub fn ctr(&self) -> Result<Command, LabError> {
-        containerd::ctr(&self.netns(), &self.state.dir)
+        containerd::ctr(&self.state)
     }
-    /// A command run inside this node's network namespace.
+    /// The node's mount namespace file (None only in labs recorded
+    /// before nodes had one).
+    pub fn mntns(&self) -> Option<&Path> {
+        self.state.mntns.as_deref()
+    }
+    /// A command run inside this node: its network and mount namespaces.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Result<Command, LabError> {
-        self.netns().command(program)
+        node_command(&self.state, program)
     }
     /// Starts a daemon inside this node, logging to `logs/<name>.log`;
     /// stopped when the returned handle drops (and swept with the lab).
@@ -188,7 +200,7 @@ impl Node {
             args: args.to_vec(),
             env: vec![],
             netns: Some(self.state.netns.clone()),
-            private_mounts: false,
+            mntns: self.state.mntns.clone(),
             log: self.state.dir.join(format!("logs/{name}.log")),
         })
     }
@@ -287,6 +299,7 @@ impl Lab {
 
     fn make_network(&mut self) -> Result<(), LabError> {
         let s = self.lock().clone();
+        mntns::prepare_dir(&s.dir)?;
         let ul = &s.underlay_netns;
         Netns::create(ul)?.keep();
         let ip = |args: &[&str]| cmd::run(Command::new("ip").args(["-n", ul]).args(args));
@@ -300,47 +313,42 @@ impl Lab {
         ])?;
         ip(&["link", "set", UNDERLAY_BRIDGE, "up"])?;
         for node in &s.nodes {
-            Netns::create(&node.netns)?.keep();
-            for sub in NODE_SUBDIRS {
-                std::fs::create_dir_all(node.dir.join(sub))
-                    .map_err(LabError::io(format!("create {}/{sub}", node.name)))?;
-            }
-            // The veth is made inside the underlay namespace with its peer
-            // sent straight into the node: nothing passes through the host.
-            crate::veth::Veth::new(ul, &format!("veth-{}", node.name), &node.netns)
-                .bridge(UNDERLAY_BRIDGE)
-                .addr(format!("{}/{UNDERLAY_PREFIX_LEN}", node.ip))
-                .gateway(s.underlay_ip)
-                .create()?;
+            make_node(&s, node)?;
         }
         Ok(())
     }
 
     fn start_containerds(&self, with_image: bool) -> Result<(), LabError> {
         let s = self.lock().clone();
-        let archive = if with_image {
-            let testsrv = crate::bins::path("capstan-testsrv")?;
-            Some(image::build(&base_dir().join("cache"), &testsrv)?)
-        } else {
-            None
-        };
+        let archive = with_image.then(test_image).transpose()?;
         for node in &s.nodes {
-            let d = containerd::start(containerd::spec(&node.netns, &node.dir)?, &node.dir)?;
+            let d = start_node_containerd(node, archive.as_deref())?;
             self.record(&node.name, &d)?;
             self.containerds
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(d);
-            if let Some(archive) = &archive {
-                let ns = Netns::existing(&node.netns)?;
-                cmd::run(
-                    containerd::ctr(&ns, &node.dir)?
-                        .args(["images", "import", "--index-name", image::TEST_IMAGE])
-                        .arg(archive),
-                )?;
-            }
         }
         Ok(())
+    }
+
+    /// Adds node N+1 to this running lab: namespaces, directories, underlay
+    /// link, and (if the lab runs containerd) its containerd with the test
+    /// image. Recorded before it is made, like every node.
+    pub fn add_node(&self) -> Result<Node, LabError> {
+        let mut s = self.lock().clone();
+        let with_containerd = s.daemons.iter().any(|d| d.spec.name == "containerd");
+        let result = add_node(&mut s, with_containerd, with_containerd);
+        // Whatever was recorded (also on failure) is the lab's now.
+        *self.lock() = s;
+        let (node, d) = result?;
+        if let Some(d) = d {
+            self.containerds
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(d);
+        }
+        Ok(Node { state: node })
     }
 
     /// Leaves a persistent lab running when this handle drops.
@@ -423,10 +431,11 @@ pub fn teardown(state: &LabState) {
             .daemons
             .iter()
             .any(|d| d.place == node.name && d.spec.name == "containerd");
-        if has_containerd && containerd::socket(&node.dir).exists() {
-            if let Ok(ns) = Netns::existing(&node.netns) {
-                containerd::remove_all(&ns, &node.dir);
-            }
+        if has_containerd
+            && containerd::socket(&node.dir).exists()
+            && Netns::existing(&node.netns).is_ok()
+        {
+            containerd::remove_all(node);
         }
     }
     let netns_names = owned_netns(&state.prefix);
@@ -436,6 +445,13 @@ pub fn teardown(state: &LabState) {
         .collect();
     sweep::kill_lab_processes(&ids, &state.dir);
     sweep::remove_cgroups(&state.cgroup_root);
+    // The node mount namespaces die with their files (below the lab dir)
+    // once their processes are gone; their own mounts go with them.
+    for node in &state.nodes {
+        if let Some(m) = &node.mntns {
+            mntns::delete(m);
+        }
+    }
     sweep::unmount_under(&state.dir);
     for ns in netns_names {
         crate::netns::delete(&ns);
@@ -527,17 +543,19 @@ pub fn spawn_recorded(
     let (program, args) = command
         .split_first()
         .ok_or_else(|| LabError::Other("empty command".into()))?;
-    let log_dir = match state.nodes.iter().find(|n| n.name == place) {
+    let node = state.nodes.iter().find(|n| n.name == place);
+    let log_dir = match node {
         Some(n) => n.dir.join("logs"),
         None => state.dir.join("logs"),
     };
+    let mntns = node.and_then(|n| n.mntns.clone());
     let mut d = Daemon::start(DaemonSpec {
         name: name.to_string(),
         program: PathBuf::from(program),
         args: args.to_vec(),
         env: vec![],
         netns: netns.map(str::to_string),
-        private_mounts: false,
+        mntns,
         log: log_dir.join(format!("{name}.log")),
     })?;
     d.keep();
@@ -552,4 +570,95 @@ pub fn spawn_recorded(
     });
     state.save()?;
     Ok(pid)
+}
+
+/// A command inside a recorded node: its network namespace and, when it
+/// has one, its mount namespace (`capstan-lab exec NODE`, `Node::command`).
+pub fn node_command(
+    node: &NodeState,
+    program: impl AsRef<std::ffi::OsStr>,
+) -> Result<Command, LabError> {
+    let mut cmd = Netns::existing(&node.netns)?.command(program)?;
+    if let Some(m) = &node.mntns {
+        mntns::enter_on_exec(m, &mut cmd)?;
+    }
+    Ok(cmd)
+}
+
+/// The test image archive (built once, cached by content).
+fn test_image() -> Result<PathBuf, LabError> {
+    let testsrv = crate::bins::path("capstan-testsrv")?;
+    image::build(&base_dir().join("cache"), &testsrv)
+}
+
+/// Makes one recorded node: network namespace, directories, the veth to
+/// the underlay bridge, and its mount namespace.
+fn make_node(s: &LabState, node: &NodeState) -> Result<(), LabError> {
+    Netns::create(&node.netns)?.keep();
+    for sub in NODE_SUBDIRS {
+        std::fs::create_dir_all(node.dir.join(sub))
+            .map_err(LabError::io(format!("create {}/{sub}", node.name)))?;
+    }
+    // The veth is made inside the underlay namespace with its peer sent
+    // straight into the node: nothing passes through the host.
+    crate::veth::Veth::new(
+        &s.underlay_netns,
+        &format!("veth-{}", node.name),
+        &node.netns,
+    )
+    .bridge(UNDERLAY_BRIDGE)
+    .addr(format!("{}/{UNDERLAY_PREFIX_LEN}", node.ip))
+    .gateway(s.underlay_ip)
+    .create()?;
+    if let Some(m) = &node.mntns {
+        mntns::create(m, &node.dir)?;
+    }
+    Ok(())
+}
+
+/// Starts a node's containerd and imports the test image (if given).
+fn start_node_containerd(node: &NodeState, archive: Option<&Path>) -> Result<Daemon, LabError> {
+    let d = containerd::start(containerd::spec(node)?, &node.dir)?;
+    if let Some(archive) = archive {
+        cmd::run(
+            containerd::ctr(node)?
+                .args(["images", "import", "--index-name", image::TEST_IMAGE])
+                .arg(archive),
+        )?;
+    }
+    Ok(d)
+}
+
+/// Adds node N+1 to a lab from its recorded state (a `Lab`'s, or a
+/// persistent lab's through `capstan-lab add-node`), starting its
+/// containerd (and importing the test image) if asked. The node is
+/// recorded before it is made, so a failure half-way is swept with the
+/// lab. Returns the node and its containerd.
+pub fn add_node(
+    state: &mut LabState,
+    with_containerd: bool,
+    with_image: bool,
+) -> Result<(NodeState, Option<Daemon>), LabError> {
+    let node = node_state(&state.prefix, &state.dir, state.nodes.len() + 1)?;
+    state.nodes.push(node.clone());
+    state.save()?;
+    mntns::prepare_dir(&state.dir)?;
+    make_node(state, &node)?;
+    let d = if with_containerd {
+        let archive = with_image.then(test_image).transpose()?;
+        let d = start_node_containerd(&node, archive.as_deref())?;
+        state
+            .daemons
+            .retain(|r| !(r.place == node.name && r.spec.name == "containerd"));
+        state.daemons.push(DaemonRecord {
+            place: node.name.clone(),
+            spec: d.spec().clone(),
+            pid: d.pid(),
+        });
+        state.save()?;
+        Some(d)
+    } else {
+        None
+    };
+    Ok((node, d))
 }

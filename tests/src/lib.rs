@@ -16,6 +16,7 @@ pub mod health;
 pub mod image;
 pub mod kubectl;
 pub mod lab;
+pub mod mntns;
 pub mod netns;
 pub mod privileged;
 pub mod registry;

@@ -23,6 +23,10 @@ pub struct NodeState {
     pub netns: String,
     pub ip: Ipv4Addr,
     pub dir: PathBuf,
+    /// The node's mount namespace file (`mntns.rs`); None in the state of
+    /// a lab made before nodes had one.
+    #[serde(default)]
+    pub mntns: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -196,3 +196,207 @@ fn a_crashed_run_is_swept_by_the_next_lab() {
         "crashed lab swept by the next one"
     );
 }
+
+fn in_node(node: &capstan_lab::Node, script: &str) -> String {
+    cmd::stdout(node.command("sh").expect("sh in node").args(["-c", script]))
+        .unwrap_or_else(|e| panic!("in {}: {script}: {e}", node.name()))
+}
+
+fn host_mount_points() -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .expect("mountinfo")
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn nodes_have_their_own_mount_namespace() {
+    if !privileged::require("nodes_have_their_own_mount_namespace", PREREQS) {
+        return;
+    }
+    let lab = Lab::builder()
+        .nodes(2)
+        .containerd(true)
+        .build()
+        .expect("build lab");
+    let state = lab.state();
+    let (a, b) = (lab.node(0), lab.node(1));
+    let marker = format!("{}-marker", lab.prefix());
+
+    // A file written at the standard path lands in that node's directory,
+    // nowhere else (not the other node, not the host).
+    in_node(&a, &format!("echo {} > /opt/cni/bin/{marker}", a.name()));
+    let written = std::fs::read_to_string(a.dir().join("opt/cni/bin").join(&marker));
+    assert_eq!(
+        written.ok().as_deref(),
+        Some("node-1\n"),
+        "node dir holds it"
+    );
+    assert!(!b.dir().join("opt/cni/bin").join(&marker).exists());
+    assert!(!std::path::Path::new("/opt/cni/bin").join(&marker).exists());
+    assert_eq!(
+        in_node(
+            &b,
+            &format!("test -e /opt/cni/bin/{marker} && echo seen || echo absent")
+        )
+        .trim(),
+        "absent",
+        "the other node does not see it"
+    );
+    for (path, _) in capstan_lab::mntns::NODE_PATHS {
+        assert_eq!(
+            in_node(&a, &format!("test -d {path} && echo dir")).trim(),
+            "dir",
+            "{path} exists in the node"
+        );
+    }
+
+    // A relative path keeps working: the working directory survives setns.
+    let rel = cmd::stdout(
+        a.command("cat")
+            .expect("cat")
+            .arg(&marker)
+            .current_dir(a.dir().join("opt/cni/bin")),
+    )
+    .expect("cat by relative path");
+    assert_eq!(rel.trim(), "node-1");
+
+    // Its own bpffs: a pin directory in one node is not in the other's.
+    assert_eq!(in_node(&a, "stat -f -c %T /sys/fs/bpf").trim(), "bpf_fs");
+    in_node(&a, &format!("mkdir /sys/fs/bpf/{marker}"));
+    assert_eq!(
+        in_node(
+            &b,
+            &format!("test -e /sys/fs/bpf/{marker} && echo seen || echo absent")
+        )
+        .trim(),
+        "absent"
+    );
+    assert!(!std::path::Path::new("/sys/fs/bpf").join(&marker).exists());
+
+    // A mount made inside the node stays there.
+    in_node(
+        &a,
+        "mkdir -p /run/capstan/probe && mount -t tmpfs probe /run/capstan/probe",
+    );
+    let host = host_mount_points();
+    assert!(
+        !host.iter().any(|m| m.starts_with("/run/capstan")
+            || m.starts_with(&a.dir().display().to_string())),
+        "a node's mount reached the host: {host:?}"
+    );
+
+    // Host mounts still arrive (slave): a netns added now is usable inside.
+    let late = capstan_lab::Netns::create(&format!("{}-late", lab.prefix())).expect("late netns");
+    assert_eq!(
+        in_node(&a, &format!("stat -f -c %T /run/netns/{}", late.name())).trim(),
+        "nsfs"
+    );
+    drop(late);
+
+    // containerd resolves a host path in the node's view (what a pod's
+    // hostPath volume gets), and its rootfs mounts stay out of the host.
+    let id = format!("{}-hostpath", lab.prefix());
+    let out = cmd::stdout(
+        a.ctr()
+            .expect("ctr")
+            .args(["run", "--rm", "--cgroup"])
+            .arg(format!("/{}/{id}", lab.cgroup_root()))
+            .args([
+                "--mount",
+                "type=bind,src=/opt/cni/bin,dst=/host-cni,options=rbind:ro",
+                image::TEST_IMAGE,
+                &id,
+                "/bin/sh",
+                "-c",
+            ])
+            .arg(format!(
+                "cat /host-cni/{marker}; grep -c ' /sys/fs/bpf ' /proc/self/mountinfo || true"
+            )),
+    )
+    .expect("ctr run with a host bind");
+    assert!(out.starts_with("node-1\n"), "container saw: {out:?}");
+    let sleeper = format!("{}-sleeper", lab.prefix());
+    cmd::run(
+        a.ctr()
+            .expect("ctr")
+            .args(["run", "-d", "--cgroup"])
+            .arg(format!("/{}/{sleeper}", lab.cgroup_root()))
+            .args([image::TEST_IMAGE, &sleeper, "/bin/sleep", "1000"]),
+    )
+    .expect("start sleeper");
+    let under_lab: Vec<String> = capstan_lab::sweep::mounts_under(&lab.dir())
+        .into_iter()
+        .filter(|m| !m.starts_with(&capstan_lab::mntns::dir(&lab.dir()).display().to_string()))
+        .collect();
+    assert_eq!(
+        under_lab,
+        Vec::<String>::new(),
+        "rootfs mounts stay in the node"
+    );
+
+    // Daemons started in a node run in its mount namespace.
+    let d = a
+        .spawn(
+            "sleep",
+            &privileged::which("sleep").expect("sleep"),
+            &["1000".to_string()],
+        )
+        .expect("spawn in node");
+    let mine = capstan_lab::mntns::id(std::path::Path::new(&format!("/proc/{}/ns/mnt", d.pid())));
+    assert!(mine.is_some());
+    assert_eq!(mine, capstan_lab::mntns::id(a.mntns().expect("node mntns")));
+    drop(d);
+
+    drop(lab);
+    assert_eq!(leftovers(&state), Vec::<String>::new(), "lab cleaned up");
+    assert!(!std::path::Path::new("/opt/cni/bin").join(&marker).exists());
+}
+
+#[test]
+fn a_node_added_later_is_a_full_node() {
+    if !privileged::require("a_node_added_later_is_a_full_node", PREREQS) {
+        return;
+    }
+    let lab = Lab::builder()
+        .nodes(1)
+        .containerd(true)
+        .build()
+        .expect("build lab");
+    let added = lab.add_node().expect("add a node");
+    assert_eq!(added.name(), "node-2");
+    assert_eq!(lab.nodes().len(), 2);
+    let state = lab.state();
+    assert_eq!(state.nodes.len(), 2, "recorded");
+    assert!(
+        state
+            .daemons
+            .iter()
+            .any(|d| d.place == "node-2" && d.spec.name == "containerd"),
+        "its containerd is recorded"
+    );
+    cmd::run(added.command("ping").expect("ping").args([
+        "-c1",
+        "-W2",
+        &lab.node(0).ip().to_string(),
+    ]))
+    .expect("the new node reaches node-1 over the underlay");
+    assert_eq!(
+        in_node(&added, "stat -f -c %T /sys/fs/bpf").trim(),
+        "bpf_fs"
+    );
+    let id = format!("{}-added", lab.prefix());
+    let out = cmd::stdout(
+        added
+            .ctr()
+            .expect("ctr")
+            .args(["run", "--rm", "--cgroup"])
+            .arg(format!("/{}/{id}", lab.cgroup_root()))
+            .args([image::TEST_IMAGE, &id, "/bin/echo", "hello-node-2"]),
+    )
+    .expect("ctr run on the added node");
+    assert_eq!(out.trim(), "hello-node-2");
+    drop(lab);
+    assert_eq!(leftovers(&state), Vec::<String>::new(), "lab cleaned up");
+}

@@ -96,13 +96,14 @@ pub async fn run(
     let (pressure_tx, pressure_rx) =
         tokio::sync::watch::channel(crate::node::conditions::Pressure::default());
     let (evict_tx, evict_rx) = tokio::sync::mpsc::channel(4);
-    let (runtime_tx, runtime_rx) = tokio::sync::watch::channel(None);
+    let cni = cni::Cni {
+        conf_dir: opts.cni_conf_dir.clone(),
+        bin_dir: opts.cni_bin_dir.clone(),
+    };
+    let (runtime_tx, runtime_rx) = tokio::sync::watch::channel(runtime_health::initial(&cni));
     let shared = Arc::new(Shared {
         runtime,
-        cni: cni::Cni {
-            conf_dir: opts.cni_conf_dir.clone(),
-            bin_dir: opts.cni_bin_dir.clone(),
-        },
+        cni: cni.clone(),
         objects: objects.clone(),
         owner,
         host_ip,
@@ -192,6 +193,7 @@ pub async fn run(
     }
     tasks.push(tokio::spawn(runtime_health::run(
         shared.runtime.clone(),
+        cni,
         runtime_tx,
     )));
     tasks.push(tokio::spawn(eviction::run(

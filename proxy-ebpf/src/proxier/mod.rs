@@ -118,6 +118,13 @@ impl Proxy {
         }
     }
 
+    /// Counts into `metrics` (the handles the agent registered) instead of
+    /// its own.
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Proxy {
+        self.metrics = metrics;
+        self
+    }
+
     /// The proxy's metrics, to register with the agent's registry.
     pub fn metrics(&self) -> &crate::metrics::Metrics {
         &self.metrics

@@ -299,7 +299,7 @@ pub fn start_server(lab_node: &crate::Node, ep: &Endpoint, cpu: usize) -> Result
         ],
         env: vec![],
         netns: Some(ep.netns.clone()),
-        private_mounts: false,
+        mntns: None,
         log: lab_node
             .dir()
             .join(format!("logs/testsrv-{}.log", ep.netns)),

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use capstan_lab::forward::{read_port_file, write_port_file, Forwarder};
 use capstan_lab::health;
-use capstan_lab::lab::{restart_daemon, Lab};
+use capstan_lab::lab::{add_node, node_command, restart_daemon, Lab};
 use capstan_lab::state::{base_dir, LabState};
 use capstan_lab::Netns;
 use clap::{Parser, Subcommand};
@@ -46,12 +46,19 @@ enum Cmd {
     Down,
     /// Print the lab's nodes and daemons.
     Status,
-    /// Run a command inside a node's network namespace (`lab` for the
-    /// underlay, outside every node).
+    /// Run a command inside a node (its network and mount namespaces;
+    /// `lab` for the underlay, outside every node).
     Exec {
         node: String,
         #[arg(trailing_var_arg = true, required = true)]
         command: Vec<String>,
+    },
+    /// Add node N+1 to the running lab (namespaces, directories, underlay
+    /// link; with --containerd its containerd and the test image). Prints
+    /// the new node's name.
+    AddNode {
+        #[arg(long)]
+        containerd: bool,
     },
     /// Stop a daemon and start it again with the same data.
     Restart {
@@ -150,12 +157,24 @@ fn run(name: &str, command: Cmd) -> anyhow::Result<()> {
         }
         Cmd::Exec { node, command } => {
             let state = load(name)?;
-            let ns = netns_of(&state, &node)?;
-            let mut cmd = Netns::existing(&ns)?.command(&command[0])?;
+            let mut cmd = match node.as_str() {
+                "lab" => Netns::existing(&state.underlay_netns)?.command(&command[0])?,
+                _ => node_command(state.node(&node)?, &command[0])?,
+            };
             cmd.args(&command[1..]);
             // exec: the command takes over this process (stdin, tty, exit code).
             let err = cmd.exec();
             anyhow::bail!("exec {}: {err}", command[0])
+        }
+        Cmd::AddNode { containerd } => {
+            let mut state = load(name)?;
+            let (node, d) = add_node(&mut state, containerd, containerd)
+                .with_context(|| format!("adding a node to lab {name}"))?;
+            if let Some(mut d) = d {
+                d.keep();
+            }
+            println!("{}", node.name);
+            Ok(())
         }
         Cmd::Restart { daemon, node } => {
             let mut state = load(name)?;

@@ -49,7 +49,8 @@ fn pressure(
 
 impl Tracker {
     /// The full condition list for a status patch at time `now`;
-    /// `runtime_error` makes the node not Ready.
+    /// `runtime_error` (the runtime or its network is not ready, as the
+    /// Ready message says it) makes the node not Ready.
     pub fn conditions(
         &mut self,
         p: Pressure,
@@ -68,7 +69,7 @@ impl Tracker {
                 kind: "Ready",
                 status: "False",
                 reason: "KubeletNotReady",
-                message: format!("container runtime is down: {e}"),
+                message: e.to_string(),
             },
         };
         let mut conds = vec![
@@ -206,7 +207,12 @@ mod tests {
     fn ready_follows_the_container_runtime() {
         let mut t = Tracker::default();
         t.conditions(Pressure::default(), None, None, "t0");
-        let c = t.conditions(Pressure::default(), None, Some("connection refused"), "t1");
+        let c = t.conditions(
+            Pressure::default(),
+            None,
+            Some("container runtime is down: connection refused"),
+            "t1",
+        );
         let r = find(&c, "Ready");
         assert_eq!(r["status"], "False");
         assert_eq!(r["reason"], "KubeletNotReady");

@@ -24,7 +24,8 @@ pub const DEFAULT_CAPS: &[&str] = &[
     "CAP_AUDIT_WRITE",
 ];
 
-/// Every capability the kernel knows by name (privileged containers).
+/// Every capability the kernel knows by name, in number order (bit i of a
+/// capability mask is `ALL_CAPS[i]`).
 const ALL_CAPS: &[&str] = &[
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
@@ -119,10 +120,40 @@ fn cap_name(c: &str) -> String {
     }
 }
 
+/// The capabilities in `mask` (a CapBnd-style bit set), by name.
+fn caps_in(mask: u64) -> Vec<String> {
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| mask & (1u64 << i) != 0)
+        .map(|(_, c)| c.to_string())
+        .collect()
+}
+
+/// This process's capability bounding set (all when unreadable).
+fn bounding_set() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let hex = s.lines().find_map(|l| l.strip_prefix("CapBnd:"))?;
+            u64::from_str_radix(hex.trim(), 16).ok()
+        })
+        .unwrap_or(u64::MAX)
+}
+
+/// "All capabilities" for a privileged container, as containerd's
+/// WithAllCurrentCapabilities gives it: those the agent itself may hold.
+/// A capability outside its bounding set (a machine or outer container
+/// without CAP_SYS_RESOURCE, say) would make runc fail the container with
+/// "unable to apply caps: operation not permitted".
+fn all_current() -> Vec<String> {
+    caps_in(bounding_set())
+}
+
 /// The capability set after add/drop ("ALL" allowed in both).
 pub fn capabilities(privileged: bool, add: &[String], drop: &[String]) -> Vec<String> {
     if privileged {
-        return ALL_CAPS.iter().map(|s| s.to_string()).collect();
+        return all_current();
     }
     let mut caps: Vec<String> = DEFAULT_CAPS.iter().map(|s| s.to_string()).collect();
     let add: Vec<String> = add.iter().map(|c| cap_name(c)).collect();
@@ -131,7 +162,7 @@ pub fn capabilities(privileged: bool, add: &[String], drop: &[String]) -> Vec<St
         caps.clear();
     }
     if add.iter().any(|c| c == "CAP_ALL") {
-        caps = ALL_CAPS.iter().map(|s| s.to_string()).collect();
+        caps = all_current();
     }
     for c in add.into_iter().filter(|c| c != "CAP_ALL") {
         if !caps.contains(&c) {
@@ -319,6 +350,19 @@ mod tests {
         assert!(!c.contains(&"CAP_KILL".to_string()));
         assert!(capabilities(false, &[], &["ALL".into()]).is_empty());
         assert!(capabilities(true, &[], &[]).contains(&"CAP_SYS_ADMIN".to_string()));
+    }
+
+    #[test]
+    fn privileged_gets_the_agents_own_capabilities_only() {
+        // A bounding set without CAP_SYS_RESOURCE (bit 24), as on a machine
+        // that itself lacks it.
+        let caps = caps_in(0x1ff_feff_ffff);
+        assert_eq!(caps.len(), ALL_CAPS.len() - 1);
+        assert!(!caps.contains(&"CAP_SYS_RESOURCE".to_string()));
+        assert_eq!(caps_in(1 << 21), ["CAP_SYS_ADMIN"]);
+        assert_eq!(ALL_CAPS[40], "CAP_CHECKPOINT_RESTORE");
+        // The privileged set is this process's, whatever it holds.
+        assert_eq!(capabilities(true, &[], &[]), caps_in(bounding_set()));
     }
 
     #[test]

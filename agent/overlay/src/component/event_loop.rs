@@ -70,6 +70,7 @@ pub(super) async fn run_with<M: SubnetManager, D: Dataplane>(
 
     enable_forwarding(cfg.ipv6_network.is_some())?;
     publish_local(&opts, &cfg, &underlay, &lease)?;
+    opts.health.ready();
 
     let local = Local {
         underlay: underlay.clone(),

@@ -21,4 +21,7 @@ pub struct Options {
     pub resync_interval: Duration,
     /// Where the overlay counts what it does (registered by the caller).
     pub metrics: metrics::Metrics,
+    /// Turns ready once this node's subnet is leased and its subnet file
+    /// written (the agent's `/readyz`).
+    pub health: capstan_serve::health::Probe,
 }

@@ -36,6 +36,10 @@ pub async fn run_kube(
     net_conf: PathBuf,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), OverlayError> {
+    // A bad file stops the overlay here, before anything on the node is
+    // read or changed; the event loop reads it again (and warns about
+    // ignored keys) through the manager.
+    kube::net_conf::load(&net_conf).map_err(crate::subnet::lease::StoreError::from)?;
     let (dp, underlay) = open_dataplane(&opts).await?;
     let mgr = kube::KubeSubnetManager::new(client, opts.node_name.clone(), net_conf);
     let kernel = kernel_changes();

@@ -4,6 +4,7 @@
 
 pub mod arith;
 pub mod config;
+pub mod config_keys;
 pub mod etcd;
 pub mod kube;
 pub mod lease;

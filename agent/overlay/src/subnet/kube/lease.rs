@@ -8,7 +8,7 @@ use ipnetwork::Ipv4Network;
 use kube::api::{Patch, PatchParams};
 use tokio::sync::mpsc;
 
-use crate::subnet::config::{ConfigError, NetworkConfig};
+use crate::subnet::config::NetworkConfig;
 use crate::subnet::kube::annotations::{
     annotations_patch, attrs_for_node, lease_from_node, node_subnet, node_subnet_v6, published,
 };
@@ -18,21 +18,11 @@ use crate::subnet::manager::{AcquireError, SubnetManager};
 
 impl SubnetManager for KubeSubnetManager {
     async fn network_config(&self) -> Result<NetworkConfig, StoreError> {
-        let key = self.net_conf.display().to_string();
-        let bytes = match tokio::fs::read(&self.net_conf).await {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ConfigError::Missing { key }.into())
-            }
-            Err(e) => {
-                return Err(ConfigError::Malformed {
-                    key,
-                    reason: e.to_string(),
-                }
-                .into())
-            }
-        };
-        Ok(NetworkConfig::parse(&key, &bytes)?)
+        let (cfg, ignored) = crate::subnet::kube::net_conf::load(&self.net_conf)?;
+        for i in &ignored {
+            tracing::warn!(config = %self.net_conf.display(), key = %i.key, "network config key ignored: {}", i.why);
+        }
+        Ok(cfg)
     }
 
     async fn acquire(

@@ -18,6 +18,7 @@ pub mod annotations;
 #[cfg(test)]
 mod fixtures;
 mod lease;
+pub mod net_conf;
 mod nodes;
 mod watch;
 
