@@ -50,6 +50,12 @@ done
 [ -z "$SOCKET" ] || command -v ctr >/dev/null || die "--import needs ctr (Debian containerd)"
 [ -z "$SOCKET" ] || [ -S "$SOCKET" ] || die "--import $SOCKET: not a socket (is containerd running?)"
 
+# A caller inside `cargo test` passes its own package's CARGO_PKG_* and
+# CARGO_MANIFEST_* variables; build scripts (ring's) track some of them, so
+# every build from a test would rebuild half the tree.
+for v in $(compgen -e | grep -E '^CARGO_(PKG_|MANIFEST_|CRATE_|BIN_|PRIMARY_|TARGET_TMPDIR)' || true); do
+  unset "$v"
+done
 cd "$ROOT"
 VERSION=$(cargo pkgid -p capstan-agent 2>/dev/null | sed -n 's/.*[@#]\([0-9][^@#]*\)$/\1/p')
 [ -n "$VERSION" ] || die "cannot read capstan-agent's version (cargo pkgid -p capstan-agent)"
