@@ -86,7 +86,8 @@ struct Cli {
 
     /// Address of the health endpoint (`GET /healthz`: overlay and proxy
     /// running, `GET /readyz`: subnet file written and proxy synced), or
-    /// `off` [default: 0.0.0.0:10256 with the overlay or proxy, else off].
+    /// `off`; given, a port in use is an error [default: 0.0.0.0:10256
+    /// with the overlay or proxy when free, else off].
     #[arg(long, value_parser = capstan_agent::healthz_addr::parse)]
     healthz_addr: Option<capstan_agent::healthz_addr::HealthzAddr>,
 
@@ -397,12 +398,21 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
             capstan_serve::health::Probe::detached(name)
         }
     };
-    let healthz_addr = match (cli.healthz_addr.take(), file.healthz_addr.take()) {
-        (Some(a), _) => a,
-        (None, Some(text)) => capstan_agent::healthz_addr::parse(&text)
-            .map_err(|e| anyhow::anyhow!("healthz-addr in config file: {e}"))?,
-        (None, None) => capstan_agent::healthz_addr::default_for(
-            components.contains(&Component::Overlay) || components.contains(&Component::Proxy),
+    // Asked for (flag or file): a port that cannot be bound stops the
+    // agent. The default is best effort: another agent in the same network
+    // namespace (tests, a second instance) may hold it.
+    let (healthz_addr, healthz_asked) = match (cli.healthz_addr.take(), file.healthz_addr.take()) {
+        (Some(a), _) => (a, true),
+        (None, Some(text)) => (
+            capstan_agent::healthz_addr::parse(&text)
+                .map_err(|e| anyhow::anyhow!("healthz-addr in config file: {e}"))?,
+            true,
+        ),
+        (None, None) => (
+            capstan_agent::healthz_addr::default_for(
+                components.contains(&Component::Overlay) || components.contains(&Component::Proxy),
+            ),
+            false,
         ),
     };
     let node_name = match cli.node_name.or(file.node_name) {
@@ -593,11 +603,19 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
             anyhow::Ok(())
         };
         let health_server = match healthz_addr {
-            capstan_agent::healthz_addr::HealthzAddr::At(addr) => Some(
-                capstan_serve::health::bind(addr, health, stopped(stop_rx.clone()))
-                    .await
-                    .with_context(|| format!("--healthz-addr {addr} (another address, or off)"))?,
-            ),
+            capstan_agent::healthz_addr::HealthzAddr::At(addr) => {
+                match capstan_serve::health::bind(addr, health, stopped(stop_rx.clone())).await {
+                    Ok(server) => Some(server),
+                    Err(e) if healthz_asked => {
+                        return Err(anyhow::Error::new(e)
+                            .context("--healthz-addr (pass another address, or off)"));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no health endpoint (pass --healthz-addr to choose its address)");
+                        None
+                    }
+                }
+            }
             capstan_agent::healthz_addr::HealthzAddr::Off => None,
         };
         let health_run = async {

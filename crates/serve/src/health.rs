@@ -117,7 +117,7 @@ impl Health {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("health endpoint on {addr}: {source}")]
+#[error("health endpoint on {addr}")]
 pub struct ServeError {
     addr: SocketAddr,
     #[source]
