@@ -13,9 +13,21 @@ fn build_sh() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/image/build.sh")
 }
 
+/// The profile packaged: debug, which test.sh has already built once for
+/// the DaemonSet suites (the release image differs by one cargo flag and
+/// would cost CI a cold release build of the agent);
+/// `CAPSTAN_IMAGE_PROFILE=release` tests that one.
+fn profile_args() -> &'static [&'static str] {
+    match std::env::var("CAPSTAN_IMAGE_PROFILE").as_deref() {
+        Ok("release") => &[],
+        _ => &["--debug"],
+    }
+}
+
 /// Runs build.sh with `args`: (archive path, manifest digest).
 fn build(args: &[&str]) -> (PathBuf, String) {
     let out = Command::new(build_sh())
+        .args(profile_args())
         .args(args)
         .output()
         .expect("run deploy/image/build.sh");
