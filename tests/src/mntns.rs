@@ -51,7 +51,7 @@ pub fn dir(lab_dir: &Path) -> PathBuf {
 pub fn prepare_dir(lab_dir: &Path) -> Result<PathBuf, LabError> {
     let d = dir(lab_dir);
     std::fs::create_dir_all(&d).map_err(LabError::io(format!("create {}", d.display())))?;
-    if !crate::sweep::mounts_under(&d)
+    if !crate::mounts::mounts_under(&d)
         .iter()
         .any(|m| Path::new(m) == d)
     {
@@ -205,8 +205,8 @@ pub fn enter_on_exec(file: &Path, cmd: &mut Command) -> Result<(), LabError> {
 
 /// Mount points of every lab's namespace-file directory on this machine.
 fn ns_dirs() -> Vec<String> {
-    let base = crate::state::base_dir();
-    crate::sweep::mounts_under(&base)
+    let base = crate::lab_dir::base_dir();
+    crate::mounts::mounts_under(&base)
         .into_iter()
         .filter(|m| {
             Path::new(m)

@@ -10,12 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::daemon::DaemonSpec;
 use crate::LabError;
 
-/// Root of every lab's files (`CAPSTAN_LAB_DIR` overrides).
-pub fn base_dir() -> PathBuf {
-    std::env::var_os("CAPSTAN_LAB_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/lib/capstan-lab"))
-}
+pub use crate::lab_dir::base_dir;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NodeState {

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::daemon::{process_alive, signal, wait_exit};
+pub use crate::mounts::{mounts_under, unmount_under};
 
 /// Every pid on the machine with its parent pid.
 fn processes() -> HashMap<u32, u32> {
@@ -121,40 +122,6 @@ fn reap_children(pids: &[u32]) {
         // SAFETY: non-blocking waitpid; ECHILD for others' processes is fine.
         unsafe {
             libc::waitpid(p, std::ptr::null_mut(), libc::WNOHANG);
-        }
-    }
-}
-
-/// Mount points at or below `dir`, deepest first.
-pub fn mounts_under(dir: &Path) -> Vec<String> {
-    let prefix = dir.to_string_lossy().into_owned();
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
-    let mut points: Vec<String> = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(unescape_mountinfo)
-        .filter(|p| p == &prefix || p.starts_with(&format!("{prefix}/")))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    points.dedup();
-    points
-}
-
-fn unescape_mountinfo(s: &str) -> String {
-    s.replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\134", "\\")
-}
-
-pub fn unmount_under(dir: &Path) {
-    for point in mounts_under(dir) {
-        if let Ok(c) = std::ffi::CString::new(point) {
-            // SAFETY: valid C string; MNT_DETACH never blocks.
-            unsafe {
-                libc::umount2(c.as_ptr(), libc::MNT_DETACH);
-            }
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod protobuf;
 pub mod registry;
 pub mod resources;
 pub mod rest;
+pub mod review_answer;
 pub mod reviews;
 pub mod selectors;
 pub mod server;

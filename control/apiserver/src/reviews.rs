@@ -133,34 +133,6 @@ fn verb_named(v: &str) -> Option<Verb> {
     Verb::parse(v)
 }
 
-/// Answers one review for `user` (posted into `ns` for a namespaced
-/// one): the reviewed object back with its status.
-pub async fn review(
-    api: &ApiServer,
-    r: &Review,
-    user: &User,
-    ns: Option<&str>,
-    body: Value,
-) -> Result<Value, ApiError> {
-    let out = match r.kind {
-        "SelfSubjectAccessReview" => {
-            serde_json::to_value(access(api, r, user, decode(r, body)?).await?)
-        }
-        "SelfSubjectRulesReview" => serde_json::to_value(rules(&api.rbac, user, decode(r, body)?)),
-        "TokenReview" => {
-            serde_json::to_value(crate::token_review::review(api, decode(r, body)?).await?)
-        }
-        "SubjectAccessReview" | "LocalSubjectAccessReview" => {
-            Ok(crate::subject_review::review(api, r, ns, body)?)
-        }
-        _ => serde_json::to_value(whoami(user, decode(r, body)?)),
-    };
-    let mut v = out.map_err(|e| ApiError::Internal(format!("encoding {}: {e}", r.kind)))?;
-    v["apiVersion"] = Value::from(format!("{}/{}", r.group, r.version));
-    v["kind"] = Value::from(r.kind);
-    Ok(v)
-}
-
 fn nonempty(s: &Option<String>) -> Option<&str> {
     s.as_deref().filter(|s| !s.is_empty())
 }
@@ -260,7 +232,7 @@ pub(crate) fn status_of(d: Decision) -> SubjectAccessReviewStatus {
     }
 }
 
-async fn access(
+pub(crate) async fn access(
     api: &ApiServer,
     r: &Review,
     user: &User,
@@ -278,7 +250,7 @@ async fn access(
 /// A node's own rules depend on the object (its own Node, pods bound to
 /// it), which a rule list cannot say, so a node's list is marked
 /// incomplete, as Kubernetes answers for its node authorizer.
-fn rules(
+pub(crate) fn rules(
     policy: &crate::auth::rbac::Policy,
     user: &User,
     mut rev: SelfSubjectRulesReview,
@@ -320,7 +292,7 @@ fn rules(
     rev
 }
 
-fn whoami(user: &User, mut rev: SelfSubjectReview) -> SelfSubjectReview {
+pub(crate) fn whoami(user: &User, mut rev: SelfSubjectReview) -> SelfSubjectReview {
     let mut groups = user.groups.clone();
     if !groups.iter().any(|g| g == AUTHENTICATED_GROUP) {
         groups.push(AUTHENTICATED_GROUP.into());

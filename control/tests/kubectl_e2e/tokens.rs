@@ -215,7 +215,8 @@ pub fn service_account_tokens_authenticate(s: &Suite) -> Result<(), Failed> {
 pub fn bound_token_dies_with_its_pod(s: &Suite) -> Result<(), Failed> {
     create(s, &sa_yaml("tok-bound"))?;
     create(s, &sa_pod_yaml("tok-bound-pod", "tok-bound", None))?;
-    create(s, &sa_pod_yaml("tok-other-sa-pod", "someone-else", None))?;
+    create(s, &sa_yaml("tok-other"))?;
+    create(s, &sa_pod_yaml("tok-other-sa-pod", "tok-other", None))?;
     let pod_uid = uid(s, "pod", "tok-bound-pod")?;
     let t = create_token(
         s,

@@ -10,21 +10,8 @@ use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
+pub use crate::client_error::ClientError;
 use crate::in_cluster;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    #[error("kubeconfig {path}: {message}")]
-    Kubeconfig { path: PathBuf, message: String },
-    #[error("no kubeconfig given and none found (in-cluster or $KUBECONFIG): {0}")]
-    Infer(String),
-    #[error("in-cluster config: {0}")]
-    InCluster(String),
-    #[error("bad API server address {0:?}")]
-    Server(String),
-    #[error("kube client: {0}")]
-    Client(#[source] kube::Error),
-}
 
 /// Where the client's configuration comes from.
 #[derive(Clone, Debug, Default)]

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
-use crate::client::ClientError;
+use crate::client_error::ClientError;
 
 /// Where Kubernetes mounts a pod's service-account files.
 pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";

@@ -4,6 +4,7 @@
 //! predicates). Must never import another Capstan crate.
 
 pub mod client;
+pub mod client_error;
 pub mod in_cluster;
 pub mod quantity;
 pub mod reflector;

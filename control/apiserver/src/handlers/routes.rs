@@ -173,6 +173,6 @@ async fn review(
     }
     let b = read_body(api, &req.headers, req.body).await?;
     let v = read_object(&req.headers, &b)?;
-    let out = reviews::review(api, r, user, ns, v).await?;
+    let out = crate::review_answer::review(api, r, user, ns, v).await?;
     Ok(json_response(StatusCode::CREATED, &out))
 }
