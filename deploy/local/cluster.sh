@@ -283,6 +283,19 @@ add_node() {
   wait_subnet "$i"
   kctl wait --for=condition=Ready "node/$node" --timeout=60s >/dev/null \
     || die "$node did not become Ready; see $(agent_logs "$i")"
+  if [ "$mode" = daemonset ]; then
+    # The subnet file comes from the agent pod before its kubelet reports
+    # it Running: added means the pod says so too.
+    local _
+    for _ in $(seq 1 300); do
+      kctl -n capstan-system get pods -l app.kubernetes.io/name=capstan \
+        --field-selector "spec.nodeName=$node" --no-headers 2>/dev/null | grep -q ' Running ' && break
+      sleep 0.2
+    done
+    kctl -n capstan-system get pods -l app.kubernetes.io/name=capstan \
+      --field-selector "spec.nodeName=$node" --no-headers 2>/dev/null | grep -q ' Running ' \
+      || die "the agent pod on $node is not Running; see deploy/local/cluster.sh kubectl -n capstan-system get pods -o wide"
+  fi
   echo "$node added ($(kctl get node "$node" --no-headers))"
 }
 
