@@ -352,6 +352,12 @@ spec:
             port: 8080
           periodSeconds: 1
 YAML
+  # kubectl wait fails at once while the controller has made no pod yet.
+  local _
+  for _ in $(seq 1 300); do
+    [ -n "$(kctl get pods -l app=demo --no-headers 2>/dev/null)" ] && break
+    sleep 0.2
+  done
   kctl wait --for=condition=Ready pod -l app=demo --timeout=90s >/dev/null \
     || die "demo pods not Ready; see deploy/local/cluster.sh kubectl describe pods"
   kctl get nodes,pods,svc -o wide
